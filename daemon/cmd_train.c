@@ -1,0 +1,333 @@
+/*
+ * daemon/cmd_train.c — `gand train`: one run in the foreground.
+ *
+ * Prints one JSON object per epoch on stdout, writes per-epoch fixed-noise
+ * grids and a checkpoint into the output directory, and resumes from that
+ * checkpoint when the directory already holds one. Ctrl-C (SIGINT) or
+ * SIGTERM stops at the next iteration boundary after writing a checkpoint.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/commands.h"
+#include "daemon/paths.h"
+#include "gan/config.h"
+#include "gan/fsutil.h"
+#include "gan/idx.h"
+#include "gan/png_grid.h"
+#include "gan/trainer.h"
+#include "kernels/backend.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: gand train [--config FILE] [--data IDX_PATH] [--out DIR] [--epochs N]\n"
+               "                  [--device auto|cpu|cuda]\n"
+               "\n"
+               "Trains one GAN in the foreground. FILE is a run config in JSON (fields as in\n"
+               "POST /api/v1/runs; absent fields take preset 'seed'). IDX_PATH is an IDX3 image\n"
+               "file, plain or gzip (default: the bundled 10,000 MNIST digits). DIR receives\n"
+               "checkpoint.safetensors, metrics.jsonl and samples/epoch-NNNNNN.png (default\n"
+               "./gand-train); a DIR that holds a checkpoint resumes from it.\n");
+}
+
+enum { FIXED_SAMPLES = 100, FIXED_SCALE = 2 };
+
+static int render_grid(gan_trainer *t, const char *dir, int epoch, gan_error *err)
+{
+    const gan_config *cfg = gan_trainer_config(t);
+    size_t gn = gan_generator_param_count(cfg);
+    float *g = malloc(gn * sizeof(float));
+    float *z = malloc((size_t)FIXED_SAMPLES * cfg->latent_dim * sizeof(float));
+    float *img = malloc((size_t)FIXED_SAMPLES * GAN_IMAGE_PIXELS * sizeof(float));
+    int rc = -1;
+    if (!g || !z || !img) {
+        gan_fail(err, "", "out of memory rendering samples");
+        goto out;
+    }
+    if (gan_trainer_download_generator(t, g, err) != 0)
+        goto out;
+    gan_fill_noise(cfg, cfg->seed, GK_PURPOSE_FIXED, FIXED_SAMPLES, z);
+    if (gan_generate(cfg, g, z, FIXED_SAMPLES, img, err) != 0)
+        goto out;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/samples/epoch-%06d.png", dir, epoch);
+    rc = gan_png_grid_write(path, img, FIXED_SAMPLES, GAN_IMAGE_ROWS, GAN_IMAGE_COLS, FIXED_SCALE,
+                            err);
+out:
+    free(g);
+    free(z);
+    free(img);
+    return rc;
+}
+
+static int append_line(const char *path, const char *line)
+{
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return -1;
+    int rc = fputs(line, f) < 0 || fputc('\n', f) < 0 ? -1 : 0;
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        rc = -1;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}
+
+void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "{\"epoch\":%d,\"d_real\":%.6g,\"d_fake\":%.6g,\"d_loss\":%.6g,\"g_loss\":%.6g,"
+             "\"d_x\":%.6g,\"d_g_z\":%.6g,\"seconds\":%.4f,\"samples_per_sec\":%.1f,"
+             "\"lr_d\":%.6g,\"lr_g\":%.6g,\"batch_size\":%d}",
+             m->epoch, m->d_real, m->d_fake, m->d_loss, m->g_loss, m->d_x, m->d_g_z, m->seconds,
+             m->samples_per_sec, m->lr_d, m->lr_g, m->batch_size);
+}
+
+/* Cut metrics.jsonl to the lines of epochs ≤ keep (after a resume). */
+static void truncate_metrics(const char *path, int keep)
+{
+    uint8_t *data;
+    size_t len;
+    if (gan_read_file(path, &data, &len, (size_t)1 << 30, NULL) != 0)
+        return;
+    size_t cut = 0;
+    int lines = 0;
+    for (size_t i = 0; i < len && lines < keep; i++)
+        if (data[i] == '\n') {
+            lines++;
+            cut = i + 1;
+        }
+    if (cut < len)
+        gan_write_file_atomic(path, data, cut, NULL);
+    free(data);
+}
+
+int gand_cmd_train(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"epochs", required_argument, NULL, 'e'},
+                                         {"device", required_argument, NULL, 'D'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *data_path = NULL, *out_dir = "gand-train", *device = "auto";
+    long epochs = -1;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:d:o:e:D:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'd':
+            data_path = optarg;
+            break;
+        case 'o':
+            out_dir = optarg;
+            break;
+        case 'e': {
+            char *end;
+            errno = 0;
+            epochs = strtol(optarg, &end, 10);
+            if (errno || *end || epochs < 1 || epochs > 1000000) {
+                fprintf(stderr, "gand train: --epochs must be an integer in 1..1000000, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'D':
+            device = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "gand train: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    gan_error err = {{0}, {0}};
+    gan_config cfg;
+    if (config_path) {
+        uint8_t *json;
+        size_t len;
+        if (gan_read_file(config_path, &json, &len, 1 << 20, &err) != 0) {
+            fprintf(stderr, "gand train: %s\n", err.message);
+            return 2;
+        }
+        int rc = gan_config_from_json(&cfg, (const char *)json, len, &err);
+        free(json);
+        if (rc != 0) {
+            fprintf(stderr, "gand train: %s: %s%s%s\n", config_path, err.field[0] ? err.field : "",
+                    err.field[0] ? ": " : "", err.message);
+            return 2;
+        }
+    } else {
+        gan_config_preset(&cfg, "seed", NULL);
+    }
+    if (epochs > 0)
+        cfg.epochs = (int)epochs;
+
+    char default_data[PATH_MAX];
+    if (!data_path) {
+        if (gand_default_dataset_path(default_data, sizeof default_data) != 0) {
+            fprintf(stderr, "gand train: the bundled data set was not found; pass --data\n");
+            return 2;
+        }
+        data_path = default_data;
+    }
+    gan_dataset ds;
+    if (gan_idx_load_images(data_path, &ds, &err) != 0) {
+        fprintf(stderr, "gand train: %s\n", err.message);
+        return 2;
+    }
+
+    char path[PATH_MAX];
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "gand train: cannot create %s: %s\n", out_dir, strerror(errno));
+        gan_dataset_free(&ds);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/samples", out_dir);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "gand train: cannot create %s: %s\n", path, strerror(errno));
+        gan_dataset_free(&ds);
+        return 1;
+    }
+    char ckpt[PATH_MAX], metrics[PATH_MAX];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", out_dir);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", out_dir);
+
+    char why[512];
+    gk_backend *be = gk_backend_open(device, why, sizeof why);
+    if (!be) {
+        fprintf(stderr, "gand train: %s\n", why);
+        gan_dataset_free(&ds);
+        return 2;
+    }
+    fprintf(stderr, "gand train: %s (%s)\n", why, be->device);
+
+    bool resuming = access(ckpt, F_OK) == 0;
+    if (resuming) {
+        /* the checkpoint's model wins; --epochs and the config's mutable fields still apply */
+        gan_config saved;
+        if (gan_checkpoint_read_config(ckpt, &saved, &err) != 0) {
+            fprintf(stderr, "gand train: cannot resume from %s: %s\n", ckpt, err.message);
+            gan_dataset_free(&ds);
+            gk_backend_close(be);
+            return 1;
+        }
+        if (config_path)
+            fprintf(stderr,
+                    "gand train: resuming: the checkpoint's config is used, %s is "
+                    "ignored (except that --epochs still applies)\n",
+                    config_path);
+        cfg = saved;
+        if (epochs > 0)
+            cfg.epochs = (int)epochs;
+    }
+
+    gan_trainer *t = gan_trainer_new(be, &cfg, &ds, &err);
+    gan_dataset_free(&ds);
+    if (!t) {
+        fprintf(stderr, "gand train: %s%s%s\n", err.field[0] ? err.field : "",
+                err.field[0] ? ": " : "", err.message);
+        gk_backend_close(be);
+        return 2;
+    }
+    if (resuming) {
+        int want_epochs = cfg.epochs;
+        if (gan_trainer_load(t, ckpt, &err) != 0) {
+            fprintf(stderr, "gand train: cannot resume from %s: %s\n", ckpt, err.message);
+            gan_trainer_free(t);
+            gk_backend_close(be);
+            return 1;
+        }
+        gan_config now = *gan_trainer_config(t);
+        now.epochs = want_epochs;
+        gan_trainer_set_config(t, &now);
+        truncate_metrics(metrics, gan_trainer_epoch(t));
+        fprintf(stderr, "gand train: resumed from %s at epoch %d, iteration %d\n", ckpt,
+                gan_trainer_epoch(t), gan_trainer_iteration(t));
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int status = 0;
+    const gan_config *live = gan_trainer_config(t);
+    while (gan_trainer_epoch(t) < live->epochs) {
+        if (stop_requested) {
+            fprintf(stderr, "gand train: stopping at epoch %d, iteration %d\n",
+                    gan_trainer_epoch(t), gan_trainer_iteration(t));
+            status = 130;
+            break;
+        }
+        if (!gan_trainer_epoch_complete(t)) {
+            if (gan_trainer_step(t, &err) != 0) {
+                fprintf(stderr, "gand train: %s\n", err.message);
+                status = 1;
+                break;
+            }
+            continue;
+        }
+        gan_epoch_metrics m;
+        if (gan_trainer_finish_epoch(t, &m, &err) != 0) {
+            fprintf(stderr, "gand train: run failed: %s\n", err.message);
+            status = 1;
+            break;
+        }
+        char line[1024];
+        gan_epoch_metrics_json(&m, line, sizeof line);
+        puts(line);
+        fflush(stdout);
+        if (append_line(metrics, line) != 0)
+            fprintf(stderr, "gand train: cannot append to %s: %s\n", metrics, strerror(errno));
+        bool last = m.epoch >= live->epochs;
+        if (live->sample_every > 0 && (m.epoch % live->sample_every == 0 || last) &&
+            render_grid(t, out_dir, m.epoch, &err) != 0)
+            fprintf(stderr, "gand train: sample grid: %s\n", err.message);
+        if ((m.epoch % live->checkpoint_every == 0 || last) &&
+            gan_trainer_save(t, ckpt, &err) != 0) {
+            fprintf(stderr, "gand train: checkpoint: %s\n", err.message);
+            status = 1;
+            break;
+        }
+    }
+    if (status != 1 && gan_trainer_save(t, ckpt, &err) != 0) {
+        fprintf(stderr, "gand train: checkpoint: %s\n", err.message);
+        status = 1;
+    } else if (status == 130) {
+        fprintf(stderr, "gand train: checkpoint written to %s; run the same command to resume\n",
+                ckpt);
+    }
+    gan_trainer_free(t);
+    gk_backend_close(be);
+    return status;
+}

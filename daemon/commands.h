@@ -1,0 +1,14 @@
+/* daemon/commands.h — the subcommands of the one `gand` binary. */
+#ifndef GAND_DAEMON_COMMANDS_H
+#define GAND_DAEMON_COMMANDS_H
+
+#include <stddef.h>
+
+#include "gan/trainer.h"
+
+int gand_cmd_train(int argc, char **argv);
+
+/* One epoch record as a JSON object on one line (the metrics.jsonl format). */
+void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len);
+
+#endif

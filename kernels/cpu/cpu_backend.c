@@ -1,0 +1,391 @@
+/*
+ * kernels/cpu/cpu_backend.c — the CPU backend: OpenBLAS for matrix products,
+ * OpenMP-threaded, vectorisable C loops for everything else.
+ *
+ * This is the readable reference for every op; the CUDA backend uses the same
+ * op names and is tested against it. Two choices worth knowing:
+ *  - Reductions (sum, bias_grad) never depend on the thread count: sums work
+ *    on fixed 4096-element chunks whose partials are added in order, and
+ *    bias_grad threads over columns. So a run is bit-reproducible on one
+ *    machine whatever OMP_NUM_THREADS says, which the resume test relies on.
+ *  - Small loops stay serial (GK_PAR_MIN): waking threads for a 1024-element
+ *    loop costs more than the loop.
+ *
+ * Ops keep no state, so the one static backend is shared by every thread.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/backend.h"
+#include "kernels/elementwise.h"
+
+#define GK_PAR_MIN 32768
+#define GK_SUM_CHUNK 4096
+
+#if defined(_OPENMP)
+#define GK_PRAGMA(x) _Pragma(#x)
+#define GK_PARALLEL_FOR(n) GK_PRAGMA(omp parallel for simd schedule(static) if ((n) >= GK_PAR_MIN))
+#define GK_PARALLEL_FOR_PLAIN(n)                                                                   \
+    GK_PRAGMA(omp parallel for schedule(static) if ((n) >= GK_PAR_MIN))
+#else
+#define GK_PARALLEL_FOR(n)
+#define GK_PARALLEL_FOR_PLAIN(n)
+#endif
+
+static void *cpu_alloc(gk_backend *be, size_t bytes)
+{
+    void *p = NULL;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded == 0)
+        rounded = 64;
+    if (posix_memalign(&p, 64, rounded) != 0) {
+        GK_FAIL(be, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    memset(p, 0, rounded);
+    return p;
+}
+
+static void cpu_free(gk_backend *be, void *p)
+{
+    (void)be;
+    free(p);
+}
+
+static void cpu_copy(gk_backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    if (bytes)
+        memmove(dst, src, bytes);
+}
+
+static void cpu_synchronize(gk_backend *be)
+{
+    (void)be;
+}
+
+static void cpu_sgemm(gk_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                      int ldc)
+{
+    (void)be;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static void cpu_bias_add(gk_backend *be, float *y, const float *bias, int rows, int cols)
+{
+    (void)be;
+    size_t total = (size_t)rows * (size_t)cols;
+    (void)total;
+    GK_PARALLEL_FOR_PLAIN(total)
+    for (int r = 0; r < rows; r++) {
+        float *row = y + (size_t)r * (size_t)cols;
+        for (int c = 0; c < cols; c++)
+            row[c] += bias[c];
+    }
+}
+
+static void cpu_bias_grad(gk_backend *be, float *db, const float *dy, int rows, int cols,
+                          bool accumulate)
+{
+    (void)be;
+    /* Column blocks of 64 per thread: each column is summed in row order by
+     * exactly one thread, so the result does not depend on the thread count. */
+    int blocks = (cols + 63) / 64;
+    size_t total = (size_t)rows * (size_t)cols;
+    (void)total;
+    GK_PARALLEL_FOR_PLAIN(total)
+    for (int blk = 0; blk < blocks; blk++) {
+        int c0 = blk * 64, c1 = c0 + 64 < cols ? c0 + 64 : cols;
+        float acc[64];
+        for (int c = c0; c < c1; c++)
+            acc[c - c0] = 0.0f;
+        for (int r = 0; r < rows; r++) {
+            const float *row = dy + (size_t)r * (size_t)cols;
+            for (int c = c0; c < c1; c++)
+                acc[c - c0] += row[c];
+        }
+        for (int c = c0; c < c1; c++)
+            db[c] = accumulate ? db[c] + acc[c - c0] : acc[c - c0];
+    }
+}
+
+static void cpu_relu_forward(gk_backend *be, float *y, const float *x, size_t n)
+{
+    (void)be;
+    GK_PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void cpu_relu_backward(gk_backend *be, float *dx, const float *dy, const float *y, size_t n)
+{
+    (void)be;
+    GK_PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+static void cpu_sigmoid_forward(gk_backend *be, float *y, const float *x, size_t n)
+{
+    (void)be;
+    GK_PARALLEL_FOR_PLAIN(n)
+    for (size_t i = 0; i < n; i++)
+        y[i] = gk_sigmoid(x[i]);
+}
+
+static void cpu_sigmoid_backward(gk_backend *be, float *dx, const float *dy, const float *y,
+                                 size_t n)
+{
+    (void)be;
+    GK_PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+}
+
+static void cpu_maxout_forward(gk_backend *be, float *y, int32_t *argmax, const float *x, int rows,
+                               int units, int pieces)
+{
+    (void)be;
+    size_t total = (size_t)rows * (size_t)units;
+    GK_PARALLEL_FOR_PLAIN(total * (size_t)pieces)
+    for (size_t o = 0; o < total; o++) {
+        const float *in = x + o * (size_t)pieces;
+        float best = in[0];
+        int32_t arg = 0;
+        for (int p = 1; p < pieces; p++) {
+            if (in[p] > best) { /* strict: ties keep the lowest index */
+                best = in[p];
+                arg = p;
+            }
+        }
+        y[o] = best;
+        argmax[o] = arg;
+    }
+}
+
+static void cpu_maxout_backward(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
+                                int rows, int units, int pieces)
+{
+    (void)be;
+    size_t total = (size_t)rows * (size_t)units;
+    GK_PARALLEL_FOR_PLAIN(total * (size_t)pieces)
+    for (size_t o = 0; o < total; o++) {
+        float *out = dx + o * (size_t)pieces;
+        for (int p = 0; p < pieces; p++)
+            out[p] = 0.0f;
+        out[argmax[o]] = dy[o];
+    }
+}
+
+static void cpu_dropout_forward(gk_backend *be, float *y, float *mask, const float *x, size_t n,
+                                float p, gk_rng rng)
+{
+    (void)be;
+    if (p <= 0.0f) {
+        GK_PARALLEL_FOR(n)
+        for (size_t i = 0; i < n; i++) {
+            mask[i] = 1.0f;
+            y[i] = x[i];
+        }
+        return;
+    }
+    const float keep_scale = 1.0f / (1.0f - p);
+    /* One Philox block gives the uniforms of four consecutive elements. */
+    size_t blocks = (n + 3) / 4;
+    GK_PARALLEL_FOR_PLAIN(n)
+    for (size_t b = 0; b < blocks; b++) {
+        gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, rng.step, b);
+        for (size_t j = 0; j < 4; j++) {
+            size_t i = b * 4 + j;
+            if (i >= n)
+                break;
+            float m = gk_u01(r.v[j]) >= p ? keep_scale : 0.0f;
+            mask[i] = m;
+            y[i] = x[i] * m;
+        }
+    }
+}
+
+static void cpu_dropout_backward(gk_backend *be, float *dx, const float *dy, const float *mask,
+                                 size_t n)
+{
+    (void)be;
+    GK_PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        dx[i] = dy[i] * mask[i];
+}
+
+static void cpu_sigmoid_bce(gk_backend *be, float *dlogit, float *acc, const float *logit, int n,
+                            float target, float grad_scale)
+{
+    (void)be;
+    /* n is a batch (≤ 65536): serial, in order, so the loss is reproducible. */
+    double loss = 0.0, prob_sum = 0.0;
+    const float inv_n = 1.0f / (float)n;
+    for (int i = 0; i < n; i++) {
+        float prob = gk_sigmoid(logit[i]);
+        loss += gk_bce_forward(prob, target);
+        prob_sum += prob;
+        if (dlogit)
+            dlogit[i] = grad_scale * gk_sigmoid_bce_grad(prob, target) * inv_n;
+    }
+    acc[0] += (float)(loss / n);
+    acc[1] += (float)(prob_sum / n);
+}
+
+static void cpu_adam(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
+                     gk_adam hp)
+{
+    (void)be;
+    const float bias_c1 = (float)(1.0 - pow(hp.beta1, (double)hp.t));
+    const float bias_c2_sqrt = (float)sqrt(1.0 - pow(hp.beta2, (double)hp.t));
+    GK_PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        gk_adam_update(&param[i], grad[i], &m[i], &v[i], hp.lr, hp.beta1, hp.beta2, hp.eps,
+                       hp.weight_decay, bias_c1, bias_c2_sqrt);
+}
+
+static void cpu_sgd_momentum(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
+                             float lr, float momentum)
+{
+    (void)be;
+    GK_PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++) {
+        vel[i] = momentum * vel[i] - lr * grad[i];
+        param[i] += vel[i];
+    }
+}
+
+static void cpu_fill_normal(gk_backend *be, float *x, size_t n, gk_rng rng, float mean, float std)
+{
+    (void)be;
+    size_t blocks = (n + 3) / 4;
+    GK_PARALLEL_FOR_PLAIN(n)
+    for (size_t b = 0; b < blocks; b++) {
+        for (size_t j = 0; j < 4 && b * 4 + j < n; j++) {
+            size_t i = b * 4 + j;
+            x[i] = mean + std * gk_philox_normal(rng.seed, rng.purpose, rng.step, i);
+        }
+    }
+}
+
+static void cpu_fill_uniform(gk_backend *be, float *x, size_t n, gk_rng rng, float lo, float hi)
+{
+    (void)be;
+    size_t blocks = (n + 3) / 4;
+    const float span = hi - lo;
+    GK_PARALLEL_FOR_PLAIN(n)
+    for (size_t b = 0; b < blocks; b++) {
+        gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, rng.step, b);
+        for (size_t j = 0; j < 4 && b * 4 + j < n; j++)
+            x[b * 4 + j] = lo + span * gk_u01(r.v[j]);
+    }
+}
+
+static void cpu_gather_rows_u8(gk_backend *be, float *dst, const uint8_t *src, const int32_t *index,
+                               int rows, int cols, float scale)
+{
+    (void)be;
+    size_t total = (size_t)rows * (size_t)cols;
+    (void)total;
+    GK_PARALLEL_FOR_PLAIN(total)
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *in = src + (size_t)index[r] * (size_t)cols;
+        float *out = dst + (size_t)r * (size_t)cols;
+        for (int c = 0; c < cols; c++)
+            out[c] = (float)in[c] * scale;
+    }
+}
+
+static void cpu_sum(gk_backend *be, float *acc, const float *x, size_t n)
+{
+    (void)be;
+    size_t chunks = (n + GK_SUM_CHUNK - 1) / GK_SUM_CHUNK;
+    double total = 0.0;
+    for (size_t ch = 0; ch < chunks; ch++) {
+        size_t end = (ch + 1) * GK_SUM_CHUNK < n ? (ch + 1) * GK_SUM_CHUNK : n;
+        float part = 0.0f;
+        for (size_t i = ch * GK_SUM_CHUNK; i < end; i++)
+            part += x[i];
+        total += part;
+    }
+    acc[0] += (float)total;
+}
+
+static void cpu_fill(gk_backend *be, float *x, size_t n, float value)
+{
+    (void)be;
+    GK_PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        x[i] = value;
+}
+
+static void cpu_axpy(gk_backend *be, float *y, const float *x, size_t n, float a)
+{
+    (void)be;
+    GK_PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+static void cpu_upload(gk_backend *be, void *dst, const void *src, size_t bytes)
+{
+    cpu_copy(be, dst, src, bytes);
+}
+
+static const gk_backend_ops cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_upload,
+    .download = cpu_upload,
+    .copy = cpu_copy,
+    .synchronize = cpu_synchronize,
+    .sgemm = cpu_sgemm,
+    .bias_add = cpu_bias_add,
+    .bias_grad = cpu_bias_grad,
+    .relu_forward = cpu_relu_forward,
+    .relu_backward = cpu_relu_backward,
+    .sigmoid_forward = cpu_sigmoid_forward,
+    .sigmoid_backward = cpu_sigmoid_backward,
+    .maxout_forward = cpu_maxout_forward,
+    .maxout_backward = cpu_maxout_backward,
+    .dropout_forward = cpu_dropout_forward,
+    .dropout_backward = cpu_dropout_backward,
+    .sigmoid_bce = cpu_sigmoid_bce,
+    .adam = cpu_adam,
+    .sgd_momentum = cpu_sgd_momentum,
+    .fill_normal = cpu_fill_normal,
+    .fill_uniform = cpu_fill_uniform,
+    .gather_rows_u8 = cpu_gather_rows_u8,
+    .sum = cpu_sum,
+    .fill = cpu_fill,
+    .axpy = cpu_axpy,
+};
+
+static gk_backend cpu_backend = {.ops = &cpu_ops, .ctx = NULL, .error = "", .device = "CPU"};
+
+gk_backend *gk_cpu_backend(void)
+{
+    return &cpu_backend;
+}
+
+gk_backend *gk_cpu_backend_open(char *why, size_t why_len)
+{
+    gk_backend *be = calloc(1, sizeof *be);
+    if (!be) {
+        snprintf(why, why_len, "out of memory");
+        return NULL;
+    }
+    be->ops = &cpu_ops;
+    char *cfg = openblas_get_config();
+    snprintf(be->device, sizeof be->device, "CPU, %d BLAS threads (%s)", openblas_get_num_threads(),
+             cfg ? cfg : "OpenBLAS");
+    return be;
+}

@@ -1,0 +1,141 @@
+/*
+ * kernels/elementwise.h — per-element math shared by every backend.
+ *
+ * Written once as `static inline` functions that compile as C11 and as CUDA
+ * device code (GK_HD expands to __host__ __device__ under nvcc), so the part
+ * of the CUDA backend the CPU tests can check is as large as possible.
+ *
+ * Philox-4x32-10 (Salmon et al., SC'11): key = the run seed, counter =
+ * (block index lo, block index hi, step, purpose). Element i of a fill uses
+ * word i % 4 of block i / 4, so the numbers depend only on (seed, purpose,
+ * step, i), never on how a backend splits the work. Box–Muller is evaluated
+ * in double so CPU and GPU libm differences vanish after rounding to float.
+ */
+#ifndef GAND_KERNELS_ELEMENTWISE_H
+#define GAND_KERNELS_ELEMENTWISE_H
+
+#include <math.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define GK_HD __host__ __device__ __forceinline__
+#else
+#define GK_HD static inline
+#endif
+
+typedef struct gk_philox4 {
+    uint32_t v[4];
+} gk_philox4;
+
+GK_HD uint32_t gk_mulhilo32(uint32_t a, uint32_t b, uint32_t *hi)
+{
+    uint64_t p = (uint64_t)a * (uint64_t)b;
+    *hi = (uint32_t)(p >> 32);
+    return (uint32_t)p;
+}
+
+/* Philox-4x32 with R rounds on counter c and key k (the generic form, for tests). */
+GK_HD gk_philox4 gk_philox4x32_rounds(gk_philox4 c, uint32_t k0, uint32_t k1, int rounds)
+{
+    for (int r = 0; r < rounds; r++) {
+        uint32_t hi0, hi1;
+        uint32_t lo0 = gk_mulhilo32(0xD2511F53u, c.v[0], &hi0);
+        uint32_t lo1 = gk_mulhilo32(0xCD9E8D57u, c.v[2], &hi1);
+        gk_philox4 n;
+        n.v[0] = hi1 ^ c.v[1] ^ k0;
+        n.v[1] = lo1;
+        n.v[2] = hi0 ^ c.v[3] ^ k1;
+        n.v[3] = lo0;
+        c = n;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return c;
+}
+
+/* The block of four words for (seed, purpose, step, block). */
+GK_HD gk_philox4 gk_philox_block(uint64_t seed, uint32_t purpose, uint32_t step, uint64_t block)
+{
+    gk_philox4 c;
+    c.v[0] = (uint32_t)block;
+    c.v[1] = (uint32_t)(block >> 32);
+    c.v[2] = step;
+    c.v[3] = purpose;
+    return gk_philox4x32_rounds(c, (uint32_t)seed, (uint32_t)(seed >> 32), 10);
+}
+
+/* 24 random bits to [0, 1). */
+GK_HD float gk_u01(uint32_t x)
+{
+    return (float)(x >> 8) * (1.0f / 16777216.0f);
+}
+
+/* Uniform [0,1) number i of the stream. */
+GK_HD float gk_philox_uniform(uint64_t seed, uint32_t purpose, uint32_t step, uint64_t i)
+{
+    gk_philox4 b = gk_philox_block(seed, purpose, step, i >> 2);
+    return gk_u01(b.v[i & 3]);
+}
+
+/*
+ * Standard normal number i of the stream. Words (0,1) and (2,3) of a block
+ * each make one Box–Muller pair: cos for the even word, sin for the odd.
+ */
+GK_HD float gk_philox_normal(uint64_t seed, uint32_t purpose, uint32_t step, uint64_t i)
+{
+    gk_philox4 b = gk_philox_block(seed, purpose, step, i >> 2);
+    unsigned pair = (unsigned)(i & 2);
+    /* u1 in (0, 1] so the log is finite; u2 in [0, 1) */
+    double u1 = ((double)(b.v[pair] >> 8) + 1.0) * (1.0 / 16777216.0);
+    double u2 = (double)(b.v[pair + 1] >> 8) * (1.0 / 16777216.0);
+    double r = sqrt(-2.0 * log(u1));
+    double theta = 6.283185307179586476925286766559 * u2;
+    return (float)((i & 1) ? r * sin(theta) : r * cos(theta));
+}
+
+GK_HD float gk_sigmoid(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+/* PyTorch BCELoss on one probability, log terms clamped at −100. */
+GK_HD float gk_bce_forward(float prob, float target)
+{
+    float lp = logf(prob);
+    float lq = logf(1.0f - prob);
+    lp = lp < -100.0f ? -100.0f : lp;
+    lq = lq < -100.0f ? -100.0f : lq;
+    return -(target * lp + (1.0f - target) * lq);
+}
+
+/* d BCE / d prob, PyTorch's: (x − y) / max(x(1 − x), 1e-12). */
+GK_HD float gk_bce_backward(float prob, float target)
+{
+    float d = prob * (1.0f - prob);
+    return (prob - target) / (d > 1e-12f ? d : 1e-12f);
+}
+
+/* d BCE(sigmoid(logit)) / d logit, as autograd chains the two backward passes. */
+GK_HD float gk_sigmoid_bce_grad(float prob, float target)
+{
+    return gk_bce_backward(prob, target) * (prob * (1.0f - prob));
+}
+
+/*
+ * One Adam update of one parameter, torch.optim.Adam (no amsgrad):
+ * bias_c1 = 1 − β1^t, bias_c2_sqrt = sqrt(1 − β2^t), computed once per step.
+ */
+GK_HD void gk_adam_update(float *p, float g, float *m, float *v, float lr, float beta1, float beta2,
+                          float eps, float weight_decay, float bias_c1, float bias_c2_sqrt)
+{
+    if (weight_decay != 0.0f)
+        g += weight_decay * *p;
+    float mt = beta1 * *m + (1.0f - beta1) * g;
+    float vt = beta2 * *v + (1.0f - beta2) * g * g;
+    *m = mt;
+    *v = vt;
+    float denom = sqrtf(vt) / bias_c2_sqrt + eps;
+    *p -= (lr / bias_c1) * mt / denom;
+}
+
+#endif

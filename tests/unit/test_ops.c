@@ -1,0 +1,778 @@
+/*
+ * tests/unit/test_ops.c — every backend op against a float64 reference, and
+ * finite-difference gradient checks of each layer's backward op.
+ *
+ * The shape follows ggml's test-backend-ops: one table of op tests, one loop
+ * over the backends built into this binary. A backend that is built but has
+ * no device (CUDA on a machine without a GPU) is skipped with a message.
+ * Inputs live in host arrays; each test uploads them, runs the op on the
+ * backend, downloads the result and compares by normalised mean squared
+ * error (NMSE) against the reference computed in double.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/backend.h"
+#include "kernels/elementwise.h"
+
+static gk_backend *be; /* the backend under test (set per group) */
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static uint64_t lcg_state = 12345;
+static float frand(float lo, float hi)
+{
+    lcg_state = lcg_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return lo + (hi - lo) * (float)((lcg_state >> 40) & 0xFFFFFF) / 16777216.0f;
+}
+
+static float *rand_vec(size_t n, float lo, float hi)
+{
+    float *v = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        v[i] = frand(lo, hi);
+    return v;
+}
+
+static void *dev_from(const void *host, size_t bytes)
+{
+    void *d = be->ops->alloc(be, bytes);
+    assert_non_null(d);
+    be->ops->upload(be, d, host, bytes);
+    return d;
+}
+
+static void *host_from(const void *dev, size_t bytes)
+{
+    void *h = malloc(bytes);
+    be->ops->download(be, h, dev, bytes);
+    be->ops->synchronize(be);
+    return h;
+}
+
+/* NMSE = Σ(a−ref)² / Σ ref²; asserts ≤ tol and prints the op on failure */
+static void expect_close(const char *what, const float *got, const double *ref, size_t n,
+                         double tol)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    double nmse = den > 0 ? num / den : num;
+    if (!(nmse <= tol)) {
+        print_error("%s on %s: NMSE %.3g > %.3g\n", what, be->ops->name, nmse, tol);
+        fail();
+    }
+}
+
+static void expect_exact(const char *what, const float *got, const float *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+            print_error("%s on %s: element %zu is %.9g, want %.9g\n", what, be->ops->name, i,
+                        got[i], want[i]);
+            fail();
+        }
+    }
+}
+
+#define TOL 1e-10 /* fp32 vs fp64: NMSE this small means agreement to ~1e-5 relative */
+
+/* ---- Philox-4x32-10 known answers (Random123's kat_vectors) -------------- */
+
+static void test_philox_known_answers(void **state)
+{
+    (void)state;
+    static const struct {
+        uint32_t ctr[4], key[2], out[4];
+    } kat[] = {
+        {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
+        {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
+         {0xffffffff, 0xffffffff},
+         {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
+        {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
+         {0xa4093822, 0x299f31d0},
+         {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}},
+    };
+    for (size_t k = 0; k < sizeof kat / sizeof kat[0]; k++) {
+        gk_philox4 c = {{kat[k].ctr[0], kat[k].ctr[1], kat[k].ctr[2], kat[k].ctr[3]}};
+        gk_philox4 r = gk_philox4x32_rounds(c, kat[k].key[0], kat[k].key[1], 10);
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(r.v[i], kat[k].out[i]);
+    }
+}
+
+/* ---- sgemm -------------------------------------------------------------- */
+
+static void run_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, float beta)
+{
+    float *a = rand_vec((size_t)m * k, -1, 1), *b = rand_vec((size_t)k * n, -1, 1),
+          *c = rand_vec((size_t)m * n, -1, 1);
+    int lda = ta ? m : k, ldb = tb ? k : n;
+    double *ref = malloc((size_t)m * n * sizeof(double));
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++) {
+                double av = ta ? a[p * lda + i] : a[i * lda + p];
+                double bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+                s += av * bv;
+            }
+            ref[i * n + j] = alpha * s + beta * c[i * n + j];
+        }
+    float *da = dev_from(a, (size_t)m * k * 4), *db = dev_from(b, (size_t)k * n * 4),
+          *dc = dev_from(c, (size_t)m * n * 4);
+    be->ops->sgemm(be, ta, tb, m, n, k, alpha, da, lda, db, ldb, beta, dc, n);
+    float *got = host_from(dc, (size_t)m * n * 4);
+    char what[64];
+    snprintf(what, sizeof what, "sgemm(%c%c %dx%dx%d)", ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k);
+    expect_close(what, got, ref, (size_t)m * n, TOL);
+    be->ops->free(be, da);
+    be->ops->free(be, db);
+    be->ops->free(be, dc);
+    free(a);
+    free(b);
+    free(c);
+    free(ref);
+    free(got);
+}
+
+static void test_sgemm(void **state)
+{
+    (void)state;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            run_sgemm(ta, tb, 17, 23, 31, 1.0f, 0.0f);
+            run_sgemm(ta, tb, 64, 40, 100, 0.5f, 1.0f);
+        }
+    run_sgemm(false, true, 33, 1, 240, 1.0f, 0.0f); /* the D output layer's shape */
+}
+
+/* ---- bias --------------------------------------------------------------- */
+
+static void test_bias(void **state)
+{
+    (void)state;
+    int rows = 37, cols = 130;
+    size_t n = (size_t)rows * cols;
+    float *y = rand_vec(n, -1, 1), *bias = rand_vec(cols, -1, 1), *db0 = rand_vec(cols, -1, 1);
+    double *ref = malloc(n * sizeof(double)), *rb = malloc(cols * sizeof(double));
+    for (size_t i = 0; i < n; i++)
+        ref[i] = (double)y[i] + bias[i % cols];
+    float *dy = dev_from(y, n * 4), *dbias = dev_from(bias, cols * 4);
+    be->ops->bias_add(be, dy, dbias, rows, cols);
+    float *got = host_from(dy, n * 4);
+    expect_close("bias_add", got, ref, n, TOL);
+
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        for (int c = 0; c < cols; c++) {
+            double s = accumulate ? db0[c] : 0.0;
+            for (int r = 0; r < rows; r++)
+                s += y[r * cols + c];
+            rb[c] = s;
+        }
+        float *d_in = dev_from(y, n * 4), *d_db = dev_from(db0, cols * 4);
+        be->ops->bias_grad(be, d_db, d_in, rows, cols, accumulate);
+        float *g = host_from(d_db, cols * 4);
+        expect_close(accumulate ? "bias_grad(+=)" : "bias_grad", g, rb, cols, TOL);
+        free(g);
+        be->ops->free(be, d_in);
+        be->ops->free(be, d_db);
+    }
+    be->ops->free(be, dy);
+    be->ops->free(be, dbias);
+    free(y);
+    free(bias);
+    free(db0);
+    free(ref);
+    free(rb);
+    free(got);
+}
+
+/* ---- element-wise activations ------------------------------------------ */
+
+static void test_relu_sigmoid(void **state)
+{
+    (void)state;
+    size_t n = 70001; /* above the threading threshold, odd */
+    float *x = rand_vec(n, -3, 3), *dy = rand_vec(n, -1, 1);
+    x[0] = 0.0f; /* ReLU at the kink: output 0, gradient 0 */
+    double *ref = malloc(n * sizeof(double));
+    float *dx = dev_from(x, n * 4), *ddy = dev_from(dy, n * 4), *dyv = be->ops->alloc(be, n * 4),
+          *dgrad = be->ops->alloc(be, n * 4);
+
+    be->ops->relu_forward(be, dyv, dx, n);
+    float *y = host_from(dyv, n * 4);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = x[i] > 0 ? x[i] : 0;
+    expect_close("relu_forward", y, ref, n, 0);
+    be->ops->relu_backward(be, dgrad, ddy, dyv, n);
+    float *g = host_from(dgrad, n * 4);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = x[i] > 0 ? dy[i] : 0;
+    expect_close("relu_backward", g, ref, n, 0);
+    free(y);
+    free(g);
+
+    be->ops->sigmoid_forward(be, dyv, dx, n);
+    y = host_from(dyv, n * 4);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = 1.0 / (1.0 + exp(-(double)x[i]));
+    expect_close("sigmoid_forward", y, ref, n, TOL);
+    be->ops->sigmoid_backward(be, dgrad, ddy, dyv, n);
+    g = host_from(dgrad, n * 4);
+    for (size_t i = 0; i < n; i++) {
+        double s = 1.0 / (1.0 + exp(-(double)x[i]));
+        ref[i] = dy[i] * s * (1 - s);
+    }
+    expect_close("sigmoid_backward", g, ref, n, TOL);
+    free(y);
+    free(g);
+    be->ops->free(be, dx);
+    be->ops->free(be, ddy);
+    be->ops->free(be, dyv);
+    be->ops->free(be, dgrad);
+    free(x);
+    free(dy);
+    free(ref);
+}
+
+/* ---- maxout ------------------------------------------------------------- */
+
+static void test_maxout(void **state)
+{
+    (void)state;
+    int rows = 9, units = 13, pieces = 5;
+    size_t nin = (size_t)rows * units * pieces, nout = (size_t)rows * units;
+    float *x = rand_vec(nin, -2, 2), *dy = rand_vec(nout, -1, 1);
+    /* ties: unit 0 of row 0 has pieces 1 and 3 equal and largest → index 1 wins */
+    x[0] = 0.1f;
+    x[1] = 5.0f;
+    x[2] = 0.2f;
+    x[3] = 5.0f;
+    x[4] = -1.0f;
+    double *ref = malloc(nin * sizeof(double));
+    int32_t *want_arg = malloc(nout * sizeof(int32_t));
+    for (size_t o = 0; o < nout; o++) {
+        int best = 0;
+        for (int p = 1; p < pieces; p++)
+            if (x[o * pieces + p] > x[o * pieces + best])
+                best = p;
+        want_arg[o] = best;
+        ref[o] = x[o * pieces + best];
+    }
+    float *dx = dev_from(x, nin * 4), *dyv = be->ops->alloc(be, nout * 4);
+    int32_t *darg = be->ops->alloc(be, nout * 4);
+    be->ops->maxout_forward(be, dyv, darg, dx, rows, units, pieces);
+    float *y = host_from(dyv, nout * 4);
+    int32_t *arg = host_from(darg, nout * 4);
+    expect_close("maxout_forward", y, ref, nout, 0);
+    assert_int_equal(arg[0], 1);
+    assert_memory_equal(arg, want_arg, nout * 4);
+
+    float *ddy = dev_from(dy, nout * 4), *dgrad = dev_from(x, nin * 4); /* garbage to overwrite */
+    be->ops->maxout_backward(be, dgrad, ddy, darg, rows, units, pieces);
+    float *g = host_from(dgrad, nin * 4);
+    for (size_t i = 0; i < nin; i++)
+        ref[i] = (int)(i % pieces) == want_arg[i / pieces] ? dy[i / pieces] : 0.0;
+    expect_close("maxout_backward", g, ref, nin, 0);
+
+    be->ops->free(be, dx);
+    be->ops->free(be, dyv);
+    be->ops->free(be, darg);
+    be->ops->free(be, ddy);
+    be->ops->free(be, dgrad);
+    free(x);
+    free(dy);
+    free(ref);
+    free(want_arg);
+    free(y);
+    free(arg);
+    free(g);
+}
+
+/* ---- dropout ------------------------------------------------------------ */
+
+static void test_dropout(void **state)
+{
+    (void)state;
+    size_t n = 100003;
+    float p = 0.8f;
+    gk_rng rng = {42, GK_PURPOSE_DROPOUT, 7};
+    float *x = rand_vec(n, -1, 1);
+    float *dx = dev_from(x, n * 4), *dy = be->ops->alloc(be, n * 4),
+          *dmask = be->ops->alloc(be, n * 4);
+    be->ops->dropout_forward(be, dy, dmask, dx, n, p, rng);
+    float *y = host_from(dy, n * 4), *mask = host_from(dmask, n * 4);
+    size_t kept = 0;
+    float *want = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) {
+        float u = gk_philox_uniform(rng.seed, rng.purpose, rng.step, i);
+        float m = u >= p ? 1.0f / (1.0f - p) : 0.0f;
+        kept += m != 0.0f;
+        want[i] = x[i] * m;
+        assert_true(mask[i] == m);
+    }
+    expect_exact("dropout_forward", y, want, n);
+    double frac = (double)kept / n;
+    assert_true(fabs(frac - 0.2) < 0.01); /* PyTorch meaning: p = 0.8 drops 80 % */
+
+    float *dg = be->ops->alloc(be, n * 4);
+    be->ops->dropout_backward(be, dg, dx, dmask, n);
+    float *g = host_from(dg, n * 4);
+    expect_exact("dropout_backward", g, want, n); /* dy = x here, so dx = x·mask too */
+
+    be->ops->dropout_forward(be, dy, dmask, dx, n, 0.0f, rng);
+    free(y);
+    y = host_from(dy, n * 4);
+    expect_exact("dropout_forward(p=0)", y, x, n);
+
+    be->ops->free(be, dx);
+    be->ops->free(be, dy);
+    be->ops->free(be, dmask);
+    be->ops->free(be, dg);
+    free(x);
+    free(y);
+    free(mask);
+    free(want);
+    free(g);
+}
+
+/* ---- sigmoid + BCE ------------------------------------------------------ */
+
+static double ref_bce(double prob, double y)
+{
+    double lp = fmax(log(prob), -100), lq = fmax(log(1 - prob), -100);
+    return -(y * lp + (1 - y) * lq);
+}
+
+static void test_sigmoid_bce(void **state)
+{
+    (void)state;
+    int n = 1000;
+    float *logit = rand_vec(n, -6, 6);
+    logit[0] = 120.0f; /* prob rounds to 1: log(1−p) clamps at −100 */
+    logit[1] = -120.0f;
+    for (int t = 0; t < 2; t++) {
+        float target = (float)t, scale = t ? 1.0f : -1.0f;
+        double loss = 0, psum = 0;
+        double *ref = malloc(n * sizeof(double));
+        for (int i = 0; i < n; i++) {
+            float prob = gk_sigmoid(logit[i]); /* the clamp acts on the float probability */
+            loss += ref_bce(prob, target);
+            psum += prob;
+            double d = (double)prob * (1 - (double)prob);
+            ref[i] = scale * ((prob - target) / fmax(d, 1e-12)) * d / n;
+        }
+        float acc0[2] = {0.5f, 0.25f};
+        float *dl = dev_from(logit, n * 4), *dacc = dev_from(acc0, 8),
+              *dg = be->ops->alloc(be, n * 4);
+        be->ops->sigmoid_bce(be, dg, dacc, dl, n, target, scale);
+        float *acc = host_from(dacc, 8), *g = host_from(dg, n * 4);
+        double want_loss[1] = {0.5 + loss / n}, want_p[1] = {0.25 + psum / n};
+        expect_close("sigmoid_bce loss", &acc[0], want_loss, 1, TOL);
+        expect_close("sigmoid_bce mean prob", &acc[1], want_p, 1, TOL);
+        expect_close("sigmoid_bce grad", g, ref, n, TOL);
+        /* saturated at the wrong end: the gradient vanishes as PyTorch's does */
+        if (t == 1)
+            assert_true(fabs(g[1]) < 1e-6);
+        be->ops->free(be, dl);
+        be->ops->free(be, dacc);
+        be->ops->free(be, dg);
+        free(acc);
+        free(g);
+        free(ref);
+    }
+    free(logit);
+}
+
+/* ---- optimisers -------------------------------------------------------- */
+
+static void test_adam(void **state)
+{
+    (void)state;
+    size_t n = 50000;
+    float *p = rand_vec(n, -1, 1), *m = calloc(n, 4), *v = calloc(n, 4);
+    double *rp = malloc(n * 8), *rm = calloc(n, 8), *rv = calloc(n, 8);
+    for (size_t i = 0; i < n; i++)
+        rp[i] = p[i];
+    float *dp = dev_from(p, n * 4), *dm = dev_from(m, n * 4), *dv = dev_from(v, n * 4);
+    for (int t = 1; t <= 5; t++) {
+        float *g = rand_vec(n, -0.1f, 0.1f);
+        float *dg = dev_from(g, n * 4);
+        gk_adam hp = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, t};
+        be->ops->adam(be, dp, dg, dm, dv, n, hp);
+        for (size_t i = 0; i < n; i++) {
+            rm[i] = 0.9 * rm[i] + 0.1 * g[i];
+            rv[i] = 0.999 * rv[i] + 0.001 * (double)g[i] * g[i];
+            double denom = sqrt(rv[i]) / sqrt(1 - pow(0.999, t)) + 1e-8;
+            rp[i] -= 1e-3 / (1 - pow(0.9, t)) * rm[i] / denom;
+        }
+        be->ops->free(be, dg);
+        free(g);
+    }
+    float *got = host_from(dp, n * 4);
+    expect_close("adam", got, rp, n, TOL);
+    be->ops->free(be, dp);
+    be->ops->free(be, dm);
+    be->ops->free(be, dv);
+    free(p);
+    free(m);
+    free(v);
+    free(rp);
+    free(rm);
+    free(rv);
+    free(got);
+}
+
+static void test_sgd_momentum(void **state)
+{
+    (void)state;
+    size_t n = 1000;
+    float *p = rand_vec(n, -1, 1), *vel = rand_vec(n, -0.1f, 0.1f), *g = rand_vec(n, -1, 1);
+    double *ref = malloc(n * 8);
+    for (size_t i = 0; i < n; i++)
+        ref[i] = p[i] + (0.5 * vel[i] - 0.1 * g[i]);
+    float *dp = dev_from(p, n * 4), *dv = dev_from(vel, n * 4), *dg = dev_from(g, n * 4);
+    be->ops->sgd_momentum(be, dp, dg, dv, n, 0.1f, 0.5f);
+    float *got = host_from(dp, n * 4);
+    expect_close("sgd_momentum", got, ref, n, TOL);
+    be->ops->free(be, dp);
+    be->ops->free(be, dv);
+    be->ops->free(be, dg);
+    free(p);
+    free(vel);
+    free(g);
+    free(ref);
+    free(got);
+}
+
+/* ---- random fills -------------------------------------------------------- */
+
+static void test_fills(void **state)
+{
+    (void)state;
+    size_t n = 200001;
+    gk_rng rng = {0x123456789abcdefULL, GK_PURPOSE_NOISE_D, 3};
+    float *d = be->ops->alloc(be, n * 4);
+    be->ops->fill_normal(be, d, n, rng, 0.0f, 1.0f);
+    float *x = host_from(d, n * 4);
+    double s = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        float want = gk_philox_normal(rng.seed, rng.purpose, rng.step, i);
+        if (memcmp(&x[i], &want, 4) != 0) {
+            print_error("fill_normal[%zu] = %.9g, want %.9g\n", i, x[i], want);
+            fail();
+        }
+        s += x[i];
+        s2 += (double)x[i] * x[i];
+    }
+    assert_true(fabs(s / n) < 0.01);
+    assert_true(fabs(s2 / n - 1.0) < 0.01);
+    free(x);
+
+    be->ops->fill_uniform(be, d, n, rng, -2.0f, 3.0f);
+    x = host_from(d, n * 4);
+    s = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(x[i] >= -2.0f && x[i] < 3.0f);
+        float want = -2.0f + 5.0f * gk_philox_uniform(rng.seed, rng.purpose, rng.step, i);
+        assert_true(x[i] == want);
+        s += x[i];
+    }
+    assert_true(fabs(s / n - 0.5) < 0.02);
+    /* a different step gives a different stream */
+    gk_rng other = rng;
+    other.step = 4;
+    be->ops->fill_uniform(be, d, 4, other, -2.0f, 3.0f);
+    float *y = host_from(d, 16);
+    assert_true(memcmp(x, y, 16) != 0);
+    free(x);
+    free(y);
+
+    be->ops->fill(be, d, n, 2.5f);
+    x = host_from(d, n * 4);
+    for (size_t i = 0; i < n; i++)
+        assert_true(x[i] == 2.5f);
+    free(x);
+    be->ops->free(be, d);
+}
+
+/* ---- gather, sum, axpy ------------------------------------------------- */
+
+static void test_gather_sum_axpy(void **state)
+{
+    (void)state;
+    int count = 50, cols = 784, rows = 7;
+    uint8_t *pix = malloc((size_t)count * cols);
+    for (int i = 0; i < count * cols; i++)
+        pix[i] = (uint8_t)(i * 31 + 7);
+    int32_t idx[7] = {49, 0, 3, 3, 17, 48, 1};
+    uint8_t *dpix = dev_from(pix, (size_t)count * cols);
+    int32_t *didx = dev_from(idx, sizeof idx);
+    float *dout = be->ops->alloc(be, (size_t)rows * cols * 4);
+    be->ops->gather_rows_u8(be, dout, dpix, didx, rows, cols, 1.0f / 255.0f);
+    float *out = host_from(dout, (size_t)rows * cols * 4);
+    double *ref = malloc((size_t)rows * cols * 8);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            ref[r * cols + c] = pix[idx[r] * cols + c] / 255.0;
+    expect_close("gather_rows_u8", out, ref, (size_t)rows * cols, TOL);
+
+    size_t n = 123457;
+    float *x = rand_vec(n, 0, 1);
+    double want = 1.0;
+    for (size_t i = 0; i < n; i++)
+        want += x[i];
+    float one = 1.0f;
+    float *dx = dev_from(x, n * 4), *dacc = dev_from(&one, 4);
+    be->ops->sum(be, dacc, dx, n);
+    float *got = host_from(dacc, 4);
+    expect_close("sum", got, &want, 1, TOL);
+    free(got);
+
+    float *y = rand_vec(n, -1, 1);
+    double *ry = malloc(n * 8);
+    for (size_t i = 0; i < n; i++)
+        ry[i] = y[i] + 0.25 * x[i];
+    float *dy = dev_from(y, n * 4);
+    be->ops->axpy(be, dy, dx, n, 0.25f);
+    got = host_from(dy, n * 4);
+    expect_close("axpy", got, ry, n, TOL);
+
+    be->ops->free(be, dpix);
+    be->ops->free(be, didx);
+    be->ops->free(be, dout);
+    be->ops->free(be, dx);
+    be->ops->free(be, dacc);
+    be->ops->free(be, dy);
+    free(pix);
+    free(out);
+    free(ref);
+    free(x);
+    free(y);
+    free(ry);
+    free(got);
+}
+
+/* ---- finite-difference checks of each layer ------------------------------
+ * For a layer f and a fixed random weighting w, L(x) = Σ w ⊙ f(x). The
+ * backward op applied to w must match (L(x+h) − L(x−h)) / 2h. Points where
+ * the one-sided differences disagree sit on a kink (ReLU at 0, maxout ties)
+ * and are skipped, as ggml's test-backend-ops does.
+ */
+
+typedef double (*layer_loss)(const float *x, size_t n, const float *w);
+
+static size_t fd_units = 3, fd_pieces = 4;
+
+static double loss_relu(const float *x, size_t n, const float *w)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)w[i] * (x[i] > 0 ? x[i] : 0);
+    return s;
+}
+
+static double loss_sigmoid(const float *x, size_t n, const float *w)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)w[i] / (1.0 + exp(-(double)x[i]));
+    return s;
+}
+
+static double loss_maxout(const float *x, size_t n, const float *w)
+{
+    double s = 0;
+    size_t outs = n / fd_pieces;
+    for (size_t o = 0; o < outs; o++) {
+        double best = x[o * fd_pieces];
+        for (size_t p = 1; p < fd_pieces; p++)
+            best = fmax(best, x[o * fd_pieces + p]);
+        s += (double)w[o] * best;
+    }
+    return s;
+}
+
+/* run the backend's backward op for the layer: grad of Σ w ⊙ f(x) w.r.t. x */
+static float *layer_grad(const char *layer, const float *x, size_t n, const float *w)
+{
+    float *dx = dev_from(x, n * 4), *g = be->ops->alloc(be, n * 4), *res;
+    if (strcmp(layer, "maxout") == 0) {
+        size_t outs = n / fd_pieces;
+        float *y = be->ops->alloc(be, outs * 4), *dw = dev_from(w, outs * 4);
+        int32_t *arg = be->ops->alloc(be, outs * 4);
+        be->ops->maxout_forward(be, y, arg, dx, 1, (int)outs, (int)fd_pieces);
+        be->ops->maxout_backward(be, g, dw, arg, 1, (int)outs, (int)fd_pieces);
+        be->ops->free(be, y);
+        be->ops->free(be, dw);
+        be->ops->free(be, arg);
+    } else {
+        float *y = be->ops->alloc(be, n * 4), *dw = dev_from(w, n * 4);
+        if (strcmp(layer, "relu") == 0) {
+            be->ops->relu_forward(be, y, dx, n);
+            be->ops->relu_backward(be, g, dw, y, n);
+        } else {
+            be->ops->sigmoid_forward(be, y, dx, n);
+            be->ops->sigmoid_backward(be, g, dw, y, n);
+        }
+        be->ops->free(be, y);
+        be->ops->free(be, dw);
+    }
+    res = host_from(g, n * 4);
+    be->ops->free(be, dx);
+    be->ops->free(be, g);
+    return res;
+}
+
+static void fd_check(const char *layer, layer_loss f, size_t n, size_t nw)
+{
+    float *x = rand_vec(n, -2, 2), *w = rand_vec(nw, -1, 1);
+    float *g = layer_grad(layer, x, n, w);
+    const float h = 1e-2f;
+    int checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        float keep = x[i];
+        double l0 = f(x, n, w);
+        x[i] = keep + h;
+        double lp = f(x, n, w);
+        x[i] = keep - h;
+        double lm = f(x, n, w);
+        x[i] = keep;
+        double right = (lp - l0) / h, left = (l0 - lm) / h;
+        if (fabs(right - left) > 1e-2 * (1 + fabs(right)) && strcmp(layer, "sigmoid") != 0)
+            continue; /* a kink between x−h and x+h */
+        double fd = (lp - lm) / (2 * h);
+        if (fabs(fd - g[i]) > 1e-3 * (1 + fabs(fd))) {
+            print_error("%s: d/dx[%zu] = %.6g by backward, %.6g by finite differences\n", layer, i,
+                        g[i], fd);
+            fail();
+        }
+        checked++;
+    }
+    assert_true(checked > (int)n / 2);
+    free(x);
+    free(w);
+    free(g);
+}
+
+static void test_layer_gradients(void **state)
+{
+    (void)state;
+    fd_check("relu", loss_relu, 200, 200);
+    fd_check("sigmoid", loss_sigmoid, 200, 200);
+    fd_check("maxout", loss_maxout, fd_units * fd_pieces * 20, fd_units * 20);
+}
+
+/* Linear layer y = x·Wᵀ + b through sgemm: gradient of Σ w ⊙ y w.r.t. W, b, x. */
+static void test_linear_gradient(void **state)
+{
+    (void)state;
+    int B = 5, in = 7, out = 4;
+    float *x = rand_vec((size_t)B * in, -1, 1), *W = rand_vec((size_t)out * in, -1, 1),
+          *b = rand_vec(out, -1, 1), *w = rand_vec((size_t)B * out, -1, 1);
+    float *dx = dev_from(x, B * in * 4), *dW = dev_from(W, out * in * 4),
+          *ddy = dev_from(w, B * out * 4), *gW = be->ops->alloc(be, out * in * 4),
+          *gb = be->ops->alloc(be, out * 4), *gx = be->ops->alloc(be, B * in * 4);
+    be->ops->sgemm(be, true, false, out, in, B, 1.0f, ddy, out, dx, in, 0.0f, gW, in);
+    be->ops->bias_grad(be, gb, ddy, B, out, false);
+    be->ops->sgemm(be, false, false, B, in, out, 1.0f, ddy, out, dW, in, 0.0f, gx, in);
+    float *hW = host_from(gW, out * in * 4), *hb = host_from(gb, out * 4),
+          *hx = host_from(gx, B * in * 4);
+    /* L is linear in each argument, so the central difference is exact up to rounding */
+    double *rW = malloc(out * in * 8), *rb = malloc(out * 8), *rx = malloc(B * in * 8);
+    const double h = 1e-3;
+#define LOSS()                                                                                     \
+    ({                                                                                             \
+        double s_ = 0;                                                                             \
+        for (int r = 0; r < B; r++)                                                                \
+            for (int o = 0; o < out; o++) {                                                        \
+                double y_ = b[o];                                                                  \
+                for (int i = 0; i < in; i++)                                                       \
+                    y_ += (double)x[r * in + i] * W[o * in + i];                                   \
+                s_ += w[r * out + o] * y_;                                                         \
+            }                                                                                      \
+        s_;                                                                                        \
+    })
+#define FD(arr, idx, dst)                                                                          \
+    do {                                                                                           \
+        float k_ = arr[idx];                                                                       \
+        arr[idx] = (float)(k_ + h);                                                                \
+        double p_ = LOSS();                                                                        \
+        arr[idx] = (float)(k_ - h);                                                                \
+        double m_ = LOSS();                                                                        \
+        arr[idx] = k_;                                                                             \
+        dst = (p_ - m_) / ((double)(float)(k_ + h) - (double)(float)(k_ - h));                     \
+    } while (0)
+    for (int i = 0; i < out * in; i++)
+        FD(W, i, rW[i]);
+    for (int i = 0; i < out; i++)
+        FD(b, i, rb[i]);
+    for (int i = 0; i < B * in; i++)
+        FD(x, i, rx[i]);
+    expect_close("linear dW", hW, rW, out * in, 1e-8);
+    expect_close("linear db", hb, rb, out, 1e-8);
+    expect_close("linear dx", hx, rx, B * in, 1e-8);
+    void *dev[] = {dx, dW, ddy, gW, gb, gx};
+    for (size_t i = 0; i < 6; i++)
+        be->ops->free(be, dev[i]);
+    void *host[] = {x, W, b, w, hW, hb, hx, rW, rb, rx};
+    for (size_t i = 0; i < 10; i++)
+        free(host[i]);
+}
+
+/* ---- runner ------------------------------------------------------------- */
+
+int main(void)
+{
+    const struct CMUnitTest backend_tests[] = {
+        cmocka_unit_test(test_sgemm),
+        cmocka_unit_test(test_bias),
+        cmocka_unit_test(test_relu_sigmoid),
+        cmocka_unit_test(test_maxout),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_sigmoid_bce),
+        cmocka_unit_test(test_adam),
+        cmocka_unit_test(test_sgd_momentum),
+        cmocka_unit_test(test_fills),
+        cmocka_unit_test(test_gather_sum_axpy),
+        cmocka_unit_test(test_layer_gradients),
+        cmocka_unit_test(test_linear_gradient),
+    };
+    const struct CMUnitTest shared_tests[] = {cmocka_unit_test(test_philox_known_answers)};
+    int failed = cmocka_run_group_tests_name("elementwise", shared_tests, NULL, NULL);
+
+    const char *names[] = {"cpu", "cuda"};
+    for (size_t i = 0; i < 2; i++) {
+        if (strstr(gk_backends_built(), names[i]) == NULL)
+            continue;
+        char why[256];
+        gk_backend *b = gk_backend_open(names[i], why, sizeof why);
+        if (!b) {
+            printf("SKIP ops on %s: %s\n", names[i], why);
+            continue;
+        }
+        char group[32];
+        snprintf(group, sizeof group, "ops-%s", names[i]);
+        be = b;
+        failed += _cmocka_run_group_tests(
+            group, backend_tests, sizeof backend_tests / sizeof backend_tests[0], NULL, NULL);
+        if (gk_backend_error(b)) {
+            printf("backend %s reported: %s\n", names[i], gk_backend_error(b));
+            failed++;
+        }
+        gk_backend_close(b);
+    }
+    return failed ? 1 : 0;
+}
