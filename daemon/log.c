@@ -1,0 +1,58 @@
+#include "daemon/log.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int threshold = GAND_LOG_INFO;
+
+static const char *const names[] = {[GAND_LOG_ERR] = "err",   [GAND_LOG_WARNING] = "warning",
+                                    [GAND_LOG_NOTICE] = "notice", [GAND_LOG_INFO] = "info",
+                                    [GAND_LOG_DEBUG] = "debug"};
+
+void gand_log(int level, const char *fmt, ...)
+{
+    if (level > atomic_load(&threshold))
+        return;
+    char line[2048];
+    int off = snprintf(line, sizeof line, "<%d>", level);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line + off, sizeof line - (size_t)off - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)off + (n < 0 ? 0 : (size_t)n);
+    if (len > sizeof line - 2)
+        len = sizeof line - 2;
+    /* one line per message: newlines inside become spaces */
+    for (size_t i = (size_t)off; i < len; i++)
+        if (line[i] == '\n')
+            line[i] = ' ';
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+void gand_log_set_level(int level)
+{
+    atomic_store(&threshold, level);
+}
+
+int gand_log_get_level(void)
+{
+    return atomic_load(&threshold);
+}
+
+int gand_log_level_from_name(const char *name)
+{
+    for (int i = GAND_LOG_ERR; i <= GAND_LOG_DEBUG; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+const char *gand_log_level_name(int level)
+{
+    return level >= GAND_LOG_ERR && level <= GAND_LOG_DEBUG ? names[level] : "info";
+}
