@@ -27,9 +27,37 @@
  * A preset is a function that sets fields on top of the seed defaults (NULL: none).
  * gan_config_presets[i] names preset_apply[i]; add a preset by adding to both.
  */
-const char *const gan_config_presets[] = {"seed", NULL};
+/*
+ * The paper's own configuration (pylearn2 mnist.yaml, DESIGN §1): sigmoid
+ * output, uniform noise, dropout keeping 80 % of the input and 50 % of the
+ * hidden units, SGD with momentum 0.5 → 0.7 over 250 epochs and the learning
+ * rate 0.1 decaying by 1.000004 per step (floor 1e-6), batch 100, and the
+ * yaml's uniform initial weights (±0.05 in G, ±0.005 in D).
+ */
+static void preset_paper(gan_config *c)
+{
+    c->batch_size = 100;
+    c->g_output = GAN_G_OUTPUT_SIGMOID;
+    c->noise = GAN_NOISE_UNIFORM;
+    c->d_input_dropout = 0.2;
+    c->d_dropout = 0.5;
+    c->d_final_dropout = 0.5;
+    c->optimizer = GAN_OPT_SGD;
+    c->lr_d = 0.1;
+    c->lr_g = 0.1;
+    c->momentum = 0.5;
+    c->momentum_final = 0.7;
+    c->momentum_epochs = 250;
+    c->lr_decay = 1.000004;
+    c->lr_min = 1e-6;
+    c->g_init_range = 0.05;
+    c->d_init_range = 0.005;
+}
+
+const char *const gan_config_presets[] = {"seed", "paper", NULL};
 static void (*const preset_apply[])(gan_config *c) = {
-    NULL, /* seed: the reference run of DESIGN §1, i.e. exactly the defaults */
+    NULL,         /* seed: the reference run of DESIGN §1, i.e. exactly the defaults */
+    preset_paper, /* paper: Goodfellow et al.'s pylearn2 configuration */
 };
 _Static_assert(sizeof preset_apply / sizeof preset_apply[0] ==
                    sizeof gan_config_presets / sizeof gan_config_presets[0] - 1,
@@ -56,6 +84,14 @@ static void seed_defaults(gan_config *c)
     c->seed = 1;
     c->sample_every = 1;
     c->checkpoint_every = 5;
+    c->evaluate_every = 0;
+    c->noise = GAN_NOISE_NORMAL;
+    c->optimizer = GAN_OPT_ADAM;
+    c->momentum = 0.5;
+    c->momentum_final = 0.7;
+    c->momentum_epochs = 250;
+    c->lr_decay = 1.0;
+    c->lr_min = 0.0;
 }
 
 static int preset_index(const char *name)
@@ -103,8 +139,11 @@ typedef struct field_desc {
 
 static const char *const g_output_names[] = {"relu", "sigmoid", NULL};
 static const char *const g_loss_names[] = {"nonsaturating", "minimax", NULL};
+static const char *const noise_names[] = {"normal", "uniform", NULL};
+static const char *const optimizer_names[] = {"adam", "sgd", NULL};
 
-_Static_assert(sizeof(gan_g_output) == sizeof(int) && sizeof(gan_g_loss) == sizeof(int),
+_Static_assert(sizeof(gan_g_output) == sizeof(int) && sizeof(gan_g_loss) == sizeof(int) &&
+                   sizeof(gan_noise) == sizeof(int) && sizeof(gan_optimizer) == sizeof(int),
                "enum fields are stored and read as int");
 
 #define OFF(member) offsetof(gan_config, member)
@@ -138,6 +177,19 @@ static const field_desc fields[] = {
     {"seed", FT_U64, OFF(seed), 0, 9007199254740992.0, false, false, NULL, 0},
     ROW_INT(sample_every, 0, 1000000, GAN_F_SAMPLE_EVERY),
     ROW_INT(checkpoint_every, 1, 1000000, GAN_F_CHECKPOINT_EVERY),
+    ROW_INT(evaluate_every, 0, 1000000, GAN_F_EVALUATE_EVERY),
+    ROW_ENUM(noise, noise_names, 0),
+    ROW_DBL(d_input_dropout, false, 0, 1, true, 0),
+    ROW_DBL(d_final_dropout, false, 0, 1, true, 0),
+    ROW_DBL(label_smoothing, false, 0, 0.5, true, 0),
+    ROW_DBL(g_init_range, false, 0, 10, false, 0),
+    ROW_DBL(d_init_range, false, 0, 10, false, 0),
+    ROW_ENUM(optimizer, optimizer_names, 0),
+    ROW_DBL(momentum, false, 0, 1, true, 0),
+    ROW_DBL(momentum_final, false, 0, 1, true, 0),
+    ROW_INT(momentum_epochs, 0, 1000000, 0),
+    ROW_DBL(lr_decay, false, 1, 2, false, 0),
+    ROW_DBL(lr_min, false, 0, 10, false, 0),
 };
 enum { N_FIELDS = sizeof fields / sizeof fields[0] };
 
@@ -674,4 +726,19 @@ const char *gan_g_loss_name(gan_g_loss l)
 {
     return (unsigned)l < sizeof g_loss_names / sizeof g_loss_names[0] - 1 ? g_loss_names[l]
                                                                           : "invalid";
+}
+
+double gan_config_lr_at(const gan_config *c, double lr, int64_t step)
+{
+    if (c->lr_decay == 1.0)
+        return lr;
+    double v = lr / pow(c->lr_decay, (double)step);
+    return v > c->lr_min ? v : c->lr_min;
+}
+
+double gan_config_momentum_at(const gan_config *c, int epoch)
+{
+    if (c->momentum_epochs <= 0 || epoch >= c->momentum_epochs)
+        return c->momentum_epochs <= 0 ? c->momentum : c->momentum_final;
+    return c->momentum + (c->momentum_final - c->momentum) * epoch / c->momentum_epochs;
 }

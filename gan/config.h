@@ -19,6 +19,8 @@
 
 typedef enum gan_g_output { GAN_G_OUTPUT_RELU, GAN_G_OUTPUT_SIGMOID } gan_g_output;
 typedef enum gan_g_loss { GAN_G_LOSS_NONSATURATING, GAN_G_LOSS_MINIMAX } gan_g_loss;
+typedef enum gan_noise { GAN_NOISE_NORMAL, GAN_NOISE_UNIFORM } gan_noise;
+typedef enum gan_optimizer { GAN_OPT_ADAM, GAN_OPT_SGD } gan_optimizer;
 
 enum { GAN_NAME_MAX = 64 };
 
@@ -40,6 +42,22 @@ typedef struct gan_config {
     uint64_t seed;              /* 0..2^53, default 1 */
     int sample_every;           /* 0..1000000 epochs (0 = never), default 1 */
     int checkpoint_every;       /* 1..1000000 epochs, default 5 */
+    int evaluate_every;         /* 0..1000000 epochs (0 = never), default 0 */
+
+    /* The rest exists for preset "paper" (pylearn2's mnist.yaml) and the search
+     * for preset "stable"; the seed defaults leave each one inactive. */
+    gan_noise noise;         /* "normal" N(0,1) | "uniform" in ±√3 (unit variance) */
+    double d_input_dropout;  /* [0, 1): drop probability of D's input pixels, default 0 */
+    double d_final_dropout;  /* [0, 1): drop probability after maxout 2, default 0 */
+    double label_smoothing;  /* [0, 0.5): real target 1 − s in the D step, default 0 */
+    double g_init_range;     /* [0, 10]: G weights uniform ±range; 0 = PyTorch default */
+    double d_init_range;     /* [0, 10]: D weights uniform ±range; 0 = PyTorch default */
+    gan_optimizer optimizer; /* "adam" | "sgd" (with momentum), default adam */
+    double momentum;         /* [0, 1): SGD momentum at the start, default 0.5 */
+    double momentum_final;   /* [0, 1): reached linearly after momentum_epochs, default 0.7 */
+    int momentum_epochs;     /* 0..1000000 (0: momentum stays), default 250 */
+    double lr_decay;         /* [1, 2]: lr_t = max(lr / lr_decay^t, lr_min), default 1 */
+    double lr_min;           /* [0, 10], default 0 */
 } gan_config;
 
 /* Bits naming fields, for patches: which changed, and the mutable set. */
@@ -54,9 +72,10 @@ enum gan_field_bit {
     GAN_F_D_STEPS = 1u << 7,
     GAN_F_SAMPLE_EVERY = 1u << 8,
     GAN_F_CHECKPOINT_EVERY = 1u << 9,
+    GAN_F_EVALUATE_EVERY = 1u << 10,
 };
 /* Fields a patch may change; the rest are fixed when a run is created. */
-#define GAN_F_MUTABLE 0x3FFu
+#define GAN_F_MUTABLE 0x7FFu
 /* Of the mutable fields, those that apply at the next epoch (the rest: next iteration). */
 #define GAN_F_AT_EPOCH (GAN_F_BATCH_SIZE)
 
@@ -93,5 +112,10 @@ const char *gan_field_name(unsigned bit);
 
 const char *gan_g_output_name(gan_g_output o);
 const char *gan_g_loss_name(gan_g_loss l);
+
+/* The learning rate in force at a step (counting from 1) under lr_decay / lr_min. */
+double gan_config_lr_at(const gan_config *c, double lr, int64_t step);
+/* SGD momentum in force during an epoch (0-based), ramped per momentum_epochs. */
+double gan_config_momentum_at(const gan_config *c, int epoch);
 
 #endif

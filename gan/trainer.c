@@ -47,7 +47,7 @@ typedef struct batch_buffers {
     float *d_m2, *d_logit, *d_dlogit;     /* maxout 2, logits */
     int32_t *d_arg1, *d_arg2;             /* maxout arg-max */
     float *d_dm2, *d_da2, *d_dm1, *d_da1; /* D backward */
-    float *d_dx;                          /* dLoss/d(D input) for the G step */
+    float *d_in, *d_in_mask, *d_mask2;    /* input dropout; dropout after maxout 2 */
 } batch_buffers;
 
 struct gan_trainer {
@@ -178,10 +178,10 @@ gan_flops gan_flops_per_sample(const gan_config *c)
 
 static void batch_free(gk_backend *be, batch_buffers *b)
 {
-    void *ptrs[] = {b->z,     b->g_h1,    b->g_h2,     b->g_out,  b->g_dout, b->g_dh2,
-                    b->g_dh1, b->x,       b->d_a1,     b->d_m1,   b->d_mask, b->d_a2,
-                    b->d_m2,  b->d_logit, b->d_dlogit, b->d_arg1, b->d_arg2, b->d_dm2,
-                    b->d_da2, b->d_dm1,   b->d_da1,    b->d_dx};
+    void *ptrs[] = {b->z,     b->g_h1,    b->g_h2,     b->g_out,  b->g_dout,    b->g_dh2,
+                    b->g_dh1, b->x,       b->d_a1,     b->d_m1,   b->d_mask,    b->d_a2,
+                    b->d_m2,  b->d_logit, b->d_dlogit, b->d_arg1, b->d_arg2,    b->d_dm2,
+                    b->d_da2, b->d_dm1,   b->d_da1,    b->d_in,   b->d_in_mask, b->d_mask2};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         if (ptrs[i])
             be->ops->free(be, ptrs[i]);
@@ -215,7 +215,12 @@ static int batch_alloc(gk_backend *be, const gan_config *c, int B, batch_buffers
     b->d_da2 = ALLOC_F(n * UK);
     b->d_dm1 = ALLOC_F(n * U);
     b->d_da1 = ALLOC_F(n * UK);
-    b->d_dx = ALLOC_F(n * P);
+    if (c->d_input_dropout > 0) {
+        b->d_in = ALLOC_F(n * P);
+        b->d_in_mask = ALLOC_F(n * P);
+    }
+    if (c->d_final_dropout > 0)
+        b->d_mask2 = ALLOC_F(n * U);
     return gk_backend_error(be) ? -1 : 0;
 }
 
@@ -280,28 +285,46 @@ static void generator_backward(gan_trainer *t, int B)
     linear_backward(be, NULL, GG(0), GG(1), b->g_dh1, b->z, GP(0), B, L, H, false);
 }
 
-/* D forward on x (B × 784) to logits, with a fresh dropout mask. */
-static void discriminator_forward(gan_trainer *t, const float *x, int B)
+/*
+ * D forward on x (B × 784) to logits, with fresh dropout masks (one Philox
+ * stream per dropout site, all stepped by the same pass counter). Returns
+ * the input the first layer saw: x, or x after input dropout.
+ */
+static const float *discriminator_forward(gan_trainer *t, const float *x, int B)
 {
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
     int U = t->cfg.d_units, K = t->cfg.d_pieces, UK = U * K, P = GAN_IMAGE_PIXELS;
-    linear_forward(be, b->d_a1, x, DP(0), DP(1), B, P, UK);
+    uint32_t pass = (uint32_t)t->dropout_passes++;
+    const float *in = x;
+    if (t->cfg.d_input_dropout > 0) {
+        gk_rng r = {t->cfg.seed, GK_PURPOSE_DROPOUT_IN, pass};
+        be->ops->dropout_forward(be, b->d_in, b->d_in_mask, x, (size_t)B * P,
+                                 (float)t->cfg.d_input_dropout, r);
+        in = b->d_in;
+    }
+    linear_forward(be, b->d_a1, in, DP(0), DP(1), B, P, UK);
     be->ops->maxout_forward(be, b->d_m1, b->d_arg1, b->d_a1, B, U, K);
-    gk_rng rng = {t->cfg.seed, GK_PURPOSE_DROPOUT, (uint32_t)t->dropout_passes++};
+    gk_rng rng = {t->cfg.seed, GK_PURPOSE_DROPOUT, pass};
     be->ops->dropout_forward(be, b->d_m1, b->d_mask, b->d_m1, (size_t)B * U,
                              (float)t->cfg.d_dropout, rng);
     linear_forward(be, b->d_a2, b->d_m1, DP(2), DP(3), B, U, UK);
     be->ops->maxout_forward(be, b->d_m2, b->d_arg2, b->d_a2, B, U, K);
+    if (t->cfg.d_final_dropout > 0) {
+        gk_rng r = {t->cfg.seed, GK_PURPOSE_DROPOUT_FINAL, pass};
+        be->ops->dropout_forward(be, b->d_m2, b->d_mask2, b->d_m2, (size_t)B * U,
+                                 (float)t->cfg.d_final_dropout, r);
+    }
     linear_forward(be, b->d_logit, b->d_m2, DP(4), DP(5), B, U, 1);
+    return in;
 }
 
 /*
- * D backward from b->d_dlogit. With weight gradients (D step) they go into
- * d_g (accumulating when asked); with dx (G step) only the input gradient
- * is formed.
+ * D backward from b->d_dlogit; `in` is what discriminator_forward returned.
+ * With weight gradients (D step) they go into d_g (accumulating when asked);
+ * with dx (G step) only the gradient w.r.t. D's input x is formed.
  */
-static void discriminator_backward(gan_trainer *t, const float *x, int B, bool weight_grads,
+static void discriminator_backward(gan_trainer *t, const float *in, int B, bool weight_grads,
                                    bool accumulate, float *dx)
 {
     gk_backend *be = t->be;
@@ -309,59 +332,97 @@ static void discriminator_backward(gan_trainer *t, const float *x, int B, bool w
     int U = t->cfg.d_units, K = t->cfg.d_pieces, UK = U * K, P = GAN_IMAGE_PIXELS;
     linear_backward(be, b->d_dm2, weight_grads ? DG(4) : NULL, DG(5), b->d_dlogit, b->d_m2, DP(4),
                     B, U, 1, accumulate);
+    if (t->cfg.d_final_dropout > 0)
+        be->ops->dropout_backward(be, b->d_dm2, b->d_dm2, b->d_mask2, (size_t)B * U);
     be->ops->maxout_backward(be, b->d_da2, b->d_dm2, b->d_arg2, B, U, K);
     linear_backward(be, b->d_dm1, weight_grads ? DG(2) : NULL, DG(3), b->d_da2, b->d_m1, DP(2), B,
                     U, UK, accumulate);
     be->ops->dropout_backward(be, b->d_dm1, b->d_dm1, b->d_mask, (size_t)B * U);
     be->ops->maxout_backward(be, b->d_da1, b->d_dm1, b->d_arg1, B, U, K);
-    linear_backward(be, dx, weight_grads ? DG(0) : NULL, DG(1), b->d_da1, x, DP(0), B, P, UK,
+    linear_backward(be, dx, weight_grads ? DG(0) : NULL, DG(1), b->d_da1, in, DP(0), B, P, UK,
                     accumulate);
+    if (dx && t->cfg.d_input_dropout > 0)
+        be->ops->dropout_backward(be, dx, dx, b->d_in_mask, (size_t)B * P);
 }
 
-static gk_adam adam_params(const gan_trainer *t, double lr, int64_t step)
+/* z for a step: N(0,1), or uniform in ±√3 (unit variance, preset paper) */
+static void fill_noise(gan_trainer *t, uint32_t purpose, int64_t step, int B)
 {
-    gk_adam hp = {(float)lr, (float)t->cfg.beta1, (float)t->cfg.beta2, 1e-8f, 0.0f, step};
-    return hp;
+    gk_rng r = {t->cfg.seed, purpose, (uint32_t)step};
+    size_t n = (size_t)B * (size_t)t->cfg.latent_dim;
+    if (t->cfg.noise == GAN_NOISE_UNIFORM)
+        t->be->ops->fill_uniform(t->be, t->b.z, n, r, -1.7320508f, 1.7320508f);
+    else
+        t->be->ops->fill_normal(t->be, t->b.z, n, r, 0.0f, 1.0f);
 }
 
-static void discriminator_step(gan_trainer *t, int B, const int32_t *batch_index)
+/*
+ * The D loss BCE(D(x), 1 − smoothing) + BCE(D(G(z)), 0) and its gradient in
+ * d_g; losses and mean D outputs go to the accumulators. G's output is a
+ * constant here: nothing flows back into G.
+ */
+static void discriminator_loss_grad(gan_trainer *t, int B, const int32_t *batch_index)
 {
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
-    /* real: BCE(D(x), 1) */
+    float real_target = 1.0f - (float)t->cfg.label_smoothing;
     be->ops->gather_rows_u8(be, b->x, t->pixels, batch_index, B, GAN_IMAGE_PIXELS, 1.0f / 255.0f);
-    discriminator_forward(t, b->x, B);
-    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_REAL, b->d_logit, B, 1.0f, 1.0f);
-    discriminator_backward(t, b->x, B, true, false, NULL);
-    /* fake: BCE(D(G(z)), 0); G's output is a constant here */
-    gk_rng zr = {t->cfg.seed, GK_PURPOSE_NOISE_D, (uint32_t)t->d_steps_done};
-    be->ops->fill_normal(be, b->z, (size_t)B * t->cfg.latent_dim, zr, 0.0f, 1.0f);
+    const float *in = discriminator_forward(t, b->x, B);
+    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_REAL, b->d_logit, B, real_target, 1.0f);
+    discriminator_backward(t, in, B, true, false, NULL);
+    fill_noise(t, GK_PURPOSE_NOISE_D, t->d_steps_done, B);
     generator_forward(t, B);
-    discriminator_forward(t, b->g_out, B);
+    in = discriminator_forward(t, b->g_out, B);
     be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_FAKE, b->d_logit, B, 0.0f, 1.0f);
-    discriminator_backward(t, b->g_out, B, true, true, NULL);
-    t->d_steps_done++;
-    be->ops->adam(be, t->d_p, t->d_g, t->d_m, t->d_v, t->d_n,
-                  adam_params(t, t->cfg.lr_d, t->d_steps_done));
+    discriminator_backward(t, in, B, true, true, NULL);
 }
 
-static void generator_step(gan_trainer *t, int B)
+/*
+ * The G loss on fresh z' and its gradient in g_g. D runs forward and back to
+ * its input only: no D weight gradients are formed.
+ */
+static void generator_loss_grad(gan_trainer *t, int B)
 {
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
-    gk_rng zr = {t->cfg.seed, GK_PURPOSE_NOISE_G, (uint32_t)t->g_steps};
-    be->ops->fill_normal(be, b->z, (size_t)B * t->cfg.latent_dim, zr, 0.0f, 1.0f);
+    fill_noise(t, GK_PURPOSE_NOISE_G, t->g_steps, B);
     generator_forward(t, B);
-    discriminator_forward(t, b->g_out, B);
+    const float *in = discriminator_forward(t, b->g_out, B);
     if (t->cfg.g_loss == GAN_G_LOSS_NONSATURATING) /* minimise BCE(D(G(z)), 1) */
         be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_G, b->d_logit, B, 1.0f, 1.0f);
     else /* minimise log(1 − D(G(z))) = −BCE(D(G(z)), 0) */
         be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_G, b->d_logit, B, 0.0f, -1.0f);
-    discriminator_backward(t, b->g_out, B, false, false, b->g_dout);
+    discriminator_backward(t, in, B, false, false, b->g_dout);
     generator_backward(t, B);
+}
+
+/* One optimiser update of a network; step counts from 1. */
+static void optimizer_update(gan_trainer *t, float *p, const float *g, float *m, float *v, size_t n,
+                             double lr, int64_t step)
+{
+    gk_backend *be = t->be;
+    double lr_t = gan_config_lr_at(&t->cfg, lr, step);
+    if (t->cfg.optimizer == GAN_OPT_SGD) {
+        be->ops->sgd_momentum(be, p, g, m, n, (float)lr_t,
+                              (float)gan_config_momentum_at(&t->cfg, t->epoch));
+        return;
+    }
+    gk_adam hp = {(float)lr_t, (float)t->cfg.beta1, (float)t->cfg.beta2, 1e-8f, 0.0f, step};
+    be->ops->adam(be, p, g, m, v, n, hp);
+}
+
+static void discriminator_step(gan_trainer *t, int B, const int32_t *batch_index)
+{
+    discriminator_loss_grad(t, B, batch_index);
+    t->d_steps_done++;
+    optimizer_update(t, t->d_p, t->d_g, t->d_m, t->d_v, t->d_n, t->cfg.lr_d, t->d_steps_done);
+}
+
+static void generator_step(gan_trainer *t, int B)
+{
+    generator_loss_grad(t, B);
     t->g_steps++;
-    be->ops->adam(be, t->g_p, t->g_g, t->g_m, t->g_v, t->g_n,
-                  adam_params(t, t->cfg.lr_g, t->g_steps));
+    optimizer_update(t, t->g_p, t->g_g, t->g_m, t->g_v, t->g_n, t->cfg.lr_g, t->g_steps);
 }
 
 /* ---- epochs ------------------------------------------------------------- */
@@ -443,15 +504,18 @@ gan_trainer *gan_trainer_new(gk_backend *be, const gan_config *cfg, const gan_da
     }
     be->ops->upload(be, t->pixels, ds->pixels, npix);
 
-    /* nn.Linear's default init: W and b uniform in ±1/sqrt(fan_in). */
+    /* nn.Linear's default init, W and b uniform in ±1/sqrt(fan_in); or, with
+     * g_init_range / d_init_range (pylearn2's irange), W uniform in ±range and b = 0. */
     for (int i = 0; i < 12; i++) {
         const gan_tensor_info *ti = i < 6 ? &t->g_t[i] : &t->d_t[i - 6];
         float *base = i < 6 ? t->g_p : t->d_p;
+        double range = i < 6 ? cfg->g_init_range : cfg->d_init_range;
         int fan_in = ti->cols ? ti->cols : (i < 6 ? t->g_t[i - 1].cols : t->d_t[i - 7].cols);
-        float bound = 1.0f / sqrtf((float)fan_in);
+        float bound = range > 0 ? (ti->cols ? (float)range : 0.0f) : 1.0f / sqrtf((float)fan_in);
         size_t n = (size_t)ti->rows * (size_t)(ti->cols ? ti->cols : 1);
         gk_rng rng = {cfg->seed, GK_PURPOSE_INIT, (uint32_t)i};
-        be->ops->fill_uniform(be, base + ti->offset, n, rng, -bound, bound);
+        if (bound > 0)
+            be->ops->fill_uniform(be, base + ti->offset, n, rng, -bound, bound);
     }
     if (start_epoch(t) != 0 || check(t, err) != 0) {
         gan_trainer_free(t);
@@ -512,6 +576,7 @@ void gan_trainer_set_config(gan_trainer *t, const gan_config *c)
     t->cfg.d_steps = c->d_steps;
     t->cfg.sample_every = c->sample_every;
     t->cfg.checkpoint_every = c->checkpoint_every;
+    t->cfg.evaluate_every = c->evaluate_every;
 }
 
 bool gan_trainer_epoch_complete(const gan_trainer *t)
@@ -595,6 +660,12 @@ int gan_trainer_download_discriminator(gan_trainer *t, float *host, gan_error *e
 /* ---- checkpoints ------------------------------------------------------- */
 
 #define CKPT_FORMAT "gand-checkpoint-1"
+#define OPT_G_M(t)                                                                                 \
+    ((t)->cfg.optimizer == GAN_OPT_ADAM ? "optimizer.generator.exp_avg"                            \
+                                        : "optimizer.generator.momentum_buffer")
+#define OPT_D_M(t)                                                                                 \
+    ((t)->cfg.optimizer == GAN_OPT_ADAM ? "optimizer.discriminator.exp_avg"                        \
+                                        : "optimizer.discriminator.momentum_buffer")
 
 int gan_trainer_save(gan_trainer *t, const char *path, gan_error *err)
 {
@@ -637,12 +708,14 @@ int gan_trainer_save(gan_trainer *t, const char *path, gan_error *err)
         const char *name;
         const float *data;
         size_t n;
-    } extra[] = {{"optimizer.generator.exp_avg", gm, t->g_n},
+    } extra[] = {{"train.accumulators", acc, ACC_COUNT},
+                 {OPT_G_M(t), gm, t->g_n},
+                 {OPT_D_M(t), dm, t->d_n},
                  {"optimizer.generator.exp_avg_sq", gv, t->g_n},
-                 {"optimizer.discriminator.exp_avg", dm, t->d_n},
-                 {"optimizer.discriminator.exp_avg_sq", dv, t->d_n},
-                 {"train.accumulators", acc, ACC_COUNT}};
-    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+                 {"optimizer.discriminator.exp_avg_sq", dv, t->d_n}};
+    /* SGD keeps one buffer per network (PyTorch's momentum_buffer), Adam two */
+    size_t n_extra = t->cfg.optimizer == GAN_OPT_ADAM ? 5 : 3;
+    for (size_t i = 0; i < n_extra; i++) {
         gan_st_tensor *s = &ts[n++];
         memset(s, 0, sizeof *s);
         snprintf(s->name, sizeof s->name, "%s", extra[i].name);
@@ -747,7 +820,8 @@ int gan_trainer_load(gan_trainer *t, const char *path, gan_error *err)
     if (!json || gan_config_from_json(&saved, json, 0, err) != 0)
         goto out;
     if (saved.latent_dim != t->cfg.latent_dim || saved.g_hidden != t->cfg.g_hidden ||
-        saved.d_units != t->cfg.d_units || saved.d_pieces != t->cfg.d_pieces) {
+        saved.d_units != t->cfg.d_units || saved.d_pieces != t->cfg.d_pieces ||
+        saved.optimizer != t->cfg.optimizer) {
         gan_fail(err, "checkpoint", "checkpoint %s holds a model of other sizes", path);
         goto out;
     }
@@ -774,11 +848,13 @@ int gan_trainer_load(gan_trainer *t, const char *path, gan_error *err)
                             (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1), err))
                 goto out;
     }
-    if (load_tensor(t, &f, "optimizer.generator.exp_avg", t->g_m, t->g_n, err) ||
-        load_tensor(t, &f, "optimizer.generator.exp_avg_sq", t->g_v, t->g_n, err) ||
-        load_tensor(t, &f, "optimizer.discriminator.exp_avg", t->d_m, t->d_n, err) ||
-        load_tensor(t, &f, "optimizer.discriminator.exp_avg_sq", t->d_v, t->d_n, err) ||
+    if (load_tensor(t, &f, OPT_G_M(t), t->g_m, t->g_n, err) ||
+        load_tensor(t, &f, OPT_D_M(t), t->d_m, t->d_n, err) ||
         load_tensor(t, &f, "train.accumulators", t->acc, ACC_COUNT, err))
+        goto out;
+    if (t->cfg.optimizer == GAN_OPT_ADAM &&
+        (load_tensor(t, &f, "optimizer.generator.exp_avg_sq", t->g_v, t->g_n, err) ||
+         load_tensor(t, &f, "optimizer.discriminator.exp_avg_sq", t->d_v, t->d_n, err)))
         goto out;
     const char *secs = gan_st_meta(&f, "epoch_seconds");
     t->epoch_seconds = secs ? strtod(secs, NULL) : 0.0;
@@ -809,7 +885,9 @@ void gan_fill_noise(const gan_config *cfg, uint64_t seed, uint32_t purpose, int 
 {
     size_t total = (size_t)n * (size_t)cfg->latent_dim;
     for (size_t i = 0; i < total; i++)
-        z[i] = gk_philox_normal(seed, purpose, 0, i);
+        z[i] = cfg->noise == GAN_NOISE_UNIFORM
+                   ? -1.7320508f + 3.4641016f * gk_philox_uniform(seed, purpose, 0, i)
+                   : gk_philox_normal(seed, purpose, 0, i);
 }
 
 int gan_generate(const gan_config *cfg, const float *g_params, const float *z, int n, float *images,
@@ -870,50 +948,27 @@ static void counters_restore(gan_trainer *t, const counters *c, float *acc_now)
 
 int gan_trainer_eval_d_loss(gan_trainer *t, double *loss, float *grad_host, gan_error *err)
 {
-    gk_backend *be = t->be;
-    batch_buffers *b = &t->b;
-    int B = t->epoch_batch;
     counters c;
     float acc[ACC_COUNT];
     counters_save(t, &c);
-    be->ops->gather_rows_u8(be, b->x, t->pixels, t->perm, B, GAN_IMAGE_PIXELS, 1.0f / 255.0f);
-    discriminator_forward(t, b->x, B);
-    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_REAL, b->d_logit, B, 1.0f, 1.0f);
-    discriminator_backward(t, b->x, B, true, false, NULL);
-    gk_rng zr = {t->cfg.seed, GK_PURPOSE_NOISE_D, (uint32_t)t->d_steps_done};
-    be->ops->fill_normal(be, b->z, (size_t)B * t->cfg.latent_dim, zr, 0.0f, 1.0f);
-    generator_forward(t, B);
-    discriminator_forward(t, b->g_out, B);
-    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_FAKE, b->d_logit, B, 0.0f, 1.0f);
-    discriminator_backward(t, b->g_out, B, true, true, NULL);
+    discriminator_loss_grad(t, t->epoch_batch, t->perm);
     counters_restore(t, &c, acc);
     *loss = (double)acc[ACC_D_REAL] + (double)acc[ACC_D_FAKE];
     if (grad_host)
-        be->ops->download(be, grad_host, t->d_g, t->d_n * sizeof(float));
+        t->be->ops->download(t->be, grad_host, t->d_g, t->d_n * sizeof(float));
     return check(t, err);
 }
 
 int gan_trainer_eval_g_loss(gan_trainer *t, double *loss, float *grad_host, gan_error *err)
 {
-    gk_backend *be = t->be;
-    batch_buffers *b = &t->b;
-    int B = t->epoch_batch;
     counters c;
     float acc[ACC_COUNT];
     counters_save(t, &c);
-    gk_rng zr = {t->cfg.seed, GK_PURPOSE_NOISE_G, (uint32_t)t->g_steps};
-    be->ops->fill_normal(be, b->z, (size_t)B * t->cfg.latent_dim, zr, 0.0f, 1.0f);
-    generator_forward(t, B);
-    discriminator_forward(t, b->g_out, B);
-    bool ns = t->cfg.g_loss == GAN_G_LOSS_NONSATURATING;
-    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_G, b->d_logit, B, ns ? 1.0f : 0.0f,
-                         ns ? 1.0f : -1.0f);
-    discriminator_backward(t, b->g_out, B, false, false, b->g_dout);
-    generator_backward(t, B);
+    generator_loss_grad(t, t->epoch_batch);
     counters_restore(t, &c, acc);
-    *loss = ns ? (double)acc[ACC_G] : -(double)acc[ACC_G];
+    *loss = t->cfg.g_loss == GAN_G_LOSS_NONSATURATING ? (double)acc[ACC_G] : -(double)acc[ACC_G];
     if (grad_host)
-        be->ops->download(be, grad_host, t->g_g, t->g_n * sizeof(float));
+        t->be->ops->download(t->be, grad_host, t->g_g, t->g_n * sizeof(float));
     return check(t, err);
 }
 

@@ -31,14 +31,15 @@
 
 /* What a Philox draw is for: part of the counter, so streams never overlap. */
 enum gk_purpose {
-    GK_PURPOSE_INIT = 1,      /* weight initialisation; step = tensor number */
-    GK_PURPOSE_NOISE_D = 2,   /* z for the D step; step = D-step number */
-    GK_PURPOSE_NOISE_G = 3,   /* z' for the G step; step = G-step number */
-    GK_PURPOSE_DROPOUT = 4,   /* dropout mask; step = forward-pass number */
-    GK_PURPOSE_SHUFFLE = 5,   /* epoch permutation; step = epoch */
-    GK_PURPOSE_FIXED = 6,     /* fixed sample noise; step = 0 */
-    GK_PURPOSE_REQUEST = 7,   /* noise for an on-request sample grid */
-    GK_PURPOSE_DROPOUT_IN = 8 /* input dropout (preset paper) */
+    GK_PURPOSE_INIT = 1,         /* weight initialisation; step = tensor number */
+    GK_PURPOSE_NOISE_D = 2,      /* z for the D step; step = D-step number */
+    GK_PURPOSE_NOISE_G = 3,      /* z' for the G step; step = G-step number */
+    GK_PURPOSE_DROPOUT = 4,      /* dropout mask; step = forward-pass number */
+    GK_PURPOSE_SHUFFLE = 5,      /* epoch permutation; step = epoch */
+    GK_PURPOSE_FIXED = 6,        /* fixed sample noise; step = 0 */
+    GK_PURPOSE_REQUEST = 7,      /* noise for an on-request sample grid */
+    GK_PURPOSE_DROPOUT_IN = 8,   /* input dropout (preset paper) */
+    GK_PURPOSE_DROPOUT_FINAL = 9 /* dropout after the second maxout (preset paper) */
 };
 
 /* Key of one stream of random numbers: seed, purpose and step. */

@@ -100,7 +100,26 @@ static void test_presets(void **state)
 {
     (void)state;
     assert_string_equal(gan_config_presets[0], "seed");
-    assert_null(gan_config_presets[1]);
+    assert_string_equal(gan_config_presets[1], "paper");
+    assert_null(gan_config_presets[2]);
+
+    /* paper: the pylearn2 configuration; a request may still override its fields */
+    gan_config p;
+    gan_error perr;
+    assert_int_equal(gan_config_from_json(&p, "{\"preset\":\"paper\",\"epochs\":7}", 0, &perr), 0);
+    assert_string_equal(p.preset, "paper");
+    assert_int_equal(p.batch_size, 100);
+    assert_int_equal(p.epochs, 7);
+    assert_int_equal(p.g_output, GAN_G_OUTPUT_SIGMOID);
+    assert_int_equal(p.noise, GAN_NOISE_UNIFORM);
+    assert_int_equal(p.optimizer, GAN_OPT_SGD);
+    assert_true(p.d_input_dropout == 0.2 && p.d_dropout == 0.5 && p.d_final_dropout == 0.5);
+    assert_true(p.lr_d == 0.1 && p.lr_decay == 1.000004 && p.lr_min == 1e-6);
+    assert_true(fabs(gan_config_lr_at(&p, 0.1, 1000) - 0.1 / pow(1.000004, 1000)) < 1e-15);
+    assert_true(gan_config_lr_at(&p, 0.1, 100000000) == 1e-6);
+    assert_true(gan_config_momentum_at(&p, 0) == 0.5);
+    assert_true(fabs(gan_config_momentum_at(&p, 125) - 0.6) < 1e-12);
+    assert_true(gan_config_momentum_at(&p, 400) == 0.7);
 
     gan_config c = seed_config(), before = c;
     gan_error err;
@@ -112,7 +131,7 @@ static void test_presets(void **state)
 
     assert_int_equal(parse_one(&c, "preset", "\"nope\"", &err), -1);
     assert_string_equal(err.field, "preset");
-    assert_contains(err.message, "known presets are: seed");
+    assert_contains(err.message, "known presets are: seed, paper");
     assert_int_equal(parse_one(&c, "preset", "3", &err), -1);
     assert_string_equal(err.field, "preset");
     assert_contains(err.message, "\"seed\"");
@@ -153,6 +172,19 @@ static const range_case range_cases[] = {
      "an integer in 0..9007199254740992"},
     {"sample_every", "0", "1000000", "-1", "1000001", "an integer in 0..1000000"},
     {"checkpoint_every", "1", "1000000", "0", "1000001", "an integer in 1..1000000"},
+    {"evaluate_every", "0", "1000000", "-1", "1000001", "an integer in 0..1000000"},
+    {"noise", "\"normal\"", "\"uniform\"", "\"Normal\"", "\"gauss\"", "\"normal\", \"uniform\""},
+    {"d_input_dropout", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},
+    {"d_final_dropout", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},
+    {"label_smoothing", "0", "0.49999999999999994", "-5e-324", "0.5", "a number in [0, 0.5)"},
+    {"g_init_range", "0", "10", "-5e-324", "10.000000000000002", "a number in [0, 10]"},
+    {"d_init_range", "0", "10", "-5e-324", "10.000000000000002", "a number in [0, 10]"},
+    {"optimizer", "\"adam\"", "\"sgd\"", "\"Adam\"", "\"rmsprop\"", "\"adam\", \"sgd\""},
+    {"momentum", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},
+    {"momentum_final", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},
+    {"momentum_epochs", "0", "1000000", "-1", "1000001", "an integer in 0..1000000"},
+    {"lr_decay", "1", "2", "0.9999999999999999", "2.0000000000000004", "a number in [1, 2]"},
+    {"lr_min", "0", "10", "-5e-324", "10.000000000000002", "a number in [0, 10]"},
 };
 enum { N_RANGE_CASES = sizeof range_cases / sizeof range_cases[0] };
 
@@ -478,7 +510,7 @@ static void test_patch_mutable(void **state)
     c = seed_config();
     const char *all = "{\"batch_size\": 64, \"epochs\": 9, \"lr_d\": 0.5, \"lr_g\": 0.25,"
                       " \"beta1\": 0.5, \"beta2\": 0.99, \"g_loss\": \"minimax\", \"d_steps\": 3,"
-                      " \"sample_every\": 0, \"checkpoint_every\": 2}";
+                      " \"sample_every\": 0, \"checkpoint_every\": 2, \"evaluate_every\": 4}";
     assert_int_equal(gan_config_patch(&c, all, 0, &changed, &err), 0);
     assert_int_equal(changed, GAN_F_MUTABLE);
     assert_int_equal(c.batch_size, 64);
@@ -607,6 +639,7 @@ static void test_names(void **state)
         {GAN_F_D_STEPS, "d_steps"},
         {GAN_F_SAMPLE_EVERY, "sample_every"},
         {GAN_F_CHECKPOINT_EVERY, "checkpoint_every"},
+        {GAN_F_EVALUATE_EVERY, "evaluate_every"},
     };
     unsigned all = 0;
     for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++) {
@@ -617,7 +650,7 @@ static void test_names(void **state)
     assert_int_equal(all, GAN_F_MUTABLE);
     assert_null(gan_field_name(0));
     assert_null(gan_field_name(GAN_F_LR_D | GAN_F_LR_G));
-    assert_null(gan_field_name(1u << 10));
+    assert_null(gan_field_name(1u << 11));
 
     assert_string_equal(gan_g_output_name(GAN_G_OUTPUT_RELU), "relu");
     assert_string_equal(gan_g_output_name(GAN_G_OUTPUT_SIGMOID), "sigmoid");

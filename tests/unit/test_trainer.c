@@ -145,6 +145,20 @@ static void test_d_loss_gradient(void **state)
     check_loss_gradient(c, false);
 }
 
+/* preset paper's D: dropout on the input and after both maxouts, label smoothing */
+static void test_d_loss_gradient_all_dropouts(void **state)
+{
+    (void)state;
+    gan_config c = tiny_config();
+    c.d_input_dropout = 0.2;
+    c.d_dropout = 0.5;
+    c.d_final_dropout = 0.5;
+    c.label_smoothing = 0.1;
+    c.noise = GAN_NOISE_UNIFORM;
+    check_loss_gradient(c, false);
+    check_loss_gradient(c, true);
+}
+
 static void test_g_loss_gradient(void **state)
 {
     (void)state;
@@ -224,6 +238,46 @@ static void test_resume_identity(void **state)
     free(g2);
     free(d2);
     gan_trainer_free(straight);
+}
+
+/* SGD with momentum, decaying lr, uniform noise, three dropouts: resume is still exact */
+static void test_paper_preset_resumes(void **state)
+{
+    (void)state;
+    gan_config c;
+    gan_error err;
+    assert_int_equal(gan_config_preset(&c, "paper", &err), 0);
+    c.latent_dim = 8;
+    c.g_hidden = 16;
+    c.d_units = 8;
+    c.d_pieces = 3;
+    c.batch_size = 20;
+    c.momentum_epochs = 3;
+    gan_dataset ds = prefix(100);
+    size_t gn = gan_generator_param_count(&c);
+    float *g1 = malloc(gn * 4), *g2 = malloc(gn * 4);
+    gan_trainer *a = gan_trainer_new(be, &c, &ds, &err);
+    assert_non_null(a);
+    run_until(a, 4, 0);
+    gan_trainer_download_generator(a, g1, &err);
+    gan_trainer_free(a);
+
+    char path[] = "/tmp/gand-test-ckpt-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    a = gan_trainer_new(be, &c, &ds, &err);
+    run_until(a, 2, 3);
+    assert_int_equal(gan_trainer_save(a, path, &err), 0);
+    gan_trainer_free(a);
+    gan_trainer *b = gan_trainer_new(be, &c, &ds, &err);
+    assert_int_equal(gan_trainer_load(b, path, &err), 0);
+    run_until(b, 4, 0);
+    gan_trainer_download_generator(b, g2, &err);
+    assert_memory_equal(g1, g2, gn * 4);
+    gan_trainer_free(b);
+    unlink(path);
+    free(g1);
+    free(g2);
 }
 
 static void test_checkpoint_of_other_model_rejected(void **state)
@@ -307,6 +361,8 @@ int main(void)
         cmocka_unit_test(test_flops_per_sample),
         cmocka_unit_test(test_d_loss_gradient),
         cmocka_unit_test(test_g_loss_gradient),
+        cmocka_unit_test(test_d_loss_gradient_all_dropouts),
+        cmocka_unit_test(test_paper_preset_resumes),
         cmocka_unit_test(test_resume_identity),
         cmocka_unit_test(test_checkpoint_of_other_model_rejected),
         cmocka_unit_test(test_discriminator_learns),
