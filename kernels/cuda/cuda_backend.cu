@@ -1,0 +1,854 @@
+/*
+ * kernels/cuda/cuda_backend.cu — the CUDA backend: cuBLAS for matrix products,
+ * one small kernel per op for everything else.
+ *
+ * Same op names and meanings as kernels/cpu/cpu_backend.c (the reference; read
+ * them side by side); tests/unit/test_ops.c holds both to a float64 reference.
+ * Choices a reader would otherwise wonder about:
+ *  - Row-major sgemm on column-major cuBLAS by swapping the operands: a
+ *    row-major matrix read as column-major is its transpose, and
+ *    Cᵀ = op(B)ᵀ·op(A)ᵀ, so cuBLAS computes the n×m product "B·A" with the
+ *    same transpose flags and leading dimensions, and writes C row-major.
+ *  - Errors are sticky, never fatal: every CUDA and cuBLAS call and every
+ *    launch goes through CUDA_CHECK / CUBLAS_CHECK / LAUNCH_CHECK, which
+ *    record the call, file, line and error string through gk_backend_fail
+ *    (GK_FAIL's function; the first failure wins). Once an error is set every
+ *    op returns at once. Kernel faults are asynchronous and surface at the
+ *    next checked call that waits (download, synchronize, free).
+ *  - Random numbers come from kernels/elementwise.h: element i uses word i % 4
+ *    of Philox block i / 4 keyed by (seed, purpose, step), so they equal the
+ *    CPU's bit for bit whatever the launch shape. Dropout and uniform fills
+ *    run one thread per Philox block (four elements), normal fills one thread
+ *    per element. The fills use __fmul_rn/__fadd_rn so lo + span·u rounds
+ *    twice, as on the CPU, instead of being fused into an FMA.
+ *  - Deterministic sums, no float atomics: sum and sigmoid_bce reduce a
+ *    grid-stride slice per thread, then a fixed shuffle tree per block into
+ *    per-block partials (double), then one block adds the partials in order.
+ *    The grid size depends on n only. bias_grad gives each column to one
+ *    block, with a fixed tree over rows. Reruns are bit-identical on the same
+ *    GPU and toolkit.
+ *  - Built with --fmad=false (kernels/meson.build): Adam, SGD and axpy then
+ *    round like the CPU code; these kernels are bound by memory, not FLOPs.
+ *  - upload and download wait for the copy, so the host buffer may be reused
+ *    (or read) on return; every other op is queued on the backend's stream.
+ */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_backend.h" /* brings kernels/backend.h with C linkage */
+#include "kernels/elementwise.h"
+
+#define GKC_THREADS 256         /* block size of the 1-D kernels */
+#define GKC_REDUCE_BLOCKS 1024  /* most per-block partials a reduction makes */
+#define GKC_REDUCE_PER_THREAD 4 /* a reduction's grid gives each thread ≥ this many elements */
+#define GKC_BG_COLS 32          /* bias_grad: columns per block (one warp wide) */
+#define GKC_BG_ROWS 32          /* bias_grad: row lanes per block */
+
+typedef struct cuda_ctx {
+    cudaStream_t stream;
+    cublasHandle_t blas; /* bound to `stream`, CUBLAS_DEFAULT_MATH */
+    double *partials;    /* 2 × GKC_REDUCE_BLOCKS per-block sums of the reductions */
+    unsigned max_blocks; /* grid cap of element-wise kernels: one full wave on the GPU */
+} cuda_ctx;
+
+/* ---- checks --------------------------------------------------------------- */
+
+static bool cuda_ok(gk_backend *be, cudaError_t err, const char *call, const char *file, int line)
+{
+    if (err == cudaSuccess)
+        return true;
+    gk_backend_fail(be, file, line, "%s: %s (%s)", call, cudaGetErrorString(err),
+                    cudaGetErrorName(err));
+    return false;
+}
+
+static bool cublas_ok(gk_backend *be, cublasStatus_t st, const char *call, const char *file,
+                      int line)
+{
+    if (st == CUBLAS_STATUS_SUCCESS)
+        return true;
+    gk_backend_fail(be, file, line, "%s: %s (%s)", call, cublasGetStatusString(st),
+                    cublasGetStatusName(st));
+    return false;
+}
+
+/* Each evaluates to true when the call succeeded; otherwise the error is recorded. */
+#define CUDA_CHECK(be, call) cuda_ok((be), (call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(be, call) cublas_ok((be), (call), #call, __FILE__, __LINE__)
+/* After a <<<...>>> launch: catches bad configurations and earlier sticky faults. */
+#define LAUNCH_CHECK(be, kernel)                                                                   \
+    cuda_ok((be), cudaGetLastError(), "launch " kernel, __FILE__, __LINE__)
+
+/* The context, or NULL when an earlier failure turned every op into a no-op. */
+static cuda_ctx *live_ctx(gk_backend *be)
+{
+    return be->error[0] ? NULL : (cuda_ctx *)be->ctx;
+}
+
+/* Blocks for a grid-stride loop over `work` items. */
+static unsigned grid_for(const cuda_ctx *c, size_t work)
+{
+    size_t blocks = (work + GKC_THREADS - 1) / GKC_THREADS;
+    return (unsigned)(blocks < c->max_blocks ? blocks : c->max_blocks);
+}
+
+/* Blocks of a reduction over n items: a function of n only, so sums are reproducible. */
+static unsigned reduce_grid(size_t n)
+{
+    size_t per_block = (size_t)GKC_THREADS * GKC_REDUCE_PER_THREAD;
+    size_t blocks = (n + per_block - 1) / per_block;
+    if (blocks < 1)
+        blocks = 1;
+    return (unsigned)(blocks < GKC_REDUCE_BLOCKS ? blocks : GKC_REDUCE_BLOCKS);
+}
+
+/* Grid for the row × column kernels: x over columns, y strides over rows. */
+static dim3 grid_rows_cols(const cuda_ctx *c, int rows, int cols)
+{
+    unsigned gx = (unsigned)((cols + GKC_THREADS - 1) / GKC_THREADS);
+    unsigned gy = c->max_blocks / gx;
+    if (gy < 1)
+        gy = 1;
+    if (gy > (unsigned)rows)
+        gy = (unsigned)rows;
+    if (gy > 65535u)
+        gy = 65535u;
+    return dim3(gx, gy);
+}
+
+#define GRID_STRIDE(i, n)                                                                          \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
+         i += (size_t)blockDim.x * gridDim.x)
+
+/* ---- device helpers ------------------------------------------------------- */
+
+/*
+ * Sums a and b over the block in a fixed order (shuffle tree per warp, then
+ * over the warps); thread 0 holds the totals. blockDim.x must be a multiple
+ * of 32, and every thread of the block must call it.
+ */
+static __device__ void block_sum2(double *a, double *b)
+{
+    __shared__ double warp_a[32], warp_b[32];
+    double x = *a, y = *b;
+    for (int off = 16; off > 0; off >>= 1) {
+        x += __shfl_down_sync(0xffffffffu, x, off);
+        y += __shfl_down_sync(0xffffffffu, y, off);
+    }
+    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
+    if (lane == 0) {
+        warp_a[warp] = x;
+        warp_b[warp] = y;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        const unsigned warps = blockDim.x >> 5;
+        x = lane < warps ? warp_a[lane] : 0.0;
+        y = lane < warps ? warp_b[lane] : 0.0;
+        for (int off = 16; off > 0; off >>= 1) {
+            x += __shfl_down_sync(0xffffffffu, x, off);
+            y += __shfl_down_sync(0xffffffffu, y, off);
+        }
+    }
+    *a = x;
+    *b = y;
+}
+
+/* ---- kernels (same names as the CPU functions, plus _kernel) -------------- */
+
+static __global__ void bias_add_kernel(float *y, const float *bias, int rows, int cols)
+{
+    const int col = blockIdx.x * blockDim.x + threadIdx.x;
+    if (col >= cols)
+        return;
+    const float b = bias[col];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y)
+        y[(size_t)r * (size_t)cols + col] += b;
+}
+
+/*
+ * One block per GKC_BG_COLS columns: lane (x, y) sums rows y, y + 32, ... of
+ * column x (coalesced across x), then a fixed tree over y.
+ */
+static __global__ void bias_grad_kernel(float *db, const float *dy, int rows, int cols,
+                                        bool accumulate)
+{
+    __shared__ float part[GKC_BG_ROWS][GKC_BG_COLS + 1];
+    const int col = blockIdx.x * GKC_BG_COLS + threadIdx.x;
+    float s = 0.0f;
+    if (col < cols)
+        for (int r = threadIdx.y; r < rows; r += GKC_BG_ROWS)
+            s += dy[(size_t)r * (size_t)cols + col];
+    part[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    for (int half = GKC_BG_ROWS / 2; half > 0; half >>= 1) {
+        if ((int)threadIdx.y < half)
+            part[threadIdx.y][threadIdx.x] += part[threadIdx.y + half][threadIdx.x];
+        __syncthreads();
+    }
+    if (threadIdx.y == 0 && col < cols)
+        db[col] = accumulate ? db[col] + part[0][threadIdx.x] : part[0][threadIdx.x];
+}
+
+static __global__ void relu_forward_kernel(float *y, const float *x, size_t n)
+{
+    GRID_STRIDE(i, n)
+    y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static __global__ void relu_backward_kernel(float *dx, const float *dy, const float *y, size_t n)
+{
+    GRID_STRIDE(i, n)
+    dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+static __global__ void sigmoid_forward_kernel(float *y, const float *x, size_t n)
+{
+    GRID_STRIDE(i, n)
+    y[i] = gk_sigmoid(x[i]);
+}
+
+static __global__ void sigmoid_backward_kernel(float *dx, const float *dy, const float *y, size_t n)
+{
+    GRID_STRIDE(i, n)
+    dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+}
+
+static __global__ void maxout_forward_kernel(float *y, int32_t *argmax, const float *x, size_t outs,
+                                             int pieces)
+{
+    GRID_STRIDE(o, outs)
+    {
+        const float *in = x + o * (size_t)pieces;
+        float best = in[0];
+        int32_t arg = 0;
+        for (int p = 1; p < pieces; p++) {
+            if (in[p] > best) { /* strict: ties keep the lowest index */
+                best = in[p];
+                arg = p;
+            }
+        }
+        y[o] = best;
+        argmax[o] = arg;
+    }
+}
+
+/* One thread per input element, so dx is written in full and coalesced. */
+static __global__ void maxout_backward_kernel(float *dx, const float *dy, const int32_t *argmax,
+                                              size_t outs, int pieces)
+{
+    const size_t n = outs * (size_t)pieces;
+    GRID_STRIDE(i, n)
+    {
+        const size_t o = i / (size_t)pieces;
+        const int p = (int)(i - o * (size_t)pieces);
+        dx[i] = p == argmax[o] ? dy[o] : 0.0f;
+    }
+}
+
+static __global__ void dropout_keep_all_kernel(float *y, float *mask, const float *x, size_t n)
+{
+    GRID_STRIDE(i, n)
+    {
+        mask[i] = 1.0f;
+        y[i] = x[i];
+    }
+}
+
+/* One thread per Philox block: element i = 4b + j takes word j of block b. */
+static __global__ void dropout_forward_kernel(float *y, float *mask, const float *x, size_t n,
+                                              float p, float keep_scale, gk_rng rng)
+{
+    const size_t blocks = (n + 3) / 4;
+    GRID_STRIDE(b, blocks)
+    {
+        const gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, rng.step, b);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const size_t i = b * 4 + (size_t)j;
+            if (i < n) {
+                const float m = gk_u01(r.v[j]) >= p ? keep_scale : 0.0f;
+                mask[i] = m;
+                y[i] = x[i] * m;
+            }
+        }
+    }
+}
+
+static __global__ void dropout_backward_kernel(float *dx, const float *dy, const float *mask,
+                                               size_t n)
+{
+    GRID_STRIDE(i, n)
+    dx[i] = dy[i] * mask[i];
+}
+
+/*
+ * Fused sigmoid + BCE: writes dlogit (when asked) and the block's loss and
+ * probability sums into partials[block] and partials[GKC_REDUCE_BLOCKS + block].
+ */
+static __global__ void sigmoid_bce_kernel(float *dlogit, double *partials, const float *logit,
+                                          size_t n, float target, float grad_scale, float inv_n)
+{
+    double loss = 0.0, prob_sum = 0.0;
+    GRID_STRIDE(i, n)
+    {
+        const float prob = gk_sigmoid(logit[i]);
+        loss += gk_bce_forward(prob, target);
+        prob_sum += prob;
+        if (dlogit)
+            dlogit[i] = grad_scale * gk_sigmoid_bce_grad(prob, target) * inv_n;
+    }
+    block_sum2(&loss, &prob_sum);
+    if (threadIdx.x == 0) {
+        partials[blockIdx.x] = loss;
+        partials[GKC_REDUCE_BLOCKS + blockIdx.x] = prob_sum;
+    }
+}
+
+static __global__ void sum_partials_kernel(double *partials, const float *x, size_t n)
+{
+    double s = 0.0, unused = 0.0;
+    GRID_STRIDE(i, n)
+    s += x[i];
+    block_sum2(&s, &unused);
+    if (threadIdx.x == 0)
+        partials[blockIdx.x] = s;
+}
+
+/*
+ * One block: acc[k] += (float)(Σ_b partials[k·GKC_REDUCE_BLOCKS + b] / divisor)
+ * for k < count (1 or 2), the partials added in a fixed order.
+ */
+static __global__ void reduce_finish_kernel(float *acc, const double *partials, unsigned blocks,
+                                            int count, double divisor)
+{
+    double a = 0.0, b = 0.0;
+    for (unsigned i = threadIdx.x; i < blocks; i += blockDim.x) {
+        a += partials[i];
+        if (count > 1)
+            b += partials[GKC_REDUCE_BLOCKS + i];
+    }
+    block_sum2(&a, &b);
+    if (threadIdx.x == 0) {
+        acc[0] += (float)(a / divisor);
+        if (count > 1)
+            acc[1] += (float)(b / divisor);
+    }
+}
+
+static __global__ void adam_kernel(float *param, const float *grad, float *m, float *v, size_t n,
+                                   gk_adam hp, float bias_c1, float bias_c2_sqrt)
+{
+    GRID_STRIDE(i, n)
+    gk_adam_update(&param[i], grad[i], &m[i], &v[i], hp.lr, hp.beta1, hp.beta2, hp.eps,
+                   hp.weight_decay, bias_c1, bias_c2_sqrt);
+}
+
+static __global__ void sgd_momentum_kernel(float *param, const float *grad, float *vel, size_t n,
+                                           float lr, float momentum)
+{
+    GRID_STRIDE(i, n)
+    {
+        const float v = momentum * vel[i] - lr * grad[i];
+        vel[i] = v;
+        param[i] += v;
+    }
+}
+
+static __global__ void fill_normal_kernel(float *x, size_t n, gk_rng rng, float mean, float std)
+{
+    GRID_STRIDE(i, n)
+    x[i] = __fadd_rn(mean, __fmul_rn(std, gk_philox_normal(rng.seed, rng.purpose, rng.step, i)));
+}
+
+/* One thread per Philox block, as dropout. */
+static __global__ void fill_uniform_kernel(float *x, size_t n, gk_rng rng, float lo, float span)
+{
+    const size_t blocks = (n + 3) / 4;
+    GRID_STRIDE(b, blocks)
+    {
+        const gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, rng.step, b);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const size_t i = b * 4 + (size_t)j;
+            if (i < n)
+                x[i] = __fadd_rn(lo, __fmul_rn(span, gk_u01(r.v[j])));
+        }
+    }
+}
+
+static __global__ void gather_rows_u8_kernel(float *dst, const uint8_t *src, const int32_t *index,
+                                             int rows, int cols, float scale)
+{
+    const int col = blockIdx.x * blockDim.x + threadIdx.x;
+    if (col >= cols)
+        return;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        const uint8_t *in = src + (size_t)index[r] * (size_t)cols;
+        dst[(size_t)r * (size_t)cols + col] = (float)in[col] * scale;
+    }
+}
+
+static __global__ void fill_kernel(float *x, size_t n, float value)
+{
+    GRID_STRIDE(i, n)
+    x[i] = value;
+}
+
+static __global__ void axpy_kernel(float *y, const float *x, size_t n, float a)
+{
+    GRID_STRIDE(i, n)
+    y[i] += a * x[i];
+}
+
+/* ---- ops ------------------------------------------------------------------ */
+
+static void *cuda_alloc(gk_backend *be, size_t bytes)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c)
+        return NULL;
+    void *p = NULL;
+    size_t rounded = bytes ? bytes : 1; /* a valid, distinct pointer even for 0 bytes */
+    cudaError_t err = cudaMalloc(&p, rounded);
+    if (err != cudaSuccess) {
+        gk_backend_fail(be, __FILE__, __LINE__, "cudaMalloc of %zu bytes: %s (%s)", bytes,
+                        cudaGetErrorString(err), cudaGetErrorName(err));
+        return NULL;
+    }
+    /* on the stream, so later ops on it see the zeros */
+    if (!CUDA_CHECK(be, cudaMemsetAsync(p, 0, rounded, c->stream))) {
+        cudaFree(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_free(gk_backend *be, void *p)
+{
+    if (!p)
+        return;
+    /* freed even after a failure, so a failed run gives its memory back */
+    cudaError_t err = cudaFree(p);
+    if (!be->error[0])
+        CUDA_CHECK(be, err);
+}
+
+static void cuda_upload(gk_backend *be, void *dst, const void *host_src, size_t bytes)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || bytes == 0)
+        return;
+    if (CUDA_CHECK(be, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->stream)))
+        CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
+}
+
+static void cuda_download(gk_backend *be, void *host_dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || bytes == 0)
+        return; /* after a failure host_dst keeps what it held (e.g. the last good weights) */
+    if (CUDA_CHECK(be, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, c->stream)))
+        CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
+}
+
+/* memmove meaning: overlapping ranges go through a stream-ordered temporary. */
+static void cuda_copy(gk_backend *be, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || bytes == 0 || dst == src)
+        return;
+    const char *d = (const char *)dst, *s = (const char *)src;
+    if (d + bytes <= s || s + bytes <= d) {
+        CUDA_CHECK(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
+        return;
+    }
+    void *tmp = NULL;
+    if (!CUDA_CHECK(be, cudaMallocAsync(&tmp, bytes, c->stream)))
+        return;
+    if (CUDA_CHECK(be, cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, c->stream)))
+        CUDA_CHECK(be, cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, c->stream));
+    CUDA_CHECK(be, cudaFreeAsync(tmp, c->stream));
+}
+
+static void cuda_synchronize(gk_backend *be)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (c)
+        CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
+}
+
+/* Row-major C = α·op(A)·op(B) + β·C as column-major Cᵀ = α·op(B)ᵀ·op(A)ᵀ + β·Cᵀ. */
+static void cuda_sgemm(gk_backend *be, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                       const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                       int ldc)
+{
+    cuda_ctx *ctx = live_ctx(be);
+    if (!ctx)
+        return;
+    CUBLAS_CHECK(be, cublasSgemm(ctx->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a,
+                                 lda, &beta, c, ldc));
+}
+
+static void cuda_bias_add(gk_backend *be, float *y, const float *bias, int rows, int cols)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || rows <= 0 || cols <= 0)
+        return;
+    bias_add_kernel<<<grid_rows_cols(c, rows, cols), GKC_THREADS, 0, c->stream>>>(y, bias, rows,
+                                                                                  cols);
+    LAUNCH_CHECK(be, "bias_add_kernel");
+}
+
+static void cuda_bias_grad(gk_backend *be, float *db, const float *dy, int rows, int cols,
+                           bool accumulate)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || cols <= 0)
+        return;
+    if (rows < 0)
+        rows = 0; /* CPU meaning: an empty sum, so db = 0 (or unchanged when accumulating) */
+    const unsigned blocks = (unsigned)((cols + GKC_BG_COLS - 1) / GKC_BG_COLS);
+    bias_grad_kernel<<<blocks, dim3(GKC_BG_COLS, GKC_BG_ROWS), 0, c->stream>>>(db, dy, rows, cols,
+                                                                               accumulate);
+    LAUNCH_CHECK(be, "bias_grad_kernel");
+}
+
+static void cuda_relu_forward(gk_backend *be, float *y, const float *x, size_t n)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    relu_forward_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(y, x, n);
+    LAUNCH_CHECK(be, "relu_forward_kernel");
+}
+
+static void cuda_relu_backward(gk_backend *be, float *dx, const float *dy, const float *y, size_t n)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    relu_backward_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(dx, dy, y, n);
+    LAUNCH_CHECK(be, "relu_backward_kernel");
+}
+
+static void cuda_sigmoid_forward(gk_backend *be, float *y, const float *x, size_t n)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    sigmoid_forward_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(y, x, n);
+    LAUNCH_CHECK(be, "sigmoid_forward_kernel");
+}
+
+static void cuda_sigmoid_backward(gk_backend *be, float *dx, const float *dy, const float *y,
+                                  size_t n)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    sigmoid_backward_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(dx, dy, y, n);
+    LAUNCH_CHECK(be, "sigmoid_backward_kernel");
+}
+
+static void cuda_maxout_forward(gk_backend *be, float *y, int32_t *argmax, const float *x, int rows,
+                                int units, int pieces)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || rows <= 0 || units <= 0 || pieces <= 0)
+        return;
+    const size_t outs = (size_t)rows * (size_t)units;
+    maxout_forward_kernel<<<grid_for(c, outs), GKC_THREADS, 0, c->stream>>>(y, argmax, x, outs,
+                                                                            pieces);
+    LAUNCH_CHECK(be, "maxout_forward_kernel");
+}
+
+static void cuda_maxout_backward(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
+                                 int rows, int units, int pieces)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || rows <= 0 || units <= 0 || pieces <= 0)
+        return;
+    const size_t outs = (size_t)rows * (size_t)units;
+    maxout_backward_kernel<<<grid_for(c, outs * (size_t)pieces), GKC_THREADS, 0, c->stream>>>(
+        dx, dy, argmax, outs, pieces);
+    LAUNCH_CHECK(be, "maxout_backward_kernel");
+}
+
+static void cuda_dropout_forward(gk_backend *be, float *y, float *mask, const float *x, size_t n,
+                                 float p, gk_rng rng)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    if (p <= 0.0f) {
+        dropout_keep_all_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(y, mask, x, n);
+        LAUNCH_CHECK(be, "dropout_keep_all_kernel");
+        return;
+    }
+    const float keep_scale = 1.0f / (1.0f - p); /* on the host, exactly as the CPU */
+    dropout_forward_kernel<<<grid_for(c, (n + 3) / 4), GKC_THREADS, 0, c->stream>>>(
+        y, mask, x, n, p, keep_scale, rng);
+    LAUNCH_CHECK(be, "dropout_forward_kernel");
+}
+
+static void cuda_dropout_backward(gk_backend *be, float *dx, const float *dy, const float *mask,
+                                  size_t n)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    dropout_backward_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(dx, dy, mask, n);
+    LAUNCH_CHECK(be, "dropout_backward_kernel");
+}
+
+static void cuda_sigmoid_bce(gk_backend *be, float *dlogit, float *acc, const float *logit, int n,
+                             float target, float grad_scale)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n <= 0)
+        return;
+    const float inv_n = 1.0f / (float)n;
+    const unsigned blocks = reduce_grid((size_t)n);
+    sigmoid_bce_kernel<<<blocks, GKC_THREADS, 0, c->stream>>>(dlogit, c->partials, logit, (size_t)n,
+                                                              target, grad_scale, inv_n);
+    if (!LAUNCH_CHECK(be, "sigmoid_bce_kernel"))
+        return;
+    reduce_finish_kernel<<<1, GKC_THREADS, 0, c->stream>>>(acc, c->partials, blocks, 2, (double)n);
+    LAUNCH_CHECK(be, "reduce_finish_kernel");
+}
+
+static void cuda_adam(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
+                      gk_adam hp)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    /* bias corrections once per step, in double, as the CPU does */
+    const float bias_c1 = (float)(1.0 - pow(hp.beta1, (double)hp.t));
+    const float bias_c2_sqrt = (float)sqrt(1.0 - pow(hp.beta2, (double)hp.t));
+    adam_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(param, grad, m, v, n, hp, bias_c1,
+                                                               bias_c2_sqrt);
+    LAUNCH_CHECK(be, "adam_kernel");
+}
+
+static void cuda_sgd_momentum(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
+                              float lr, float momentum)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    sgd_momentum_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(param, grad, vel, n, lr,
+                                                                       momentum);
+    LAUNCH_CHECK(be, "sgd_momentum_kernel");
+}
+
+static void cuda_fill_normal(gk_backend *be, float *x, size_t n, gk_rng rng, float mean, float std)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    fill_normal_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(x, n, rng, mean, std);
+    LAUNCH_CHECK(be, "fill_normal_kernel");
+}
+
+static void cuda_fill_uniform(gk_backend *be, float *x, size_t n, gk_rng rng, float lo, float hi)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    const float span = hi - lo;
+    fill_uniform_kernel<<<grid_for(c, (n + 3) / 4), GKC_THREADS, 0, c->stream>>>(x, n, rng, lo,
+                                                                                 span);
+    LAUNCH_CHECK(be, "fill_uniform_kernel");
+}
+
+static void cuda_gather_rows_u8(gk_backend *be, float *dst, const uint8_t *src,
+                                const int32_t *index, int rows, int cols, float scale)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || rows <= 0 || cols <= 0)
+        return;
+    gather_rows_u8_kernel<<<grid_rows_cols(c, rows, cols), GKC_THREADS, 0, c->stream>>>(
+        dst, src, index, rows, cols, scale);
+    LAUNCH_CHECK(be, "gather_rows_u8_kernel");
+}
+
+static void cuda_sum(gk_backend *be, float *acc, const float *x, size_t n)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c)
+        return;
+    const unsigned blocks = reduce_grid(n);
+    sum_partials_kernel<<<blocks, GKC_THREADS, 0, c->stream>>>(c->partials, x, n);
+    if (!LAUNCH_CHECK(be, "sum_partials_kernel"))
+        return;
+    reduce_finish_kernel<<<1, GKC_THREADS, 0, c->stream>>>(acc, c->partials, blocks, 1, 1.0);
+    LAUNCH_CHECK(be, "reduce_finish_kernel");
+}
+
+static void cuda_fill(gk_backend *be, float *x, size_t n, float value)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    fill_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(x, n, value);
+    LAUNCH_CHECK(be, "fill_kernel");
+}
+
+static void cuda_axpy(gk_backend *be, float *y, const float *x, size_t n, float a)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    axpy_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(y, x, n, a);
+    LAUNCH_CHECK(be, "axpy_kernel");
+}
+
+static const gk_backend_ops cuda_ops = {
+    .name = "cuda",
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .copy = cuda_copy,
+    .synchronize = cuda_synchronize,
+    .sgemm = cuda_sgemm,
+    .bias_add = cuda_bias_add,
+    .bias_grad = cuda_bias_grad,
+    .relu_forward = cuda_relu_forward,
+    .relu_backward = cuda_relu_backward,
+    .sigmoid_forward = cuda_sigmoid_forward,
+    .sigmoid_backward = cuda_sigmoid_backward,
+    .maxout_forward = cuda_maxout_forward,
+    .maxout_backward = cuda_maxout_backward,
+    .dropout_forward = cuda_dropout_forward,
+    .dropout_backward = cuda_dropout_backward,
+    .sigmoid_bce = cuda_sigmoid_bce,
+    .adam = cuda_adam,
+    .sgd_momentum = cuda_sgd_momentum,
+    .fill_normal = cuda_fill_normal,
+    .fill_uniform = cuda_fill_uniform,
+    .gather_rows_u8 = cuda_gather_rows_u8,
+    .sum = cuda_sum,
+    .fill = cuda_fill,
+    .axpy = cuda_axpy,
+};
+
+/* ---- open / close ---------------------------------------------------------- */
+
+static void destroy_ctx(cuda_ctx *c)
+{
+    if (!c)
+        return;
+    if (c->stream)
+        cudaStreamSynchronize(c->stream);
+    if (c->blas)
+        cublasDestroy(c->blas);
+    if (c->partials)
+        cudaFree(c->partials);
+    if (c->stream)
+        cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+/* Open-time checks write into `why` (there is no backend yet to hold an error). */
+#define OPEN_CHECK(call)                                                                           \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            snprintf(why, why_len, "%s failed: %s (%s)", #call, cudaGetErrorString(e_),            \
+                     cudaGetErrorName(e_));                                                        \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+extern "C" gk_backend *gk_cuda_backend_open(char *why, size_t why_len)
+{
+    gk_backend *be = NULL;
+    cuda_ctx *c = NULL;
+    cudaDeviceProp prop;
+    cudaFuncAttributes attr;
+    cublasStatus_t st;
+    const int dev = 0;
+    int count = 0;
+
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess) {
+        snprintf(why, why_len, "no CUDA device: cudaGetDeviceCount returned '%s' (%s)",
+                 cudaGetErrorString(err), cudaGetErrorName(err));
+        cudaGetLastError(); /* clear it: the process may keep running on the CPU */
+        return NULL;
+    }
+    if (count == 0) {
+        snprintf(why, why_len, "no CUDA device: cudaGetDeviceCount found none");
+        return NULL;
+    }
+    OPEN_CHECK(cudaSetDevice(dev));
+    OPEN_CHECK(cudaGetDeviceProperties(&prop, dev));
+    /* Does this binary carry code the device can run (sm_90 SASS or compute_90 PTX)? */
+    err = cudaFuncGetAttributes(&attr, relu_forward_kernel);
+    if (err != cudaSuccess) {
+        snprintf(why, why_len, "CUDA device %s (sm_%d%d) cannot run this build's kernels: %s",
+                 prop.name, prop.major, prop.minor, cudaGetErrorString(err));
+        cudaGetLastError();
+        return NULL;
+    }
+
+    be = (gk_backend *)calloc(1, sizeof *be);
+    c = (cuda_ctx *)calloc(1, sizeof *c);
+    if (!be || !c) {
+        snprintf(why, why_len, "out of memory");
+        goto fail;
+    }
+    OPEN_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    st = cublasCreate(&c->blas);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        c->blas = NULL;
+        snprintf(why, why_len, "cublasCreate failed: %s", cublasGetStatusString(st));
+        goto fail;
+    }
+    st = cublasSetStream(c->blas, c->stream);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH); /* no TF32: parity with the CPU */
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        snprintf(why, why_len, "cuBLAS setup failed: %s", cublasGetStatusString(st));
+        goto fail;
+    }
+    OPEN_CHECK(cudaMalloc((void **)&c->partials, 2 * GKC_REDUCE_BLOCKS * sizeof(double)));
+    {
+        unsigned per_sm = (unsigned)prop.maxThreadsPerMultiProcessor / GKC_THREADS;
+        c->max_blocks = (unsigned)prop.multiProcessorCount * (per_sm ? per_sm : 1);
+        if (c->max_blocks < 1)
+            c->max_blocks = 1;
+    }
+
+    be->ops = &cuda_ops;
+    be->ctx = c;
+    snprintf(be->device, sizeof be->device, "%.96s (sm_%d%d, %.0f GiB)", prop.name, prop.major,
+             prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    return be;
+
+fail:
+    destroy_ctx(c);
+    free(be);
+    cudaGetLastError();
+    return NULL;
+}
+
+extern "C" void gk_cuda_backend_close(gk_backend *be)
+{
+    if (!be)
+        return;
+    destroy_ctx((cuda_ctx *)be->ctx);
+    free(be);
+}
