@@ -1,0 +1,214 @@
+/*
+ * bench/bench_train.c — training speed against the backend's own sgemm rate.
+ *
+ * For each batch size the benchmark first records the exact matrix products
+ * one training iteration issues (a backend whose sgemm entry records the
+ * shapes, then forwards), replays just those products to measure the rate
+ * sgemm reaches at the model's shapes — the ceiling — and then times real
+ * training epochs. It prints samples/s, the achieved rate over the minimal
+ * FLOP count (gan_flops_per_sample), and the ratio of the two rates.
+ *
+ * A benchmark prints numbers; it asserts nothing. Usage:
+ *   bench_train [--data IDX] [--device cpu|cuda|auto] [--batches 64,256,1024]
+ *               [--epochs N] [--max-iterations N] [--preset seed]
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gan/config.h"
+#include "gan/idx.h"
+#include "gan/trainer.h"
+#include "kernels/backend.h"
+
+typedef struct gemm_call {
+    bool ta, tb;
+    int m, n, k;
+} gemm_call;
+
+static gemm_call calls[256];
+static int ncalls;
+static bool recording;
+static gk_backend_ops recording_ops;
+static const gk_backend_ops *real_ops;
+
+static void recording_sgemm(gk_backend *be, bool ta, bool tb, int m, int n, int k, float alpha,
+                            const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                            int ldc)
+{
+    if (recording && ncalls < (int)(sizeof calls / sizeof calls[0]))
+        calls[ncalls++] = (gemm_call){ta, tb, m, n, k};
+    real_ops->sgemm(be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Replay the recorded products until at least min_seconds pass; seconds per iteration. */
+static double time_gemms(gk_backend *be, double min_seconds)
+{
+    size_t biggest = 0;
+    for (int i = 0; i < ncalls; i++) {
+        size_t a = (size_t)calls[i].m * calls[i].k, b = (size_t)calls[i].k * calls[i].n,
+               c = (size_t)calls[i].m * calls[i].n;
+        size_t mx = a > b ? a : b;
+        mx = mx > c ? mx : c;
+        biggest = mx > biggest ? mx : biggest;
+    }
+    float *A = be->ops->alloc(be, biggest * 4), *B = be->ops->alloc(be, biggest * 4),
+          *C = be->ops->alloc(be, biggest * 4);
+    gk_rng r = {1, 99, 0};
+    be->ops->fill_uniform(be, A, biggest, r, -1, 1);
+    be->ops->fill_uniform(be, B, biggest, r, -1, 1);
+    int reps = 0;
+    double t0 = now(), t;
+    do {
+        for (int i = 0; i < ncalls; i++) {
+            const gemm_call *g = &calls[i];
+            int lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
+            real_ops->sgemm(be, g->ta, g->tb, g->m, g->n, g->k, 1.0f, A, lda, B, ldb, 0.0f, C,
+                            g->n);
+        }
+        be->ops->synchronize(be);
+        reps++;
+        t = now() - t0;
+    } while (t < min_seconds || reps < 3);
+    be->ops->free(be, A);
+    be->ops->free(be, B);
+    be->ops->free(be, C);
+    return t / reps;
+}
+
+static double gemm_flops(void)
+{
+    double f = 0;
+    for (int i = 0; i < ncalls; i++)
+        f += 2.0 * calls[i].m * calls[i].n * calls[i].k;
+    return f;
+}
+
+int main(int argc, char **argv)
+{
+    const char *data = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+    const char *device = "auto", *preset = "seed";
+    char batches_arg[256] = "64,256,1024";
+    int epochs = 1, max_iter = 0;
+    static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+                                         {"device", required_argument, NULL, 'D'},
+                                         {"batches", required_argument, NULL, 'b'},
+                                         {"epochs", required_argument, NULL, 'e'},
+                                         {"max-iterations", required_argument, NULL, 'm'},
+                                         {"preset", required_argument, NULL, 'p'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            data = optarg;
+            break;
+        case 'D':
+            device = optarg;
+            break;
+        case 'b':
+            snprintf(batches_arg, sizeof batches_arg, "%s", optarg);
+            break;
+        case 'e':
+            epochs = atoi(optarg);
+            break;
+        case 'm':
+            max_iter = atoi(optarg);
+            break;
+        case 'p':
+            preset = optarg;
+            break;
+        default:
+            fprintf(stderr, "usage: bench_train [--data IDX] [--device D] [--batches 64,256] "
+                            "[--epochs N] [--max-iterations N] [--preset P]\n");
+            return 2;
+        }
+    }
+    gan_error err;
+    gan_dataset ds;
+    if (gan_idx_load_images(data, &ds, &err) != 0) {
+        fprintf(stderr, "bench_train: %s\n", err.message);
+        return 2;
+    }
+    char why[512];
+    gk_backend *be = gk_backend_open(device, why, sizeof why);
+    if (!be) {
+        fprintf(stderr, "bench_train: %s\n", why);
+        return 2;
+    }
+    real_ops = be->ops;
+    recording_ops = *be->ops;
+    recording_ops.sgemm = recording_sgemm;
+    be->ops = &recording_ops;
+
+    printf("# gand training benchmark\n# backend: %s (%s)\n# data: %s (%d images)\n", be->ops->name,
+           be->device, data, ds.count);
+    printf("| batch | iterations timed | samples/s | achieved GFLOP/s | sgemm GFLOP/s at these "
+           "shapes | ratio |\n|---:|---:|---:|---:|---:|---:|\n");
+    for (char *tok = strtok(batches_arg, ","); tok; tok = strtok(NULL, ",")) {
+        gan_config cfg;
+        if (gan_config_preset(&cfg, preset, &err) != 0) {
+            fprintf(stderr, "bench_train: %s\n", err.message);
+            return 2;
+        }
+        cfg.batch_size = atoi(tok);
+        cfg.epochs = epochs;
+        gan_trainer *t = gan_trainer_new(be, &cfg, &ds, &err);
+        if (!t) {
+            fprintf(stderr, "bench_train: batch %s: %s\n", tok, err.message);
+            return 2;
+        }
+        /* record one iteration's products (this iteration is also the warm-up) */
+        ncalls = 0;
+        recording = true;
+        gan_trainer_step(t, &err);
+        recording = false;
+        double flops_sample = 2.0 * gan_flops_per_sample(&cfg).total;
+        double gemm_time = time_gemms(be, 2.0);
+        double sgemm_rate = gemm_flops() / gemm_time;
+
+        double train_time = 0;
+        long iterations = 0;
+        for (int e = 0; e < epochs; e++) {
+            double t0 = now();
+            while (!gan_trainer_epoch_complete(t) && (max_iter == 0 || iterations < max_iter)) {
+                if (gan_trainer_step(t, &err) != 0) {
+                    fprintf(stderr, "bench_train: %s\n", err.message);
+                    return 1;
+                }
+                iterations++;
+            }
+            be->ops->synchronize(be);
+            train_time += now() - t0;
+            if (max_iter && iterations >= max_iter)
+                break;
+            gan_epoch_metrics m;
+            gan_trainer_finish_epoch(t, &m, &err);
+        }
+        double sps = (double)iterations * cfg.batch_size / train_time;
+        double achieved = sps * flops_sample;
+        printf("| %d | %ld | %.0f | %.1f | %.1f | %.2f |\n", cfg.batch_size, iterations, sps,
+               achieved / 1e9, sgemm_rate / 1e9, achieved / sgemm_rate);
+        if (cfg.batch_size == 1024 && iterations > 0) {
+            double epoch_s = (double)(ds.count / 1024) * 1024 / sps;
+            printf("#   reference run (500 epochs at batch 1024 on %d images) extrapolated: "
+                   "%.0f s of training\n",
+                   ds.count, 500 * epoch_s);
+        }
+        fflush(stdout);
+        gan_trainer_free(t);
+    }
+    be->ops = real_ops;
+    gk_backend_close(be);
+    gan_dataset_free(&ds);
+    return 0;
+}
