@@ -140,10 +140,12 @@ typedef struct field_desc {
 static const char *const g_output_names[] = {"relu", "sigmoid", NULL};
 static const char *const g_loss_names[] = {"nonsaturating", "minimax", NULL};
 static const char *const noise_names[] = {"normal", "uniform", NULL};
+static const char *const g_activation_names[] = {"relu", "leaky_relu", NULL};
 static const char *const optimizer_names[] = {"adam", "sgd", NULL};
 
 _Static_assert(sizeof(gan_g_output) == sizeof(int) && sizeof(gan_g_loss) == sizeof(int) &&
-                   sizeof(gan_noise) == sizeof(int) && sizeof(gan_optimizer) == sizeof(int),
+                   sizeof(gan_noise) == sizeof(int) && sizeof(gan_g_activation) == sizeof(int) &&
+                   sizeof(gan_optimizer) == sizeof(int),
                "enum fields are stored and read as int");
 
 #define OFF(member) offsetof(gan_config, member)
@@ -181,6 +183,7 @@ static const field_desc fields[] = {
     ROW_ENUM(noise, noise_names, 0),
     ROW_DBL(d_input_dropout, false, 0, 1, true, 0),
     ROW_DBL(d_final_dropout, false, 0, 1, true, 0),
+    ROW_ENUM(g_activation, g_activation_names, 0),
     ROW_DBL(label_smoothing, false, 0, 0.5, true, 0),
     ROW_DBL(g_init_range, false, 0, 10, false, 0),
     ROW_DBL(d_init_range, false, 0, 10, false, 0),
@@ -741,4 +744,9 @@ double gan_config_momentum_at(const gan_config *c, int epoch)
     if (c->momentum_epochs <= 0 || epoch >= c->momentum_epochs)
         return c->momentum_epochs <= 0 ? c->momentum : c->momentum_final;
     return c->momentum + (c->momentum_final - c->momentum) * epoch / c->momentum_epochs;
+}
+
+float gan_config_g_slope(const gan_config *c)
+{
+    return c->g_activation == GAN_G_ACT_LEAKY_RELU ? 0.2f : 0.0f;
 }

@@ -19,6 +19,7 @@
 
 typedef enum gan_g_output { GAN_G_OUTPUT_RELU, GAN_G_OUTPUT_SIGMOID } gan_g_output;
 typedef enum gan_g_loss { GAN_G_LOSS_NONSATURATING, GAN_G_LOSS_MINIMAX } gan_g_loss;
+typedef enum gan_g_activation { GAN_G_ACT_RELU, GAN_G_ACT_LEAKY_RELU } gan_g_activation;
 typedef enum gan_noise { GAN_NOISE_NORMAL, GAN_NOISE_UNIFORM } gan_noise;
 typedef enum gan_optimizer { GAN_OPT_ADAM, GAN_OPT_SGD } gan_optimizer;
 
@@ -46,18 +47,19 @@ typedef struct gan_config {
 
     /* The rest exists for preset "paper" (pylearn2's mnist.yaml) and the search
      * for preset "stable"; the seed defaults leave each one inactive. */
-    gan_noise noise;         /* "normal" N(0,1) | "uniform" in ±√3 (unit variance) */
-    double d_input_dropout;  /* [0, 1): drop probability of D's input pixels, default 0 */
-    double d_final_dropout;  /* [0, 1): drop probability after maxout 2, default 0 */
-    double label_smoothing;  /* [0, 0.5): real target 1 − s in the D step, default 0 */
-    double g_init_range;     /* [0, 10]: G weights uniform ±range; 0 = PyTorch default */
-    double d_init_range;     /* [0, 10]: D weights uniform ±range; 0 = PyTorch default */
-    gan_optimizer optimizer; /* "adam" | "sgd" (with momentum), default adam */
-    double momentum;         /* [0, 1): SGD momentum at the start, default 0.5 */
-    double momentum_final;   /* [0, 1): reached linearly after momentum_epochs, default 0.7 */
-    int momentum_epochs;     /* 0..1000000 (0: momentum stays), default 250 */
-    double lr_decay;         /* [1, 2]: lr_t = max(lr / lr_decay^t, lr_min), default 1 */
-    double lr_min;           /* [0, 10], default 0 */
+    gan_noise noise;               /* "normal" N(0,1) | "uniform" in ±√3 (unit variance) */
+    double d_input_dropout;        /* [0, 1): drop probability of D's input pixels, default 0 */
+    double d_final_dropout;        /* [0, 1): drop probability after maxout 2, default 0 */
+    gan_g_activation g_activation; /* G's hidden units: "relu" | "leaky_relu" (slope 0.2) */
+    double label_smoothing;        /* [0, 0.5): real target 1 − s in the D step, default 0 */
+    double g_init_range;           /* [0, 10]: G weights uniform ±range; 0 = PyTorch default */
+    double d_init_range;           /* [0, 10]: D weights uniform ±range; 0 = PyTorch default */
+    gan_optimizer optimizer;       /* "adam" | "sgd" (with momentum), default adam */
+    double momentum;               /* [0, 1): SGD momentum at the start, default 0.5 */
+    double momentum_final;         /* [0, 1): reached linearly after momentum_epochs, default 0.7 */
+    int momentum_epochs;           /* 0..1000000 (0: momentum stays), default 250 */
+    double lr_decay;               /* [1, 2]: lr_t = max(lr / lr_decay^t, lr_min), default 1 */
+    double lr_min;                 /* [0, 10], default 0 */
 } gan_config;
 
 /* Bits naming fields, for patches: which changed, and the mutable set. */
@@ -112,6 +114,9 @@ const char *gan_field_name(unsigned bit);
 
 const char *gan_g_output_name(gan_g_output o);
 const char *gan_g_loss_name(gan_g_loss l);
+
+/* Negative slope of G's hidden activation: 0 for relu, 0.2 for leaky_relu. */
+float gan_config_g_slope(const gan_config *c);
 
 /* The learning rate in force at a step (counting from 1) under lr_decay / lr_min. */
 double gan_config_lr_at(const gan_config *c, double lr, int64_t step);

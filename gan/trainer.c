@@ -254,34 +254,36 @@ static void linear_backward(gk_backend *be, float *dx, float *dW, float *db, con
 
 static void generator_forward(gan_trainer *t, int B)
 {
+    const float slope = gan_config_g_slope(&t->cfg);
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
     int L = t->cfg.latent_dim, H = t->cfg.g_hidden, P = GAN_IMAGE_PIXELS;
     linear_forward(be, b->g_h1, b->z, GP(0), GP(1), B, L, H);
-    be->ops->relu_forward(be, b->g_h1, b->g_h1, (size_t)B * H);
+    be->ops->relu_forward(be, b->g_h1, b->g_h1, (size_t)B * H, slope);
     linear_forward(be, b->g_h2, b->g_h1, GP(2), GP(3), B, H, H);
-    be->ops->relu_forward(be, b->g_h2, b->g_h2, (size_t)B * H);
+    be->ops->relu_forward(be, b->g_h2, b->g_h2, (size_t)B * H, slope);
     linear_forward(be, b->g_out, b->g_h2, GP(4), GP(5), B, H, P);
     if (t->cfg.g_output == GAN_G_OUTPUT_SIGMOID)
         be->ops->sigmoid_forward(be, b->g_out, b->g_out, (size_t)B * P);
     else
-        be->ops->relu_forward(be, b->g_out, b->g_out, (size_t)B * P);
+        be->ops->relu_forward(be, b->g_out, b->g_out, (size_t)B * P, 0.0f);
 }
 
 /* G backward from b->g_dout (dLoss/dG(z)); writes G's gradients. */
 static void generator_backward(gan_trainer *t, int B)
 {
+    const float slope = gan_config_g_slope(&t->cfg);
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
     int L = t->cfg.latent_dim, H = t->cfg.g_hidden, P = GAN_IMAGE_PIXELS;
     if (t->cfg.g_output == GAN_G_OUTPUT_SIGMOID)
         be->ops->sigmoid_backward(be, b->g_dout, b->g_dout, b->g_out, (size_t)B * P);
     else
-        be->ops->relu_backward(be, b->g_dout, b->g_dout, b->g_out, (size_t)B * P);
+        be->ops->relu_backward(be, b->g_dout, b->g_dout, b->g_out, (size_t)B * P, 0.0f);
     linear_backward(be, b->g_dh2, GG(4), GG(5), b->g_dout, b->g_h2, GP(4), B, H, P, false);
-    be->ops->relu_backward(be, b->g_dh2, b->g_dh2, b->g_h2, (size_t)B * H);
+    be->ops->relu_backward(be, b->g_dh2, b->g_dh2, b->g_h2, (size_t)B * H, slope);
     linear_backward(be, b->g_dh1, GG(2), GG(3), b->g_dh2, b->g_h1, GP(2), B, H, H, false);
-    be->ops->relu_backward(be, b->g_dh1, b->g_dh1, b->g_h1, (size_t)B * H);
+    be->ops->relu_backward(be, b->g_dh1, b->g_dh1, b->g_h1, (size_t)B * H, slope);
     linear_backward(be, NULL, GG(0), GG(1), b->g_dh1, b->z, GP(0), B, L, H, false);
 }
 
@@ -893,6 +895,7 @@ void gan_fill_noise(const gan_config *cfg, uint64_t seed, uint32_t purpose, int 
 int gan_generate(const gan_config *cfg, const float *g_params, const float *z, int n, float *images,
                  gan_error *err)
 {
+    const float slope = gan_config_g_slope(cfg);
     gk_backend *be = gk_cpu_backend();
     int L = cfg->latent_dim, H = cfg->g_hidden, P = GAN_IMAGE_PIXELS;
     gan_tensor_info ti[6];
@@ -906,14 +909,14 @@ int gan_generate(const gan_config *cfg, const float *g_params, const float *z, i
     }
     const float *W = g_params;
     linear_forward(be, h1, z, W + ti[0].offset, W + ti[1].offset, n, L, H);
-    be->ops->relu_forward(be, h1, h1, (size_t)n * H);
+    be->ops->relu_forward(be, h1, h1, (size_t)n * H, slope);
     linear_forward(be, h2, h1, W + ti[2].offset, W + ti[3].offset, n, H, H);
-    be->ops->relu_forward(be, h2, h2, (size_t)n * H);
+    be->ops->relu_forward(be, h2, h2, (size_t)n * H, slope);
     linear_forward(be, images, h2, W + ti[4].offset, W + ti[5].offset, n, H, P);
     if (cfg->g_output == GAN_G_OUTPUT_SIGMOID)
         be->ops->sigmoid_forward(be, images, images, (size_t)n * P);
     else
-        be->ops->relu_forward(be, images, images, (size_t)n * P);
+        be->ops->relu_forward(be, images, images, (size_t)n * P, 0.0f);
     for (size_t i = 0; i < (size_t)n * P; i++)
         images[i] = images[i] > 1.0f ? 1.0f : images[i];
     free(h1);

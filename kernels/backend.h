@@ -81,10 +81,11 @@ typedef struct gk_backend_ops {
     void (*bias_grad)(gk_backend *be, float *db, const float *dy, int rows, int cols,
                       bool accumulate);
 
-    /* y = max(x, 0); in place allowed */
-    void (*relu_forward)(gk_backend *be, float *y, const float *x, size_t n);
-    /* dx = y > 0 ? dy : 0 (y is the ReLU output); in place on dy allowed */
-    void (*relu_backward)(gk_backend *be, float *dx, const float *dy, const float *y, size_t n);
+    /* y = x > 0 ? x : slope·x (slope 0: ReLU, else leaky ReLU); in place allowed */
+    void (*relu_forward)(gk_backend *be, float *y, const float *x, size_t n, float slope);
+    /* dx = y > 0 ? dy : slope·dy (y is the output; y > 0 ⟺ x > 0); in place on dy allowed */
+    void (*relu_backward)(gk_backend *be, float *dx, const float *dy, const float *y, size_t n,
+                          float slope);
     /* y = sigmoid(x); in place allowed */
     void (*sigmoid_forward)(gk_backend *be, float *y, const float *x, size_t n);
     /* dx = dy · y · (1 − y) */

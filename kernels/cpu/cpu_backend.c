@@ -118,20 +118,21 @@ static void cpu_bias_grad(gk_backend *be, float *db, const float *dy, int rows, 
     }
 }
 
-static void cpu_relu_forward(gk_backend *be, float *y, const float *x, size_t n)
+static void cpu_relu_forward(gk_backend *be, float *y, const float *x, size_t n, float slope)
 {
     (void)be;
     GK_PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
 }
 
-static void cpu_relu_backward(gk_backend *be, float *dx, const float *dy, const float *y, size_t n)
+static void cpu_relu_backward(gk_backend *be, float *dx, const float *dy, const float *y, size_t n,
+                              float slope)
 {
     (void)be;
     GK_PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] = y[i] > 0.0f ? dy[i] : slope * dy[i];
 }
 
 static void cpu_sigmoid_forward(gk_backend *be, float *y, const float *x, size_t n)

@@ -198,16 +198,17 @@ static __global__ void bias_grad_kernel(float *db, const float *dy, int rows, in
         db[col] = accumulate ? db[col] + part[0][threadIdx.x] : part[0][threadIdx.x];
 }
 
-static __global__ void relu_forward_kernel(float *y, const float *x, size_t n)
+static __global__ void relu_forward_kernel(float *y, const float *x, size_t n, float slope)
 {
     GRID_STRIDE(i, n)
-    y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    y[i] = x[i] > 0.0f ? x[i] : __fmul_rn(slope, x[i]);
 }
 
-static __global__ void relu_backward_kernel(float *dx, const float *dy, const float *y, size_t n)
+static __global__ void relu_backward_kernel(float *dx, const float *dy, const float *y, size_t n,
+                                            float slope)
 {
     GRID_STRIDE(i, n)
-    dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    dx[i] = y[i] > 0.0f ? dy[i] : __fmul_rn(slope, dy[i]);
 }
 
 static __global__ void sigmoid_forward_kernel(float *y, const float *x, size_t n)
@@ -523,21 +524,22 @@ static void cuda_bias_grad(gk_backend *be, float *db, const float *dy, int rows,
     LAUNCH_CHECK(be, "bias_grad_kernel");
 }
 
-static void cuda_relu_forward(gk_backend *be, float *y, const float *x, size_t n)
+static void cuda_relu_forward(gk_backend *be, float *y, const float *x, size_t n, float slope)
 {
     cuda_ctx *c = live_ctx(be);
     if (!c || n == 0)
         return;
-    relu_forward_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(y, x, n);
+    relu_forward_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(y, x, n, slope);
     LAUNCH_CHECK(be, "relu_forward_kernel");
 }
 
-static void cuda_relu_backward(gk_backend *be, float *dx, const float *dy, const float *y, size_t n)
+static void cuda_relu_backward(gk_backend *be, float *dx, const float *dy, const float *y, size_t n,
+                               float slope)
 {
     cuda_ctx *c = live_ctx(be);
     if (!c || n == 0)
         return;
-    relu_backward_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(dx, dy, y, n);
+    relu_backward_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(dx, dy, y, n, slope);
     LAUNCH_CHECK(be, "relu_backward_kernel");
 }
 

@@ -176,6 +176,8 @@ static const range_case range_cases[] = {
     {"noise", "\"normal\"", "\"uniform\"", "\"Normal\"", "\"gauss\"", "\"normal\", \"uniform\""},
     {"d_input_dropout", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},
     {"d_final_dropout", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},
+    {"g_activation", "\"relu\"", "\"leaky_relu\"", "\"ReLU\"", "\"elu\"",
+     "\"relu\", \"leaky_relu\""},
     {"label_smoothing", "0", "0.49999999999999994", "-5e-324", "0.5", "a number in [0, 0.5)"},
     {"g_init_range", "0", "10", "-5e-324", "10.000000000000002", "a number in [0, 10]"},
     {"d_init_range", "0", "10", "-5e-324", "10.000000000000002", "a number in [0, 10]"},

@@ -211,26 +211,29 @@ static void test_relu_sigmoid(void **state)
     float *dx = dev_from(x, n * 4), *ddy = dev_from(dy, n * 4), *dyv = be->ops->alloc(be, n * 4),
           *dgrad = be->ops->alloc(be, n * 4);
 
-    be->ops->relu_forward(be, dyv, dx, n);
-    float *y = host_from(dyv, n * 4);
-    for (size_t i = 0; i < n; i++)
-        ref[i] = x[i] > 0 ? x[i] : 0;
-    expect_close("relu_forward", y, ref, n, 0);
-    be->ops->relu_backward(be, dgrad, ddy, dyv, n);
-    float *g = host_from(dgrad, n * 4);
-    for (size_t i = 0; i < n; i++)
-        ref[i] = x[i] > 0 ? dy[i] : 0;
-    expect_close("relu_backward", g, ref, n, 0);
-    free(y);
-    free(g);
+    for (int leaky = 0; leaky < 2; leaky++) {
+        float slope = leaky ? 0.2f : 0.0f;
+        be->ops->relu_forward(be, dyv, dx, n, slope);
+        float *y = host_from(dyv, n * 4);
+        for (size_t i = 0; i < n; i++)
+            ref[i] = x[i] > 0 ? x[i] : slope * x[i];
+        expect_close(leaky ? "leaky relu_forward" : "relu_forward", y, ref, n, 0);
+        be->ops->relu_backward(be, dgrad, ddy, dyv, n, slope);
+        float *g = host_from(dgrad, n * 4);
+        for (size_t i = 0; i < n; i++)
+            ref[i] = x[i] > 0 ? dy[i] : slope * dy[i];
+        expect_close(leaky ? "leaky relu_backward" : "relu_backward", g, ref, n, 0);
+        free(y);
+        free(g);
+    }
 
     be->ops->sigmoid_forward(be, dyv, dx, n);
-    y = host_from(dyv, n * 4);
+    float *y = host_from(dyv, n * 4);
     for (size_t i = 0; i < n; i++)
         ref[i] = 1.0 / (1.0 + exp(-(double)x[i]));
     expect_close("sigmoid_forward", y, ref, n, TOL);
     be->ops->sigmoid_backward(be, dgrad, ddy, dyv, n);
-    g = host_from(dgrad, n * 4);
+    float *g = host_from(dgrad, n * 4);
     for (size_t i = 0; i < n; i++) {
         double s = 1.0 / (1.0 + exp(-(double)x[i]));
         ref[i] = dy[i] * s * (1 - s);
@@ -621,8 +624,8 @@ static float *layer_grad(const char *layer, const float *x, size_t n, const floa
     } else {
         float *y = be->ops->alloc(be, n * 4), *dw = dev_from(w, n * 4);
         if (strcmp(layer, "relu") == 0) {
-            be->ops->relu_forward(be, y, dx, n);
-            be->ops->relu_backward(be, g, dw, y, n);
+            be->ops->relu_forward(be, y, dx, n, 0.0f);
+            be->ops->relu_backward(be, g, dw, y, n, 0.0f);
         } else {
             be->ops->sigmoid_forward(be, y, dx, n);
             be->ops->sigmoid_backward(be, g, dw, y, n);

@@ -168,6 +168,8 @@ static void test_g_loss_gradient(void **state)
     check_loss_gradient(c, true);
     c.g_output = GAN_G_OUTPUT_SIGMOID;
     check_loss_gradient(c, true);
+    c.g_activation = GAN_G_ACT_LEAKY_RELU;
+    check_loss_gradient(c, true);
 }
 
 /* ---- resume identity ---------------------------------------------------- */
