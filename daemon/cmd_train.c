@@ -19,6 +19,7 @@
 #include "daemon/commands.h"
 #include "daemon/paths.h"
 #include "gan/config.h"
+#include "gan/evaluate.h"
 #include "gan/fsutil.h"
 #include "gan/idx.h"
 #include "gan/png_grid.h"
@@ -36,13 +37,16 @@ static void on_stop_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: gand train [--config FILE] [--data IDX_PATH] [--out DIR] [--epochs N]\n"
-               "                  [--device auto|cpu|cuda]\n"
+               "                  [--device auto|cpu|cuda] [--holdout N]\n"
                "\n"
                "Trains one GAN in the foreground. FILE is a run config in JSON (fields as in\n"
                "POST /api/v1/runs; absent fields take preset 'seed'). IDX_PATH is an IDX3 image\n"
                "file, plain or gzip (default: the bundled 10,000 MNIST digits). DIR receives\n"
                "checkpoint.safetensors, metrics.jsonl and samples/epoch-NNNNNN.png (default\n"
-               "./gand-train); a DIR that holds a checkpoint resumes from it.\n");
+               "./gand-train); a DIR that holds a checkpoint resumes from it.\n"
+               "The last N images (--holdout; default 2000 for the bundled set, else 0) are\n"
+               "never trained on; with evaluate_every in the config, the Parzen estimate on\n"
+               "them is added to those epochs' records.\n");
 }
 
 enum { FIXED_SAMPLES = 100, FIXED_SCALE = 2 };
@@ -88,6 +92,25 @@ static int append_line(const char *path, const char *line)
     return rc;
 }
 
+/* The Parzen estimate of G now on the held-out split, as JSON members. */
+static int evaluate(gan_trainer *t, gk_backend *be, const gan_dataset *ds, const gan_split *split,
+                    char *buf, size_t len, gan_error *err)
+{
+    const gan_config *cfg = gan_trainer_config(t);
+    float *g = malloc(gan_generator_param_count(cfg) * sizeof(float));
+    if (!g)
+        return gan_fail(err, "", "out of memory");
+    gan_parzen_result r;
+    int rc = gan_trainer_download_generator(t, g, err);
+    if (rc == 0)
+        rc = gan_evaluate_parzen(be, cfg, g, ds, split, 10000, cfg->seed, &r, err);
+    free(g);
+    if (rc == 0)
+        snprintf(buf, len, "\"parzen_ll\":%.3f,\"parzen_stderr\":%.3f,\"parzen_sigma\":%.4f",
+                 r.mean_ll, r.stderr_ll, r.sigma);
+    return rc;
+}
+
 void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len)
 {
     snprintf(buf, len,
@@ -119,15 +142,13 @@ static void truncate_metrics(const char *path, int keep)
 
 int gand_cmd_train(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"epochs", required_argument, NULL, 'e'},
-                                         {"device", required_argument, NULL, 'D'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
+        {"out", required_argument, NULL, 'o'},    {"epochs", required_argument, NULL, 'e'},
+        {"device", required_argument, NULL, 'D'}, {"holdout", required_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *data_path = NULL, *out_dir = "gand-train", *device = "auto";
-    long epochs = -1;
+    long epochs = -1, holdout = -1;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:d:o:e:D:h", opts, NULL)) != -1) {
@@ -155,6 +176,17 @@ int gand_cmd_train(int argc, char **argv)
         case 'D':
             device = optarg;
             break;
+        case 'H': {
+            char *end;
+            errno = 0;
+            holdout = strtol(optarg, &end, 10);
+            if (errno || *end || holdout < 0 || holdout > 100000000) {
+                fprintf(stderr, "gand train: --holdout must be a non-negative integer, got '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -198,12 +230,24 @@ int gand_cmd_train(int argc, char **argv)
             return 2;
         }
         data_path = default_data;
+        if (holdout < 0)
+            holdout = 2000; /* 1,000 validation then 1,000 test images */
     }
+    if (holdout < 0)
+        holdout = 0;
     gan_dataset ds;
     if (gan_idx_load_images(data_path, &ds, &err) != 0) {
         fprintf(stderr, "gand train: %s\n", err.message);
         return 2;
     }
+    gan_split split;
+    if (gan_split_holdout(ds.count, (int)holdout, &split, &err) != 0) {
+        fprintf(stderr, "gand train: %s\n", err.message);
+        gan_dataset_free(&ds);
+        return 2;
+    }
+    gan_dataset train_ds = ds;
+    train_ds.count = split.train_count;
 
     char path[PATH_MAX];
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
@@ -250,11 +294,10 @@ int gand_cmd_train(int argc, char **argv)
             cfg.epochs = (int)epochs;
     }
 
-    gan_trainer *t = gan_trainer_new(be, &cfg, &ds, &err);
-    gan_dataset_free(&ds);
+    gan_trainer *t = gan_trainer_new(be, &cfg, &train_ds, &err);
     if (!t) {
-        fprintf(stderr, "gand train: %s%s%s\n", err.field[0] ? err.field : "",
-                err.field[0] ? ": " : "", err.message);
+        gan_dataset_free(&ds);
+        fprintf(stderr, "gand train: %s\n", err.message);
         gk_backend_close(be);
         return 2;
     }
@@ -263,6 +306,7 @@ int gand_cmd_train(int argc, char **argv)
         if (gan_trainer_load(t, ckpt, &err) != 0) {
             fprintf(stderr, "gand train: cannot resume from %s: %s\n", ckpt, err.message);
             gan_trainer_free(t);
+            gan_dataset_free(&ds);
             gk_backend_close(be);
             return 1;
         }
@@ -303,13 +347,23 @@ int gand_cmd_train(int argc, char **argv)
             status = 1;
             break;
         }
-        char line[1024];
+        char line[1400];
         gan_epoch_metrics_json(&m, line, sizeof line);
+        bool last_epoch = m.epoch >= live->epochs;
+        if (live->evaluate_every > 0 && (m.epoch % live->evaluate_every == 0 || last_epoch)) {
+            char ev[384];
+            if (evaluate(t, be, &ds, &split, ev, sizeof ev, &err) == 0) {
+                size_t len = strlen(line);
+                snprintf(line + len - 1, sizeof line - len + 1, ",%s}", ev);
+            } else {
+                fprintf(stderr, "gand train: evaluation: %s\n", err.message);
+            }
+        }
         puts(line);
         fflush(stdout);
         if (append_line(metrics, line) != 0)
             fprintf(stderr, "gand train: cannot append to %s: %s\n", metrics, strerror(errno));
-        bool last = m.epoch >= live->epochs;
+        bool last = last_epoch;
         if (live->sample_every > 0 && (m.epoch % live->sample_every == 0 || last) &&
             render_grid(t, out_dir, m.epoch, &err) != 0)
             fprintf(stderr, "gand train: sample grid: %s\n", err.message);
@@ -328,6 +382,7 @@ int gand_cmd_train(int argc, char **argv)
                 ckpt);
     }
     gan_trainer_free(t);
+    gan_dataset_free(&ds);
     gk_backend_close(be);
     return status;
 }

@@ -7,6 +7,7 @@
 #include "gan/trainer.h"
 
 int gand_cmd_train(int argc, char **argv);
+int gand_cmd_evaluate(int argc, char **argv);
 
 /* One epoch record as a JSON object on one line (the metrics.jsonl format). */
 void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len);

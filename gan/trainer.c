@@ -983,3 +983,38 @@ int gan_trainer_set_params(gan_trainer *t, const float *g_host, const float *d_h
         t->be->ops->upload(t->be, t->d_p, d_host, t->d_n * sizeof(float));
     return check(t, err);
 }
+
+int gan_checkpoint_read_generator(const char *path, const gan_config *cfg, float **g, int *epoch,
+                                  gan_error *err)
+{
+    gan_st_file f;
+    if (gan_st_read(path, &f, err) != 0)
+        return -1;
+    gan_tensor_info ti[6];
+    gan_generator_tensors(cfg, ti);
+    size_t n = gan_generator_param_count(cfg);
+    float *out = malloc(n * sizeof(float));
+    int rc = 0;
+    if (!out)
+        rc = gan_fail(err, "checkpoint", "out of memory reading %s", path);
+    for (int i = 0; i < 6 && rc == 0; i++) {
+        const gan_st_tensor *s = gan_st_find(&f, ti[i].name);
+        size_t want = (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1);
+        if (!s)
+            rc = gan_fail(err, "checkpoint", "%s lacks tensor '%s'", path, ti[i].name);
+        else if (s->dtype != GAN_F32 || s->nbytes != want * sizeof(float))
+            rc = gan_fail(err, "checkpoint", "%s: tensor '%s' has %zu bytes, expected %zu", path,
+                          ti[i].name, s->nbytes, want * sizeof(float));
+        else
+            memcpy(out + ti[i].offset, s->data, s->nbytes);
+    }
+    const char *e = gan_st_meta(&f, "epoch");
+    *epoch = e ? atoi(e) : 0;
+    gan_st_free(&f);
+    if (rc != 0) {
+        free(out);
+        return -1;
+    }
+    *g = out;
+    return 0;
+}

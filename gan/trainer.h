@@ -141,3 +141,12 @@ int gan_trainer_eval_g_loss(gan_trainer *t, double *loss, float *grad_host, gan_
 /* Replace the parameters (host arrays of the param_count sizes; NULL keeps one). */
 int gan_trainer_set_params(gan_trainer *t, const float *g_host, const float *d_host,
                            gan_error *err);
+
+/*
+ * Read G's flat parameters from a checkpoint (gand's or any safetensors
+ * file with the generator.* tensors of cfg's sizes). *g is malloc'd
+ * (gan_generator_param_count floats); *epoch gets the checkpoint's completed
+ * epochs (0 when the file does not say).
+ */
+int gan_checkpoint_read_generator(const char *path, const gan_config *cfg, float **g, int *epoch,
+                                  gan_error *err);

@@ -39,7 +39,8 @@ enum gk_purpose {
     GK_PURPOSE_FIXED = 6,        /* fixed sample noise; step = 0 */
     GK_PURPOSE_REQUEST = 7,      /* noise for an on-request sample grid */
     GK_PURPOSE_DROPOUT_IN = 8,   /* input dropout (preset paper) */
-    GK_PURPOSE_DROPOUT_FINAL = 9 /* dropout after the second maxout (preset paper) */
+    GK_PURPOSE_DROPOUT_FINAL = 9, /* dropout after the second maxout (preset paper) */
+    GK_PURPOSE_EVAL = 10          /* noise of the samples an evaluation scores */
 };
 
 /* Key of one stream of random numbers: seed, purpose and step. */

@@ -1,0 +1,91 @@
+/*
+ * gan/evaluate.c — held-out splits and the Parzen evaluation of a generator.
+ */
+#include "gan/evaluate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gan/trainer.h"
+#include "kernels/elementwise.h"
+
+int gan_split_holdout(int count, int holdout, gan_split *s, gan_error *err)
+{
+    if (holdout < 0 || holdout >= count)
+        return gan_fail(err, "holdout",
+                        "holdout must be an integer in 0..%d (the data set has %d "
+                        "images), got %d",
+                        count - 1, count, holdout);
+    s->train_count = count - holdout;
+    s->valid_begin = count - holdout;
+    s->valid_end = s->valid_begin + holdout / 2;
+    s->test_begin = s->valid_end;
+    s->test_end = count;
+    return 0;
+}
+
+float *gan_dataset_rows_float(const gan_dataset *ds, int begin, int end)
+{
+    size_t d = (size_t)ds->rows * (size_t)ds->cols, n = (size_t)(end - begin);
+    float *out = malloc(n * d * sizeof(float) + 1);
+    if (!out)
+        return NULL;
+    const uint8_t *in = ds->pixels + (size_t)begin * d;
+    for (size_t i = 0; i < n * d; i++)
+        out[i] = (float)in[i] * (1.0f / 255.0f);
+    return out;
+}
+
+int gan_generate_many(const gan_config *cfg, const float *g_params, int n, uint64_t seed,
+                      uint32_t purpose, float *images, gan_error *err)
+{
+    /* one noise stream for all n images, generated in chunks to bound memory */
+    enum { CHUNK = 1000 };
+    size_t L = (size_t)cfg->latent_dim;
+    float *z = malloc((size_t)CHUNK * L * sizeof(float));
+    if (!z)
+        return gan_fail(err, "samples", "out of memory generating %d images", n);
+    for (int done = 0; done < n; done += CHUNK) {
+        int k = n - done < CHUNK ? n - done : CHUNK;
+        for (size_t i = 0; i < (size_t)k * L; i++) {
+            uint64_t idx = (uint64_t)done * L + i;
+            z[i] = cfg->noise == GAN_NOISE_UNIFORM
+                       ? -1.7320508f + 3.4641016f * gk_philox_uniform(seed, purpose, 0, idx)
+                       : gk_philox_normal(seed, purpose, 0, idx);
+        }
+        if (gan_generate(cfg, g_params, z, k, images + (size_t)done * GAN_IMAGE_PIXELS, err) != 0) {
+            free(z);
+            return -1;
+        }
+    }
+    free(z);
+    return 0;
+}
+
+int gan_evaluate_parzen(gk_backend *be, const gan_config *cfg, const float *g_params,
+                        const gan_dataset *eval_ds, const gan_split *split, int samples,
+                        uint64_t seed, gan_parzen_result *out, gan_error *err)
+{
+    if (samples < 1 || samples > 100000)
+        return gan_fail(err, "samples", "samples must be an integer in 1..100000, got %d", samples);
+    if (split->valid_end <= split->valid_begin || split->test_end <= split->test_begin)
+        return gan_fail(err, "holdout",
+                        "the data set holds out no images to evaluate on (holdout is 0)");
+    float *gen = malloc((size_t)samples * GAN_IMAGE_PIXELS * sizeof(float));
+    float *valid = gan_dataset_rows_float(eval_ds, split->valid_begin, split->valid_end);
+    float *test = gan_dataset_rows_float(eval_ds, split->test_begin, split->test_end);
+    int rc = -1;
+    if (!gen || !valid || !test) {
+        gan_fail(err, "samples", "out of memory for the evaluation");
+        goto out;
+    }
+    if (gan_generate_many(cfg, g_params, samples, seed, GK_PURPOSE_EVAL, gen, err) != 0)
+        goto out;
+    rc = gan_parzen_evaluate(be, gen, samples, valid, split->valid_end - split->valid_begin, test,
+                             split->test_end - split->test_begin, GAN_IMAGE_PIXELS, out, err);
+out:
+    free(gen);
+    free(valid);
+    free(test);
+    return rc;
+}
