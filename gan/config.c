@@ -140,12 +140,13 @@ typedef struct field_desc {
 static const char *const g_output_names[] = {"relu", "sigmoid", NULL};
 static const char *const g_loss_names[] = {"nonsaturating", "minimax", NULL};
 static const char *const noise_names[] = {"normal", "uniform", NULL};
+static const char *const precision_names[] = {"fp32", "tf32", NULL};
 static const char *const g_activation_names[] = {"relu", "leaky_relu", NULL};
 static const char *const optimizer_names[] = {"adam", "sgd", NULL};
 
 _Static_assert(sizeof(gan_g_output) == sizeof(int) && sizeof(gan_g_loss) == sizeof(int) &&
-                   sizeof(gan_noise) == sizeof(int) && sizeof(gan_g_activation) == sizeof(int) &&
-                   sizeof(gan_optimizer) == sizeof(int),
+                   sizeof(gan_noise) == sizeof(int) && sizeof(gan_precision) == sizeof(int) &&
+                   sizeof(gan_g_activation) == sizeof(int) && sizeof(gan_optimizer) == sizeof(int),
                "enum fields are stored and read as int");
 
 #define OFF(member) offsetof(gan_config, member)
@@ -180,6 +181,7 @@ static const field_desc fields[] = {
     ROW_INT(sample_every, 0, 1000000, GAN_F_SAMPLE_EVERY),
     ROW_INT(checkpoint_every, 1, 1000000, GAN_F_CHECKPOINT_EVERY),
     ROW_INT(evaluate_every, 0, 1000000, GAN_F_EVALUATE_EVERY),
+    ROW_ENUM(precision, precision_names, 0),
     ROW_ENUM(noise, noise_names, 0),
     ROW_DBL(d_input_dropout, false, 0, 1, true, 0),
     ROW_DBL(d_final_dropout, false, 0, 1, true, 0),

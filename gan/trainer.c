@@ -472,6 +472,15 @@ gan_trainer *gan_trainer_new(gk_backend *be, const gan_config *cfg, const gan_da
                  cfg->batch_size, ds->count);
         return NULL;
     }
+    if (cfg->precision == GAN_PRECISION_TF32 && !be->ops->set_tf32) {
+        gan_fail(err, "precision",
+                 "precision tf32 needs a backend with tensor cores (cuda); this run's backend "
+                 "is %s",
+                 be->ops->name);
+        return NULL;
+    }
+    if (be->ops->set_tf32)
+        be->ops->set_tf32(be, cfg->precision == GAN_PRECISION_TF32);
     gan_trainer *t = calloc(1, sizeof *t);
     if (!t) {
         gan_fail(err, "", "out of memory");

@@ -31,14 +31,14 @@
 
 /* What a Philox draw is for: part of the counter, so streams never overlap. */
 enum gk_purpose {
-    GK_PURPOSE_INIT = 1,         /* weight initialisation; step = tensor number */
-    GK_PURPOSE_NOISE_D = 2,      /* z for the D step; step = D-step number */
-    GK_PURPOSE_NOISE_G = 3,      /* z' for the G step; step = G-step number */
-    GK_PURPOSE_DROPOUT = 4,      /* dropout mask; step = forward-pass number */
-    GK_PURPOSE_SHUFFLE = 5,      /* epoch permutation; step = epoch */
-    GK_PURPOSE_FIXED = 6,        /* fixed sample noise; step = 0 */
-    GK_PURPOSE_REQUEST = 7,      /* noise for an on-request sample grid */
-    GK_PURPOSE_DROPOUT_IN = 8,   /* input dropout (preset paper) */
+    GK_PURPOSE_INIT = 1,          /* weight initialisation; step = tensor number */
+    GK_PURPOSE_NOISE_D = 2,       /* z for the D step; step = D-step number */
+    GK_PURPOSE_NOISE_G = 3,       /* z' for the G step; step = G-step number */
+    GK_PURPOSE_DROPOUT = 4,       /* dropout mask; step = forward-pass number */
+    GK_PURPOSE_SHUFFLE = 5,       /* epoch permutation; step = epoch */
+    GK_PURPOSE_FIXED = 6,         /* fixed sample noise; step = 0 */
+    GK_PURPOSE_REQUEST = 7,       /* noise for an on-request sample grid */
+    GK_PURPOSE_DROPOUT_IN = 8,    /* input dropout (preset paper) */
     GK_PURPOSE_DROPOUT_FINAL = 9, /* dropout after the second maxout (preset paper) */
     GK_PURPOSE_EVAL = 10          /* noise of the samples an evaluation scores */
 };
@@ -146,6 +146,9 @@ typedef struct gk_backend_ops {
     void (*fill)(gk_backend *be, float *x, size_t n, float value);
     /* y[i] = a·x[i] + y[i] */
     void (*axpy)(gk_backend *be, float *y, const float *x, size_t n, float a);
+
+    /* Optional (NULL: the backend has only fp32): let sgemm use TF32 tensor cores. */
+    void (*set_tf32)(gk_backend *be, bool enable);
 } gk_backend_ops;
 
 struct gk_backend {

@@ -716,6 +716,15 @@ static void cuda_axpy(gk_backend *be, float *y, const float *x, size_t n, float 
     LAUNCH_CHECK(be, "axpy_kernel");
 }
 
+static void cuda_set_tf32(gk_backend *be, bool enable)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c)
+        return;
+    CUBLAS_CHECK(
+        be, cublasSetMathMode(c->blas, enable ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+}
+
 static const gk_backend_ops cuda_ops = {
     .name = "cuda",
     .alloc = cuda_alloc,
@@ -744,6 +753,7 @@ static const gk_backend_ops cuda_ops = {
     .sum = cuda_sum,
     .fill = cuda_fill,
     .axpy = cuda_axpy,
+    .set_tf32 = cuda_set_tf32,
 };
 
 /* ---- open / close ---------------------------------------------------------- */

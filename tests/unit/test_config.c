@@ -173,6 +173,7 @@ static const range_case range_cases[] = {
     {"sample_every", "0", "1000000", "-1", "1000001", "an integer in 0..1000000"},
     {"checkpoint_every", "1", "1000000", "0", "1000001", "an integer in 1..1000000"},
     {"evaluate_every", "0", "1000000", "-1", "1000001", "an integer in 0..1000000"},
+    {"precision", "\"fp32\"", "\"tf32\"", "\"FP32\"", "\"fp16\"", "\"fp32\", \"tf32\""},
     {"noise", "\"normal\"", "\"uniform\"", "\"Normal\"", "\"gauss\"", "\"normal\", \"uniform\""},
     {"d_input_dropout", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},
     {"d_final_dropout", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},

@@ -343,6 +343,10 @@ static void test_batch_larger_than_data(void **state)
     assert_null(gan_trainer_new(be, &c, &ds, &err));
     assert_string_equal(err.field, "batch_size");
     assert_non_null(strstr(err.message, "larger than the data set"));
+    c.batch_size = 8;
+    c.precision = GAN_PRECISION_TF32;
+    assert_null(gan_trainer_new(be, &c, &ds, &err));
+    assert_string_equal(err.field, "precision");
 }
 
 static void test_flops_per_sample(void **state)
