@@ -39,12 +39,17 @@ static void assert_config_equal(const gan_config *a, const gan_config *b)
     assert_true(a->seed == b->seed);
     assert_int_equal(a->sample_every, b->sample_every);
     assert_int_equal(a->checkpoint_every, b->checkpoint_every);
+    /* and every other field, through the printed form (which is exact) */
+    char *ja = gan_config_to_json(a), *jb = gan_config_to_json(b);
+    assert_string_equal(ja, jb);
+    free(ja);
+    free(jb);
 }
 
 static void assert_contains(const char *haystack, const char *needle)
 {
-    if (!strstr(haystack, needle))
-        fail_msg("expected \"%s\" in \"%s\"", needle, haystack);
+    if (!haystack || !strstr(haystack, needle))
+        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
 }
 
 static gan_config seed_config(void)
