@@ -1,5 +1,8 @@
 /*
  * daemon/main.c — the `gand` binary: dispatch to a subcommand.
+ *
+ * `gand` alone, or `gand --some-flag ...`, is `gand serve`: that is what a
+ * service manager or a user trying the daemon runs.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,24 +14,31 @@
 #define GAND_VERSION "0"
 #endif
 
+int gand_cmd_serve(int argc, char **argv); /* daemon/cmd_serve.c */
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: gand <command> [options]\n"
                "\n"
                "commands:\n"
+               "  serve     run the daemon: HTTP API and training worker (the default;\n"
+               "            gand serve --help)\n"
                "  train     train one GAN in the foreground (gand train --help)\n"
+               "  evaluate  Parzen-window estimate of a checkpoint (gand evaluate --help)\n"
                "  version   print the version and the backends built in\n");
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
+    if (argc < 2)
+        return gand_cmd_serve(argc, argv);
     const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return gand_cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "train") == 0)
         return gand_cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "evaluate") == 0)
+        return gand_cmd_evaluate(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("gand %s (backends: %s)\n", GAND_VERSION, gk_backends_built());
         return 0;
@@ -37,6 +47,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (cmd[0] == '-' && cmd[1] == '-')
+        return gand_cmd_serve(argc, argv); /* flags of the default command */
     fprintf(stderr, "gand: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -1,0 +1,42 @@
+/*
+ * api/api.h — the HTTP API of gand (DESIGN §5), served with libmicrohttpd.
+ *
+ * One thread per connection (MHD's internal threads); handlers only call the
+ * run registry's functions, never the backend. The main thread starts and
+ * stops the server and passes it the limits that may change on SIGHUP.
+ */
+#ifndef GAND_API_API_H
+#define GAND_API_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "daemon/registry.h"
+#include "daemon/settings.h"
+
+typedef struct gand_api gand_api;
+
+typedef struct api_options {
+    gand_registry *registry;
+    int listen_fd; /* a bound, listening stream socket (owned by the caller) */
+    const gand_limits *limits;
+    const char *web_dir;        /* dashboard files ("" = none) */
+    const char *javascript_dir; /* system JavaScript libraries, served under /javascript/ */
+} api_options;
+
+/* Start serving on listen_fd. NULL with a message in err when MHD refuses. */
+gand_api *api_start(const api_options *opt, char *err, size_t err_len);
+
+/* Apply the limits that can change live (max_body_bytes, max_event_streams, max_sample_n). */
+void api_set_live_limits(gand_api *api, const gand_limits *limits);
+
+/* The worker's heartbeat has (not) advanced lately: /healthz reports it. */
+void api_set_worker_stalled(gand_api *api, bool stalled);
+
+/* Stop accepting connections; requests in progress continue. */
+void api_quiesce(gand_api *api);
+
+/* End event streams, wait for requests in progress, free. */
+void api_stop(gand_api *api);
+
+#endif

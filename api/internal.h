@@ -1,0 +1,141 @@
+/*
+ * api/internal.h — what the files of api/ share: the server's state, the
+ * per-request closure, response helpers and the handlers the router calls.
+ *
+ * Every handler runs on the connection's own MHD thread, queues exactly one
+ * response through api_send* / api_problem* and returns what that returned.
+ */
+#ifndef GAND_API_INTERNAL_H
+#define GAND_API_INTERNAL_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "daemon/registry.h"
+#include "gan/error.h"
+
+enum { API_STATUS_MAX = 600 };
+
+struct gand_api {
+    struct MHD_Daemon *mhd;
+    gand_registry *reg;
+    char web_dir[4096];
+    char javascript_dir[4096];
+    time_t started;
+    atomic_long max_body_bytes;
+    atomic_int max_event_streams;
+    atomic_int max_sample_n;
+    atomic_int active_streams;
+    atomic_bool stopping;
+    atomic_bool worker_stalled;
+    atomic_ulong requests_by_status[API_STATUS_MAX];
+};
+
+/* Per-request state, kept in MHD's con_cls and freed by the completion callback. */
+typedef struct api_request {
+    gand_api *api;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *url;
+    char *body;
+    size_t body_len, body_cap;
+    bool body_too_large;
+    bool responded;
+    int status;
+} api_request;
+
+/* ---- responses (respond.c) ---- */
+
+/* Queue resp with status, count it for /metrics, destroy our reference. */
+enum MHD_Result api_send(api_request *req, unsigned status, struct MHD_Response *resp);
+/* A JSON body (takes ownership of json, malloc'd). */
+enum MHD_Result api_send_json(api_request *req, unsigned status, char *json);
+/* A body copied from a buffer. */
+enum MHD_Result api_send_bytes(api_request *req, unsigned status, const char *content_type,
+                               const void *data, size_t len);
+
+/* ---- problems (problem.c): RFC 9457 application/problem+json ---- */
+
+/*
+ * type_slug becomes the type URI "urn:gand:problem:<slug>" (NULL: "about:blank").
+ * field may be NULL or "". detail is printf-formatted.
+ */
+enum MHD_Result api_problem(api_request *req, unsigned status, const char *type_slug,
+                            const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* A registry answer other than REG_OK, with its error (may be NULL). */
+enum MHD_Result api_problem_reg(api_request *req, reg_status st, const gan_error *err,
+                                const char *run_id);
+/* 503 with Retry-After: try again in a moment. */
+enum MHD_Result api_problem_retry(api_request *req, const char *detail);
+/* 405 with the Allow header. */
+enum MHD_Result api_problem_method(api_request *req, const char *allow);
+const char *api_status_title(unsigned status);
+
+/* ---- request helpers (query.c) ---- */
+
+/* Names of the query parameters an endpoint accepts (NULL-terminated); 422 for any other. */
+enum MHD_Result api_check_query(api_request *req, const char *const *allowed, bool *ok);
+/*
+ * An integer query parameter: *value = def when absent; 422 naming the
+ * parameter and the range when it is not an integer in min..max.
+ */
+enum MHD_Result api_query_int(api_request *req, const char *name, int64_t min, int64_t max,
+                              int64_t def, int64_t *value, bool *ok);
+/* Content-Type's media type (before ';', lowercase compare) is one of types (NULL-terminated). */
+bool api_content_type_is(api_request *req, const char *const *types);
+
+/* ---- the handlers (router.c dispatches to them) ---- */
+
+typedef enum MHD_Result (*api_handler)(api_request *req, const char *const *params);
+
+enum MHD_Result api_route(api_request *req);
+
+enum MHD_Result h_healthz(api_request *req, const char *const *params);
+enum MHD_Result h_metrics(api_request *req, const char *const *params);
+enum MHD_Result h_openapi(api_request *req, const char *const *params);
+enum MHD_Result h_datasets(api_request *req, const char *const *params);
+enum MHD_Result h_runs_list(api_request *req, const char *const *params);
+enum MHD_Result h_runs_create(api_request *req, const char *const *params);
+enum MHD_Result h_run_get(api_request *req, const char *const *params);
+enum MHD_Result h_run_patch(api_request *req, const char *const *params);
+enum MHD_Result h_run_delete(api_request *req, const char *const *params);
+enum MHD_Result h_run_pause(api_request *req, const char *const *params);
+enum MHD_Result h_run_resume(api_request *req, const char *const *params);
+enum MHD_Result h_run_stop(api_request *req, const char *const *params);
+enum MHD_Result h_run_metrics(api_request *req, const char *const *params);
+enum MHD_Result h_run_events(api_request *req, const char *const *params);
+enum MHD_Result h_run_samples(api_request *req, const char *const *params);
+enum MHD_Result h_run_epoch_png(api_request *req, const char *const *params);
+enum MHD_Result h_run_checkpoint(api_request *req, const char *const *params);
+enum MHD_Result h_static_index(api_request *req, const char *const *params);
+enum MHD_Result h_static_file(api_request *req, const char *const *params);
+enum MHD_Result h_javascript_file(api_request *req, const char *const *params);
+
+/* ---- files (files.c): a regular file as the response, with validators ---- */
+
+/*
+ * Serve path with content_type. etag (quoted) may be NULL: then one is made
+ * from the file's inode, size and mtime. Adds Last-Modified; answers 304 to a
+ * matching If-None-Match (or If-Modified-Since when there is no If-None-Match).
+ * extra_headers: NULL-terminated name, value pairs. 404 when the file is missing.
+ */
+enum MHD_Result api_send_file(api_request *req, const char *path, const char *content_type,
+                              const char *etag, const char *const *extra_headers);
+
+/* Does the request's If-None-Match match etag (weak comparison)? */
+bool api_if_none_match(api_request *req, const char *etag);
+/* 304 with the ETag and the Cache-Control among extra_headers. */
+enum MHD_Result api_send_not_modified(api_request *req, const char *etag,
+                                      const char *const *extra_headers);
+
+/* The embedded api/openapi.json (generated at build time). */
+extern const char gand_openapi_json[];
+extern const size_t gand_openapi_json_len;
+
+#endif

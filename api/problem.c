@@ -1,0 +1,146 @@
+/*
+ * api/problem.c — errors as RFC 9457 problem details (application/problem+json).
+ *
+ * The status scheme (README "Errors"): 400 the request cannot be read (not
+ * JSON, not an object, a bad header); 422 it can, but a named field or query
+ * parameter is unknown, of the wrong type or out of range (`field` names it);
+ * 404 unknown route, run or epoch; 405 wrong method (Allow lists the right
+ * ones); 409 the run's state does not allow it; 413 body over max_body_bytes;
+ * 415 body not JSON; 429 a configured limit was reached; 500 an internal failure;
+ * 503 (with Retry-After) a moment's wait, e.g. deleting a run still writing its checkpoint.
+ */
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "daemon/log.h"
+
+const char *api_status_title(unsigned status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
+    }
+}
+
+static enum MHD_Result send_problem(api_request *req, unsigned status, const char *type_slug,
+                                    const char *field, const char *detail, const char *allow,
+                                    const char *retry_after)
+{
+    char type[96];
+    if (type_slug)
+        snprintf(type, sizeof type, "urn:gand:problem:%s", type_slug);
+    else
+        snprintf(type, sizeof type, "about:blank");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddStringToObject(o, "title", api_status_title(status));
+    cJSON_AddNumberToObject(o, "status", status);
+    cJSON_AddStringToObject(o, "detail", detail);
+    if (field && field[0])
+        cJSON_AddStringToObject(o, "field", field);
+    cJSON_AddStringToObject(o, "instance", req->url);
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    size_t len = json ? strlen(json) : 0;
+    char *text = json ? malloc(len + 2) : NULL;
+    if (!text) {
+        cJSON_free(json);
+        return api_send(req, status, NULL);
+    }
+    memcpy(text, json, len);
+    text[len] = '\n';
+    text[len + 1] = '\0';
+    cJSON_free(json);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len + 1, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return api_send(req, status, NULL);
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (retry_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+    if (status >= 500)
+        log_warning("http: %s %s -> %u: %s", req->method, req->url, status, detail);
+    return api_send(req, status, resp);
+}
+
+enum MHD_Result api_problem(api_request *req, unsigned status, const char *type_slug,
+                            const char *field, const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    return send_problem(req, status, type_slug, field, detail, NULL, NULL);
+}
+
+enum MHD_Result api_problem_retry(api_request *req, const char *detail)
+{
+    return send_problem(req, 503, "busy", NULL, detail, NULL, "2");
+}
+
+enum MHD_Result api_problem_method(api_request *req, const char *allow)
+{
+    char detail[256];
+    snprintf(detail, sizeof detail, "%s is not allowed on %s; allowed: %s", req->method, req->url,
+             allow);
+    return send_problem(req, 405, "method-not-allowed", NULL, detail, allow, NULL);
+}
+
+enum MHD_Result api_problem_reg(api_request *req, reg_status st, const gan_error *err,
+                                const char *run_id)
+{
+    const char *msg = err && err->message[0] ? err->message : NULL;
+    const char *field = err ? err->field : NULL;
+    switch (st) {
+    case REG_OK:
+        break;
+    case REG_INVALID:
+        return api_problem(req, 422, "invalid-field", field, "%s",
+                           msg ? msg : "the request is not valid");
+    case REG_NOT_FOUND:
+        if (msg)
+            return api_problem(req, 404, "not-found", NULL, "%s", msg);
+        return api_problem(req, 404, "not-found", NULL, "no run with id '%s'",
+                           run_id ? run_id : "");
+    case REG_CONFLICT:
+        return api_problem(req, 409, "state-conflict", NULL, "%s",
+                           msg ? msg : "the run's state does not allow this");
+    case REG_LIMIT:
+        return api_problem(req, 429, "limit-reached", field, "%s",
+                           msg ? msg : "a configured limit was reached");
+    case REG_INTERNAL:
+        return api_problem(req, 500, "internal", NULL, "%s",
+                           msg ? msg : "internal error (see the daemon's log)");
+    }
+    return api_problem(req, 500, "internal", NULL, "unexpected registry status %d", (int)st);
+}

@@ -1,0 +1,433 @@
+// tests/browser/dashboard.test.mjs GAND_BINARY ARTIFACT_DIR
+//
+// Starts `gand serve` (loopback, free port, temporary state dir, a 500-image
+// slice of the bundled data set as "small"), opens the dashboard in Debian's
+// chromium through playwright-core, and uses it as a person would: creates a
+// run from the form, watches charts, table and sample grids fill from the
+// event stream, steers it with a PATCH, zooms a chart, pauses, resumes,
+// reloads, stops, and sees an API problem reported. Fails on any console
+// error, page error or unexpected HTTP error. Screenshots go to ARTIFACT_DIR.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { chromium } from 'playwright-core';
+
+const [gandBin, outDir] = process.argv.slice(2);
+if (!gandBin || !outDir) {
+  console.error('usage: dashboard.test.mjs GAND_BINARY ARTIFACT_DIR');
+  process.exit(2);
+}
+const here = dirname(fileURLToPath(import.meta.url));
+const srcRoot = resolve(here, '../..');
+const webDir = process.env.GAND_TEST_WEB_DIR || join(srcRoot, 'web');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const T = 60000; /* per wait */
+
+mkdirSync(outDir, { recursive: true });
+const tmp = mkdtempSync(join(tmpdir(), 'gand-browser-'));
+const t0 = Date.now();
+const say = (msg) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
+
+const problems = [];
+let gand = null;
+let context = null;
+
+function fail(msg) {
+  throw new Error(msg);
+}
+function check(cond, msg) {
+  if (!cond) fail(msg);
+}
+
+/* ---- a small data set: the first 500 images of the bundled one ---- */
+
+function makeSmallDataset() {
+  const raw = gunzipSync(readFileSync(join(srcRoot, 'data/mnist-10k-images-idx3-ubyte.gz')));
+  check(raw.readUInt32BE(0) === 2051, 'the bundled data set is not an idx3 file');
+  const n = 500;
+  const rows = raw.readUInt32BE(8);
+  const cols = raw.readUInt32BE(12);
+  const out = Buffer.from(raw.subarray(0, 16 + n * rows * cols));
+  out.writeUInt32BE(n, 4);
+  const path = join(tmp, 'small-images-idx3-ubyte.gz');
+  writeFileSync(path, gzipSync(out));
+  return path;
+}
+
+/* ---- gand ---- */
+
+function startGand(dataPath, listen = '127.0.0.1:0') {
+  const conf = join(tmp, 'gand.conf'); /* empty: no installed config leaks in */
+  writeFileSync(conf, '# browser test\n');
+  const args = ['serve', '--config', conf, '--listen', listen, '--state-dir', join(tmp, 'state'),
+    '--data', `small=${dataPath}`, '--web-dir', webDir, '--device', 'cpu', '--log-level', 'info'];
+  say(`starting ${gandBin} ${args.join(' ')}`);
+  const child = spawn(gandBin, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' },
+  });
+  const log = createWriteStream(join(outDir, 'gand.log'), { flags: 'a' });
+  let text = '';
+  return new Promise((resolveP, rejectP) => {
+    const timer = setTimeout(() => rejectP(new Error(`gand did not say where it listens within 30 s:\n${text}`)), 30000);
+    const onData = (buf) => {
+      log.write(buf);
+      text += buf.toString();
+      const m = text.match(/listening on http:\/\/(127\.0\.0\.1):(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolveP({ child, base: `http://${m[1]}:${m[2]}` });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code, sig) => {
+      clearTimeout(timer);
+      rejectP(new Error(`gand exited (${code ?? sig}) before listening:\n${text}`));
+    });
+  });
+}
+
+async function stopGand() {
+  if (!gand || gand.exitCode !== null) return null;
+  const done = new Promise((r) => gand.once('exit', (code, sig) => r(code ?? sig)));
+  gand.kill('SIGTERM');
+  const timer = setTimeout(() => gand.kill('SIGKILL'), 20000);
+  const code = await done;
+  clearTimeout(timer);
+  return code;
+}
+
+/* ---- the page, watched ---- */
+
+function watch(page, label) {
+  page.allow = []; /* [{url: RegExp, why}] of failures expected in the current step */
+  const allowed = (url) => page.allow.some((a) => a.url.test(url));
+  page.on('console', (m) => {
+    const where = m.location() && m.location().url ? ` (${m.location().url})` : '';
+    if (m.type() === 'error') {
+      if (allowed(m.location().url || '')) say(`${label}: expected console error: ${m.text()}${where}`);
+      else problems.push(`${label}: console error: ${m.text()}${where}`);
+    } else if (m.type() === 'warning') {
+      say(`${label}: console warning: ${m.text()}${where}`);
+    }
+  });
+  page.on('pageerror', (e) => problems.push(`${label}: page error: ${e.message}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400 && !allowed(r.url())) problems.push(`${label}: HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
+  });
+  page.on('requestfailed', (r) => {
+    const why = r.failure() ? r.failure().errorText : '?';
+    if (!allowed(r.url()) && !/ERR_ABORTED/.test(why)) problems.push(`${label}: request failed: ${r.method()} ${r.url()}: ${why}`);
+  });
+}
+
+const points = (page) => page.$eval('#charts', (e) => Number(e.dataset.points));
+const stateText = (page) => page.textContent('#run-state');
+
+async function waitPoints(page, atLeast) {
+  await page.waitForFunction((n) => Number(document.querySelector('#charts').dataset.points) >= n, atLeast, { timeout: T });
+  return points(page);
+}
+
+async function imgLoaded(page, sel, srcPart) {
+  await page.waitForFunction(([s, part]) => {
+    const i = document.querySelector(s);
+    return i && !i.hidden && i.complete && i.naturalWidth > 0 && (!part || i.src.includes(part));
+  }, [sel, srcPart || ''], { timeout: T });
+  return page.$eval(sel, (i) => ({ w: i.naturalWidth, h: i.naturalHeight, src: i.src }));
+}
+
+async function contiguous(page) {
+  return page.evaluate(() => {
+    const rows = [...document.querySelectorAll('#epoch-table tbody tr')].map((tr) => Number(tr.cells[0].textContent));
+    const out = { rows: rows.length, tableOk: rows.every((e, i) => i === 0 || rows[i - 1] === e + 1) };
+    const c = window.Chart && window.Chart.getChart('chart-loss');
+    if (c) {
+      const xs = c.data.datasets[0].data.map((p) => p.x);
+      out.chartPoints = xs.length;
+      out.chartOk = xs.every((x, i) => x === i + 1);
+    }
+    return out;
+  });
+}
+
+/* ---- the test ---- */
+
+async function main() {
+  const small = makeSmallDataset();
+  const started = await startGand(small);
+  gand = started.child;
+  const base = started.base;
+  say(`gand listens on ${base}`);
+
+  const profile = join(tmp, 'chromium-profile');
+  mkdirSync(profile);
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 800 },
+    timeout: T,
+  });
+  context.setDefaultTimeout(T);
+  const page = context.pages()[0] || await context.newPage();
+  watch(page, 'page');
+
+  say('open the dashboard');
+  const resp = await page.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
+  check(resp.ok(), `GET / answered ${resp.status()}`);
+  await page.waitForSelector('#f-dataset option[value="small"]', { state: 'attached' });
+  await page.waitForFunction(() => !/connecting/.test(document.querySelector('#health').textContent));
+  say(`health: ${await page.textContent('#health')}`);
+  check(!(await page.isVisible('#run-body')), 'a run is shown before any exists');
+
+  say('create a run from the form');
+  await page.selectOption('#f-preset', 'seed');
+  check(await page.inputValue('#f-batch_size') === '1024', 'the form is not pre-filled from the seed preset');
+  await page.selectOption('#f-preset', 'paper');
+  check(await page.inputValue('#f-lr_d') === '0.1', 'choosing preset paper did not fill lr_d = 0.1');
+  await page.selectOption('#f-preset', 'seed');
+  check(await page.inputValue('#f-lr_d') === '0.001', 'going back to seed did not restore lr_d');
+  const fields = { latent_dim: '16', g_hidden: '32', d_units: '16', d_pieces: '2', batch_size: '50', epochs: '3000' };
+  for (const [k, v] of Object.entries(fields)) await page.fill(`#f-${k}`, v);
+  await page.selectOption('#f-dataset', 'small');
+  const [createReq, createResp] = await Promise.all([
+    page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === '/api/v1/runs'),
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/api/v1/runs'),
+    page.click('#create-form button[type=submit]'),
+  ]);
+  const sent = createReq.postDataJSON();
+  const want = { preset: 'seed', dataset: 'small', latent_dim: 16, g_hidden: 32, d_units: 16, d_pieces: 2, batch_size: 50, epochs: 3000 };
+  check(JSON.stringify(Object.keys(sent).sort()) === JSON.stringify(Object.keys(want).sort()) &&
+        Object.entries(want).every(([k, v]) => sent[k] === v),
+  `the form sent ${JSON.stringify(sent)}, expected only the changed fields ${JSON.stringify(want)}`);
+  check(createResp.status() === 201, `POST /api/v1/runs answered ${createResp.status()}`);
+  const runId = (await createResp.json()).id;
+  say(`created run ${runId}`);
+  await page.waitForFunction((id) => document.querySelector('#run-id').textContent === id, runId);
+  await page.waitForSelector(`#runs-table tr[data-run-id="${runId}"]`);
+
+  say('charts fill from the event stream');
+  await page.waitForFunction(() => document.querySelector('#charts').dataset.chart !== 'loading');
+  const chartState = await page.$eval('#charts', (e) => e.dataset.chart);
+  check(chartState === 'ready', `the chart library did not load (data-chart=${chartState}): is Chart.js served at ` +
+    '/javascript/chart.js/chart.min.js (gand\'s javascript_dir, Debian libjs-chart.js)?');
+  let n = await waitPoints(page, 5);
+  await page.waitForFunction(() => document.querySelectorAll('#epoch-table tbody tr').length >= 5);
+  const inChart = await page.evaluate(() => window.Chart.getChart('chart-loss').data.datasets.map((d) => d.data.length));
+  check(inChart.every((k) => k >= 5), `the loss chart has ${inChart} points`);
+  await page.waitForFunction(() => document.querySelector('#stream-status').dataset.stream === 'live');
+  say(`${n} epochs shown; loss chart datasets hold ${inChart} points; stream live`);
+
+  say('sample grids');
+  const cur = await imgLoaded(page, '#grid-current');
+  check(cur.w > 100 && cur.src.startsWith('blob:'), `the current grid is ${JSON.stringify(cur)}`);
+  const saved = await imgLoaded(page, '#grid-epoch', '/samples/');
+  say(`current grid ${cur.w}×${cur.h}; saved grid ${saved.src.replace(base, '')} ${saved.w}×${saved.h}`);
+
+  say('steer the run: PATCH lr_d and batch_size');
+  await page.fill('#e-lr_d', '0.0005');
+  await page.fill('#e-batch_size', '25');
+  const [patchReq] = await Promise.all([
+    page.waitForRequest((r) => r.method() === 'PATCH'),
+    page.click('#edit-form button[type=submit]'),
+  ]);
+  check(patchReq.headers()['content-type'] === 'application/merge-patch+json', `PATCH sent as ${patchReq.headers()['content-type']}`);
+  check(JSON.stringify(patchReq.postDataJSON()) === JSON.stringify({ lr_d: 0.0005, batch_size: 25 }),
+    `PATCH body ${patchReq.postData()}`);
+  await page.waitForFunction(() => /lr_d = 0\.0005 takes effect at the next iteration/.test(document.querySelector('#edit-status').textContent) &&
+    /batch_size = 25 takes effect at the next epoch/.test(document.querySelector('#edit-status').textContent));
+  say(`edit status: ${await page.textContent('#edit-status')}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#event-log li')].some((li) => /changed .*lr_d = 0\.0005/.test(li.textContent)));
+  await page.waitForFunction(() => [...document.querySelectorAll('#epoch-table tbody tr')].some((tr) => tr.cells[11].textContent === '25'));
+  say('the config event arrived and epochs now report batch 25');
+
+  say('zoom a chart, and keep the zoom while epochs arrive');
+  await page.locator('#chart-loss').scrollIntoViewIfNeeded();
+  const box = await page.locator('#chart-loss').boundingBox();
+  const area = await page.evaluate(() => window.Chart.getChart('chart-loss').chartArea);
+  const y = box.y + (area.top + area.bottom) / 2;
+  await page.mouse.move(box.x + area.left + 10, y);
+  await page.mouse.down();
+  await page.mouse.move(box.x + (area.left + area.right) / 2, y, { steps: 5 });
+  await page.mouse.up();
+  const zoom = await page.evaluate(() => {
+    const c = window.Chart.getChart('chart-loss');
+    return { min: c.options.scales.x.min, max: c.options.scales.x.max };
+  });
+  check(Number.isFinite(zoom.min) && Number.isFinite(zoom.max) && zoom.max > zoom.min, `dragging did not zoom: ${JSON.stringify(zoom)}`);
+  n = await points(page);
+  await waitPoints(page, n + 3);
+  const after = await page.evaluate(() => {
+    const c = window.Chart.getChart('chart-loss');
+    const d = window.Chart.getChart('chart-d');
+    return { min: c.scales.x.min, max: c.scales.x.max, dmin: d.scales.x.min, dmax: d.scales.x.max };
+  });
+  check(after.min === zoom.min && after.max === zoom.max && after.dmin === zoom.min && after.dmax === zoom.max,
+    `appending epochs changed the zoom ${JSON.stringify(zoom)} to ${JSON.stringify(after)}`);
+  say(`zoomed to epochs ${zoom.min}–${zoom.max}; unchanged after 3 more epochs`);
+  await page.click('#zoom-reset');
+
+  say('pause');
+  await page.click('#btn-pause');
+  await page.waitForFunction(() => document.querySelector('#run-state').textContent === 'paused');
+  await page.waitForFunction((id) => document.querySelector(`#runs-table tr[data-run-id="${id}"] .badge`).textContent === 'paused', runId);
+  await page.waitForFunction(() => [...document.querySelectorAll('#event-log li')].some((li) => /^\S+ paused/.test(li.textContent)));
+  check(await page.isEnabled('#btn-resume') && !(await page.isEnabled('#btn-pause')), 'buttons do not follow the paused state');
+  say(`paused at ${await page.textContent('#run-progress-text')}`);
+
+  say('the slider shows an older saved grid');
+  await page.$eval('#grid-slider', (s) => {
+    s.value = '0';
+    s.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+  const first = await imgLoaded(page, '#grid-epoch', '/samples/1.png');
+  check(await page.textContent('#grid-slider-out') === '1', 'the slider label does not say epoch 1');
+  say(`epoch-1 grid ${first.w}×${first.h}`);
+  await page.waitForTimeout(500); /* let the last epoch of the pause settle into the charts */
+
+  say('screenshots');
+  await page.screenshot({ path: join(outDir, 'desktop.png') });
+  await page.screenshot({ path: join(outDir, 'desktop-full.png'), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(400);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 1, `at phone width the page is ${overflow}px wider than the screen`);
+  await page.screenshot({ path: join(outDir, 'phone.png') });
+  await page.screenshot({ path: join(outDir, 'phone-full.png'), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  say('resume, reload mid-run: history + stream without duplicates or gaps');
+  await page.click('#btn-resume');
+  await page.waitForFunction(() => document.querySelector('#run-state').textContent === 'running');
+  n = await waitPoints(page, (await points(page)) + 3);
+  await page.reload({ waitUntil: 'domcontentloaded' });
+  await page.waitForFunction((id) => document.querySelector('#run-id').textContent === id, runId);
+  await page.waitForFunction(() => document.querySelector('#charts').dataset.chart === 'ready');
+  await waitPoints(page, n + 5);
+  const c1 = await contiguous(page);
+  check(c1.tableOk && c1.chartOk, `after a reload the epochs are not 1, 2, 3, … once each: ${JSON.stringify(c1)}`);
+  say(`after reload: ${c1.chartPoints} chart points, epochs contiguous, no duplicates`);
+
+  say('restart gand: the page shows the outage, the stream reconnects with Last-Event-ID, nothing is missed');
+  const port = new URL(base).port;
+  const shownBefore = await points(page);
+  const eventRequests = [];
+  const onRequest = (r) => {
+    /* allHeaders: what went on the wire, Last-Event-ID included (headers() omits it) */
+    if (new URL(r.url()).pathname.endsWith('/events')) eventRequests.push(r.allHeaders().then((h) => h['last-event-id'] || null, () => null));
+  };
+  page.on('request', onRequest);
+  page.allow = [{ url: new RegExp(`^${base.replace(/[.]/g, '\\.')}/`) }];
+  check(await stopGand() === 0, 'gand did not exit cleanly on SIGTERM');
+  await page.waitForFunction(() => ['reconnecting', 'down'].includes(document.querySelector('#stream-status').dataset.stream));
+  await page.waitForFunction(() => /cannot reach gand/.test(document.querySelector('#errors').textContent), null, { timeout: 15000 });
+  say(`outage shown: ${(await page.textContent('#errors')).trim().slice(0, 140)}`);
+  gand = (await startGand(small, `127.0.0.1:${port}`)).child;
+  await page.waitForFunction(() => document.querySelector('#stream-status').dataset.stream === 'live');
+  await waitPoints(page, shownBefore + 5);
+  await page.waitForFunction(() => !/cannot reach gand/.test(document.querySelector('#errors').textContent), null, { timeout: 15000 });
+  page.allow = [];
+  page.off('request', onRequest);
+  const lastEventIds = await Promise.all(eventRequests);
+  check(lastEventIds.some((h) => h !== null && Number(h) > 0),
+    `no reconnect of the event stream sent Last-Event-ID (saw ${JSON.stringify(lastEventIds)})`);
+  const c3 = await contiguous(page);
+  check(c3.tableOk && c3.chartOk, `after the restart the epochs are not 1, 2, 3, … once each: ${JSON.stringify(c3)}`);
+  say(`reconnected (Last-Event-ID ${lastEventIds.filter(Boolean).join(', ')}); ${c3.chartPoints} epochs, contiguous`);
+
+  say('an API problem is shown with its detail and field');
+  page.allow = [{ url: /\/api\/v1\/runs$/ }];
+  await page.evaluate(() => {
+    const s = document.querySelector('#f-dataset');
+    s.append(new Option('no-such-set', 'no-such-set'));
+    s.value = 'no-such-set';
+  });
+  await page.click('#create-form button[type=submit]');
+  await page.waitForFunction(() => /field: dataset/.test(document.querySelector('#errors').textContent));
+  const shown = await page.textContent('#create-status');
+  check(/422/.test(shown) && /dataset/.test(shown), `the create form says: ${shown}`);
+  check(await page.getAttribute('#f-dataset', 'aria-invalid') === 'true', 'the bad field is not marked');
+  say(`shown: ${shown}`);
+  page.allow = [];
+  await page.selectOption('#f-dataset', 'small');
+  await page.click('.error-close');
+
+  say('stop');
+  await page.click('#btn-stop');
+  await page.waitForFunction(() => document.querySelector('#run-state').textContent === 'stopped');
+  await page.waitForFunction(() => document.querySelector('#stream-status').dataset.stream === 'ended');
+  check(await page.isVisible('#btn-delete'), 'no delete button on a stopped run');
+  const c2 = await contiguous(page);
+  check(c2.tableOk && c2.chartOk, `after stopping the epochs are not contiguous: ${JSON.stringify(c2)}`);
+  say(`stopped after ${c2.chartPoints} epochs`);
+
+  say('without the chart library the page falls back to the table');
+  const bare = await context.newPage();
+  watch(bare, 'no-chart-lib page');
+  bare.allow = [{ url: /\/javascript\// }];
+  await bare.route('**/javascript/**', (route) => route.abort());
+  await bare.goto(`${base}/#run=${runId}`, { waitUntil: 'domcontentloaded' });
+  await bare.waitForFunction(() => document.querySelector('#charts').dataset.chart === 'unavailable');
+  await bare.waitForFunction(() => document.querySelectorAll('#epoch-table tbody tr').length > 5);
+  check(await bare.isVisible('#epoch-table'), 'the epoch table is not shown when charts are unavailable');
+  check(/Charts are unavailable/.test(await bare.textContent('#charts-note')), 'no note says why there are no charts');
+  await bare.screenshot({ path: join(outDir, 'no-chart-library.png') });
+  await bare.close();
+
+  await context.close();
+  context = null;
+  const code = await stopGand();
+  check(code === 0, `gand exited with ${code} on SIGTERM`);
+  say('gand stopped cleanly');
+}
+
+let ok = false;
+const guard = setTimeout(() => {
+  problems.push('the test took more than 360 s');
+  cleanup().then(() => report());
+}, 360000);
+
+async function cleanup() {
+  if (context) await context.close().catch(() => {});
+  context = null;
+  await stopGand().catch(() => {});
+}
+
+function report() {
+  clearTimeout(guard);
+  if (problems.length) {
+    console.error(`FAIL: ${problems.length} problem(s):`);
+    for (const p of problems) console.error(`  - ${p}`);
+    ok = false;
+  }
+  console.log(`artifacts: ${outDir}`);
+  if (ok && !problems.length) {
+    rmSync(tmp, { recursive: true, force: true });
+    console.log('PASS: the dashboard works in chromium');
+    process.exit(0);
+  }
+  console.log(`temporary files kept in ${tmp}`);
+  process.exit(1);
+}
+
+try {
+  await main();
+  ok = true;
+} catch (e) {
+  problems.unshift(`step failed: ${e.stack || e.message}`);
+  if (context) {
+    for (const p of context.pages()) {
+      await p.screenshot({ path: join(outDir, 'failure.png'), fullPage: true }).catch(() => {});
+    }
+  }
+} finally {
+  await cleanup();
+  report();
+}

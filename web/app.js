@@ -1,0 +1,856 @@
+// app.js: the gand dashboard. Lists runs, creates them, shows one run live
+// (charts, samples, events) and steers it (pause, resume, stop, PATCH).
+//
+// Data flow for the selected run: GET .../metrics?since=0 (the history), then
+// GET the run, then an EventSource on .../events?last_event_id=N. Epochs are
+// deduplicated by number, so overlap between history and stream is harmless;
+// EventSource reconnects by itself with Last-Event-ID (the server sends id:
+// lines), and after any reconnect the page also asks .../metrics?since=<last
+// epoch> so that nothing is missed even across a daemon restart.
+
+import { api, fetchBlob, describe, problemFrom, runPath, ApiError, NetworkError } from './api.js';
+import {
+  FIELDS, FIELD, LIVE_FIELDS, PRESETS, parseField, buildField, setFieldError, formatValue,
+  sameValue, el,
+} from './fields.js';
+import { RunCharts, loadChartLib, fmt } from './charts.js';
+
+const $ = (id) => document.getElementById(id);
+const FINAL = new Set(['stopped', 'completed', 'failed']);
+const POLL_MS = 3000;
+const GRID_MIN_INTERVAL_MS = 700;
+const APPLIES_TEXT = {
+  next_iteration: 'at the next iteration',
+  next_epoch: 'at the next epoch',
+  now: 'now',
+};
+
+/* ---- errors: shown on the page until dismissed or resolved, never swallowed ---------------- */
+
+const errors = {
+  box: $('errors'),
+  items: new Map(),
+  show(message, key = `e${Date.now()}${Math.random()}`) {
+    let item = this.items.get(key);
+    if (!item) {
+      const text = el('span', { class: 'error-text' });
+      const close = el('button', { type: 'button', class: 'error-close', 'aria-label': 'Dismiss this message', text: '×' });
+      item = el('div', { class: 'error' }, el('strong', { text: 'Problem: ' }), text, close);
+      close.addEventListener('click', () => this.clear(key));
+      this.items.set(key, item);
+      this.box.append(item);
+      while (this.items.size > 6) this.clear(this.items.keys().next().value);
+    }
+    item.querySelector('.error-text').textContent = message;
+  },
+  clear(key) {
+    const item = this.items.get(key);
+    if (item) {
+      item.remove();
+      this.items.delete(key);
+    }
+  },
+};
+
+window.addEventListener('unhandledrejection', (ev) => {
+  errors.show(describe(ev.reason));
+});
+
+function setStatus(id, text, kind = '') {
+  const p = $(id);
+  p.textContent = text;
+  p.dataset.kind = kind;
+}
+
+function timeOf(at) {
+  const d = at ? new Date(at) : new Date();
+  return Number.isNaN(d.getTime()) ? String(at) : d.toLocaleTimeString([], { hour12: false });
+}
+
+function duration(s) {
+  if (!Number.isFinite(s) || s < 0) return '';
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} days`;
+}
+
+/* ---- health ----------------------------------------------------------------------------- */
+
+async function loadHealth() {
+  const h = $('health');
+  try {
+    const x = await api('/healthz');
+    const text = [x.status, x.backend, x.device, x.version && `v${x.version}`].filter(Boolean).join(' · ');
+    h.textContent = text;
+    h.title = [text, x.why].filter(Boolean).join('\n');
+    h.dataset.status = x.status || '';
+    errors.clear('health');
+  } catch (e) {
+    h.textContent = 'gand is not answering';
+    h.dataset.status = 'down';
+    errors.show(describe(e), 'health');
+  }
+}
+
+/* ---- the run list ------------------------------------------------------------------------ */
+
+const runRows = new Map(); /* id → <tr> */
+const lastPolled = new Map(); /* id → the run as last listed */
+let view = null;
+let pollTimer = 0;
+let listLoaded = false;
+
+function epochText(run) {
+  return `${run.epoch ?? 0} / ${run.config ? run.config.epochs : '?'}`;
+}
+
+function renderRow(run) {
+  let tr = runRows.get(run.id);
+  if (!tr) {
+    const btn = el('button', { type: 'button', class: 'link run-link', text: run.id });
+    btn.addEventListener('click', () => selectRun(run.id));
+    tr = el('tr', { 'data-run-id': run.id },
+      el('th', { scope: 'row' }, btn),
+      el('td', {}, el('span', { class: 'badge' })),
+      el('td', { class: 'num' }), el('td', { class: 'num' }), el('td', { class: 'num' }));
+    tr.addEventListener('click', (ev) => {
+      if (ev.target.closest('button') === null) selectRun(run.id);
+    });
+    runRows.set(run.id, tr);
+  }
+  const m = run.last_metrics;
+  const badge = tr.cells[1].firstChild;
+  badge.textContent = run.state;
+  badge.dataset.state = run.state;
+  if (run.reason) badge.title = run.reason;
+  else badge.removeAttribute('title');
+  tr.cells[2].textContent = epochText(run);
+  tr.cells[3].textContent = m ? fmt(m.d_loss, 3) : '—';
+  tr.cells[4].textContent = m ? fmt(m.g_loss, 3) : '—';
+  tr.cells[0].firstChild.title = [run.config && `${run.config.preset} on ${run.config.dataset}`,
+    run.created_at && `created ${run.created_at}`].filter(Boolean).join(', ');
+  const selected = view && view.id === run.id;
+  tr.classList.toggle('selected', !!selected);
+  if (selected) tr.cells[0].firstChild.setAttribute('aria-current', 'true');
+  else tr.cells[0].firstChild.removeAttribute('aria-current');
+  return tr;
+}
+
+function renderRuns(list) {
+  const tbody = $('runs-table').tBodies[0];
+  const sorted = [...list].sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+  const seen = new Set();
+  lastPolled.clear();
+  for (const r of sorted) lastPolled.set(r.id, r);
+  sorted.forEach((run, i) => {
+    seen.add(run.id);
+    const live = view && view.id === run.id ? view.mergePolled(run) : run;
+    const tr = renderRow(live);
+    if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
+  });
+  for (const [id, tr] of runRows) {
+    if (!seen.has(id)) {
+      tr.remove();
+      runRows.delete(id);
+    }
+  }
+  $('runs-empty').hidden = sorted.length > 0;
+  $('runs-table').hidden = sorted.length === 0;
+  $('runs-updated').textContent = `updated ${timeOf()}`;
+  return sorted;
+}
+
+async function pollRuns() {
+  clearTimeout(pollTimer);
+  try {
+    const answer = await api('/api/v1/runs');
+    if (errors.items.has('poll')) {
+      errors.clear('poll');
+      loadHealth();
+    }
+    const sorted = renderRuns(answer.runs || []);
+    if (!listLoaded) {
+      listLoaded = true;
+      if (!view) {
+        const wanted = new URLSearchParams(location.hash.slice(1)).get('run');
+        const pick = (wanted && sorted.find((r) => r.id === wanted)) ||
+          sorted.find((r) => !FINAL.has(r.state)) || sorted[0];
+        if (wanted && !sorted.some((r) => r.id === wanted)) {
+          errors.show(`the page address names run ${wanted}, which gand does not have (deleted?)`, 'hash');
+        }
+        if (pick) selectRun(pick.id);
+      }
+    }
+  } catch (e) {
+    errors.show(`${describe(e)}; the run list retries every ${POLL_MS / 1000} s`, 'poll');
+  } finally {
+    pollTimer = setTimeout(pollRuns, document.hidden ? POLL_MS * 5 : POLL_MS);
+  }
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) pollRuns();
+});
+
+function selectRun(id) {
+  if (view && view.id === id) return;
+  if (view) view.close();
+  view = id ? new RunView(id) : null;
+  const hash = id ? `#run=${encodeURIComponent(id)}` : ' ';
+  if (location.hash !== hash) history.replaceState(null, '', hash === ' ' ? location.pathname : hash);
+  for (const [rid, tr] of runRows) {
+    tr.classList.toggle('selected', rid === id);
+    const b = tr.cells[0].firstChild;
+    if (rid === id) b.setAttribute('aria-current', 'true');
+    else b.removeAttribute('aria-current');
+  }
+  $('run-none').hidden = !!id;
+  $('run-body').hidden = !id;
+  if (view) view.open();
+  else document.title = 'gand';
+}
+
+window.addEventListener('hashchange', () => {
+  const id = new URLSearchParams(location.hash.slice(1)).get('run');
+  if (id && (!view || view.id !== id)) selectRun(id);
+});
+
+/* ---- one run ----------------------------------------------------------------------------- */
+
+const editInputs = {};
+for (const name of LIVE_FIELDS) {
+  const input = buildField($('edit-fields'), FIELD[name], 'e');
+  input.addEventListener('input', () => {
+    input.dataset.dirty = '1';
+    setFieldError(input, parseField(FIELD[name], input.value).error || '');
+  });
+  editInputs[name] = input;
+}
+
+class RunView {
+  constructor(id) {
+    this.id = id;
+    this.run = null;
+    this.es = null;
+    this.lastSeq = 0;
+    this.closed = false;
+    this.hadError = false;
+    this.stateEvents = 0; /* state events seen: an answer older than one must not undo it */
+    this.retryTimer = 0;
+    this.abort = new AbortController();
+    this.sampleEpochs = [];
+    this.grid = { busy: false, pending: false, last: -1e9, timer: 0, url: null };
+    this.logged = new Set();
+    this.charts = new RunCharts({
+      root: $('charts'),
+      lossCanvas: $('chart-loss'),
+      dCanvas: $('chart-d'),
+      tbody: $('epoch-table').tBodies[0],
+      countEl: $('table-count'),
+      zoomReset: $('zoom-reset'),
+      tableDetails: $('table-details'),
+      note: $('charts-note'),
+    });
+  }
+
+  async open() {
+    $('run-id').textContent = this.id;
+    $('event-log').replaceChildren();
+    $('charts').dataset.chart = 'loading';
+    for (const id of ['run-action-status', 'edit-status', 'samples-status']) setStatus(id, '');
+    for (const input of Object.values(editInputs)) {
+      delete input.dataset.dirty;
+      setFieldError(input, '');
+    }
+    const gc = $('grid-current');
+    gc.removeAttribute('src');
+    gc.alt = '';
+    $('grid-current-cap').textContent = 'Current generator';
+    const ge = $('grid-epoch');
+    ge.hidden = true;
+    ge.removeAttribute('src');
+    delete ge.dataset.src;
+    this.setStream('connecting', 'loading');
+    loadChartLib().then((Chart) => {
+      if (!this.closed) this.charts.attach(Chart);
+    });
+    try {
+      const m = await api(`${runPath(this.id)}/metrics?since=0`, { signal: this.abort.signal });
+      if (this.closed) return;
+      const run = await api(runPath(this.id), { signal: this.abort.signal });
+      if (this.closed) return;
+      this.charts.append(m.epochs || []);
+      this.setRun(run);
+      /* G is published at the end of each epoch: before the first there is nothing to draw */
+      if ((run.epoch || 0) >= 1) this.refreshGrid();
+      else $('grid-current-cap').textContent = 'The generator\'s samples appear after the first epoch.';
+      /*
+       * Where the stream starts. The server numbers events from 1 and each epoch
+       * record is one event after at least one state event, so the number of epoch
+       * records we hold is never past the last event they came from: starting there
+       * replays a little (deduplicated) and misses nothing. An exact event_seq is
+       * used when the API provides one.
+       */
+      const exact = [m.event_seq, run.event_seq].find((v) => Number.isInteger(v));
+      this.connect(exact !== undefined ? exact : (m.epochs || []).length);
+    } catch (e) {
+      if (e.name === 'AbortError' || this.closed) return;
+      errors.show(describe(e), 'view');
+      this.setStream('down', 'not loaded');
+    }
+  }
+
+  close() {
+    this.closed = true;
+    this.abort.abort();
+    if (this.es) this.es.close();
+    this.es = null;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.grid.timer);
+    if (this.grid.url) URL.revokeObjectURL(this.grid.url);
+    this.charts.destroy();
+    errors.clear('view');
+    errors.clear('stream');
+    errors.clear('grid');
+  }
+
+  /* ---- the event stream ---- */
+
+  connect(after) {
+    if (this.closed) return;
+    clearTimeout(this.retryTimer);
+    if (this.es) this.es.close();
+    this.lastSeq = Math.max(this.lastSeq, after);
+    const url = `${runPath(this.id)}/events?last_event_id=${this.lastSeq}`;
+    const es = new EventSource(url);
+    this.es = es;
+    this.setStream('connecting', 'connecting');
+    es.onopen = () => {
+      if (this.es !== es) return;
+      this.setStream('live', 'live');
+      errors.clear('stream');
+      if (this.hadError) {
+        this.hadError = false;
+        this.resync();
+      }
+    };
+    for (const kind of ['epoch', 'state', 'config']) {
+      es.addEventListener(kind, (ev) => {
+        if (this.es === es) this.onEvent(kind, ev);
+      });
+    }
+    es.onerror = () => {
+      if (this.es !== es || this.closed) return;
+      this.hadError = true;
+      if (es.readyState === EventSource.CONNECTING) {
+        this.setStream('reconnecting', `reconnecting after event ${this.lastSeq}`);
+      } else {
+        this.es = null;
+        this.streamRefused();
+      }
+    };
+  }
+
+  /* EventSource gave up (the server answered with an error): say why, retry later. */
+  async streamRefused() {
+    const url = `${runPath(this.id)}/events?last_event_id=${this.lastSeq}`;
+    let why;
+    const ctrl = new AbortController();
+    try {
+      const res = await fetch(url, { cache: 'no-store', signal: ctrl.signal });
+      if (res.ok) why = 'the stream was cut';
+      else why = describe(await problemFrom(res, 'GET', url));
+      ctrl.abort();
+    } catch (e) {
+      why = e.name === 'AbortError' ? 'the stream was cut' : describe(new NetworkError('GET', url, e));
+    }
+    if (this.closed) return;
+    errors.show(`live updates of run ${this.id} stopped: ${why}; retrying in 10 s`, 'stream');
+    this.setStream('down', 'not live');
+    this.retryTimer = setTimeout(() => this.connect(this.lastSeq), 10000);
+  }
+
+  async resync() {
+    try {
+      const m = await api(`${runPath(this.id)}/metrics?since=${this.charts.lastEpoch}`, { signal: this.abort.signal });
+      const run = await api(runPath(this.id), { signal: this.abort.signal });
+      if (this.closed) return;
+      if (this.charts.append(m.epochs || [])) this.refreshGrid();
+      this.setRun(run);
+    } catch (e) {
+      if (e.name !== 'AbortError' && !this.closed) errors.show(describe(e), 'view');
+    }
+  }
+
+  onEvent(kind, ev) {
+    const seq = Number(ev.lastEventId);
+    if (Number.isFinite(seq) && seq > this.lastSeq) this.lastSeq = seq;
+    let data;
+    try {
+      data = JSON.parse(ev.data);
+    } catch (e) {
+      errors.show(`event ${ev.lastEventId} (${kind}) of run ${this.id} is not JSON: ${e.message}`);
+      return;
+    }
+    const run = this.run;
+    if (!run) return;
+    if (kind === 'epoch') {
+      if (!this.charts.append([data])) return;
+      if (data.epoch > (run.epoch || 0)) run.epoch = data.epoch;
+      run.last_metrics = data;
+      this.render();
+      this.refreshGrid();
+    } else if (kind === 'state') {
+      this.stateEvents++;
+      run.state = data.state;
+      run.reason = data.reason ?? null;
+      if (typeof data.epoch === 'number' && data.epoch > (run.epoch || 0)) run.epoch = data.epoch;
+      this.log(seq, data.at, `${data.state}${data.epoch ? ` at epoch ${data.epoch}` : ''}${data.reason ? `: ${data.reason}` : ''}`, data.state);
+      this.render();
+      if (FINAL.has(data.state)) {
+        /* the server ends the stream after a final state; do not let EventSource knock again */
+        if (this.es) this.es.close();
+        this.es = null;
+        this.setStream('ended', 'finished');
+        this.resync();
+      }
+    } else if (kind === 'config') {
+      const changed = data.changed || {};
+      Object.assign(run.config, changed);
+      const parts = Object.entries(changed).map(([k, v]) =>
+        `${k} = ${v} (${APPLIES_TEXT[(data.applies || {})[k]] || (data.applies || {})[k] || 'applies'})`);
+      this.log(seq, data.at, `changed ${parts.join(', ') || 'nothing'}`, 'config');
+      this.render();
+    }
+  }
+
+  log(seq, at, text, kind) {
+    if (Number.isFinite(seq) && seq > 0) {
+      if (this.logged.has(seq)) return;
+      this.logged.add(seq);
+    }
+    const li = el('li', { 'data-kind': kind },
+      el('time', { datetime: at || '', text: timeOf(at) }), ' ', el('span', { text }));
+    const list = $('event-log');
+    list.prepend(li);
+    while (list.children.length > 100) list.lastElementChild.remove();
+  }
+
+  setStream(kind, text) {
+    const s = $('stream-status');
+    s.dataset.stream = kind;
+    s.textContent = text;
+  }
+
+  /* ---- the run's state on the page ---- */
+
+  /* A polled run: take what the stream does not carry; keep the stream's live state. */
+  mergePolled(polled) {
+    if (!this.run) return polled;
+    const live = this.es && $('stream-status').dataset.stream === 'live';
+    const run = { ...polled };
+    if (live) {
+      run.state = this.run.state;
+      run.reason = this.run.reason;
+      run.config = { ...polled.config, ...pick(this.run.config, LIVE_FIELDS) };
+    }
+    if ((this.run.epoch || 0) > (run.epoch || 0)) {
+      run.epoch = this.run.epoch;
+      run.last_metrics = this.run.last_metrics;
+    }
+    this.setRun(run);
+    return run;
+  }
+
+  /*
+   * A run from an answer to our request. The stream may have told us of newer
+   * states while the request was in flight (a resumed run is queued, then
+   * running at once): those win over the answer's state.
+   */
+  takeAnswer(run, stateEventsBefore) {
+    const merged = { ...run };
+    if (this.run && this.stateEvents !== stateEventsBefore) {
+      merged.state = this.run.state;
+      merged.reason = this.run.reason;
+    }
+    if (this.run && (this.run.epoch || 0) > (merged.epoch || 0)) {
+      merged.epoch = this.run.epoch;
+      merged.last_metrics = this.run.last_metrics;
+    }
+    this.setRun(merged);
+  }
+
+  setRun(run) {
+    this.run = run;
+    if (!FINAL.has(run.state) && !this.es && this.lastSeq >= 0 && $('stream-status').dataset.stream === 'ended') {
+      this.connect(this.lastSeq); /* resumed after completing (epochs raised) */
+    }
+    this.render();
+  }
+
+  render() {
+    const run = this.run;
+    if (!run || this.closed) return;
+    const c = run.config || {};
+    const epoch = run.epoch || 0;
+    const state = $('run-state');
+    state.textContent = run.state;
+    state.dataset.state = run.state;
+    const prog = $('run-progress');
+    prog.max = c.epochs || 1;
+    prog.value = Math.min(epoch, c.epochs || 1);
+    const m = run.last_metrics;
+    const bits = [`epoch ${epoch} of ${c.epochs}`];
+    if (run.state === 'running' && run.iterations_per_epoch) {
+      bits.push(`iteration ${run.iteration ?? 0}/${run.iterations_per_epoch}`);
+    }
+    if (m && m.samples_per_sec) bits.push(`${Math.round(m.samples_per_sec).toLocaleString()} img/s`);
+    if (run.state === 'running' && m && m.seconds && c.epochs > epoch) {
+      bits.push(`≈ ${duration(m.seconds * (c.epochs - epoch))} left`);
+    }
+    if (run.state === 'queued' && run.queue_position) bits.push(`position ${run.queue_position} in the queue`);
+    $('run-progress-text').textContent = bits.join(' · ');
+    const reason = $('run-reason');
+    reason.hidden = !run.reason;
+    reason.textContent = run.reason ? `Reason: ${run.reason}` : '';
+
+    const s = run.state;
+    $('btn-pause').disabled = !(s === 'running' || s === 'queued');
+    $('btn-resume').disabled = !(s === 'paused' || (s === 'completed' && c.epochs > epoch));
+    $('btn-stop').disabled = !(s === 'running' || s === 'queued' || s === 'paused');
+    $('btn-delete').hidden = !FINAL.has(s);
+    $('btn-delete').disabled = !FINAL.has(s);
+    const ck = $('checkpoint-link');
+    ck.hidden = run.checkpoint_epoch == null;
+    if (run.checkpoint_epoch != null) {
+      ck.href = `${runPath(this.id)}/checkpoint`;
+      ck.textContent = `Checkpoint (epoch ${run.checkpoint_epoch})`;
+    }
+
+    for (const [name, input] of Object.entries(editInputs)) {
+      if (!input.dataset.dirty && document.activeElement !== input) input.value = formatValue(c[name]);
+    }
+    this.renderConfig(c, run);
+    if (Array.isArray(run.samples_epochs)) this.setSampleEpochs(run.samples_epochs);
+    document.title = `${s} ${epoch}/${c.epochs} · run ${this.id} · gand`;
+    if (runRows.has(this.id)) {
+      const tr = runRows.get(this.id);
+      const b = tr.cells[1].firstChild;
+      b.textContent = s;
+      b.dataset.state = s;
+      tr.cells[2].textContent = epochText(run);
+      tr.cells[3].textContent = m ? fmt(m.d_loss, 3) : '—';
+      tr.cells[4].textContent = m ? fmt(m.g_loss, 3) : '—';
+    }
+  }
+
+  renderConfig(c, run) {
+    const dl = $('config-list');
+    const rows = [...Object.entries(c), ['device', run.device], ['created', run.created_at],
+      ['started', run.started_at], ['finished', run.finished_at]];
+    const key = JSON.stringify(rows);
+    if (dl.dataset.key === key) return;
+    dl.dataset.key = key;
+    dl.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v == null ? '—' : String(v) })]));
+  }
+
+  /* ---- samples ---- */
+
+  refreshGrid() {
+    const g = this.grid;
+    if (this.closed) return;
+    if (g.busy) {
+      g.pending = true;
+      return;
+    }
+    const wait = g.last + GRID_MIN_INTERVAL_MS - performance.now();
+    if (wait > 0) {
+      if (!g.timer) {
+        g.timer = setTimeout(() => {
+          g.timer = 0;
+          this.refreshGrid();
+        }, wait);
+      }
+      return;
+    }
+    g.busy = true;
+    g.last = performance.now();
+    const epoch = this.run ? this.run.epoch || 0 : 0;
+    fetchBlob(`${runPath(this.id)}/samples.png?n=64&scale=2`, { signal: this.abort.signal })
+      .then((blob) => {
+        if (this.closed) return;
+        const url = URL.createObjectURL(blob);
+        const img = $('grid-current');
+        const old = g.url;
+        g.url = url;
+        img.onload = () => {
+          if (old) URL.revokeObjectURL(old);
+        };
+        img.src = url;
+        img.alt = `64 digits drawn by the generator after epoch ${epoch}`;
+        $('grid-current-cap').textContent = `Current generator, after epoch ${epoch}`;
+        errors.clear('grid');
+        if ($('samples-status').dataset.kind === 'error') setStatus('samples-status', '');
+      })
+      .catch((e) => {
+        if (e.name === 'AbortError' || this.closed) return;
+        setStatus('samples-status', describe(e), 'error');
+        /* 409: no generator to draw yet (the run is starting); the next epoch retries */
+        if (!(e instanceof ApiError && e.status === 409)) errors.show(describe(e), 'grid');
+      })
+      .finally(() => {
+        g.busy = false;
+        if (g.pending && !this.closed) {
+          g.pending = false;
+          this.refreshGrid();
+        }
+      });
+  }
+
+  setSampleEpochs(list) {
+    const slider = $('grid-slider');
+    if (list.length === this.sampleEpochs.length && list[list.length - 1] === this.sampleEpochs[this.sampleEpochs.length - 1]) return;
+    const follow = this.sampleEpochs.length === 0 || Number(slider.value) >= this.sampleEpochs.length - 1;
+    const current = this.sampleEpochs[Number(slider.value)];
+    this.sampleEpochs = list.slice();
+    slider.max = String(Math.max(0, list.length - 1));
+    slider.disabled = list.length === 0;
+    if (follow) slider.value = String(Math.max(0, list.length - 1));
+    else slider.value = String(Math.max(0, list.indexOf(current)));
+    this.showEpochGrid();
+  }
+
+  showEpochGrid() {
+    const slider = $('grid-slider');
+    const e = this.sampleEpochs[Number(slider.value)];
+    const out = $('grid-slider-out');
+    const img = $('grid-epoch');
+    out.textContent = e === undefined ? '—' : String(e);
+    slider.setAttribute('aria-valuetext', e === undefined ? 'no saved grids yet' : `epoch ${e}`);
+    if (e === undefined) {
+      img.hidden = true;
+      return;
+    }
+    const src = `${runPath(this.id)}/samples/${e}.png`;
+    if (img.dataset.src !== src) {
+      img.dataset.src = src;
+      img.src = src;
+      img.alt = `the fixed-noise grid saved at epoch ${e}`;
+    }
+    img.hidden = false;
+  }
+
+  /* ---- actions ---- */
+
+  async action(name) {
+    const buttons = ['btn-pause', 'btn-resume', 'btn-stop', 'btn-delete'].map($);
+    buttons.forEach((b) => { b.disabled = true; });
+    setStatus('run-action-status', `${name}…`);
+    const before = this.stateEvents;
+    try {
+      if (name === 'delete') {
+        await api(runPath(this.id), { method: 'DELETE' });
+        setStatus('run-action-status', '');
+        runRows.get(this.id)?.remove();
+        runRows.delete(this.id);
+        selectRun(null);
+        pollRuns();
+        return;
+      }
+      const run = await api(`${runPath(this.id)}/${name}`, { method: 'POST' });
+      if (this.closed) return;
+      const done = { pause: 'Pause', resume: 'Resume', stop: 'Stop' }[name];
+      setStatus('run-action-status', `${done} accepted: gand answered "${run.state}".`, 'ok');
+      this.takeAnswer(run, before);
+      if (!FINAL.has(this.run.state) && !this.es) this.connect(this.lastSeq);
+    } catch (e) {
+      setStatus('run-action-status', describe(e), 'error');
+      errors.show(describe(e));
+      this.render();
+    }
+  }
+
+  async applyEdit() {
+    const patch = {};
+    let bad = null;
+    for (const [name, input] of Object.entries(editInputs)) {
+      const r = parseField(FIELD[name], input.value);
+      setFieldError(input, r.error ? `${FIELD[name].name} ${r.error}` : '');
+      if (r.error) {
+        bad = bad || input;
+        continue;
+      }
+      if (!sameValue(r.value, this.run.config[name])) patch[name] = r.value;
+    }
+    if (bad) {
+      setStatus('edit-status', 'Fix the marked field first.', 'error');
+      bad.focus();
+      return;
+    }
+    if (!Object.keys(patch).length) {
+      setStatus('edit-status', 'Nothing to apply: these are the run\'s current values.');
+      return;
+    }
+    setStatus('edit-status', 'Applying…');
+    const before = this.stateEvents;
+    try {
+      const answer = await api(runPath(this.id), { method: 'PATCH', body: patch, contentType: 'application/merge-patch+json' });
+      if (this.closed) return;
+      for (const input of Object.values(editInputs)) delete input.dataset.dirty;
+      const changed = answer.changed || [];
+      const applies = answer.applies || {};
+      const text = changed.length
+        ? `Applied: ${changed.map((k) => `${k} = ${answer.run.config[k]} takes effect ${APPLIES_TEXT[applies[k]] || applies[k] || '(not said)'}`).join('; ')}.`
+        : 'No change: the run already had these values.';
+      setStatus('edit-status', text, 'ok');
+      $('edit-status').dataset.applies = JSON.stringify(applies);
+      this.takeAnswer(answer.run, before);
+    } catch (e) {
+      const input = e instanceof ApiError && e.field ? editInputs[e.field] : null;
+      if (input) {
+        setFieldError(input, e.detail || e.message);
+        input.focus();
+      }
+      setStatus('edit-status', describe(e), 'error');
+      errors.show(describe(e));
+    }
+  }
+}
+
+function pick(obj, keys) {
+  const o = {};
+  for (const k of keys) if (obj && k in obj) o[k] = obj[k];
+  return o;
+}
+
+$('btn-pause').addEventListener('click', () => view && view.action('pause'));
+$('btn-resume').addEventListener('click', () => view && view.action('resume'));
+$('btn-stop').addEventListener('click', () => view && view.action('stop'));
+$('btn-delete').addEventListener('click', () => {
+  if (view && window.confirm(`Delete run ${view.id} and all its files?`)) view.action('delete');
+});
+$('edit-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  if (view && view.run) view.applyEdit();
+});
+$('grid-slider').addEventListener('input', () => view && view.showEpochGrid());
+$('zoom-reset').addEventListener('click', () => view && view.charts.setZoom(null));
+$('grid-epoch').addEventListener('error', async () => {
+  const img = $('grid-epoch');
+  const src = img.dataset.src;
+  if (!src || !view) return;
+  try {
+    await fetchBlob(src);
+    setStatus('samples-status', `the grid ${src} could not be shown`, 'error');
+  } catch (e) {
+    setStatus('samples-status', describe(e), 'error');
+    errors.show(describe(e), 'grid');
+  }
+});
+
+/* ---- the create form ----------------------------------------------------------------------- */
+
+const createInputs = {};
+for (const f of FIELDS) {
+  const input = buildField($('create-fields'), f, 'f');
+  input.addEventListener('input', () => setFieldError(input, parseField(f, input.value).error || ''));
+  createInputs[f.name] = input;
+}
+let presetShown = 'seed';
+
+/* Fill the form with a preset's values, keeping what the user changed from the last one. */
+function fillPreset(name, { keepChanges = true } = {}) {
+  const from = PRESETS[presetShown];
+  const to = PRESETS[name];
+  for (const f of FIELDS) {
+    const input = createInputs[f.name];
+    const userChanged = keepChanges && input.value !== '' && !sameValue(input.value, from[f.name]);
+    if (!userChanged) {
+      input.value = formatValue(to[f.name]);
+      setFieldError(input, '');
+    }
+  }
+  const ds = $('f-dataset');
+  if (!keepChanges || ds.value === from.dataset || ds.value === '') {
+    if ([...ds.options].some((o) => o.value === to.dataset)) ds.value = to.dataset;
+  }
+  presetShown = name;
+}
+
+async function loadDatasets() {
+  const ds = $('f-dataset');
+  try {
+    const answer = await api('/api/v1/datasets');
+    const list = answer.datasets || [];
+    const keep = ds.value;
+    ds.replaceChildren(...list.map((d) => el('option', {
+      value: d.name,
+      text: `${d.name} (${Number(d.images).toLocaleString()} images, ${d.rows}×${d.cols})`,
+    })));
+    const want = keep || PRESETS[presetShown].dataset;
+    if (list.some((d) => d.name === want)) ds.value = want;
+    setFieldError(ds, list.length ? '' : 'gand has no data sets configured');
+  } catch (e) {
+    setFieldError(ds, 'could not load the data sets');
+    errors.show(describe(e), 'datasets');
+  }
+}
+
+$('f-preset').addEventListener('change', () => fillPreset($('f-preset').value));
+$('create-reset').addEventListener('click', () => {
+  fillPreset($('f-preset').value, { keepChanges: false });
+  setStatus('create-status', '');
+});
+
+$('create-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const preset = $('f-preset').value;
+  const base = PRESETS[preset];
+  const body = { preset };
+  let bad = null;
+  for (const f of FIELDS) {
+    const input = createInputs[f.name];
+    const r = parseField(f, input.value);
+    setFieldError(input, r.error ? `${f.name} ${r.error}` : '');
+    if (r.error) {
+      bad = bad || input;
+      continue;
+    }
+    if (!sameValue(r.value, base[f.name])) body[f.name] = r.value;
+  }
+  const ds = $('f-dataset').value;
+  if (ds && ds !== base.dataset) body.dataset = ds;
+  if (bad) {
+    setStatus('create-status', 'Fix the marked fields first.', 'error');
+    bad.focus();
+    return;
+  }
+  const submit = ev.submitter || $('create-form').querySelector('[type=submit]');
+  submit.disabled = true;
+  setStatus('create-status', 'Creating…');
+  try {
+    const run = await api('/api/v1/runs', { method: 'POST', body });
+    setStatus('create-status', `Created run ${run.id} (${run.state}${run.queue_position ? `, position ${run.queue_position} in the queue` : ''}).`, 'ok');
+    renderRuns([...lastPolled.values(), run]);
+    selectRun(run.id);
+    pollRuns();
+  } catch (e) {
+    const input = e instanceof ApiError && e.field ? (createInputs[e.field] || (e.field === 'dataset' ? $('f-dataset') : null)) : null;
+    if (input) {
+      setFieldError(input, e.detail || e.message);
+      input.focus();
+    }
+    setStatus('create-status', describe(e), 'error');
+    errors.show(describe(e));
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+/* ---- start ----------------------------------------------------------------------------------- */
+
+fillPreset('seed', { keepChanges: false });
+loadHealth();
+loadDatasets();
+pollRuns();

@@ -1,0 +1,126 @@
+// fields.js: the run config fields the dashboard edits, with the ranges that
+// gan/config.c enforces, the presets' values, and form helpers.
+//
+// The server validates everything again; these checks only spare a round trip.
+// Keep PRESETS in step with gan/config.c (seed_defaults, preset_paper).
+
+export const FIELDS = [
+  { name: 'batch_size', label: 'Batch size', kind: 'int', min: 1, max: 65536 },
+  { name: 'epochs', label: 'Epochs', kind: 'int', min: 1, max: 1000000 },
+  { name: 'latent_dim', label: 'Noise dims', kind: 'int', min: 1, max: 4096 },
+  { name: 'g_hidden', label: 'G hidden units', kind: 'int', min: 1, max: 16384 },
+  { name: 'g_output', label: 'G output', kind: 'enum', options: ['relu', 'sigmoid'] },
+  { name: 'd_units', label: 'D maxout units', kind: 'int', min: 1, max: 16384 },
+  { name: 'd_pieces', label: 'D maxout pieces', kind: 'int', min: 1, max: 64 },
+  { name: 'd_dropout', label: 'D dropout', kind: 'float', min: 0, max: 1, maxOpen: true },
+  { name: 'lr_d', label: 'D learning rate', kind: 'float', min: 0, max: 10, minOpen: true },
+  { name: 'lr_g', label: 'G learning rate', kind: 'float', min: 0, max: 10, minOpen: true },
+  { name: 'beta1', label: 'Adam β1', kind: 'float', min: 0, max: 1, maxOpen: true },
+  { name: 'beta2', label: 'Adam β2', kind: 'float', min: 0, max: 1, maxOpen: true },
+  { name: 'g_loss', label: 'G loss', kind: 'enum', options: ['nonsaturating', 'minimax'] },
+  { name: 'd_steps', label: 'D steps per G step', kind: 'int', min: 1, max: 100 },
+  { name: 'seed', label: 'Random seed', kind: 'int', min: 0, max: 2 ** 53 },
+  { name: 'sample_every', label: 'Save a grid every (epochs)', kind: 'int', min: 0, max: 1000000, zero: 'never' },
+  { name: 'checkpoint_every', label: 'Checkpoint every (epochs)', kind: 'int', min: 1, max: 1000000 },
+];
+
+export const FIELD = Object.fromEntries(FIELDS.map((f) => [f.name, f]));
+
+/* What a PATCH may change from the dashboard (DESIGN §3: next iteration, or next epoch). */
+export const LIVE_FIELDS = ['lr_d', 'lr_g', 'g_loss', 'd_steps', 'batch_size', 'epochs'];
+
+const SEED = {
+  dataset: 'mnist', batch_size: 1024, epochs: 500, latent_dim: 100, g_hidden: 1200,
+  g_output: 'relu', d_units: 240, d_pieces: 5, d_dropout: 0.8, lr_d: 0.001, lr_g: 0.001,
+  beta1: 0.9, beta2: 0.999, g_loss: 'nonsaturating', d_steps: 1, seed: 1, sample_every: 1,
+  checkpoint_every: 5,
+};
+
+export const PRESETS = {
+  seed: SEED,
+  // pylearn2 mnist.yaml; its SGD momentum, uniform noise, input dropout and weight
+  // ranges are not on this form and come with the preset.
+  paper: { ...SEED, batch_size: 100, g_output: 'sigmoid', d_dropout: 0.5, lr_d: 0.1, lr_g: 0.1 },
+};
+
+export function rangeText(f) {
+  if (f.kind === 'enum') return f.options.join(' | ');
+  if (f.kind === 'int') return `${f.min}–${f.max === 2 ** 53 ? '2⁵³' : f.max}${f.zero ? ` (0 = ${f.zero})` : ''}`;
+  return `${f.minOpen ? '(' : '['}${f.min}, ${f.max}${f.maxOpen ? ')' : ']'}`;
+}
+
+/* Parse an input's text: {value} or {error}. */
+export function parseField(f, text) {
+  if (f.kind === 'enum') {
+    return f.options.includes(text) ? { value: text } : { error: `must be one of ${f.options.join(', ')}` };
+  }
+  const t = String(text).trim();
+  if (t === '') return { error: 'is required' };
+  const v = Number(t);
+  if (!Number.isFinite(v)) return { error: 'must be a number' };
+  if (f.kind === 'int' && !Number.isInteger(v)) return { error: `must be a whole number in ${rangeText(f)}` };
+  const lowOk = f.minOpen ? v > f.min : v >= f.min;
+  const highOk = f.maxOpen ? v < f.max : v <= f.max;
+  if (!lowOk || !highOk) return { error: `must be in ${rangeText(f)}` };
+  return { value: v };
+}
+
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  e.append(...kids);
+  return e;
+}
+export { el };
+
+/* Build the labelled input of one field into container; returns the input. */
+export function buildField(container, f, prefix) {
+  const id = `${prefix}-${f.name}`;
+  const err = el('small', { id: `${id}-err`, class: 'field-error' });
+  const label = el('label', { for: id },
+    el('span', { class: 'fname', text: f.label }),
+    el('span', { class: 'meta' }, el('code', { text: f.name }), ` · ${rangeText(f)}`));
+  let input;
+  if (f.kind === 'enum') {
+    input = el('select', { id, name: f.name, 'aria-describedby': `${id}-err` },
+      ...f.options.map((o) => el('option', { value: o, text: o })));
+  } else {
+    input = el('input', {
+      id, name: f.name, type: 'number', required: true,
+      step: f.kind === 'int' ? 1 : 'any',
+      min: f.minOpen ? undefined : f.min, max: f.maxOpen ? undefined : f.max,
+      inputmode: f.kind === 'int' ? 'numeric' : 'decimal',
+      'aria-describedby': `${id}-err`,
+    });
+  }
+  container.append(el('div', { class: 'field', 'data-field': f.name }, label, input, err));
+  return input;
+}
+
+export function setFieldError(input, message) {
+  const err = document.getElementById(`${input.id}-err`);
+  if (message) {
+    input.setAttribute('aria-invalid', 'true');
+    input.setCustomValidity(message);
+    if (err) err.textContent = message;
+  } else {
+    input.removeAttribute('aria-invalid');
+    input.setCustomValidity('');
+    if (err) err.textContent = '';
+  }
+}
+
+/* Show a text value in an input the way a person would type it. */
+export function formatValue(v) {
+  if (typeof v === 'number') return String(v);
+  return v == null ? '' : String(v);
+}
+
+export function sameValue(a, b) {
+  if (typeof a === 'number' || typeof b === 'number') return Number(a) === Number(b);
+  return String(a) === String(b);
+}
