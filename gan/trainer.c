@@ -28,12 +28,13 @@
 #include "kernels/elementwise.h"
 
 enum {
-    ACC_D_REAL,  /* sum of batch-mean BCE(D(x), 1) */
-    ACC_D_X,     /* sum of batch-mean D(x) */
-    ACC_D_FAKE,  /* sum of batch-mean BCE(D(G(z)), 0) */
-    ACC_D_FAKEP, /* sum of batch-mean D(G(z)) in D steps */
-    ACC_G,       /* sum of batch-mean G-step BCE */
-    ACC_G_P,     /* sum of batch-mean D(G(z')) in G steps */
+    ACC_D_REAL,    /* sum of batch-mean BCE(D(x), 1) */
+    ACC_D_X,       /* sum of batch-mean D(x) */
+    ACC_D_FAKE,    /* sum of batch-mean BCE(D(G(z)), 0) */
+    ACC_D_FAKEP,   /* sum of batch-mean D(G(z)) in D steps */
+    ACC_G,         /* sum of batch-mean G-step BCE */
+    ACC_G_P,       /* sum of batch-mean D(G(z')) in G steps */
+    ACC_NONFINITE, /* first iteration (1-based) whose sums went non-finite, 0 if none */
     ACC_COUNT = 8
 };
 
@@ -613,6 +614,7 @@ int gan_trainer_step(gan_trainer *t, gan_error *err)
     }
     generator_step(t, B);
     t->iteration++;
+    t->be->ops->mark_nonfinite(t->be, t->acc, ACC_G_P + 1, ACC_NONFINITE, (float)t->iteration);
     t->epoch_seconds += now_seconds() - t0;
     return check(t, err);
 }
@@ -644,7 +646,8 @@ int gan_trainer_finish_epoch(gan_trainer *t, gan_epoch_metrics *m, gan_error *er
     m->seconds = t->epoch_seconds + (now_seconds() - t0);
     m->samples_per_sec = m->seconds > 0 ? (double)iters * t->epoch_batch / m->seconds : 0.0;
     if (!isfinite(m->d_real) || !isfinite(m->d_fake) || !isfinite(m->g_loss))
-        return gan_fail(err, "loss", "non-finite loss at epoch %d, iteration %d", m->epoch, iters);
+        return gan_fail(err, "loss", "non-finite loss at epoch %d, iteration %d", m->epoch,
+                        acc[ACC_NONFINITE] > 0 ? (int)acc[ACC_NONFINITE] : iters);
 
     t->epoch++;
     t->iteration = 0;

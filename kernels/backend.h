@@ -147,6 +147,13 @@ typedef struct gk_backend_ops {
     /* y[i] = a·x[i] + y[i] */
     void (*axpy)(gk_backend *be, float *y, const float *x, size_t n, float a);
 
+    /*
+     * acc[slot] = tag if acc[slot] == 0 and any of acc[0..n) is not finite:
+     * marks the first iteration whose losses went non-finite without a host
+     * sync (the epoch's single read-back finds it).
+     */
+    void (*mark_nonfinite)(gk_backend *be, float *acc, int n, int slot, float tag);
+
     /* Optional (NULL: the backend has only fp32): let sgemm use TF32 tensor cores. */
     void (*set_tf32)(gk_backend *be, bool enable);
 } gk_backend_ops;

@@ -338,6 +338,18 @@ static void cpu_axpy(gk_backend *be, float *y, const float *x, size_t n, float a
         y[i] += a * x[i];
 }
 
+static void cpu_mark_nonfinite(gk_backend *be, float *acc, int n, int slot, float tag)
+{
+    (void)be;
+    if (acc[slot] != 0.0f)
+        return;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(acc[i])) {
+            acc[slot] = tag;
+            return;
+        }
+}
+
 static void cpu_upload(gk_backend *be, void *dst, const void *src, size_t bytes)
 {
     cpu_copy(be, dst, src, bytes);
@@ -371,6 +383,7 @@ static const gk_backend_ops cpu_ops = {
     .sum = cpu_sum,
     .fill = cpu_fill,
     .axpy = cpu_axpy,
+    .mark_nonfinite = cpu_mark_nonfinite,
 };
 
 static gk_backend cpu_backend = {.ops = &cpu_ops, .ctx = NULL, .error = "", .device = "CPU"};

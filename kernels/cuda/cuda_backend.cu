@@ -398,6 +398,17 @@ static __global__ void gather_rows_u8_kernel(float *dst, const uint8_t *src, con
     }
 }
 
+static __global__ void mark_nonfinite_kernel(float *acc, int n, int slot, float tag)
+{
+    if (threadIdx.x != 0 || acc[slot] != 0.0f)
+        return;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(acc[i])) {
+            acc[slot] = tag;
+            return;
+        }
+}
+
 static __global__ void fill_kernel(float *x, size_t n, float value)
 {
     GRID_STRIDE(i, n)
@@ -716,6 +727,15 @@ static void cuda_axpy(gk_backend *be, float *y, const float *x, size_t n, float 
     LAUNCH_CHECK(be, "axpy_kernel");
 }
 
+static void cuda_mark_nonfinite(gk_backend *be, float *acc, int n, int slot, float tag)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c)
+        return;
+    mark_nonfinite_kernel<<<1, 32, 0, c->stream>>>(acc, n, slot, tag);
+    LAUNCH_CHECK(be, "mark_nonfinite_kernel");
+}
+
 static void cuda_set_tf32(gk_backend *be, bool enable)
 {
     cuda_ctx *c = live_ctx(be);
@@ -753,6 +773,7 @@ static const gk_backend_ops cuda_ops = {
     .sum = cuda_sum,
     .fill = cuda_fill,
     .axpy = cuda_axpy,
+    .mark_nonfinite = cuda_mark_nonfinite,
     .set_tf32 = cuda_set_tf32,
 };
 

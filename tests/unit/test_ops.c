@@ -568,6 +568,25 @@ static void test_gather_sum_axpy(void **state)
     free(got);
 }
 
+static void test_mark_nonfinite(void **state)
+{
+    (void)state;
+    float acc[8] = {1, 2, 3, 4, 5, 6, 0, 0};
+    float *d = dev_from(acc, sizeof acc);
+    be->ops->mark_nonfinite(be, d, 6, 6, 3.0f); /* all finite: no mark */
+    float *h = host_from(d, sizeof acc);
+    assert_true(h[6] == 0.0f);
+    free(h);
+    acc[2] = INFINITY;
+    be->ops->upload(be, d, acc, sizeof acc);
+    be->ops->mark_nonfinite(be, d, 6, 6, 4.0f);
+    be->ops->mark_nonfinite(be, d, 6, 6, 5.0f); /* the first mark stays */
+    h = host_from(d, sizeof acc);
+    assert_true(h[6] == 4.0f);
+    free(h);
+    be->ops->free(be, d);
+}
+
 /* ---- finite-difference checks of each layer ------------------------------
  * For a layer f and a fixed random weighting w, L(x) = Σ w ⊙ f(x). The
  * backward op applied to w must match (L(x+h) − L(x−h)) / 2h. Points where

@@ -349,6 +349,32 @@ static void test_batch_larger_than_data(void **state)
     assert_string_equal(err.field, "precision");
 }
 
+/* A diverging run names the epoch and the first iteration whose loss was not finite. */
+static void test_nonfinite_loss_located(void **state)
+{
+    (void)state;
+    gan_config c = tiny_config();
+    gan_dataset ds = prefix(64); /* 8 iterations an epoch */
+    gan_error err;
+    gan_trainer *t = gan_trainer_new(be, &c, &ds, &err);
+    assert_non_null(t);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(gan_trainer_step(t, &err), 0);
+    /* poison D's output bias: from the next iteration on every logit is NaN */
+    size_t dn = gan_discriminator_param_count(&c);
+    float *d = malloc(dn * 4);
+    gan_trainer_download_discriminator(t, d, &err);
+    d[dn - 1] = NAN;
+    gan_trainer_set_params(t, NULL, d, &err);
+    while (!gan_trainer_epoch_complete(t))
+        assert_int_equal(gan_trainer_step(t, &err), 0);
+    gan_epoch_metrics m;
+    assert_int_equal(gan_trainer_finish_epoch(t, &m, &err), -1);
+    assert_string_equal(err.message, "non-finite loss at epoch 1, iteration 4");
+    free(d);
+    gan_trainer_free(t);
+}
+
 static void test_flops_per_sample(void **state)
 {
     (void)state;
@@ -365,6 +391,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flops_per_sample),
+        cmocka_unit_test(test_nonfinite_loss_located),
         cmocka_unit_test(test_d_loss_gradient),
         cmocka_unit_test(test_g_loss_gradient),
         cmocka_unit_test(test_d_loss_gradient_all_dropouts),
