@@ -771,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_gather_sum_axpy),
         cmocka_unit_test(test_layer_gradients),
         cmocka_unit_test(test_linear_gradient),
+        cmocka_unit_test(test_mark_nonfinite),
     };
     const struct CMUnitTest shared_tests[] = {cmocka_unit_test(test_philox_known_answers)};
     int failed = cmocka_run_group_tests_name("elementwise", shared_tests, NULL, NULL);
