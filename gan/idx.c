@@ -54,13 +54,16 @@ static const char *magic_hint(uint32_t magic)
 /* Inflate a gzip buffer (one or more members) into a malloc'd buffer of at most IDX_MAX_BYTES. */
 static int gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, gan_error *err)
 {
-    /* The last 4 bytes hold the uncompressed size mod 2^32: a good first guess. */
+    /* The last 4 bytes hold the uncompressed size mod 2^32: a good first guess,
+     * but the file controls it, so it is believed only up to what deflate can
+     * reach (at most 1032:1); the buffer grows as needed past that. */
     size_t cap = in_len < IDX_MAX_BYTES / 4 ? in_len * 4 : IDX_MAX_BYTES + 1;
     if (in_len >= 18) {
         const uint8_t *t = in + in_len - 4;
         size_t isize =
             (size_t)t[0] | ((size_t)t[1] << 8) | ((size_t)t[2] << 16) | ((size_t)t[3] << 24);
-        if (isize > 0)
+        size_t reachable = in_len < IDX_MAX_BYTES / 1032 ? in_len * 1032 + 4096 : IDX_MAX_BYTES;
+        if (isize > 0 && isize < reachable)
             cap = isize + 1;
     }
     if (cap < 4096)

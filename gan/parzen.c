@@ -343,10 +343,11 @@ int gan_parzen_evaluate(gk_backend *be, const float *samples, int m, const float
     if (ctx_open(&c, be, samples, m, d, nv > nt ? nv : nt, err) < 0)
         return -1;
     int rc = ctx_score(&c, valid, nv, "valid", sigmas, GAN_PARZEN_PAPER_SIGMAS, mean, se, err);
-    double sigma = sigmas[best_index(mean, GAN_PARZEN_PAPER_SIGMAS)];
-    double mu = 0, s = 0;
-    if (rc == 0)
+    double sigma = 0, mu = 0, s = 0;
+    if (rc == 0) { /* mean[] is only filled when the validation set scored */
+        sigma = sigmas[best_index(mean, GAN_PARZEN_PAPER_SIGMAS)];
         rc = ctx_score(&c, test, nt, "test", &sigma, 1, &mu, &s, err);
+    }
     ctx_close(&c);
     if (rc < 0)
         return -1;
