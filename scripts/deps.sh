@@ -6,7 +6,8 @@ set -euo pipefail
 build_pkgs=(build-essential meson ninja-build pkg-config
             libopenblas-dev libpng-dev zlib1g-dev libcjson-dev
             libmicrohttpd-dev libsystemd-dev libinih-dev)
-test_pkgs=(libcmocka-dev python3 curl systemd dataset-fashion-mnist)
+test_pkgs=(libcmocka-dev python3 curl systemd dataset-fashion-mnist
+           clang libclang-rt-14-dev libomp-dev valgrind)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

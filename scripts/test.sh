@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Builds gand and runs the whole test suite twice: a release-like build with
-# -Werror, then an AddressSanitizer + UndefinedBehaviorSanitizer build.
-# Installs what it needs first. Ends with "N passed, N failed, N skipped".
+# -Werror, then an AddressSanitizer + UndefinedBehaviorSanitizer build. Then the
+# fast unit tests of the first build again under valgrind's memcheck, and, where
+# clang has libFuzzer, each fuzz target of tests/fuzz for 30 s in a build of its
+# own. Installs what it needs first. Ends with "N passed, N failed, N skipped",
+# counting every test run of this invocation (each step's own meson test log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
+
+logs=() # "label=path" of each meson test log this run wrote
 
 run_suite() { # build dir, extra meson options...
     local dir=$1
@@ -15,18 +20,76 @@ run_suite() { # build dir, extra meson options...
         meson setup "$dir" "$@" >/dev/null
     fi
     ninja -C "$dir"
+    rm -f "$dir/meson-logs/testlog.json"
     meson test -C "$dir" --print-errorlogs --num-processes 2 || true
+    logs+=("$dir=$dir/meson-logs/testlog.json")
+}
+
+step_start=$SECONDS
+step_done() { # name
+    echo "== $1: $((SECONDS - step_start)) s"
+    step_start=$SECONDS
 }
 
 run_suite build-test -Dwerror=true -Dbuildtype=debugoptimized
+step_done build-test
 run_suite build-asan -Dwerror=true -Dbuildtype=debug -Db_sanitize=address,undefined \
     -Db_lundef=false
+step_done build-asan
 
-python3 - build-test build-asan <<'PY'
+# Memcheck over the fast unit tests (not trainer: minutes under valgrind). Definite
+# and indirect leaks fail a test; tests/valgrind.supp holds system-library noise only.
+# With a wrapper, meson names the log after it: testlog-valgrind.json.
+valgrind_tests=(config idx png_grid safetensors parzen ops)
+rm -f build-test/meson-logs/testlog-valgrind.json
+meson test -C build-test --suite unit --print-errorlogs --num-processes 2 \
+    --wrapper "valgrind --error-exitcode=1 --leak-check=full \
+--errors-for-leak-kinds=definite,indirect --track-origins=no \
+--suppressions=$PWD/tests/valgrind.supp" "${valgrind_tests[@]}" || true
+logs+=("build-test (valgrind)=build-test/meson-logs/testlog-valgrind.json")
+step_done valgrind
+
+# libFuzzer targets, when clang can link one (clang + libclang-rt-dev).
+have_libfuzzer() {
+    command -v clang >/dev/null || return 1
+    local d ok=1
+    d=$(mktemp -d)
+    printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
+        'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { return d && n; }' >"$d/probe.c"
+    if clang -fsanitize=fuzzer,address,undefined "$d/probe.c" -o "$d/probe" 2>/dev/null; then
+        ok=0
+    fi
+    rm -rf "$d"
+    return $ok
+}
+if have_libfuzzer; then
+    fuzz_opts=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dtests=true)
+    if [ -f build-fuzz/build.ninja ]; then
+        meson configure build-fuzz "${fuzz_opts[@]}" >/dev/null
+    else
+        CC=clang meson setup build-fuzz "${fuzz_opts[@]}" >/dev/null
+    fi
+    # meson test builds just what the fuzz suite needs, not the whole tree.
+    rm -f build-fuzz/meson-logs/testlog.json
+    meson test -C build-fuzz --suite fuzz --print-errorlogs --num-processes 2 || true
+    logs+=("build-fuzz=build-fuzz/meson-logs/testlog.json")
+    step_done fuzz
+else
+    echo "== fuzz: skipped (no clang with libFuzzer: apt-get install clang libclang-rt-14-dev)"
+fi
+
+python3 - "${logs[@]}" <<'PY'
 import json, sys
 passed = failed = skipped = 0
-for d in sys.argv[1:]:
-    with open(f"{d}/meson-logs/testlog.json") as f:
+for arg in sys.argv[1:]:
+    label, path = arg.split("=", 1)
+    try:
+        f = open(path)
+    except FileNotFoundError:
+        failed += 1
+        print(f"FAILED: {label}: no test log ({path}): the build or meson test failed")
+        continue
+    with f:
         for line in f:
             r = json.loads(line)
             if r["result"] in ("OK", "EXPECTEDFAIL"):
@@ -35,7 +98,7 @@ for d in sys.argv[1:]:
                 skipped += 1
             else:
                 failed += 1
-                print(f"FAILED: {d}: {r['name']} ({r['result']})")
+                print(f"FAILED: {label}: {r['name']} ({r['result']})")
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed else 0)
 PY
