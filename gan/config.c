@@ -52,6 +52,7 @@ static void preset_paper(gan_config *c)
     c->lr_min = 1e-6;
     c->g_init_range = 0.05;
     c->d_init_range = 0.005;
+    c->d_max_norm = 1.9365;
 }
 
 const char *const gan_config_presets[] = {"seed", "paper", NULL};
@@ -189,6 +190,7 @@ static const field_desc fields[] = {
     ROW_DBL(label_smoothing, false, 0, 0.5, true, 0),
     ROW_DBL(g_init_range, false, 0, 10, false, 0),
     ROW_DBL(d_init_range, false, 0, 10, false, 0),
+    ROW_DBL(d_max_norm, false, 0, 100, false, 0),
     ROW_ENUM(optimizer, optimizer_names, 0),
     ROW_DBL(momentum, false, 0, 1, true, 0),
     ROW_DBL(momentum_final, false, 0, 1, true, 0),

@@ -56,6 +56,7 @@ typedef struct gan_config {
     double label_smoothing;        /* [0, 0.5): real target 1 − s in the D step, default 0 */
     double g_init_range;           /* [0, 10]: G weights uniform ±range; 0 = PyTorch default */
     double d_init_range;           /* [0, 10]: D weights uniform ±range; 0 = PyTorch default */
+    double d_max_norm;             /* [0, 100]: D's weight rows clipped to this norm, 0 = none */
     gan_optimizer optimizer;       /* "adam" | "sgd" (with momentum), default adam */
     double momentum;               /* [0, 1): SGD momentum at the start, default 0.5 */
     double momentum_final;         /* [0, 1): reached linearly after momentum_epochs, default 0.7 */

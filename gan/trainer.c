@@ -419,6 +419,10 @@ static void discriminator_step(gan_trainer *t, int B, const int32_t *batch_index
     discriminator_loss_grad(t, B, batch_index);
     t->d_steps_done++;
     optimizer_update(t, t->d_p, t->d_g, t->d_m, t->d_v, t->d_n, t->cfg.lr_d, t->d_steps_done);
+    if (t->cfg.d_max_norm > 0) /* pylearn2's max_col_norm on each of D's weight matrices */
+        for (int i = 0; i < 6; i += 2)
+            t->be->ops->clip_row_norms(t->be, DP(i), t->d_t[i].rows, t->d_t[i].cols,
+                                       (float)t->cfg.d_max_norm);
 }
 
 static void generator_step(gan_trainer *t, int B)

@@ -148,6 +148,13 @@ typedef struct gk_backend_ops {
     void (*axpy)(gk_backend *be, float *y, const float *x, size_t n, float a);
 
     /*
+     * Max-norm constraint (pylearn2's max_col_norm, on PyTorch's row-major
+     * weights): each row r of W (rows × cols) with norm n_r is scaled by
+     * min(n_r, max_norm) / (1e-7 + n_r).
+     */
+    void (*clip_row_norms)(gk_backend *be, float *W, int rows, int cols, float max_norm);
+
+    /*
      * acc[slot] = tag if acc[slot] == 0 and any of acc[0..n) is not finite:
      * marks the first iteration whose losses went non-finite without a host
      * sync (the epoch's single read-back finds it).

@@ -338,6 +338,21 @@ static void cpu_axpy(gk_backend *be, float *y, const float *x, size_t n, float a
         y[i] += a * x[i];
 }
 
+static void cpu_clip_row_norms(gk_backend *be, float *W, int rows, int cols, float max_norm)
+{
+    (void)be;
+    for (int r = 0; r < rows; r++) {
+        float *w = W + (size_t)r * (size_t)cols;
+        double sq = 0.0;
+        for (int c = 0; c < cols; c++)
+            sq += (double)w[c] * w[c];
+        float norm = (float)sqrt(sq);
+        float scale = (norm < max_norm ? norm : max_norm) / (1e-7f + norm);
+        for (int c = 0; c < cols; c++)
+            w[c] *= scale;
+    }
+}
+
 static void cpu_mark_nonfinite(gk_backend *be, float *acc, int n, int slot, float tag)
 {
     (void)be;
@@ -384,6 +399,7 @@ static const gk_backend_ops cpu_ops = {
     .fill = cpu_fill,
     .axpy = cpu_axpy,
     .mark_nonfinite = cpu_mark_nonfinite,
+    .clip_row_norms = cpu_clip_row_norms,
 };
 
 static gk_backend cpu_backend = {.ops = &cpu_ops, .ctx = NULL, .error = "", .device = "CPU"};

@@ -398,6 +398,27 @@ static __global__ void gather_rows_u8_kernel(float *dst, const uint8_t *src, con
     }
 }
 
+/* One block per row: strided sum of squares in double, a fixed tree, then scale. */
+static __global__ void clip_row_norms_kernel(float *W, int cols, float max_norm)
+{
+    __shared__ double part[GKC_THREADS];
+    float *w = W + (size_t)blockIdx.x * (size_t)cols;
+    double sq = 0.0;
+    for (int c = threadIdx.x; c < cols; c += blockDim.x)
+        sq += (double)w[c] * (double)w[c];
+    part[threadIdx.x] = sq;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s)
+            part[threadIdx.x] += part[threadIdx.x + s];
+        __syncthreads();
+    }
+    float norm = (float)sqrt(part[0]);
+    float scale = __fdiv_rn(norm < max_norm ? norm : max_norm, __fadd_rn(1e-7f, norm));
+    for (int c = threadIdx.x; c < cols; c += blockDim.x)
+        w[c] = __fmul_rn(w[c], scale);
+}
+
 static __global__ void mark_nonfinite_kernel(float *acc, int n, int slot, float tag)
 {
     if (threadIdx.x != 0 || acc[slot] != 0.0f)
@@ -727,6 +748,15 @@ static void cuda_axpy(gk_backend *be, float *y, const float *x, size_t n, float 
     LAUNCH_CHECK(be, "axpy_kernel");
 }
 
+static void cuda_clip_row_norms(gk_backend *be, float *W, int rows, int cols, float max_norm)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || rows == 0)
+        return;
+    clip_row_norms_kernel<<<rows, GKC_THREADS, 0, c->stream>>>(W, cols, max_norm);
+    LAUNCH_CHECK(be, "clip_row_norms_kernel");
+}
+
 static void cuda_mark_nonfinite(gk_backend *be, float *acc, int n, int slot, float tag)
 {
     cuda_ctx *c = live_ctx(be);
@@ -773,6 +803,7 @@ static const gk_backend_ops cuda_ops = {
     .sum = cuda_sum,
     .fill = cuda_fill,
     .axpy = cuda_axpy,
+    .clip_row_norms = cuda_clip_row_norms,
     .mark_nonfinite = cuda_mark_nonfinite,
     .set_tf32 = cuda_set_tf32,
 };

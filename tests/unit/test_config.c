@@ -186,6 +186,7 @@ static const range_case range_cases[] = {
      "\"relu\", \"leaky_relu\""},
     {"label_smoothing", "0", "0.49999999999999994", "-5e-324", "0.5", "a number in [0, 0.5)"},
     {"g_init_range", "0", "10", "-5e-324", "10.000000000000002", "a number in [0, 10]"},
+    {"d_max_norm", "0", "100", "-5e-324", "100.00000000000001", "a number in [0, 100]"},
     {"d_init_range", "0", "10", "-5e-324", "10.000000000000002", "a number in [0, 10]"},
     {"optimizer", "\"adam\"", "\"sgd\"", "\"Adam\"", "\"rmsprop\"", "\"adam\", \"sgd\""},
     {"momentum", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},

@@ -568,6 +568,32 @@ static void test_gather_sum_axpy(void **state)
     free(got);
 }
 
+static void test_clip_row_norms(void **state)
+{
+    (void)state;
+    int rows = 5, cols = 700;
+    float *w = rand_vec((size_t)rows * cols, -0.1f, 0.1f);
+    for (int c = 0; c < cols; c++)
+        w[2 * cols + c] *= 0.01f; /* a row already inside the ball */
+    double *ref = malloc((size_t)rows * cols * sizeof(double));
+    for (int r = 0; r < rows; r++) {
+        double sq = 0;
+        for (int c = 0; c < cols; c++)
+            sq += (double)w[r * cols + c] * w[r * cols + c];
+        double n = sqrt(sq), scale = fmin(n, 1.0) / (1e-7 + n);
+        for (int c = 0; c < cols; c++)
+            ref[r * cols + c] = w[r * cols + c] * scale;
+    }
+    float *d = dev_from(w, (size_t)rows * cols * 4);
+    be->ops->clip_row_norms(be, d, rows, cols, 1.0f);
+    float *got = host_from(d, (size_t)rows * cols * 4);
+    expect_close("clip_row_norms", got, ref, (size_t)rows * cols, TOL);
+    be->ops->free(be, d);
+    free(w);
+    free(ref);
+    free(got);
+}
+
 static void test_mark_nonfinite(void **state)
 {
     (void)state;
@@ -772,6 +798,7 @@ int main(void)
         cmocka_unit_test(test_layer_gradients),
         cmocka_unit_test(test_linear_gradient),
         cmocka_unit_test(test_mark_nonfinite),
+        cmocka_unit_test(test_clip_row_norms),
     };
     const struct CMUnitTest shared_tests[] = {cmocka_unit_test(test_philox_known_answers)};
     int failed = cmocka_run_group_tests_name("elementwise", shared_tests, NULL, NULL);
