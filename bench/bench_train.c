@@ -10,7 +10,7 @@
  *
  * A benchmark prints numbers; it asserts nothing. Usage:
  *   bench_train [--data IDX] [--device cpu|cuda|auto] [--batches 64,256,1024]
- *               [--epochs N] [--max-iterations N] [--preset seed]
+ *               [--epochs N] [--max-iterations N] [--preset seed] [--tf32]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -98,13 +98,14 @@ int main(int argc, char **argv)
     const char *data = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
     const char *device = "auto", *preset = "seed";
     char batches_arg[256] = "64,256,1024";
-    int epochs = 1, max_iter = 0;
+    int epochs = 1, max_iter = 0, tf32 = 0;
     static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
                                          {"device", required_argument, NULL, 'D'},
                                          {"batches", required_argument, NULL, 'b'},
                                          {"epochs", required_argument, NULL, 'e'},
                                          {"max-iterations", required_argument, NULL, 'm'},
                                          {"preset", required_argument, NULL, 'p'},
+                                         {"tf32", no_argument, NULL, 't'},
                                          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -126,6 +127,9 @@ int main(int argc, char **argv)
             break;
         case 'p':
             preset = optarg;
+            break;
+        case 't':
+            tf32 = 1;
             break;
         default:
             fprintf(stderr, "usage: bench_train [--data IDX] [--device D] [--batches 64,256] "
@@ -161,6 +165,7 @@ int main(int argc, char **argv)
             return 2;
         }
         cfg.batch_size = atoi(tok);
+        cfg.precision = tf32 ? GAN_PRECISION_TF32 : GAN_PRECISION_FP32;
         cfg.epochs = epochs;
         gan_trainer *t = gan_trainer_new(be, &cfg, &ds, &err);
         if (!t) {
