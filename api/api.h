@@ -22,13 +22,24 @@ typedef struct api_options {
     const gand_limits *limits;
     const char *web_dir;        /* dashboard files ("" = none) */
     const char *javascript_dir; /* system JavaScript libraries, served under /javascript/ */
+    const char *token;          /* bearer token (NULL or token_len 0: no authentication) */
+    size_t token_len;
+    bool public_reads;        /* with a token: reads need none */
+    const char *tls_cert_pem; /* HTTPS when both are set (PEM texts, copied) */
+    const char *tls_key_pem;
 } api_options;
+
+/* Was libmicrohttpd built with TLS (HTTPS) support? */
+bool api_tls_supported(void);
 
 /* Start serving on listen_fd. NULL with a message in err when MHD refuses. */
 gand_api *api_start(const api_options *opt, char *err, size_t err_len);
 
 /* Apply the limits that can change live (max_body_bytes, max_event_streams, max_sample_n). */
 void api_set_live_limits(gand_api *api, const gand_limits *limits);
+
+/* Replace the bearer token (NULL or len 0: none) and public_reads; live (SIGHUP). */
+void api_set_auth(gand_api *api, const char *token, size_t len, bool public_reads);
 
 /* The worker's heartbeat has (not) advanced lately: /healthz reports it. */
 void api_set_worker_stalled(gand_api *api, bool stalled);

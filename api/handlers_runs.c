@@ -18,8 +18,8 @@
 
 static const char *const no_params[] = {NULL};
 
-/* 400 unless the body is one JSON object. */
-static bool body_is_json_object(api_request *req, enum MHD_Result *rc)
+/* 400 unless the body is one JSON object (internal.h). */
+bool api_body_is_json_object(api_request *req, enum MHD_Result *rc)
 {
     if (req->body_len == 0) {
         *rc = api_problem(req, 400, "invalid-json", NULL,
@@ -93,7 +93,7 @@ enum MHD_Result h_runs_create(api_request *req, const char *const *params)
         if (!api_content_type_is(req, json_types))
             return api_problem(req, 415, "unsupported-media-type", NULL,
                                "a run config must be sent as Content-Type: application/json");
-        if (!body_is_json_object(req, &rc))
+        if (!api_body_is_json_object(req, &rc))
             return rc;
         body = req->body;
         len = req->body_len;
@@ -141,7 +141,7 @@ enum MHD_Result h_run_patch(api_request *req, const char *const *params)
         return api_problem(req, 415, "unsupported-media-type", NULL,
                            "a patch must be sent as Content-Type: application/merge-patch+json "
                            "(RFC 7396) or application/json");
-    if (!body_is_json_object(req, &rc))
+    if (!api_body_is_json_object(req, &rc))
         return rc;
     char *json = NULL;
     gan_error err = {{0}, {0}};

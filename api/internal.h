@@ -9,6 +9,7 @@
 #define GAND_API_INTERNAL_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "daemon/registry.h"
 #include "gan/error.h"
 
@@ -34,6 +36,18 @@ struct gand_api {
     atomic_bool stopping;
     atomic_bool worker_stalled;
     atomic_ulong requests_by_status[API_STATUS_MAX];
+    /* connections (server.c): counted by MHD's notify callback; past max_connections → 503 */
+    atomic_int connections;
+    int max_connections;
+    /* authentication (auth.c): the token, zero-padded, under auth_lock (SIGHUP replaces it) */
+    pthread_mutex_t auth_lock;
+    unsigned char token[AUTH_TOKEN_MAX];
+    size_t token_len;
+    atomic_bool auth_on;
+    atomic_bool public_reads;
+    /* TLS (server.c): the PEM texts MHD was started with, wiped and freed by api_stop */
+    char *tls_cert;
+    char *tls_key;
 };
 
 /* Per-request state, kept in MHD's con_cls and freed by the completion callback. */
@@ -71,6 +85,10 @@ enum MHD_Result api_problem(api_request *req, unsigned status, const char *type_
 /* A registry answer other than REG_OK, with its error (may be NULL). */
 enum MHD_Result api_problem_reg(api_request *req, reg_status st, const gan_error *err,
                                 const char *run_id);
+/* A problem with extra response headers (headers: NULL-terminated name, value pairs). */
+enum MHD_Result api_problem_with_headers(api_request *req, unsigned status, const char *type_slug,
+                                         const char *const *headers, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* 503 with Retry-After: try again in a moment. */
 enum MHD_Result api_problem_retry(api_request *req, const char *detail);
 /* 405 with the Allow header. */
@@ -89,6 +107,20 @@ enum MHD_Result api_query_int(api_request *req, const char *name, int64_t min, i
                               int64_t def, int64_t *value, bool *ok);
 /* Content-Type's media type (before ';', lowercase compare) is one of types (NULL-terminated). */
 bool api_content_type_is(api_request *req, const char *const *types);
+/*
+ * The body is one JSON object (handlers_runs.c): else a 400 saying why (empty,
+ * a NUL byte, not JSON with the byte offset, trailing data, another value)
+ * has been queued, *rc holds its result, and this returns false.
+ */
+bool api_body_is_json_object(api_request *req, enum MHD_Result *rc);
+
+/* ---- authentication (auth.c) ---- */
+
+/*
+ * Does the request carry what it needs (api/auth.c says who needs what)?
+ * *ok = true: go on. *ok = false: a 401 problem has been queued; return rc.
+ */
+enum MHD_Result api_auth_check(api_request *req, bool *ok);
 
 /* ---- the handlers (router.c dispatches to them) ---- */
 
@@ -113,6 +145,12 @@ enum MHD_Result h_run_events(api_request *req, const char *const *params);
 enum MHD_Result h_run_samples(api_request *req, const char *const *params);
 enum MHD_Result h_run_epoch_png(api_request *req, const char *const *params);
 enum MHD_Result h_run_checkpoint(api_request *req, const char *const *params);
+enum MHD_Result h_run_evaluate(api_request *req, const char *const *params);
+enum MHD_Result h_run_evaluations(api_request *req, const char *const *params);
+enum MHD_Result h_run_evaluation(api_request *req, const char *const *params);
+enum MHD_Result h_run_samples_export(api_request *req, const char *const *params);
+enum MHD_Result h_run_generate(api_request *req, const char *const *params);
+enum MHD_Result h_run_interpolate(api_request *req, const char *const *params);
 enum MHD_Result h_static_index(api_request *req, const char *const *params);
 enum MHD_Result h_static_file(api_request *req, const char *const *params);
 enum MHD_Result h_javascript_file(api_request *req, const char *const *params);

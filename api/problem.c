@@ -5,7 +5,8 @@
  * JSON, not an object, a bad header); 422 it can, but a named field or query
  * parameter is unknown, of the wrong type or out of range (`field` names it);
  * 404 unknown route, run or epoch; 405 wrong method (Allow lists the right
- * ones); 409 the run's state does not allow it; 413 body over max_body_bytes;
+ * ones); 401 a bearer token is needed and is missing or wrong (api/auth.c);
+ * 409 the run's state does not allow it; 413 body over max_body_bytes;
  * 415 body not JSON; 429 a configured limit was reached; 500 an internal failure;
  * 503 (with Retry-After) a moment's wait, e.g. deleting a run still writing its checkpoint.
  */
@@ -23,6 +24,10 @@ const char *api_status_title(unsigned status)
     switch (status) {
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -48,7 +53,7 @@ const char *api_status_title(unsigned status)
 
 static enum MHD_Result send_problem(api_request *req, unsigned status, const char *type_slug,
                                     const char *field, const char *detail, const char *allow,
-                                    const char *retry_after)
+                                    const char *retry_after, const char *const *headers)
 {
     char type[96];
     if (type_slug)
@@ -87,6 +92,8 @@ static enum MHD_Result send_problem(api_request *req, unsigned status, const cha
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (retry_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
     if (status >= 500)
         log_warning("http: %s %s -> %u: %s", req->method, req->url, status, detail);
     return api_send(req, status, resp);
@@ -100,12 +107,23 @@ enum MHD_Result api_problem(api_request *req, unsigned status, const char *type_
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    return send_problem(req, status, type_slug, field, detail, NULL, NULL);
+    return send_problem(req, status, type_slug, field, detail, NULL, NULL, NULL);
+}
+
+enum MHD_Result api_problem_with_headers(api_request *req, unsigned status, const char *type_slug,
+                                         const char *const *headers, const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    return send_problem(req, status, type_slug, NULL, detail, NULL, NULL, headers);
 }
 
 enum MHD_Result api_problem_retry(api_request *req, const char *detail)
 {
-    return send_problem(req, 503, "busy", NULL, detail, NULL, "2");
+    return send_problem(req, 503, "busy", NULL, detail, NULL, "2", NULL);
 }
 
 enum MHD_Result api_problem_method(api_request *req, const char *allow)
@@ -113,7 +131,7 @@ enum MHD_Result api_problem_method(api_request *req, const char *allow)
     char detail[256];
     snprintf(detail, sizeof detail, "%s is not allowed on %s; allowed: %s", req->method, req->url,
              allow);
-    return send_problem(req, 405, "method-not-allowed", NULL, detail, allow, NULL);
+    return send_problem(req, 405, "method-not-allowed", NULL, detail, allow, NULL, NULL);
 }
 
 enum MHD_Result api_problem_reg(api_request *req, reg_status st, const gan_error *err,

@@ -39,6 +39,12 @@ static const route routes[] = {
     {"GET", "/api/v1/runs/{id}/samples.png", h_run_samples},
     {"GET", "/api/v1/runs/{id}/samples/{epoch}.png", h_run_epoch_png},
     {"GET", "/api/v1/runs/{id}/checkpoint", h_run_checkpoint},
+    {"POST", "/api/v1/runs/{id}/evaluations", h_run_evaluate},
+    {"GET", "/api/v1/runs/{id}/evaluations", h_run_evaluations},
+    {"GET", "/api/v1/runs/{id}/evaluations/{n}", h_run_evaluation},
+    {"GET", "/api/v1/runs/{id}/samples", h_run_samples_export},
+    {"POST", "/api/v1/runs/{id}/generate", h_run_generate},
+    {"GET", "/api/v1/runs/{id}/interpolate", h_run_interpolate},
 };
 enum { N_ROUTES = sizeof routes / sizeof routes[0], MAX_PARAMS = 4, MAX_PATH = 2048 };
 

@@ -9,6 +9,18 @@
  * cap is refused before the body is read; a chunked body over it is read to
  * its end without being kept, then refused), and the closure is freed by the
  * completion callback. MHD's panics are logged instead of aborting the process.
+ *
+ * Before anything else a request must pass two checks, both made before its
+ * body is read: the connection limit and authentication (api/auth.c; 401).
+ *
+ * Connection limit: MHD_OPTION_CONNECTION_LIMIT alone makes MHD close excess
+ * connections without a word. So MHD's hard limit is max_connections plus
+ * some slack, the notify-connection callback counts open connections, and a
+ * connection that opened beyond max_connections is answered 503 with
+ * Retry-After and closed. Only beyond the slack does MHD drop connections.
+ *
+ * TLS: with tls_cert and tls_key the daemon speaks only HTTPS (MHD_USE_TLS,
+ * GnuTLS); a plain HTTP request on the port fails its TLS handshake.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -41,6 +53,40 @@ static void mhd_panic(void *cls, const char *file, unsigned int line, const char
      */
     log_err("http: libmicrohttpd internal error at %s:%u: %s", file ? file : "?", line,
             reason ? reason : "(no reason given)");
+}
+
+/* A connection that opened past max_connections carries this as its socket context. */
+static char over_limit_marker;
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    gand_api *api = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        int n = atomic_fetch_add(&api->connections, 1) + 1;
+        *socket_context = n > api->max_connections ? &over_limit_marker : NULL;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        atomic_fetch_sub(&api->connections, 1);
+    }
+}
+
+static bool over_limit(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci && ci->socket_context == &over_limit_marker;
+}
+
+static enum MHD_Result too_many_connections(api_request *req)
+{
+    static const char *const headers[] = {MHD_HTTP_HEADER_RETRY_AFTER, "1",
+                                          MHD_HTTP_HEADER_CONNECTION, "close", NULL};
+    return api_problem_with_headers(
+        req, 503, "busy", headers,
+        "%d connections are open, the daemon's max_connections; try again in a moment (an event "
+        "stream holds its connection: close the ones you do not need)",
+        req->api->max_connections);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -111,6 +157,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->method = method;
         req->url = url;
         *con_cls = req;
+        if (over_limit(conn))
+            return too_many_connections(req);
+        bool ok;
+        enum MHD_Result rc = api_auth_check(req, &ok);
+        if (!ok)
+            return rc; /* before the body: MHD does not read it, and closes afterwards */
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -142,12 +194,59 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return api_route(req);
 }
 
+bool api_tls_supported(void)
+{
+    return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
+}
+
+static void free_secret(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+static void api_free(gand_api *api)
+{
+    free_secret(api->tls_cert);
+    free_secret(api->tls_key);
+    explicit_bzero(api->token, sizeof api->token);
+    pthread_mutex_destroy(&api->auth_lock);
+    free(api);
+}
+
+/* MHD's hard connection limit: ours plus room to answer the excess with 503. */
+static unsigned hard_connection_limit(int max)
+{
+    int slack = max / 4 > 16 ? max / 4 : 16;
+    return (unsigned)(max + slack);
+}
+
 gand_api *api_start(const api_options *opt, char *err, size_t err_len)
 {
     gand_api *api = calloc(1, sizeof *api);
     if (!api) {
         snprintf(err, err_len, "out of memory");
         return NULL;
+    }
+    pthread_mutex_init(&api->auth_lock, NULL);
+    api->max_connections = opt->limits->max_connections;
+    api_set_auth(api, opt->token, opt->token_len, opt->public_reads);
+    bool tls = opt->tls_cert_pem && opt->tls_key_pem;
+    if (tls) {
+        if (!api_tls_supported()) {
+            snprintf(err, err_len, "this libmicrohttpd was built without TLS support");
+            api_free(api);
+            return NULL;
+        }
+        api->tls_cert = strdup(opt->tls_cert_pem);
+        api->tls_key = strdup(opt->tls_key_pem);
+        if (!api->tls_cert || !api->tls_key) {
+            snprintf(err, err_len, "out of memory");
+            api_free(api);
+            return NULL;
+        }
     }
     api->reg = opt->registry;
     snprintf(api->web_dir, sizeof api->web_dir, "%s", opt->web_dir ? opt->web_dir : "");
@@ -158,19 +257,30 @@ gand_api *api_start(const api_options *opt, char *err, size_t err_len)
 
     MHD_set_panic_func(mhd_panic, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
+    /* poll(), not select(): connection threads must work past FD_SETSIZE descriptors */
+    if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
+        flags |= MHD_USE_POLL;
+    /* MHD keeps pointers to the PEM texts: they live in api until api_stop */
+    struct MHD_OptionItem tls_options[] = {
+        {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, api->tls_key},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, api->tls_cert},
+        {MHD_OPTION_END, 0, NULL},
+    };
     /* the logger first, so that MHD's complaints about the other options reach it */
-    api->mhd =
-        MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                         NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)opt->listen_fd,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)opt->limits->max_connections,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opt->limits->connection_timeout_s,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    api->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)opt->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+        hard_connection_limit(opt->limits->max_connections), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)opt->limits->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_ARRAY, tls_options,
+        MHD_OPTION_END);
     if (!api->mhd) {
         snprintf(err, err_len,
-                 "libmicrohttpd could not start on the listening socket (see the "
-                 "log lines above)");
-        free(api);
+                 "libmicrohttpd could not start on the listening socket%s (see the "
+                 "log lines above)",
+                 tls ? " with TLS: is tls_key the private key of tls_cert, both in PEM" : "");
+        api_free(api);
         return NULL;
     }
     return api;
@@ -201,5 +311,5 @@ void api_stop(gand_api *api)
     atomic_store(&api->stopping, true); /* event streams end at their next wake-up */
     if (api->mhd)
         MHD_stop_daemon(api->mhd);
-    free(api);
+    api_free(api);
 }

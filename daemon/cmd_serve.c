@@ -9,8 +9,15 @@
  * second to look after systemd): STATUS= follows registry_status_line, and
  * WATCHDOG=1 is sent only while the worker's heartbeat advances, so a stuck
  * worker (a hung GPU call) gets the service restarted instead of pinged.
- * SIGHUP re-reads the config file and applies what can change live;
- * SIGTERM/SIGINT stop accepting, let the active run checkpoint, and exit 0.
+ * SIGHUP re-reads the config file and applies what can change live (and
+ * re-reads the token file); SIGTERM/SIGINT stop accepting, let the active run
+ * checkpoint, and exit 0.
+ *
+ * Security at start-up (README "Security"): the token file and the TLS files
+ * are read before anything listens, and a bad one is exit 2 like any bad
+ * setting; a listening address that is not loopback without a token is
+ * refused (exit 2), since anyone who reaches it could start, stop and delete
+ * runs; TLS that this libmicrohttpd cannot do is refused (exit 2).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,11 +31,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "daemon/log.h"
 #include "daemon/registry.h"
 #include "daemon/settings.h"
@@ -44,18 +53,21 @@ enum { STATUS_EVERY_S = 5, DEFAULT_STALL_S = 120, LISTEN_BACKLOG = 128 };
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: gand serve [--config FILE] [--listen ADDR:PORT] [--state-dir DIR]\n"
-            "                  [--data NAME=PATH]... [--device auto|cpu|cuda]\n"
-            "                  [--log-level err|warning|notice|info|debug] [--web-dir DIR]\n"
-            "                  [--javascript-dir DIR] [--check]\n"
-            "\n"
-            "Runs the gand daemon: the HTTP API on ADDR:PORT (default 127.0.0.1:8080) and one\n"
-            "worker that trains the queued runs. Settings come from FILE (default %s when\n"
-            "it exists), and flags override them. --data adds or replaces a data set (the\n"
-            "bundled 'mnist' is always there). --check prints the settings in effect and exits.\n"
-            "SIGHUP reloads FILE; SIGTERM checkpoints the active run and exits.\n",
-            settings_default_config_path());
+    fprintf(
+        f,
+        "usage: gand serve [--config FILE] [--listen ADDR:PORT] [--state-dir DIR]\n"
+        "                  [--data NAME=PATH]... [--device auto|cpu|cuda]\n"
+        "                  [--log-level err|warning|notice|info|debug] [--web-dir DIR]\n"
+        "                  [--javascript-dir DIR] [--token-file FILE] [--check]\n"
+        "\n"
+        "Runs the gand daemon: the HTTP API on ADDR:PORT (default 127.0.0.1:8080) and one\n"
+        "worker that trains the queued runs. Settings come from FILE (default %s when\n"
+        "it exists), and flags override them. --data adds or replaces a data set (the\n"
+        "bundled 'mnist' is always there). --token-file names a file holding the bearer\n"
+        "token every API request must carry (required to listen beyond loopback).\n"
+        "--check prints the settings in effect and exits.\n"
+        "SIGHUP reloads FILE and the token file; SIGTERM checkpoints the active run and exits.\n",
+        settings_default_config_path());
 }
 
 /* ---- signals ------------------------------------------------------------------------------- */
@@ -89,17 +101,18 @@ static bool is_loopback(const struct sockaddr_storage *ss)
     return ss->ss_family == AF_UNIX;
 }
 
-static void describe(const struct sockaddr_storage *ss, char *buf, size_t len)
+static void describe(const struct sockaddr_storage *ss, bool tls, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN] = "?";
+    const char *scheme = tls ? "https" : "http";
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
         inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        snprintf(buf, len, "http://%s:%u", host, ntohs(in->sin_port));
+        snprintf(buf, len, "%s://%s:%u", scheme, host, ntohs(in->sin_port));
     } else if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        snprintf(buf, len, "http://[%s]:%u", host, ntohs(in6->sin6_port));
+        snprintf(buf, len, "%s://[%s]:%u", scheme, host, ntohs(in6->sin6_port));
     } else if (ss->ss_family == AF_UNIX) {
         snprintf(buf, len, "a unix socket");
     } else {
@@ -143,6 +156,93 @@ static int listen_on(const gand_settings *s, char *err, size_t err_len)
     return fd;
 }
 
+/* ---- secrets: the token file, the TLS files ------------------------------------------------- */
+
+/* The token named by s->token_file into tok (len 0 when none is named); -1 after logging why. */
+static int load_token(const gand_settings *s, const char *who, char *tok, size_t cap, size_t *len)
+{
+    *len = 0;
+    tok[0] = '\0';
+    if (!s->token_file[0])
+        return 0;
+    char warn[640], err[1024];
+    if (auth_read_token_file(s->token_file, tok, cap, len, warn, sizeof warn, err, sizeof err) !=
+        0) {
+        log_err("%s: %s", who, err);
+        return -1;
+    }
+    if (warn[0])
+        log_warning("%s: %s", who, warn);
+    return 0;
+}
+
+enum { PEM_MAX = 1 << 20 };
+
+/* A whole PEM file as a string (malloc'd); NULL after logging why. */
+static char *read_pem(const char *key, const char *path, bool secret)
+{
+    FILE *f = fopen(path, "rbe");
+    if (!f) {
+        log_err("gand: [tls] %s = %s: cannot open it: %s", key, path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (secret && fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+        log_warning("gand: [tls] %s = %s can be read by its group or by others (mode %04o); "
+                    "chmod 600 it",
+                    key, path, (unsigned)(st.st_mode & 07777));
+    char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    bool bad = !buf || ferror(f) || n > PEM_MAX;
+    fclose(f);
+    if (!bad) {
+        buf[n] = '\0';
+        bad = !strstr(buf, "-----BEGIN ");
+    }
+    if (bad) {
+        log_err("gand: [tls] %s = %s: %s", key, path,
+                !buf          ? "out of memory"
+                : n > PEM_MAX ? "larger than 1 MiB"
+                              : "not a PEM file (no '-----BEGIN' line)");
+        if (buf)
+            explicit_bzero(buf, n <= PEM_MAX ? n : PEM_MAX);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static void free_pem(char *pem)
+{
+    if (pem) {
+        explicit_bzero(pem, strlen(pem));
+        free(pem);
+    }
+}
+
+/* Read both TLS files (none configured: both NULL, 0); -1 after logging why. */
+static int load_tls(const gand_settings *s, char **cert, char **key)
+{
+    *cert = *key = NULL;
+    if (!s->tls_cert[0])
+        return 0;
+    if (!api_tls_supported()) {
+        log_err("gand: [tls] is configured, but this libmicrohttpd was built without TLS "
+                "support (MHD_FEATURE_TLS); install one built with GnuTLS, or remove [tls] and "
+                "put a TLS-terminating proxy in front");
+        return -1;
+    }
+    *cert = read_pem("tls_cert", s->tls_cert, false);
+    *key = *cert ? read_pem("tls_key", s->tls_key, true) : NULL;
+    if (!*cert || !*key) {
+        free_pem(*cert);
+        free_pem(*key);
+        *cert = *key = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- systemd -------------------------------------------------------------------------------- */
 
 static void notify_status(gand_registry *reg, char *last, size_t len)
@@ -154,6 +254,31 @@ static void notify_status(gand_registry *reg, char *last, size_t len)
     snprintf(last, len, "%s", line);
     snprintf(msg, sizeof msg, "STATUS=%s", line);
     sd_notify(0, msg);
+}
+
+/* SIGHUP: the token file is read again (its name may have changed), public_reads applies. */
+static void reload_auth(gand_settings *cur, const gand_settings *next, gand_api *api)
+{
+    char tok[AUTH_TOKEN_MAX + 1];
+    size_t len = 0;
+    if (!next->token_file[0]) {
+        if (cur->token_file[0])
+            log_warning("reload: token_file is no longer set, but authentication cannot be "
+                        "switched off by a reload: the current token stays until a restart");
+        else
+            cur->public_reads = next->public_reads;
+        return;
+    }
+    if (load_token(next, "reload", tok, sizeof tok, &len) != 0) {
+        log_err("reload: keeping the current token");
+        return;
+    }
+    api_set_auth(api, tok, len, next->public_reads);
+    explicit_bzero(tok, sizeof tok);
+    snprintf(cur->token_file, sizeof cur->token_file, "%s", next->token_file);
+    cur->public_reads = next->public_reads;
+    log_notice("reload: bearer token read again from %s%s", cur->token_file,
+               cur->public_reads ? " (reads are public)" : "");
 }
 
 static void reload(gand_settings *cur, const gand_flags *flags, gand_api *api, gand_registry *reg,
@@ -176,6 +301,7 @@ static void reload(gand_settings *cur, const gand_flags *flags, gand_api *api, g
         cur->limits.max_event_streams = next->limits.max_event_streams;
         cur->limits.max_sample_n = next->limits.max_sample_n;
         api_set_live_limits(api, &cur->limits);
+        reload_auth(cur, next, api);
         log_notice("reload: %s: applied: %s; need a restart to apply: %s",
                    next->config_path[0] ? next->config_path : "(built-in defaults)",
                    live[0] ? live : "nothing changed", restart[0] ? restart : "nothing");
@@ -188,17 +314,21 @@ static void reload(gand_settings *cur, const gand_flags *flags, gand_api *api, g
 
 static void log_settings(const gand_settings *s, FILE *f)
 {
-    fprintf(
-        f,
-        "config = %s\n[server]\nlisten = %s\nstate_dir = %s\ndevice = %s\nlog_level = %s\n"
-        "web_dir = %s\njavascript_dir = %s\n[limits]\nmax_body_bytes = %ld\nmax_connections = %d\n"
-        "connection_timeout_s = %d\nmax_event_streams = %d\nmax_sample_n = %d\n"
-        "max_runs = %d\n[datasets]\n",
-        s->config_path[0] ? s->config_path : "(none: built-in defaults)", s->listen, s->state_dir,
-        s->device, gand_log_level_name(s->log_level), s->web_dir[0] ? s->web_dir : "(none)",
-        s->javascript_dir[0] ? s->javascript_dir : "(none)", s->limits.max_body_bytes,
-        s->limits.max_connections, s->limits.connection_timeout_s, s->limits.max_event_streams,
-        s->limits.max_sample_n, s->limits.max_runs);
+    fprintf(f,
+            "config = %s\n[server]\nlisten = %s\nstate_dir = %s\ndevice = %s\nlog_level = %s\n"
+            "web_dir = %s\njavascript_dir = %s\ntoken_file = %s\npublic_reads = %s\n"
+            "[limits]\nmax_body_bytes = %ld\nmax_connections = %d\n"
+            "connection_timeout_s = %d\nmax_event_streams = %d\nmax_sample_n = %d\n"
+            "max_runs = %d\n[tls]\ntls_cert = %s\ntls_key = %s\n[datasets]\n",
+            s->config_path[0] ? s->config_path : "(none: built-in defaults)", s->listen,
+            s->state_dir, s->device, gand_log_level_name(s->log_level),
+            s->web_dir[0] ? s->web_dir : "(none)",
+            s->javascript_dir[0] ? s->javascript_dir : "(none)",
+            s->token_file[0] ? s->token_file : "(none: no authentication)",
+            s->public_reads ? "true" : "false", s->limits.max_body_bytes, s->limits.max_connections,
+            s->limits.connection_timeout_s, s->limits.max_event_streams, s->limits.max_sample_n,
+            s->limits.max_runs, s->tls_cert[0] ? s->tls_cert : "(none: plain HTTP)",
+            s->tls_key[0] ? s->tls_key : "(none)");
     for (int i = 0; i < s->dataset_count; i++)
         fprintf(f, "%s = %s\n", s->datasets[i].name, s->datasets[i].path);
 }
@@ -215,6 +345,7 @@ int gand_cmd_serve(int argc, char **argv)
                                          {"log-level", required_argument, NULL, 'L'},
                                          {"web-dir", required_argument, NULL, 'w'},
                                          {"javascript-dir", required_argument, NULL, 'j'},
+                                         {"token-file", required_argument, NULL, 't'},
                                          {"check", no_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -222,7 +353,7 @@ int gand_cmd_serve(int argc, char **argv)
     bool check_only = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:l:s:d:D:L:w:j:Ch", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:s:d:D:L:w:j:t:Ch", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             flags.config = optarg;
@@ -252,6 +383,9 @@ int gand_cmd_serve(int argc, char **argv)
         case 'j':
             flags.javascript_dir = optarg;
             break;
+        case 't':
+            flags.token_file = optarg;
+            break;
         case 'C':
             check_only = true;
             break;
@@ -275,7 +409,17 @@ int gand_cmd_serve(int argc, char **argv)
         log_err("gand: %s", err);
         return 2;
     }
+    /* the secrets are read (and checked) before anything listens; --check checks them too */
+    static char token[AUTH_TOKEN_MAX + 1];
+    size_t token_len = 0;
+    char *tls_cert = NULL, *tls_key = NULL;
+    if (load_token(&settings, "gand", token, sizeof token, &token_len) != 0 ||
+        load_tls(&settings, &tls_cert, &tls_key) != 0)
+        return 2;
     if (check_only) {
+        explicit_bzero(token, sizeof token);
+        free_pem(tls_cert);
+        free_pem(tls_key);
         log_settings(&settings, stdout);
         return 0;
     }
@@ -322,6 +466,8 @@ int gand_cmd_serve(int argc, char **argv)
         if (sd_is_socket(listen_fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
             log_err("gand: the socket systemd passed (fd %d) is not a listening stream socket",
                     listen_fd);
+            free_pem(tls_cert);
+            free_pem(tls_key);
             return 1;
         }
         if (nfds > 1)
@@ -333,6 +479,8 @@ int gand_cmd_serve(int argc, char **argv)
         listen_fd = listen_on(&settings, err, sizeof err);
         if (listen_fd < 0) {
             log_err("gand: %s", err);
+            free_pem(tls_cert);
+            free_pem(tls_key);
             return 1;
         }
     }
@@ -341,12 +489,27 @@ int gand_cmd_serve(int argc, char **argv)
     memset(&ss, 0, sizeof ss);
     char where[128] = "?";
     if (getsockname(listen_fd, (struct sockaddr *)&ss, &sslen) == 0)
-        describe(&ss, where, sizeof where);
-    if (!is_loopback(&ss))
-        log_warning("gand: listening on %s, which is not a loopback address: the API has no "
-                    "authentication yet, so anyone who can reach it can start, stop and delete "
-                    "runs",
+        describe(&ss, tls_cert != NULL, where, sizeof where);
+    if (!is_loopback(&ss) && token_len == 0) {
+        log_err("gand: refusing to listen on %s without authentication: it is not a loopback "
+                "address, so anyone who can reach it could start, stop and delete runs. Set "
+                "[server] token_file (or --token-file FILE) to a file holding a secret token, or "
+                "listen on 127.0.0.1",
+                where);
+        if (!activated)
+            close(listen_fd);
+        free_pem(tls_cert);
+        free_pem(tls_key);
+        return 2;
+    }
+    if (!is_loopback(&ss) && !tls_cert)
+        log_warning("gand: listening on %s, which is not a loopback address, without TLS: the "
+                    "bearer token and all data cross the network in clear text; set [tls] "
+                    "tls_cert and tls_key, or put a TLS-terminating proxy in front",
                     where);
+    if (token_len > 0)
+        log_notice("gand: API requests need the bearer token of %s%s", settings.token_file,
+                   settings.public_reads ? " (except reads: public_reads = true)" : "");
 
     registry_options ro = {
         .state_dir = settings.state_dir,
@@ -364,14 +527,24 @@ int gand_cmd_serve(int argc, char **argv)
                 gerr.field[0] ? gerr.field : "", gerr.field[0] ? ": " : "", gerr.message);
         if (!activated)
             close(listen_fd);
+        free_pem(tls_cert);
+        free_pem(tls_key);
         return 1;
     }
     api_options ao = {.registry = reg,
                       .listen_fd = listen_fd,
                       .limits = &settings.limits,
                       .web_dir = settings.web_dir,
-                      .javascript_dir = settings.javascript_dir};
+                      .javascript_dir = settings.javascript_dir,
+                      .token = token,
+                      .token_len = token_len,
+                      .public_reads = settings.public_reads,
+                      .tls_cert_pem = tls_cert,
+                      .tls_key_pem = tls_key};
     gand_api *api = api_start(&ao, err, sizeof err);
+    explicit_bzero(token, sizeof token); /* the API keeps its own copies */
+    free_pem(tls_cert);
+    free_pem(tls_key);
     if (!api) {
         log_err("gand: %s", err);
         registry_close(reg);

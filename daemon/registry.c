@@ -40,6 +40,19 @@
  *    running → paused (reason) when it cannot write the run's files.
  *    PATCH is refused (409) for stopped and failed runs.
  *
+ *  - Evaluations (registry.h) need the backend, so only the worker runs
+ *    them: a request appends a queued evaluation to the run (under the
+ *    lock) and wakes the worker; the worker takes the oldest queued one of
+ *    any run (a global FIFO by queue_seq) between two training iterations or
+ *    when idle, evaluates it with nothing locked, and records the result. An
+ *    evaluation keeps the worker's heartbeat going (registry_heartbeat) for up
+ *    to EVAL_GRACE_MS, so a long one on a CPU does not trip the watchdog while
+ *    a hung one still does.
+ *
+ *  - Data sets: a run trains on the first train_images images of its data
+ *    set's file (a view of the loaded file: the trainer copies what it is
+ *    given); the held-out images are never trained on.
+ *
  *  - Events are numbered from 1 per run. On start-up they are rebuilt from
  *    metrics.jsonl (the "epoch" events) and events.jsonl (the rest, each line
  *    carrying the number of completed epochs at the time), merged by epoch:
@@ -69,6 +82,7 @@
 #include "daemon/commands.h"
 #include "daemon/log.h"
 #include "gan/config.h"
+#include "gan/evaluate.h"
 #include "gan/fsutil.h"
 #include "gan/idx.h"
 #include "gan/png_grid.h"
@@ -83,6 +97,9 @@ enum {
     EVENTS_PER_CALL = 1000, /* most events one registry_events call returns */
     SAMPLE_N_LIMIT = 1024,  /* upper bound of max_sample_n */
     REASON_MAX = 512,
+    EVAL_GRACE_MS = 600000,    /* an evaluation keeps the heartbeat going this long */
+    EVAL_AUTO_SAMPLES = 10000, /* samples of the evaluate_every evaluations (the paper's) */
+    DATA_NAME_MAX = 192,       /* "NAME/BASENAME" of a data set file */
 };
 
 typedef enum run_state {
@@ -111,8 +128,37 @@ typedef struct g_snapshot {
     float *params; /* gan_generator_param_count(&cfg) floats */
 } g_snapshot;
 
+typedef enum eval_state {
+    EVAL_QUEUED,
+    EVAL_RUNNING,
+    EVAL_DONE,
+    EVAL_FAILED,
+    EVAL_STATE_COUNT
+} eval_state;
+
+static const char *const eval_state_names[EVAL_STATE_COUNT] = {"queued", "running", "done",
+                                                               "failed"};
+
+/* One Parzen evaluation of a run (registry.h "evaluation"). */
+typedef struct evaluation {
+    int id; /* 1, 2, ... within the run */
+    eval_state state;
+    char reason[REASON_MAX]; /* "" = null */
+    bool automatic;          /* trigger "evaluate_every" (else "request") */
+    int samples;
+    uint64_t seed;
+    int64_t created_at, started_at, finished_at; /* ms, 0 = null */
+    int64_t queue_seq;                           /* FIFO order among queued evaluations */
+    struct g_snapshot *pinned;                   /* G to evaluate (evaluate_every), else NULL */
+    /* the result, when done */
+    double parzen_ll, stderr_ll, sigma, seconds;
+    int epoch;
+    int valid_begin, valid_end, test_begin, test_end;
+    char data[DATA_NAME_MAX];
+} evaluation;
+
 typedef struct run_event {
-    const char *kind; /* "epoch" | "state" | "config" (static strings) */
+    const char *kind; /* "epoch" | "state" | "config" | "evaluation" (static strings) */
     char *data;       /* one-line JSON object */
 } run_event;          /* its sequence number is its index + 1 */
 
@@ -145,6 +191,9 @@ typedef struct run {
     int *samples; /* epochs with a saved grid, ascending */
     int nsamples, samples_cap;
     g_snapshot *snap;
+    evaluation *evals; /* by id: evals[i].id == i + 1 */
+    int nevals, evals_cap;
+    int evals_pending; /* queued or running */
 } run;
 
 typedef struct dataset_info {
@@ -152,8 +201,17 @@ typedef struct dataset_info {
     bool ok;
     int images, rows, cols;
     char error[300];
-    gan_dataset loaded; /* worker only: loaded on first use, kept */
-    bool is_loaded;
+    int holdout;      /* the last images of the training file, never trained on */
+    int train_images; /* images − holdout: what runs train on */
+    bool has_test;    /* the held-out images are a separate file */
+    int test_images;  /* of that file (0 when it cannot be read) */
+    bool eval_ok;     /* validation and test both hold images */
+    gan_split split;  /* valid/test ranges of the evaluation file (test file or training file) */
+    char eval_error[400];
+    char train_name[DATA_NAME_MAX], eval_name[DATA_NAME_MAX]; /* "NAME/BASENAME" */
+    /* worker only: loaded on first use, kept */
+    gan_dataset loaded, test_loaded;
+    bool is_loaded, test_is_loaded;
 } dataset_info;
 
 struct gand_registry {
@@ -179,6 +237,9 @@ struct gand_registry {
     bool shutdown;
     char be_name[16], be_device[128], be_why[512];
     atomic_uint_least64_t heartbeat;
+    atomic_int_least64_t eval_started_ms; /* monotonic start of the running evaluation, 0 = none */
+    int evals_queued;                     /* queued evaluations, all runs */
+    int64_t next_eval_seq;
     run *current;   /* the run the worker holds, or NULL */
     gk_backend *be; /* the worker's */
 };
@@ -440,6 +501,9 @@ static void run_free(run *r)
     for (int i = 0; i < r->nevents; i++)
         free(r->events[i].data);
     free(r->events);
+    for (int i = 0; i < r->nevals; i++)
+        snapshot_release(r->evals[i].pinned);
+    free(r->evals);
     free(r->metrics);
     free(r->samples);
     snapshot_release(r->snap);
@@ -516,7 +580,7 @@ static int run_iterations_per_epoch_locked(const gand_registry *reg, const run *
     if (r->active && r->iterations_per_epoch > 0)
         return r->iterations_per_epoch;
     const dataset_info *d = dataset_find(reg, r->cfg.dataset);
-    return d && d->ok && r->cfg.batch_size > 0 ? d->images / r->cfg.batch_size : 0;
+    return d && d->ok && r->cfg.batch_size > 0 ? d->train_images / r->cfg.batch_size : 0;
 }
 
 /* 1-based place among queued runs, 0 when not queued. */
@@ -562,6 +626,79 @@ static cJSON *metrics_cjson(const gan_epoch_metrics *m)
     return o ? o : cJSON_CreateNull();
 }
 
+static cJSON *range_cjson(int begin, int end)
+{
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(begin));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(end));
+    return a;
+}
+
+/* A data set's split (registry.h "split"), or null when it cannot be read. */
+static cJSON *split_cjson(const dataset_info *d)
+{
+    if (!d || !d->ok)
+        return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "train_data", d->train_name);
+    cJSON_AddItemToObject(o, "train", range_cjson(0, d->train_images));
+    if (d->eval_ok) {
+        cJSON_AddStringToObject(o, "data", d->eval_name);
+        cJSON_AddItemToObject(o, "validation",
+                              range_cjson(d->split.valid_begin, d->split.valid_end));
+        cJSON_AddItemToObject(o, "test", range_cjson(d->split.test_begin, d->split.test_end));
+    } else {
+        cJSON_AddNullToObject(o, "data");
+        cJSON_AddNullToObject(o, "validation");
+        cJSON_AddNullToObject(o, "test");
+    }
+    return o;
+}
+
+/* The API's evaluation object (registry.h). */
+static cJSON *eval_cjson(const run *r, const evaluation *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", e->id);
+    cJSON_AddStringToObject(o, "run", r->id);
+    cJSON_AddStringToObject(o, "state", eval_state_names[e->state]);
+    if (e->reason[0])
+        cJSON_AddStringToObject(o, "reason", e->reason);
+    else
+        cJSON_AddNullToObject(o, "reason");
+    cJSON_AddStringToObject(o, "trigger", e->automatic ? "evaluate_every" : "request");
+    cJSON_AddNumberToObject(o, "samples", e->samples);
+    cJSON_AddNumberToObject(o, "seed", (double)e->seed);
+    if (e->state == EVAL_DONE) {
+        cJSON *res = cJSON_AddObjectToObject(o, "result");
+        cJSON_AddNumberToObject(res, "parzen_ll", e->parzen_ll);
+        cJSON_AddNumberToObject(res, "stderr", e->stderr_ll);
+        cJSON_AddNumberToObject(res, "sigma", e->sigma);
+        cJSON_AddNumberToObject(res, "samples", e->samples);
+        cJSON_AddNumberToObject(res, "epoch", e->epoch);
+        cJSON *sp = cJSON_AddObjectToObject(res, "split");
+        cJSON_AddItemToObject(sp, "validation", range_cjson(e->valid_begin, e->valid_end));
+        cJSON_AddItemToObject(sp, "test", range_cjson(e->test_begin, e->test_end));
+        cJSON_AddStringToObject(res, "data", e->data);
+        cJSON_AddNumberToObject(res, "seconds", e->seconds);
+    } else {
+        cJSON_AddNullToObject(o, "result");
+    }
+    add_time(o, "created_at", e->created_at);
+    add_time(o, "started_at", e->started_at);
+    add_time(o, "finished_at", e->finished_at);
+    return o;
+}
+
+/* The latest evaluation that is done (they finish in id order), or NULL. */
+static const evaluation *last_done_locked(const run *r)
+{
+    for (int i = r->nevals - 1; i >= 0; i--)
+        if (r->evals[i].state == EVAL_DONE)
+            return &r->evals[i];
+    return NULL;
+}
+
 /* The API's run object (registry.h). */
 static cJSON *run_cjson_locked(const gand_registry *reg, const run *r)
 {
@@ -600,6 +737,12 @@ static cJSON *run_cjson_locked(const gand_registry *reg, const run *r)
         cJSON_AddNumberToObject(o, "checkpoint_epoch", r->checkpoint_epoch);
     else
         cJSON_AddNullToObject(o, "checkpoint_epoch");
+    cJSON_AddItemToObject(o, "split", split_cjson(dataset_find(reg, r->cfg.dataset)));
+    const evaluation *e = last_done_locked(r);
+    if (e)
+        cJSON_AddItemToObject(o, "last_evaluation", eval_cjson(r, e));
+    else
+        cJSON_AddNullToObject(o, "last_evaluation");
     return o;
 }
 
@@ -959,6 +1102,8 @@ static void load_events(gand_registry *reg, run *r)
             k = "state";
         else if (cJSON_IsString(kind) && strcmp(kind->valuestring, "config") == 0)
             k = "config";
+        else if (cJSON_IsString(kind) && strcmp(kind->valuestring, "evaluation") == 0)
+            k = "evaluation";
         if (!k || !cJSON_IsNumber(ep) || !cJSON_IsObject(data)) {
             log_warning("run %s: events.jsonl has an unreadable line; later events are dropped",
                         r->id);
@@ -1002,7 +1147,131 @@ static void load_samples(run *r)
             r->samples[r->nsamples++] = epoch;
     }
     closedir(d);
-    qsort(r->samples, (size_t)r->nsamples, sizeof(int), cmp_int);
+    if (r->nsamples > 1) /* qsort's array must not be NULL, even for 0 elements */
+        qsort(r->samples, (size_t)r->nsamples, sizeof(int), cmp_int);
+}
+
+static bool range_from_json(const cJSON *a, int *begin, int *end)
+{
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 2)
+        return false;
+    const cJSON *b = cJSON_GetArrayItem(a, 0), *e = cJSON_GetArrayItem(a, 1);
+    if (!cJSON_IsNumber(b) || !cJSON_IsNumber(e))
+        return false;
+    *begin = b->valueint;
+    *end = e->valueint;
+    return true;
+}
+
+/* One line of evaluations.jsonl (an evaluation object) into *e; false when it is not one. */
+static bool eval_from_json(const cJSON *o, evaluation *e)
+{
+    memset(e, 0, sizeof *e);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "state");
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(o, "reason");
+    const cJSON *trigger = cJSON_GetObjectItemCaseSensitive(o, "trigger");
+    const cJSON *samples = cJSON_GetObjectItemCaseSensitive(o, "samples");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(o, "result");
+    if (!cJSON_IsNumber(id) || id->valueint < 1 || !cJSON_IsString(st) ||
+        !cJSON_IsNumber(samples) || !cJSON_IsNumber(seed) || seed->valuedouble < 0)
+        return false;
+    int s = -1;
+    for (int i = 0; i < EVAL_STATE_COUNT; i++)
+        if (strcmp(st->valuestring, eval_state_names[i]) == 0)
+            s = i;
+    if (s < 0)
+        return false;
+    e->id = id->valueint;
+    e->state = (eval_state)s;
+    e->samples = samples->valueint;
+    e->seed = (uint64_t)seed->valuedouble;
+    e->automatic = cJSON_IsString(trigger) && strcmp(trigger->valuestring, "evaluate_every") == 0;
+    str_printf(e->reason, sizeof e->reason, "%s",
+               cJSON_IsString(reason) ? reason->valuestring : "");
+    static const char *const tnames[] = {"created_at", "started_at", "finished_at"};
+    int64_t *tvals[] = {&e->created_at, &e->started_at, &e->finished_at};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, tnames[i]);
+        *tvals[i] = cJSON_IsString(t) ? parse_time(t->valuestring) : 0;
+    }
+    if (e->state != EVAL_DONE)
+        return true;
+    const cJSON *ll = cJSON_GetObjectItemCaseSensitive(res, "parzen_ll");
+    const cJSON *se = cJSON_GetObjectItemCaseSensitive(res, "stderr");
+    const cJSON *sigma = cJSON_GetObjectItemCaseSensitive(res, "sigma");
+    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(res, "epoch");
+    const cJSON *split = cJSON_GetObjectItemCaseSensitive(res, "split");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(res, "data");
+    const cJSON *secs = cJSON_GetObjectItemCaseSensitive(res, "seconds");
+    if (!cJSON_IsNumber(ll) || !cJSON_IsNumber(se) || !cJSON_IsNumber(sigma) ||
+        !cJSON_IsNumber(epoch) || !cJSON_IsString(data) ||
+        !range_from_json(cJSON_GetObjectItemCaseSensitive(split, "validation"), &e->valid_begin,
+                         &e->valid_end) ||
+        !range_from_json(cJSON_GetObjectItemCaseSensitive(split, "test"), &e->test_begin,
+                         &e->test_end))
+        return false;
+    e->parzen_ll = ll->valuedouble;
+    e->stderr_ll = se->valuedouble;
+    e->sigma = sigma->valuedouble;
+    e->epoch = epoch->valueint;
+    e->seconds = cJSON_IsNumber(secs) ? secs->valuedouble : 0;
+    str_printf(e->data, sizeof e->data, "%s", data->valuestring);
+    return true;
+}
+
+/*
+ * Read evaluations.jsonl: the last line of each id wins (one is appended at
+ * each state change). One that was queued or running is queued again.
+ */
+static void load_evaluations(gand_registry *reg, run *r)
+{
+    char path[PATH_MAX];
+    run_path(r, "evaluations.jsonl", path, sizeof path);
+    if (access(path, F_OK) != 0)
+        return;
+    gan_error err;
+    char *text = read_text(path, (size_t)1 << 28, &err);
+    if (!text) {
+        log_warning("run %s: %s", r->id, err.message);
+        return;
+    }
+    int lineno = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        cJSON *o = cJSON_Parse(l);
+        evaluation e;
+        bool ok = eval_from_json(o, &e);
+        cJSON_Delete(o);
+        if (!ok || e.id > r->nevals + 1) {
+            log_warning("run %s: evaluations.jsonl line %d is not an evaluation in order; it "
+                        "is skipped",
+                        r->id, lineno);
+            continue;
+        }
+        if (e.id == r->nevals + 1) {
+            if (!grow((void **)&r->evals, &r->evals_cap, r->nevals + 1, sizeof e))
+                break;
+            r->nevals++;
+        }
+        r->evals[e.id - 1] = e;
+    }
+    free(text);
+    for (int i = 0; i < r->nevals; i++) {
+        evaluation *e = &r->evals[i];
+        if (e->state == EVAL_QUEUED || e->state == EVAL_RUNNING) {
+            e->state = EVAL_QUEUED;
+            e->started_at = 0;
+            e->queue_seq = reg->next_eval_seq++;
+            r->evals_pending++;
+            reg->evals_queued++;
+            log_info("run %s: evaluation %d was not finished when gand stopped; it is queued "
+                     "again",
+                     r->id, e->id);
+        }
+    }
 }
 
 static int parse_run_file(run *r, const char *text, gan_error *err)
@@ -1125,6 +1394,7 @@ static run *load_run(gand_registry *reg, const char *id)
         free(mt);
     }
     load_events(reg, r);
+    load_evaluations(reg, r);
 
     if (ckpt_failed) {
         char reason[REASON_MAX];
@@ -1203,49 +1473,389 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Read only an IDX3 header (gzip or plain): image count and shape. */
-static void dataset_probe(dataset_info *d)
+/* Read only an IDX3 header (gzip or plain): the image count of 28×28 images; -1 with why. */
+static int idx3_probe(const char *path, char *why, size_t len)
 {
-    gzFile f = gzopen(d->entry.path, "rb");
+    gzFile f = gzopen(path, "rb");
     uint8_t h[16];
     if (!f) {
-        str_printf(d->error, sizeof d->error, "cannot open %s: %s", d->entry.path, strerror(errno));
-        return;
+        str_printf(why, len, "cannot open %s: %s", path, strerror(errno));
+        return -1;
     }
     int got = gzread(f, h, sizeof h);
     gzclose(f);
     if (got != (int)sizeof h || be32(h) != 0x00000803u) {
-        str_printf(d->error, sizeof d->error, "%s is not an IDX3 image file", d->entry.path);
-        return;
+        str_printf(why, len, "%s is not an IDX3 image file", path);
+        return -1;
     }
-    d->images = (int)be32(h + 4);
-    d->rows = (int)be32(h + 8);
-    d->cols = (int)be32(h + 12);
-    if (d->images <= 0 || d->rows != GAN_IMAGE_ROWS || d->cols != GAN_IMAGE_COLS) {
-        str_printf(d->error, sizeof d->error, "%s holds %d images of %d×%d; gand needs 28×28",
-                   d->entry.path, d->images, d->rows, d->cols);
-        return;
+    uint32_t n = be32(h + 4), rows = be32(h + 8), cols = be32(h + 12);
+    if (n == 0 || n > INT_MAX || rows != GAN_IMAGE_ROWS || cols != GAN_IMAGE_COLS) {
+        str_printf(why, len, "%s holds %u images of %u×%u; gand needs 28×28", path, n, rows, cols);
+        return -1;
     }
-    d->ok = true;
+    return (int)n;
 }
 
-/* The worker's copy of a data set, loaded on first use (worker thread only). */
-static const gan_dataset *worker_dataset(gand_registry *reg, const char *name, gan_error *err)
+/* "NAME/BASENAME": how a data set's file is named to clients (never the server path). */
+static void data_name(const char *name, const char *path, char *out, size_t len)
 {
-    for (int i = 0; i < reg->ndatasets; i++) {
-        dataset_info *d = &reg->datasets[i];
-        if (strcmp(d->entry.name, name) != 0)
-            continue;
-        if (!d->is_loaded) {
-            if (gan_idx_load_images(d->entry.path, &d->loaded, err) != 0)
-                return NULL;
-            d->is_loaded = true;
-            log_info("data set %s: %d images loaded from %s", name, d->loaded.count, d->entry.path);
-        }
-        return &d->loaded;
+    const char *base = strrchr(path, '/');
+    str_printf(out, len, "%s/%s", name, base ? base + 1 : path);
+}
+
+/* The image count, and which images are trained on and which are held out. */
+static void dataset_probe(dataset_info *d)
+{
+    int n = idx3_probe(d->entry.path, d->error, sizeof d->error);
+    if (n < 0)
+        return;
+    d->images = n;
+    d->rows = GAN_IMAGE_ROWS;
+    d->cols = GAN_IMAGE_COLS;
+    d->holdout = d->entry.holdout > 0 ? d->entry.holdout : 0;
+    if (d->holdout >= n) {
+        str_printf(d->error, sizeof d->error,
+                   "holdout %d is not less than the %d images of %s: nothing is left to train on",
+                   d->holdout, n, d->entry.path);
+        return;
     }
-    gan_fail(err, "dataset", "data set '%s' is not configured in this daemon", name);
+    d->train_images = n - d->holdout;
+    d->ok = true;
+    data_name(d->entry.name, d->entry.path, d->train_name, sizeof d->train_name);
+    d->has_test = d->entry.test_path[0] != '\0';
+    if (d->has_test) {
+        /* a separate file: its first half (rounded down) validation, the rest test */
+        data_name(d->entry.name, d->entry.test_path, d->eval_name, sizeof d->eval_name);
+        char why[sizeof d->eval_error];
+        int t = idx3_probe(d->entry.test_path, why, sizeof why);
+        d->test_images = t > 0 ? t : 0;
+        if (t < 2) {
+            str_printf(d->eval_error, sizeof d->eval_error, "its test file cannot be used: %s",
+                       t < 0 ? why : "it holds fewer than 2 images");
+            return;
+        }
+        d->split.train_count = d->train_images;
+        d->split.valid_begin = 0;
+        d->split.valid_end = t / 2;
+        d->split.test_begin = t / 2;
+        d->split.test_end = t;
+    } else {
+        str_printf(d->eval_name, sizeof d->eval_name, "%s", d->train_name);
+        if (d->holdout < 2) {
+            str_printf(d->eval_error, sizeof d->eval_error,
+                       "it holds out %s (set [datasets] %s.holdout = N, N ≥ 2, or %s.test = PATH "
+                       "in gand.conf)",
+                       d->holdout ? "only one image" : "no images", d->entry.name, d->entry.name);
+            return;
+        }
+        gan_split_holdout(n, d->holdout, &d->split, NULL);
+    }
+    d->eval_ok = true;
+}
+
+static dataset_info *dataset_find_mut(gand_registry *reg, const char *name)
+{
+    for (int i = 0; i < reg->ndatasets; i++)
+        if (strcmp(reg->datasets[i].entry.name, name) == 0)
+            return &reg->datasets[i];
     return NULL;
+}
+
+/* Load a file once; it must still hold the images its header said at start-up. */
+static int load_checked(const char *path, int expect, gan_dataset *out, bool *loaded,
+                        gan_error *err)
+{
+    if (*loaded)
+        return 0;
+    if (gan_idx_load_images(path, out, err) != 0)
+        return -1;
+    if (out->count != expect) {
+        gan_fail(err, "dataset",
+                 "%s now holds %d images, not the %d it held when gand started; "
+                 "restart gand after changing a data set's file",
+                 path, out->count, expect);
+        gan_dataset_free(out);
+        return -1;
+    }
+    *loaded = true;
+    return 0;
+}
+
+/* The worker's copy of a data set's training file, loaded on first use (worker thread only). */
+static dataset_info *worker_dataset(gand_registry *reg, const char *name, gan_error *err)
+{
+    dataset_info *d = dataset_find_mut(reg, name);
+    if (!d) {
+        gan_fail(err, "dataset", "data set '%s' is not configured in this daemon", name);
+        return NULL;
+    }
+    if (!d->ok) {
+        gan_fail(err, "dataset", "data set '%s' cannot be used: %s", name, d->error);
+        return NULL;
+    }
+    if (!d->is_loaded) {
+        if (load_checked(d->entry.path, d->images, &d->loaded, &d->is_loaded, err) != 0)
+            return NULL;
+        log_info("data set %s: %d images loaded from %s (%d to train on)", name, d->loaded.count,
+                 d->entry.path, d->train_images);
+    }
+    return d;
+}
+
+/* The file an evaluation of the data set reads (its test file, or the training file). */
+static const gan_dataset *worker_eval_dataset(gand_registry *reg, const char *name,
+                                              dataset_info **info, gan_error *err)
+{
+    dataset_info *d = worker_dataset(reg, name, err);
+    if (!d)
+        return NULL;
+    if (!d->eval_ok) {
+        gan_fail(err, "dataset", "data set '%s' cannot be evaluated on: %s", name, d->eval_error);
+        return NULL;
+    }
+    *info = d;
+    if (!d->has_test)
+        return &d->loaded;
+    if (!d->test_is_loaded) {
+        if (load_checked(d->entry.test_path, d->test_images, &d->test_loaded, &d->test_is_loaded,
+                         err) != 0)
+            return NULL;
+        log_info("data set %s: %d test images loaded from %s", name, d->test_loaded.count,
+                 d->entry.test_path);
+    }
+    return &d->test_loaded;
+}
+
+/* ---- generators and evaluations ------------------------------------------ */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The run's current G with a reference taken (release it): the published
+ * snapshot, else — after a restart — G from the run's checkpoint, which
+ * then becomes the snapshot. REG_CONFLICT when the run has neither yet.
+ */
+static reg_status run_generator(gand_registry *reg, run *r, g_snapshot **out, gan_error *err)
+{
+    *out = NULL;
+    pthread_mutex_lock(&reg->lock);
+    g_snapshot *s = r->snap;
+    if (s)
+        atomic_fetch_add(&s->refs, 1);
+    bool from_checkpoint = !s && r->checkpoint_epoch >= 0;
+    gan_config cfg = r->cfg;
+    run_state state = r->state;
+    pthread_mutex_unlock(&reg->lock);
+    if (from_checkpoint) {
+        char path[PATH_MAX];
+        int epoch, iteration;
+        float *g = NULL;
+        run_path(r, "checkpoint.safetensors", path, sizeof path);
+        if (checkpoint_inspect(path, &cfg, &epoch, &iteration, &g, err) != 0)
+            return REG_INTERNAL;
+        s = snapshot_new(&cfg, epoch);
+        if (!s) {
+            free(g);
+            gan_fail(err, "", "out of memory");
+            return REG_INTERNAL;
+        }
+        free(s->params);
+        s->params = g;
+        atomic_fetch_add(&s->refs, 1); /* one for the run, one for the caller */
+        pthread_mutex_lock(&reg->lock);
+        g_snapshot *old = NULL;
+        if (!r->snap)
+            r->snap = s;
+        else
+            old = s; /* someone published meanwhile: use ours once, keep theirs */
+        pthread_mutex_unlock(&reg->lock);
+        snapshot_release(old);
+    }
+    if (!s) {
+        gan_fail(err, "",
+                 "run %s has no generator yet (state %s): it is made when the run starts "
+                 "training",
+                 r->id, state_names[state]);
+        return REG_CONFLICT;
+    }
+    *out = s;
+    return REG_OK;
+}
+
+/* Queue an evaluation (reg->lock held); NULL when out of memory. Takes over `pinned`. */
+static evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t seed,
+                                   bool automatic, g_snapshot *pinned)
+{
+    if (!grow((void **)&r->evals, &r->evals_cap, r->nevals + 1, sizeof(evaluation))) {
+        snapshot_release(pinned);
+        return NULL;
+    }
+    evaluation *e = &r->evals[r->nevals];
+    memset(e, 0, sizeof *e);
+    e->id = ++r->nevals;
+    e->state = EVAL_QUEUED;
+    e->samples = samples;
+    e->seed = seed;
+    e->automatic = automatic;
+    e->pinned = pinned;
+    e->created_at = now_ms();
+    e->queue_seq = reg->next_eval_seq++;
+    r->evals_pending++;
+    reg->evals_queued++;
+    pthread_cond_broadcast(&reg->work_cond);
+    return e;
+}
+
+/* What an evaluation's state change writes: its evaluations.jsonl and events.jsonl lines. */
+typedef struct eval_lines {
+    char *eval_line;
+    char *event_line;
+} eval_lines;
+
+/*
+ * Record an evaluation's state change (r->io and reg->lock held): the
+ * "evaluation" event in memory; the lines to append (with only r->io held)
+ * come back for eval_store. persist: also a line of evaluations.jsonl.
+ */
+static eval_lines eval_record_locked(gand_registry *reg, run *r, const evaluation *e, bool persist)
+{
+    eval_lines l = {NULL, NULL};
+    char *data = print_and_delete(eval_cjson(r, e));
+    if (data) {
+        if (persist)
+            l.eval_line = strdup(data);
+        l.event_line = event_line("evaluation", r->nmetrics, data);
+    }
+    event_add_locked(reg, r, "evaluation", data);
+    return l;
+}
+
+/* Append what eval_record_locked produced (r->io held, reg->lock not). */
+static void eval_store(run *r, eval_lines *l)
+{
+    char path[PATH_MAX];
+    if (!r->removed && l->eval_line) {
+        run_path(r, "evaluations.jsonl", path, sizeof path);
+        if (append_line(path, l->eval_line) != 0)
+            log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
+    }
+    if (!r->removed && l->event_line) {
+        run_path(r, "events.jsonl", path, sizeof path);
+        if (append_line(path, l->event_line) != 0)
+            log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
+    }
+    free(l->eval_line);
+    free(l->event_line);
+    l->eval_line = l->event_line = NULL;
+}
+
+/*
+ * Run the oldest queued evaluation of any run (worker thread only: it uses
+ * the backend). Returns false when none is queued.
+ */
+static bool worker_evaluate_next(gand_registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    run *r = NULL;
+    int idx = -1;
+    for (int i = 0; i < reg->nruns; i++)
+        for (int j = 0; j < reg->runs[i]->nevals; j++) {
+            const evaluation *e = &reg->runs[i]->evals[j];
+            if (e->state == EVAL_QUEUED && (!r || e->queue_seq < r->evals[idx].queue_seq)) {
+                r = reg->runs[i];
+                idx = j;
+            }
+        }
+    if (!r) {
+        reg->evals_queued = 0; /* nothing is queued, whatever the count said */
+        pthread_mutex_unlock(&reg->lock);
+        return false;
+    }
+    r->refs++;
+    pthread_mutex_unlock(&reg->lock);
+
+    pthread_mutex_lock(&r->io);
+    pthread_mutex_lock(&reg->lock);
+    evaluation *e = &r->evals[idx];
+    if (r->removed || e->state != EVAL_QUEUED) {
+        pthread_mutex_unlock(&reg->lock);
+        pthread_mutex_unlock(&r->io);
+        run_put(reg, r);
+        return true;
+    }
+    e->state = EVAL_RUNNING;
+    e->started_at = now_ms();
+    reg->evals_queued--;
+    g_snapshot *s = e->pinned;
+    e->pinned = NULL;
+    const int samples = e->samples, eid = e->id;
+    const uint64_t seed = e->seed;
+    char dataset[GAN_NAME_MAX];
+    str_printf(dataset, sizeof dataset, "%s", r->cfg.dataset);
+    eval_lines l = eval_record_locked(reg, r, e, false);
+    pthread_mutex_unlock(&reg->lock);
+    eval_store(r, &l);
+    pthread_mutex_unlock(&r->io);
+
+    atomic_store(&reg->eval_started_ms, mono_ms());
+    gan_error err = {{0}, {0}};
+    gan_parzen_result res;
+    memset(&res, 0, sizeof res);
+    dataset_info *d = NULL;
+    int rc = -1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (s || run_generator(reg, r, &s, &err) == REG_OK) {
+        const gan_dataset *ds = worker_eval_dataset(reg, dataset, &d, &err);
+        if (ds)
+            rc = gan_evaluate_parzen(reg->be, &s->cfg, s->params, ds, &d->split, samples, seed,
+                                     &res, &err);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    atomic_store(&reg->eval_started_ms, 0);
+
+    pthread_mutex_lock(&r->io);
+    pthread_mutex_lock(&reg->lock);
+    e = &r->evals[idx];
+    e->finished_at = now_ms();
+    if (rc == 0) {
+        e->state = EVAL_DONE;
+        e->reason[0] = '\0';
+        e->parzen_ll = res.mean_ll;
+        e->stderr_ll = res.stderr_ll;
+        e->sigma = res.sigma;
+        e->epoch = s->epoch;
+        e->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        e->valid_begin = d->split.valid_begin;
+        e->valid_end = d->split.valid_end;
+        e->test_begin = d->split.test_begin;
+        e->test_end = d->split.test_end;
+        str_printf(e->data, sizeof e->data, "%s", d->eval_name);
+    } else {
+        e->state = EVAL_FAILED;
+        str_printf(e->reason, sizeof e->reason, "%s",
+                   err.message[0] ? err.message : "the evaluation failed");
+    }
+    r->evals_pending--;
+    l = eval_record_locked(reg, r, e, true);
+    pthread_mutex_unlock(&reg->lock);
+    eval_store(r, &l);
+    pthread_mutex_unlock(&r->io);
+    if (rc == 0)
+        log_info("run %s: evaluation %d (epoch %d, %d samples): Parzen log-likelihood %.2f ± %.2f "
+                 "nats, sigma %.4f, %.1f s",
+                 r->id, eid, s->epoch, samples, res.mean_ll, res.stderr_ll, res.sigma,
+                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    else
+        log_warning("run %s: evaluation %d failed: %s", r->id, eid, err.message);
+    snapshot_release(s);
+    run_put(reg, r);
+    return true;
 }
 
 /* ---- the worker --------------------------------------------------------- */
@@ -1297,6 +1907,7 @@ typedef struct worker_run {
     run *r;
     gan_trainer *t;
     int saved_epoch, saved_iteration; /* position of the last checkpoint written */
+    bool eval_warned;                 /* said once that evaluate_every cannot be served */
     /*
      * metrics.jsonl lacks the last epoch: no checkpoint may go past it, or a
      * restart would find a hole in the history. The run resumes from the
@@ -1340,6 +1951,35 @@ static void worker_fail(worker_run *w, const char *what, const gan_error *err)
     str_printf(reason, sizeof reason, "%s%s%s", what ? what : "", what ? ": " : "", err->message);
     log_err("run %s failed: %s", w->r->id, reason);
     set_state(w->reg, w->r, RUN_FAILED, reason, false);
+}
+
+/* evaluate_every: queue an evaluation of the G just published (s, a reference is taken). */
+static void worker_queue_auto_eval(worker_run *w, g_snapshot *s)
+{
+    gand_registry *reg = w->reg;
+    run *r = w->r;
+    eval_lines l = {NULL, NULL};
+    pthread_mutex_lock(&r->io);
+    pthread_mutex_lock(&reg->lock);
+    const dataset_info *d = dataset_find(reg, r->cfg.dataset);
+    if (!d || !d->eval_ok) {
+        if (!w->eval_warned)
+            log_warning("run %s: evaluate_every is %d, but data set '%s' cannot be evaluated "
+                        "on: %s",
+                        r->id, r->cfg.evaluate_every, r->cfg.dataset,
+                        d ? (d->ok ? d->eval_error : d->error) : "it is not configured");
+        w->eval_warned = true;
+    } else {
+        atomic_fetch_add(&s->refs, 1);
+        evaluation *e = eval_add_locked(reg, r, EVAL_AUTO_SAMPLES, 0, true, s);
+        if (e)
+            l = eval_record_locked(reg, r, e, true);
+        else
+            log_err("run %s: out of memory queueing an evaluation", r->id);
+    }
+    pthread_mutex_unlock(&reg->lock);
+    eval_store(r, &l);
+    pthread_mutex_unlock(&r->io);
 }
 
 /* Epoch end: metrics line, epoch event, snapshot, grid, periodic checkpoint. 1 = device failure. */
@@ -1403,6 +2043,8 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
             r->samples[r->nsamples++] = m->epoch;
         pthread_mutex_unlock(&reg->lock);
     }
+    if (live->evaluate_every > 0 && m->epoch % live->evaluate_every == 0)
+        worker_queue_auto_eval(w, s);
     snapshot_publish(reg, r, s);
     if (m->epoch % live->checkpoint_every == 0 && worker_checkpoint(w, err) != 0)
         return -1;
@@ -1447,10 +2089,18 @@ static int worker_build(worker_run *w, gan_error *err)
     cfg = r->cfg;
     r->cfg_dirty = false;
     pthread_mutex_unlock(&reg->lock);
-    const gan_dataset *ds = worker_dataset(reg, cfg.dataset, err);
-    if (!ds)
+    const dataset_info *d = worker_dataset(reg, cfg.dataset, err);
+    if (!d)
         return -1;
-    w->t = gan_trainer_new(reg->be, &cfg, ds, err);
+    gan_dataset train = d->loaded; /* a view of the images to train on: the trainer copies them */
+    train.count = d->train_images;
+    if (cfg.batch_size > train.count) {
+        gan_fail(err, "batch_size",
+                 "batch_size %d is more than the %d training images of data set '%s'",
+                 cfg.batch_size, train.count, cfg.dataset);
+        return -1;
+    }
+    w->t = gan_trainer_new(reg->be, &cfg, &train, err);
     if (!w->t)
         return -1;
     w->saved_epoch = w->saved_iteration = -1;
@@ -1500,7 +2150,7 @@ static int worker_build(worker_run *w, gan_error *err)
 /* Train the run the worker holds until it completes, fails, pauses, stops or shutdown. */
 static void worker_train(gand_registry *reg, run *r)
 {
-    worker_run w = {reg, r, NULL, -1, -1, false};
+    worker_run w = {reg, r, NULL, -1, -1, false, false};
     gan_error err = {{0}, {0}};
     int rc = worker_build(&w, &err);
     if (rc == -2) {
@@ -1519,13 +2169,14 @@ static void worker_train(gand_registry *reg, run *r)
              gan_trainer_iteration(w.t), reg->be_device);
 
     for (;;) {
-        bool leave, shutdown, apply = false;
+        bool leave, shutdown, apply = false, evaluate;
         gan_config next;
         pthread_mutex_lock(&reg->lock);
         atomic_fetch_add(&reg->heartbeat, 1);
         r->iteration = gan_trainer_iteration(w.t);
         shutdown = reg->shutdown;
         leave = shutdown || r->state != RUN_RUNNING;
+        evaluate = !shutdown && reg->evals_queued > 0;
         if (r->cfg_dirty) {
             next = r->cfg;
             r->cfg_dirty = false;
@@ -1534,6 +2185,10 @@ static void worker_train(gand_registry *reg, run *r)
         pthread_mutex_unlock(&reg->lock);
         if (apply)
             gan_trainer_set_config(w.t, &next);
+        if (evaluate) { /* between two iterations: evaluations of any run go first */
+            worker_evaluate_next(reg);
+            continue;
+        }
 
         if (leave) {
             const char *note = NULL;
@@ -1665,6 +2320,12 @@ static void *worker_main(void *arg)
 
     while (!reg->shutdown) {
         atomic_fetch_add(&reg->heartbeat, 1);
+        if (reg->evals_queued > 0) {
+            pthread_mutex_unlock(&reg->lock);
+            worker_evaluate_next(reg);
+            pthread_mutex_lock(&reg->lock);
+            continue;
+        }
         run *r = worker_pick(reg);
         if (!r) {
             if (reg->shutdown)
@@ -1695,11 +2356,16 @@ static void *worker_main(void *arg)
     }
     reg->worker_exited = true;
     pthread_mutex_unlock(&reg->lock);
-    for (int i = 0; i < reg->ndatasets; i++)
+    for (int i = 0; i < reg->ndatasets; i++) {
         if (reg->datasets[i].is_loaded) {
             gan_dataset_free(&reg->datasets[i].loaded);
             reg->datasets[i].is_loaded = false;
         }
+        if (reg->datasets[i].test_is_loaded) {
+            gan_dataset_free(&reg->datasets[i].test_loaded);
+            reg->datasets[i].test_is_loaded = false;
+        }
+    }
     if (reg->be)
         gk_backend_close(reg->be);
     reg->be = NULL;
@@ -1759,8 +2425,15 @@ gand_registry *registry_open(const registry_options *opt, gan_error *err)
             dataset_info *d = &reg->datasets[i];
             d->entry = opt->datasets[i];
             dataset_probe(d);
-            if (d->ok)
-                log_info("data set %s: %d images in %s", d->entry.name, d->images, d->entry.path);
+            if (d->ok && d->eval_ok)
+                log_info("data set %s: %d images in %s; trains on images 0..%d, validates on "
+                         "%d..%d and tests on %d..%d of %s",
+                         d->entry.name, d->images, d->entry.path, d->train_images - 1,
+                         d->split.valid_begin, d->split.valid_end - 1, d->split.test_begin,
+                         d->split.test_end - 1, d->eval_name);
+            else if (d->ok)
+                log_info("data set %s: %d images in %s, %d to train on; no evaluation: %s",
+                         d->entry.name, d->images, d->entry.path, d->train_images, d->eval_error);
             else
                 log_err("data set %s: %s; runs cannot use it", d->entry.name, d->error);
         }
@@ -1831,9 +2504,12 @@ void registry_close(gand_registry *r)
     for (int i = 0; i < r->nruns; i++)
         run_free(r->runs[i]);
     free(r->runs);
-    for (int i = 0; i < r->ndatasets; i++)
+    for (int i = 0; i < r->ndatasets; i++) {
         if (r->datasets[i].is_loaded)
             gan_dataset_free(&r->datasets[i].loaded);
+        if (r->datasets[i].test_is_loaded)
+            gan_dataset_free(&r->datasets[i].test_loaded);
+    }
     free(r->datasets);
     pthread_cond_destroy(&r->work_cond);
     pthread_cond_destroy(&r->event_cond);
@@ -1859,6 +2535,10 @@ void registry_backend_info(gand_registry *r, char *name, size_t nlen, char *devi
 
 uint64_t registry_heartbeat(gand_registry *r)
 {
+    /* a long evaluation is one call on the worker: it counts as progress for a while */
+    int64_t since = atomic_load(&r->eval_started_ms);
+    if (since > 0 && mono_ms() - since < EVAL_GRACE_MS)
+        atomic_fetch_add(&r->heartbeat, 1);
     return (uint64_t)atomic_load(&r->heartbeat);
 }
 
@@ -1899,11 +2579,11 @@ static int check_dataset_locked(const gand_registry *reg, const gan_config *cfg,
     }
     if (!d->ok)
         return gan_fail(err, "dataset", "data set '%s' cannot be read: %s", cfg->dataset, d->error);
-    if (cfg->batch_size > d->images)
+    if (cfg->batch_size > d->train_images)
         return gan_fail(err, "batch_size",
-                        "batch_size must be at most the data set's %d images (data set '%s'), "
-                        "got %d",
-                        d->images, cfg->dataset, cfg->batch_size);
+                        "batch_size must be at most the data set's %d training images (data set "
+                        "'%s'), got %d",
+                        d->train_images, cfg->dataset, cfg->batch_size);
     return 0;
 }
 
@@ -2237,6 +2917,9 @@ reg_status registry_delete_run(gand_registry *reg, const char *id, gan_error *er
                 i++;
             memmove(&reg->runs[i], &reg->runs[i + 1], (size_t)(reg->nruns - i - 1) * sizeof(run *));
             reg->nruns--;
+            for (int j = 0; j < r->nevals; j++)
+                if (r->evals[j].state == EVAL_QUEUED) /* dropped with the run */
+                    reg->evals_queued--;
             r->removed = true;
             r->refs--; /* the table's reference */
             pthread_cond_broadcast(&reg->event_cond);
@@ -2293,7 +2976,7 @@ reg_status registry_events(gand_registry *reg, const char *id, uint64_t after, i
     pthread_mutex_lock(&reg->lock);
     for (;;) {
         bool have = (uint64_t)r->nevents > after;
-        bool done = state_is_final(r->state) && !r->active;
+        bool done = state_is_final(r->state) && !r->active && r->evals_pending == 0;
         if (have || done || r->removed || reg->shutdown || timeout_ms <= 0)
             break;
         if (pthread_cond_timedwait(&reg->event_cond, &reg->lock, &dl) == ETIMEDOUT)
@@ -2318,7 +3001,8 @@ reg_status registry_events(gand_registry *reg, const char *id, uint64_t after, i
         } else {
             free(b.p);
         }
-        *ended = st == REG_OK && state_is_final(r->state) && !r->active && *last >= n;
+        *ended = st == REG_OK && state_is_final(r->state) && !r->active && r->evals_pending == 0 &&
+                 *last >= n;
     }
     run_put_locked(r);
     pthread_mutex_unlock(&reg->lock);
@@ -2340,49 +3024,10 @@ reg_status registry_sample_png(gand_registry *reg, const char *id, int n, uint64
     run *r = run_get(reg, id);
     if (!r)
         return not_found(id, err);
-    pthread_mutex_lock(&reg->lock);
-    g_snapshot *s = r->snap;
-    if (s)
-        atomic_fetch_add(&s->refs, 1);
-    bool from_checkpoint = !s && r->checkpoint_epoch >= 0;
-    gan_config cfg = r->cfg;
-    run_state state = r->state;
-    pthread_mutex_unlock(&reg->lock);
-
-    reg_status st = REG_OK;
-    if (from_checkpoint) { /* after a restart: G's weights from the last checkpoint */
-        char path[PATH_MAX];
-        int epoch, iteration;
-        float *g = NULL;
-        run_path(r, "checkpoint.safetensors", path, sizeof path);
-        if (checkpoint_inspect(path, &cfg, &epoch, &iteration, &g, err) != 0) {
-            st = REG_INTERNAL;
-            goto out;
-        }
-        s = snapshot_new(&cfg, epoch);
-        if (!s) {
-            free(g);
-            gan_fail(err, "", "out of memory");
-            st = REG_INTERNAL;
-            goto out;
-        }
-        free(s->params);
-        s->params = g;
-        atomic_fetch_add(&s->refs, 1); /* one for the run, one for this request */
-        pthread_mutex_lock(&reg->lock);
-        g_snapshot *old = NULL;
-        if (!r->snap)
-            r->snap = s;
-        else
-            old = s; /* someone published meanwhile: use ours once, keep theirs */
-        pthread_mutex_unlock(&reg->lock);
-        snapshot_release(old);
-    }
-    if (!s) {
-        gan_fail(err, "", "run %s has no generator yet (state %s)", r->id, state_names[state]);
-        st = REG_CONFLICT;
+    g_snapshot *s = NULL;
+    reg_status st = run_generator(reg, r, &s, err);
+    if (st != REG_OK)
         goto out;
-    }
     float *z = malloc((size_t)n * (size_t)s->cfg.latent_dim * sizeof(float));
     float *img = malloc((size_t)n * GAN_IMAGE_PIXELS * sizeof(float));
     if (!z || !img) {
@@ -2448,8 +3093,17 @@ reg_status registry_datasets(gand_registry *reg, char **json)
         cJSON_AddNumberToObject(e, "images", d->ok ? d->images : 0);
         cJSON_AddNumberToObject(e, "rows", GAN_IMAGE_ROWS);
         cJSON_AddNumberToObject(e, "cols", GAN_IMAGE_COLS);
+        cJSON_AddNumberToObject(e, "train_images", d->ok ? d->train_images : 0);
+        cJSON_AddNumberToObject(e, "holdout", d->ok ? d->holdout : 0);
+        if (d->has_test)
+            cJSON_AddNumberToObject(e, "test_images", d->test_images);
+        else
+            cJSON_AddNullToObject(e, "test_images");
+        cJSON_AddItemToObject(e, "split", split_cjson(d));
         if (!d->ok)
             cJSON_AddStringToObject(e, "error", "the data set's file cannot be read (see the log)");
+        else if (!d->eval_ok)
+            cJSON_AddStringToObject(e, "evaluation", d->eval_error);
         cJSON_AddItemToArray(a, e);
     }
     *json = print_and_delete(o);
@@ -2508,7 +3162,318 @@ reg_status registry_prometheus(gand_registry *reg, char **text)
             sb_printf(&b, "%s{run=\"%s\"} %.9g\n", gauges[g].name, r->id, v);
         }
     }
+    sb_puts(&b, "# HELP gand_parzen_ll Parzen-window log-likelihood of the held-out test images "
+                "in the run's latest evaluation, nats.\n"
+                "# TYPE gand_parzen_ll gauge\n");
+    for (int i = 0; i < reg->nruns; i++) {
+        const evaluation *e = last_done_locked(reg->runs[i]);
+        if (e)
+            sb_printf(&b, "gand_parzen_ll{run=\"%s\"} %.9g\n", reg->runs[i]->id, e->parzen_ll);
+    }
+    sb_puts(&b, "# HELP gand_parzen_ll_stderr Standard error of gand_parzen_ll, nats.\n"
+                "# TYPE gand_parzen_ll_stderr gauge\n");
+    for (int i = 0; i < reg->nruns; i++) {
+        const evaluation *e = last_done_locked(reg->runs[i]);
+        if (e)
+            sb_printf(&b, "gand_parzen_ll_stderr{run=\"%s\"} %.9g\n", reg->runs[i]->id,
+                      e->stderr_ll);
+    }
+    sb_printf(&b,
+              "# HELP gand_evaluations_queued Evaluations waiting for the worker.\n"
+              "# TYPE gand_evaluations_queued gauge\n"
+              "gand_evaluations_queued %d\n",
+              reg->evals_queued);
     pthread_mutex_unlock(&reg->lock);
     *text = sb_take(&b);
     return *text ? REG_OK : REG_INTERNAL;
+}
+
+/* ---- what a run learned: evaluations, samples, latent space ------------- */
+
+reg_status registry_evaluate(gand_registry *reg, const char *id, int samples, uint64_t seed,
+                             char **eval_json, int *eval_id, gan_error *err)
+{
+    *eval_json = NULL;
+    if (samples < 1 || samples > REG_EVAL_SAMPLES_MAX)
+        return gan_fail(err, "samples", "samples must be an integer in 1..%d, got %d",
+                        REG_EVAL_SAMPLES_MAX, samples),
+               REG_INVALID;
+    if (seed > ((uint64_t)1 << 53))
+        return gan_fail(err, "seed", "seed must be an integer in 0..9007199254740992"), REG_INVALID;
+    run *r = run_get(reg, id);
+    if (!r)
+        return not_found(id, err);
+    reg_status st = REG_OK;
+    eval_lines l = {NULL, NULL};
+    pthread_mutex_lock(&r->io);
+    pthread_mutex_lock(&reg->lock);
+    const dataset_info *d = dataset_find(reg, r->cfg.dataset);
+    if (r->removed) {
+        st = not_found(id, err);
+    } else if (!d || !d->ok) {
+        gan_fail(err, "", "run %s cannot be evaluated: its data set '%s' %s", r->id, r->cfg.dataset,
+                 d ? "cannot be read" : "is not configured in this daemon");
+        st = REG_CONFLICT;
+    } else if (!d->eval_ok) {
+        gan_fail(err, "", "run %s cannot be evaluated: data set '%s' has no held-out images: %s",
+                 r->id, d->entry.name, d->eval_error);
+        st = REG_CONFLICT;
+    } else if (!r->snap && r->checkpoint_epoch < 0 && !r->active) {
+        gan_fail(err, "",
+                 "run %s has no generator yet (state %s): it is made when the run starts "
+                 "training",
+                 r->id, state_names[r->state]);
+        st = REG_CONFLICT;
+    } else if (reg->evals_queued >= REG_EVAL_QUEUE_MAX) {
+        gan_fail(err, "",
+                 "%d evaluations are already waiting for the worker (the most gand queues); "
+                 "try again when some are done",
+                 reg->evals_queued);
+        st = REG_LIMIT;
+    } else {
+        evaluation *e = eval_add_locked(reg, r, samples, seed, false, NULL);
+        if (!e) {
+            gan_fail(err, "", "out of memory");
+            st = REG_INTERNAL;
+        } else {
+            l = eval_record_locked(reg, r, e, true);
+            *eval_json = print_and_delete(eval_cjson(r, e));
+            if (eval_id)
+                *eval_id = e->id;
+            log_info("run %s: evaluation %d queued (%d samples, seed %" PRIu64 ")", r->id, e->id,
+                     samples, seed);
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    eval_store(r, &l);
+    pthread_mutex_unlock(&r->io);
+    run_put(reg, r);
+    if (st == REG_OK && !*eval_json)
+        st = REG_INTERNAL;
+    return st;
+}
+
+reg_status registry_evaluations(gand_registry *reg, const char *id, char **json)
+{
+    *json = NULL;
+    pthread_mutex_lock(&reg->lock);
+    run *r = run_find_locked(reg, id);
+    cJSON *o = NULL;
+    if (r) {
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "run", r->id);
+        cJSON *a = cJSON_AddArrayToObject(o, "evaluations");
+        for (int i = 0; i < r->nevals; i++)
+            cJSON_AddItemToArray(a, eval_cjson(r, &r->evals[i]));
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (!r)
+        return REG_NOT_FOUND;
+    *json = print_and_delete(o);
+    return *json ? REG_OK : REG_INTERNAL;
+}
+
+reg_status registry_evaluation(gand_registry *reg, const char *id, int n, char **json,
+                               gan_error *err)
+{
+    *json = NULL;
+    pthread_mutex_lock(&reg->lock);
+    run *r = run_find_locked(reg, id);
+    cJSON *o = r && n >= 1 && n <= r->nevals ? eval_cjson(r, &r->evals[n - 1]) : NULL;
+    int count = r ? r->nevals : 0;
+    pthread_mutex_unlock(&reg->lock);
+    if (!r)
+        return not_found(id, err);
+    if (!o)
+        return gan_fail(err, "", "run %s has no evaluation %d (it has %d)", id, n, count),
+               REG_NOT_FOUND;
+    *json = print_and_delete(o);
+    return *json ? REG_OK : REG_INTERNAL;
+}
+
+static uint8_t pixel_u8(float v)
+{
+    if (!(v > 0.0f)) /* also NaN */
+        return 0;
+    if (v >= 1.0f)
+        return 255;
+    return (uint8_t)(v * 255.0f + 0.5f);
+}
+
+reg_status registry_export_samples(gand_registry *reg, const char *id, int n, uint64_t seed,
+                                   uint8_t **gz, size_t *len, gan_error *err)
+{
+    *gz = NULL;
+    *len = 0;
+    if (n < 1 || n > REG_EVAL_SAMPLES_MAX)
+        return gan_fail(err, "n", "n must be an integer in 1..%d, got %d", REG_EVAL_SAMPLES_MAX, n),
+               REG_INVALID;
+    run *r = run_get(reg, id);
+    if (!r)
+        return not_found(id, err);
+    g_snapshot *s = NULL;
+    reg_status st = run_generator(reg, r, &s, err);
+    float *img = NULL;
+    uint8_t *px = NULL;
+    if (st != REG_OK)
+        goto out;
+    img = malloc((size_t)n * GAN_IMAGE_PIXELS * sizeof(float));
+    px = malloc((size_t)n * GAN_IMAGE_PIXELS);
+    if (!img || !px) {
+        gan_fail(err, "n", "out of memory generating %d images", n);
+        st = REG_INTERNAL;
+        goto out;
+    }
+    /* the evaluation's noise: these are the images an evaluation with this seed scores */
+    if (gan_generate_many(&s->cfg, s->params, n, seed, GK_PURPOSE_EVAL, img, err) != 0) {
+        st = REG_INTERNAL;
+        goto out;
+    }
+    for (size_t i = 0; i < (size_t)n * GAN_IMAGE_PIXELS; i++)
+        px[i] = pixel_u8(img[i]);
+    if (gan_idx_encode_images_gz(px, n, GAN_IMAGE_ROWS, GAN_IMAGE_COLS, gz, len, err) != 0)
+        st = REG_INTERNAL;
+out:
+    free(img);
+    free(px);
+    snapshot_release(s);
+    run_put(reg, r);
+    return st;
+}
+
+reg_status registry_latent_dim(gand_registry *reg, const char *id, int *dim)
+{
+    pthread_mutex_lock(&reg->lock);
+    run *r = run_find_locked(reg, id);
+    if (r)
+        *dim = r->cfg.latent_dim;
+    pthread_mutex_unlock(&reg->lock);
+    return r ? REG_OK : REG_NOT_FOUND;
+}
+
+/* images (n × 784) as {"epoch":E,"images":[[...],...]}, pixels in [0, 1]. */
+static char *images_json(const float *img, int n, int epoch)
+{
+    sb b = {0};
+    sb_printf(&b, "{\"epoch\":%d,\"images\":[", epoch);
+    for (int k = 0; k < n; k++) {
+        sb_puts(&b, k ? ",[" : "[");
+        const float *p = img + (size_t)k * GAN_IMAGE_PIXELS;
+        for (int i = 0; i < GAN_IMAGE_PIXELS; i++) {
+            float v = p[i] > 0.0f ? (p[i] < 1.0f ? p[i] : 1.0f) : 0.0f; /* NaN → 0 */
+            if (v == 0.0f || v == 1.0f)
+                sb_puts(&b, v == 0.0f ? (i ? ",0" : "0") : (i ? ",1" : "1"));
+            else
+                sb_printf(&b, i ? ",%.5g" : "%.5g", (double)v);
+        }
+        sb_puts(&b, "]");
+    }
+    sb_puts(&b, "]}");
+    return sb_take(&b);
+}
+
+reg_status registry_generate(gand_registry *reg, const char *id, const float *z, int n, int dim,
+                             int scale, bool as_json, uint8_t **out, size_t *len, gan_error *err)
+{
+    *out = NULL;
+    *len = 0;
+    if (n < 1 || n > REG_GENERATE_MAX)
+        return gan_fail(err, "z", "z must hold 1..%d latent vectors, got %d", REG_GENERATE_MAX, n),
+               REG_INVALID;
+    if (scale < 1 || scale > GAN_PNG_MAX_SCALE)
+        return gan_fail(err, "scale", "scale must be an integer in 1..%d, got %d",
+                        GAN_PNG_MAX_SCALE, scale),
+               REG_INVALID;
+    run *r = run_get(reg, id);
+    if (!r)
+        return not_found(id, err);
+    g_snapshot *s = NULL;
+    reg_status st = run_generator(reg, r, &s, err);
+    float *img = NULL;
+    if (st != REG_OK)
+        goto out;
+    if (dim != s->cfg.latent_dim) {
+        gan_fail(err, "z", "each latent vector must have %d numbers (the run's latent_dim), got %d",
+                 s->cfg.latent_dim, dim);
+        st = REG_INVALID;
+        goto out;
+    }
+    img = malloc((size_t)n * GAN_IMAGE_PIXELS * sizeof(float));
+    if (!img) {
+        gan_fail(err, "z", "out of memory generating %d images", n);
+        st = REG_INTERNAL;
+        goto out;
+    }
+    if (gan_generate(&s->cfg, s->params, z, n, img, err) != 0) {
+        st = REG_INTERNAL;
+        goto out;
+    }
+    if (as_json) {
+        char *text = images_json(img, n, s->epoch);
+        if (!text) {
+            gan_fail(err, "", "out of memory");
+            st = REG_INTERNAL;
+            goto out;
+        }
+        *out = (uint8_t *)text;
+        *len = strlen(text);
+    } else if (gan_png_grid_encode(img, n, GAN_IMAGE_ROWS, GAN_IMAGE_COLS, scale, out, len, err) !=
+               0) {
+        st = REG_INTERNAL;
+    }
+out:
+    free(img);
+    snapshot_release(s);
+    run_put(reg, r);
+    return st;
+}
+
+reg_status registry_interpolate(gand_registry *reg, const char *id, uint64_t from, uint64_t to,
+                                int steps, int scale, uint8_t **png, size_t *len, gan_error *err)
+{
+    *png = NULL;
+    *len = 0;
+    if (steps < 2 || steps > REG_INTERPOLATE_MAX)
+        return gan_fail(err, "steps", "steps must be an integer in 2..%d, got %d",
+                        REG_INTERPOLATE_MAX, steps),
+               REG_INVALID;
+    if (scale < 1 || scale > GAN_PNG_MAX_SCALE)
+        return gan_fail(err, "scale", "scale must be an integer in 1..%d, got %d",
+                        GAN_PNG_MAX_SCALE, scale),
+               REG_INVALID;
+    run *r = run_get(reg, id);
+    if (!r)
+        return not_found(id, err);
+    g_snapshot *s = NULL;
+    reg_status st = run_generator(reg, r, &s, err);
+    float *ends = NULL, *z = NULL, *img = NULL;
+    if (st != REG_OK)
+        goto out;
+    size_t L = (size_t)s->cfg.latent_dim;
+    ends = malloc(2 * L * sizeof(float));
+    z = malloc((size_t)steps * L * sizeof(float));
+    img = malloc((size_t)steps * GAN_IMAGE_PIXELS * sizeof(float));
+    if (!ends || !z || !img) {
+        gan_fail(err, "steps", "out of memory");
+        st = REG_INTERNAL;
+        goto out;
+    }
+    gan_fill_noise(&s->cfg, from, GK_PURPOSE_REQUEST, 1, ends);
+    gan_fill_noise(&s->cfg, to, GK_PURPOSE_REQUEST, 1, ends + L);
+    for (int i = 0; i < steps; i++) {
+        double t = (double)i / (double)(steps - 1);
+        for (size_t j = 0; j < L; j++)
+            z[(size_t)i * L + j] = (float)((1.0 - t) * ends[j] + t * ends[L + j]);
+    }
+    if (gan_generate(&s->cfg, s->params, z, steps, img, err) != 0 ||
+        gan_png_grid_encode_cols(img, steps, GAN_IMAGE_ROWS, GAN_IMAGE_COLS, steps, scale, png, len,
+                                 err) != 0)
+        st = REG_INTERNAL;
+out:
+    free(ends);
+    free(z);
+    free(img);
+    snapshot_release(s);
+    run_put(reg, r);
+    return st;
 }

@@ -16,19 +16,41 @@
  *           "last_metrics" (epoch record|null), "created_at","started_at",
  *           "updated_at","finished_at" (RFC 3339 UTC strings|null),
  *           "queue_position" (int|null), "device" (string|null),
- *           "samples_epochs" [epochs with a saved grid], "checkpoint_epoch" (int|null)}
+ *           "samples_epochs" [epochs with a saved grid], "checkpoint_epoch" (int|null),
+ *           "split" (split|null: the run's data set is not configured),
+ *           "last_evaluation" (the latest evaluation that is done|null)}
+ *   split  {"train_data": "NAME/FILE", "train":[0,N], "data": "NAME/FILE"|null,
+ *           "validation":[a,b]|null, "test":[c,d]|null}: image ranges [begin, end)
+ *           of the data set's files (their base names, never a server path); data
+ *           is the file the held-out ranges index (the training file, or the
+ *           data set's separate test file), null when nothing is held out
  *   list   {"runs":[run...]}
  *   epoch  {"epoch","d_real","d_fake","d_loss","g_loss","d_x","d_g_z",
  *           "seconds","samples_per_sec","lr_d","lr_g","batch_size"}
  *   metrics {"run":id,"since":N,"epochs":[epoch...]}
  *   patch answer {"run":run,"changed":[names],"applies":{"name":"next_iteration"|
  *           "next_epoch"|"now"},"event_seq":N}
+ *   evaluation {"id" (1, 2, ... per run),"run","state":"queued"|"running"|"done"|"failed",
+ *           "reason"(string|null),"trigger":"request"|"evaluate_every","samples","seed",
+ *           "result":{"parzen_ll","stderr","sigma","samples","epoch","split":{"validation":
+ *           [a,b],"test":[c,d]},"data":"NAME/FILE","seconds"}|null,
+ *           "created_at","started_at","finished_at"}
+ *   evaluations {"run":id,"evaluations":[evaluation...]} (oldest first)
  *
  * Events (SSE): each run has a sequence of events numbered from 1, kept in
  * memory for the process's life and rebuilt on start-up from metrics.jsonl
  * and events.jsonl: "epoch" (data = epoch record), "state" (data =
  * {"state","reason","epoch","at"}), "config" (data = {"changed":{...},
- * "applies":{...},"at"}).
+ * "applies":{...},"at"}), "evaluation" (data = evaluation, at each of its
+ * state changes: queued, running, done | failed).
+ *
+ * Evaluations (the paper's Parzen-window estimate) use the backend, so they
+ * run on the worker thread: a request queues one and returns; the worker
+ * serves the queue between two training iterations, or when idle, with the
+ * run's latest published G (loaded from its checkpoint when the run is not
+ * in memory). runs/<id>/evaluations.jsonl keeps every evaluation (one line
+ * per state change, appended and fsynced; the last line of an id wins); one
+ * that was queued or running when the daemon stopped is queued again.
  */
 #ifndef GAND_DAEMON_REGISTRY_H
 #define GAND_DAEMON_REGISTRY_H
@@ -53,16 +75,28 @@ typedef enum reg_status {
 
 typedef struct gand_dataset_entry {
     char name[64];
-    char path[1024];
+    char path[1024]; /* IDX3 training images */
+    /*
+     * The last `holdout` images of path are never trained on (≤ 0: none).
+     * Without a test file they are the held-out images: the first half
+     * (rounded down) validation, the rest test (gan_split_holdout).
+     */
+    int holdout;
+    /*
+     * A separate file of held-out images ("" = none), e.g. MNIST's t10k file:
+     * its first half (rounded down) is validation, the rest test; then
+     * holdout only keeps images of path out of training.
+     */
+    char test_path[1024];
 } gand_dataset_entry;
 
 typedef struct registry_options {
-    const char *state_dir;        /* runs/ lives under it; created if missing */
-    const char *device;           /* "auto" | "cpu" | "cuda": opened by the worker */
+    const char *state_dir; /* runs/ lives under it; created if missing */
+    const char *device;    /* "auto" | "cpu" | "cuda": opened by the worker */
     const gand_dataset_entry *datasets;
     int dataset_count;
-    int max_runs;                 /* runs kept (0 = unlimited) */
-    int max_sample_n;             /* largest n of samples.png (≤ 1024) */
+    int max_runs;     /* runs kept (0 = unlimited) */
+    int max_sample_n; /* largest n of samples.png (≤ 1024) */
 } registry_options;
 
 /* Load every run under state_dir/runs; open the backend. Does not start training. */
@@ -77,9 +111,13 @@ void registry_shutdown(gand_registry *r);
 void registry_close(gand_registry *r);
 
 /* Backend in use: name ("cpu"/"cuda"), device description, and why it was picked. */
-void registry_backend_info(gand_registry *r, char *name, size_t nlen, char *device,
-                           size_t dlen, char *why, size_t wlen);
-/* Worker heartbeat: increases while the worker is alive and not stuck (for the watchdog). */
+void registry_backend_info(gand_registry *r, char *name, size_t nlen, char *device, size_t dlen,
+                           char *why, size_t wlen);
+/*
+ * Worker heartbeat: increases while the worker is alive and not stuck (for the
+ * watchdog). An evaluation is one long call on the worker; while one runs, each
+ * call of this function advances the heartbeat itself, for up to 10 minutes.
+ */
 uint64_t registry_heartbeat(gand_registry *r);
 /* One-line status for systemd STATUS= ("training run X epoch 3/500", "idle, 2 runs"). */
 void registry_status_line(gand_registry *r, char *buf, size_t len);
@@ -91,8 +129,8 @@ reg_status registry_get_run(gand_registry *r, const char *id, char **json);
 reg_status registry_patch_run(gand_registry *r, const char *id, const char *body, size_t len,
                               char **answer_json, gan_error *err);
 /* action: "pause" | "resume" | "stop"; answer = run */
-reg_status registry_control(gand_registry *r, const char *id, const char *action,
-                            char **run_json, gan_error *err);
+reg_status registry_control(gand_registry *r, const char *id, const char *action, char **run_json,
+                            gan_error *err);
 /* Only a run that is not queued, running or paused may be deleted. */
 reg_status registry_delete_run(gand_registry *r, const char *id, gan_error *err);
 reg_status registry_metrics(gand_registry *r, const char *id, int since, char **json);
@@ -108,18 +146,76 @@ reg_status registry_events(gand_registry *r, const char *id, uint64_t after, int
                            char **text, uint64_t *last, bool *ended);
 
 /* samples.png from the latest published G snapshot, rendered on the CPU. */
-reg_status registry_sample_png(gand_registry *r, const char *id, int n, uint64_t seed,
-                               int scale, uint8_t **png, size_t *len, gan_error *err);
+reg_status registry_sample_png(gand_registry *r, const char *id, int n, uint64_t seed, int scale,
+                               uint8_t **png, size_t *len, gan_error *err);
 /* Path of the fixed-noise grid saved at an epoch (404 when none was saved). */
 reg_status registry_epoch_png_path(gand_registry *r, const char *id, int epoch, char *path,
                                    size_t len);
 /* Path of the run's latest checkpoint (404 before the first one). */
 reg_status registry_checkpoint_path(gand_registry *r, const char *id, char *path, size_t len);
 
-/* {"datasets":[{"name","images","rows","cols","path"?}]} */
+/*
+ * {"datasets":[{"name","images","rows","cols","train_images","holdout",
+ *  "test_images" (int|null),"split" (as in a run),"error"?}]}: never a server path.
+ */
 reg_status registry_datasets(gand_registry *r, char **json);
 
-/* Prometheus text of the runs (gand_epochs_total, gand_run_state, gand_run_loss...). */
+/* ---- what a run learned ----------------------------------------------------- */
+
+enum {
+    REG_EVAL_SAMPLES_MAX = 100000, /* samples of one evaluation, and of one export */
+    REG_EVAL_QUEUE_MAX = 100,      /* evaluations waiting, all runs together */
+    REG_GENERATE_MAX = 1024,       /* latent vectors of one generate request */
+    REG_INTERPOLATE_MAX = 64,      /* steps of one interpolation */
+};
+
+/*
+ * Queue a Parzen evaluation of the run's current G (samples 1..100000,
+ * noise seed): answer = the evaluation (state "queued"), *eval_id its id.
+ * REG_CONFLICT when the run has no G yet or its data set holds out no
+ * images; REG_LIMIT when REG_EVAL_QUEUE_MAX are already waiting.
+ */
+reg_status registry_evaluate(gand_registry *r, const char *id, int samples, uint64_t seed,
+                             char **eval_json, int *eval_id, gan_error *err);
+reg_status registry_evaluations(gand_registry *r, const char *id, char **json);
+/* One evaluation; REG_NOT_FOUND (err says which) for an unknown run or number. */
+reg_status registry_evaluation(gand_registry *r, const char *id, int n, char **json,
+                               gan_error *err);
+
+/*
+ * n images (1..100000) from the run's current G as gzip IDX3 (u8, pixel =
+ * round(255·x)), on the CPU. The noise is the evaluation's (seed,
+ * GK_PURPOSE_EVAL): the same images an evaluation with this seed and
+ * samples = n scores, when G has not changed in between.
+ */
+reg_status registry_export_samples(gand_registry *r, const char *id, int n, uint64_t seed,
+                                   uint8_t **gz, size_t *len, gan_error *err);
+
+/* The run's latent_dim (to check latent vectors before registry_generate). */
+reg_status registry_latent_dim(gand_registry *r, const char *id, int *dim);
+
+/*
+ * G applied to n latent vectors z (n × dim floats, dim = the run's
+ * latent_dim; 1 ≤ n ≤ REG_GENERATE_MAX) on the CPU: a PNG grid at scale, or
+ * with as_json the text {"epoch":E,"images":[[784 numbers in [0,1]],...]}.
+ * REG_CONFLICT when the run has no G yet.
+ */
+reg_status registry_generate(gand_registry *r, const char *id, const float *z, int n, int dim,
+                             int scale, bool as_json, uint8_t **out, size_t *len, gan_error *err);
+
+/*
+ * A one-row PNG strip of `steps` images (2..REG_INTERPOLATE_MAX): G applied
+ * to (1 − t)·z_from + t·z_to, t = i / (steps − 1), where z_s is the first
+ * vector gan_fill_noise makes from seed s with GK_PURPOSE_REQUEST (the first
+ * digit of samples.png?seed=s).
+ */
+reg_status registry_interpolate(gand_registry *r, const char *id, uint64_t from, uint64_t to,
+                                int steps, int scale, uint8_t **png, size_t *len, gan_error *err);
+
+/*
+ * Prometheus text of the runs (gand_epochs_total, gand_run_state, gand_run_loss...,
+ * gand_parzen_ll of the latest evaluation that is done).
+ */
 reg_status registry_prometheus(gand_registry *r, char **text);
 
 #endif

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "daemon/log.h"
 #include "daemon/paths.h"
@@ -37,7 +38,17 @@
 #define GAND_SOURCE_WEBDIR ""
 #endif
 
-typedef enum key_kind { K_LISTEN, K_PATH, K_DEVICE, K_LOG_LEVEL, K_INT, K_LONG } key_kind;
+/* K_FILE: a file path, "" = none (the default); K_BOOL: true/false, yes/no, on/off, 1/0 */
+typedef enum key_kind {
+    K_LISTEN,
+    K_PATH,
+    K_DEVICE,
+    K_LOG_LEVEL,
+    K_INT,
+    K_LONG,
+    K_FILE,
+    K_BOOL
+} key_kind;
 
 typedef struct key_desc {
     const char *section;
@@ -58,6 +69,9 @@ static const key_desc keys[] = {
     {"server", "log_level", K_LOG_LEVEL, OFF(log_level), 0, 0, true, NULL},
     {"server", "web_dir", K_PATH, OFF(web_dir), 0, 0, false, NULL},
     {"server", "javascript_dir", K_PATH, OFF(javascript_dir), 0, 0, false, NULL},
+    /* the token file is re-read on SIGHUP; see cmd_serve.c's reload */
+    {"server", "token_file", K_FILE, OFF(token_file), 0, 0, true, NULL},
+    {"server", "public_reads", K_BOOL, OFF(public_reads), 0, 0, true, NULL},
     {"limits", "max_body_bytes", K_LONG, OFF(limits.max_body_bytes), 1024, 1L << 30, true, NULL},
     {"limits", "max_connections", K_INT, OFF(limits.max_connections), 2, 10000, false, NULL},
     {"limits", "connection_timeout_s", K_INT, OFF(limits.connection_timeout_s), 0, 86400, false,
@@ -66,6 +80,8 @@ static const key_desc keys[] = {
      "no event streams"},
     {"limits", "max_sample_n", K_INT, OFF(limits.max_sample_n), 1, 1024, true, NULL},
     {"limits", "max_runs", K_INT, OFF(limits.max_runs), 0, 1000000, false, "unlimited"},
+    {"tls", "tls_cert", K_FILE, OFF(tls_cert), 0, 0, false, NULL},
+    {"tls", "tls_key", K_FILE, OFF(tls_key), 0, 0, false, NULL},
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 
@@ -115,6 +131,7 @@ void settings_defaults(gand_settings *s)
     snprintf(s->datasets[0].name, sizeof s->datasets[0].name, "mnist");
     if (gand_default_dataset_path(s->datasets[0].path, sizeof s->datasets[0].path) != 0)
         s->datasets[0].path[0] = '\0';
+    s->datasets[0].holdout = -1; /* resolved by settings_load: see resolve_datasets */
     s->dataset_count = 1;
 }
 
@@ -216,6 +233,27 @@ static int set_key(gand_settings *s, const key_desc *k, const char *value, const
         }
         return 0;
     }
+    case K_FILE: /* "" = none; the file itself is read (and checked) when it is used */
+        if (value[0] && resolve_path(value, base_dir, p, PATH_MAX) != 0) {
+            snprintf(msg, len, "path is longer than %d bytes", PATH_MAX - 1);
+            return -1;
+        }
+        if (!value[0])
+            p[0] = '\0';
+        return 0;
+    case K_BOOL: {
+        static const char *const yes[] = {"true", "yes", "on", "1"};
+        static const char *const no[] = {"false", "no", "off", "0"};
+        for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+            bool is_yes = strcasecmp(value, yes[i]) == 0;
+            if (is_yes || strcasecmp(value, no[i]) == 0) {
+                memcpy(p, &is_yes, sizeof is_yes);
+                return 0;
+            }
+        }
+        snprintf(msg, len, "must be true or false (or yes/no, on/off, 1/0), got '%s'", value);
+        return -1;
+    }
     case K_DEVICE:
         for (size_t i = 0; i < sizeof device_names / sizeof device_names[0]; i++)
             if (strcmp(value, device_names[i]) == 0) {
@@ -270,6 +308,48 @@ static bool valid_dataset_name(const char *s)
     return true;
 }
 
+/*
+ * [datasets] keys: NAME = PATH (the training images), NAME.holdout = N and
+ * NAME.test = PATH (see gand_dataset_entry). The attributes may come before
+ * or after NAME's path, or belong to a data set that a --data flag names;
+ * settings_load checks at the end that every data set has a path.
+ */
+static const char *const dataset_attrs[] = {"holdout", "test"};
+enum { HOLDOUT_MAX = 100000000, DEFAULT_HOLDOUT = 2000 };
+
+/* The data set called name, added (without a path, holdout unset) when new; NULL when full. */
+static gand_dataset_entry *dataset_slot(gand_settings *s, const char *name, char *msg, size_t len)
+{
+    for (int i = 0; i < s->dataset_count; i++)
+        if (strcmp(s->datasets[i].name, name) == 0)
+            return &s->datasets[i];
+    if (s->dataset_count == GAND_MAX_DATASETS) {
+        snprintf(msg, len, "at most %d data sets can be configured", GAND_MAX_DATASETS);
+        return NULL;
+    }
+    gand_dataset_entry *d = &s->datasets[s->dataset_count++];
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->holdout = -1;
+    return d;
+}
+
+/* A readable file path for a data set key, resolved against base_dir. */
+static int dataset_file(const char *value, const char *base_dir, char *path, size_t path_len,
+                        char *msg, size_t len)
+{
+    if (!value[0] || resolve_path(value, base_dir, path, path_len) != 0) {
+        snprintf(msg, len, "must be the path of an IDX3 image file (plain or .gz), got '%s'",
+                 value);
+        return -1;
+    }
+    if (access(path, R_OK) != 0) {
+        snprintf(msg, len, "cannot read the data set file %.400s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int set_dataset(gand_settings *s, const char *name, const char *value, const char *base_dir,
                        char *msg, size_t len)
 {
@@ -279,28 +359,115 @@ static int set_dataset(gand_settings *s, const char *name, const char *value, co
         return -1;
     }
     char path[sizeof s->datasets[0].path];
-    if (!value[0] || resolve_path(value, base_dir, path, sizeof path) != 0) {
-        snprintf(msg, len, "must be the path of an IDX3 image file (plain or .gz), got '%s'",
-                 value);
+    if (dataset_file(value, base_dir, path, sizeof path, msg, len) != 0)
         return -1;
-    }
-    if (access(path, R_OK) != 0) {
-        snprintf(msg, len, "cannot read the data set file %.400s: %s", path, strerror(errno));
+    gand_dataset_entry *d = dataset_slot(s, name, msg, len);
+    if (!d)
         return -1;
-    }
-    int i;
-    for (i = 0; i < s->dataset_count; i++)
-        if (strcmp(s->datasets[i].name, name) == 0)
+    snprintf(d->path, sizeof d->path, "%s", path);
+    return 0;
+}
+
+/* NAME.holdout or NAME.test: returns 1 when key is one (0: a plain NAME key), -1 on error. */
+static int set_dataset_attr(gand_settings *s, const char *key, const char *value,
+                            const char *base_dir, char *msg, size_t len)
+{
+    const char *dot = strrchr(key, '.');
+    size_t attr = sizeof dataset_attrs / sizeof dataset_attrs[0], a;
+    for (a = 0; dot && a < attr; a++)
+        if (strcmp(dot + 1, dataset_attrs[a]) == 0)
             break;
-    if (i == s->dataset_count) {
-        if (s->dataset_count == GAND_MAX_DATASETS) {
-            snprintf(msg, len, "at most %d data sets can be configured", GAND_MAX_DATASETS);
+    if (!dot || a == attr)
+        return 0;
+    char name[64];
+    size_t n = (size_t)(dot - key);
+    if (n >= sizeof name) {
+        snprintf(msg, len, "a data set name must be 1..63 characters of A-Z a-z 0-9 _ . -");
+        return -1;
+    }
+    memcpy(name, key, n);
+    name[n] = '\0';
+    if (!valid_dataset_name(name)) {
+        snprintf(msg, len,
+                 "a data set name must be 1..63 characters of A-Z a-z 0-9 _ . -, got '%s'", name);
+        return -1;
+    }
+    if (a == 0) { /* holdout */
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < 0 || v > HOLDOUT_MAX) {
+            snprintf(msg, len,
+                     "must be an integer in 0..%d (the last N images of %s are never trained "
+                     "on), got '%s'",
+                     HOLDOUT_MAX, name, value);
             return -1;
         }
-        s->dataset_count++;
+        gand_dataset_entry *d = dataset_slot(s, name, msg, len);
+        if (!d)
+            return -1;
+        d->holdout = (int)v;
+        return 1;
     }
-    snprintf(s->datasets[i].name, sizeof s->datasets[i].name, "%s", name);
-    snprintf(s->datasets[i].path, sizeof s->datasets[i].path, "%s", path);
+    char path[sizeof s->datasets[0].test_path];
+    if (dataset_file(value, base_dir, path, sizeof path, msg, len) != 0)
+        return -1;
+    gand_dataset_entry *d = dataset_slot(s, name, msg, len);
+    if (!d)
+        return -1;
+    snprintf(d->test_path, sizeof d->test_path, "%s", path);
+    return 1;
+}
+
+/* Image count from an IDX3 header (plain or gzip); -1 when the file is not one. */
+static long idx3_count(const char *path)
+{
+    gzFile f = gzopen(path, "rb");
+    unsigned char h[8];
+    if (!f)
+        return -1;
+    int got = gzread(f, h, sizeof h);
+    gzclose(f);
+    if (got != (int)sizeof h || h[0] || h[1] || h[2] != 8 || h[3] != 3)
+        return -1;
+    return (long)((unsigned long)h[4] << 24 | (unsigned long)h[5] << 16 | (unsigned long)h[6] << 8 |
+                  h[7]);
+}
+
+/*
+ * After the file and the flags: every data set has a path; an unset holdout
+ * becomes 2000 for the bundled digits without a test file, else 0; a holdout
+ * must leave images to train on.
+ */
+static int resolve_datasets(gand_settings *s, char *err, size_t err_len)
+{
+    const char *where = s->config_path[0] ? s->config_path : "--data";
+    char bundled[sizeof s->datasets[0].path];
+    if (gand_default_dataset_path(bundled, sizeof bundled) != 0)
+        bundled[0] = '\0';
+    for (int i = 0; i < s->dataset_count; i++) {
+        gand_dataset_entry *d = &s->datasets[i];
+        if (!d->path[0] && i > 0) {
+            snprintf(err, err_len,
+                     "%s: [datasets] %s.%s: no data set '%s' is configured; give its images "
+                     "with '%s = PATH' or --data %s=PATH",
+                     where, d->name, d->test_path[0] ? "test" : "holdout", d->name, d->name,
+                     d->name);
+            return -1;
+        }
+        if (d->holdout < 0)
+            d->holdout = !d->test_path[0] && bundled[0] && strcmp(d->path, bundled) == 0
+                             ? DEFAULT_HOLDOUT
+                             : 0;
+        long count = d->path[0] ? idx3_count(d->path) : -1;
+        if (count > 0 && d->holdout >= count) {
+            snprintf(err, err_len,
+                     "%s: [datasets] %s.holdout: must be less than the %ld images of %.400s "
+                     "(some must be left to train on), got %d",
+                     where, d->name, count, d->path, d->holdout);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -311,7 +478,7 @@ typedef struct parse_ctx {
     char base_dir[PATH_MAX];
     char first_error[768];
     bool seen[N_KEYS];
-    char seen_datasets[GAND_MAX_DATASETS][64];
+    char seen_datasets[GAND_MAX_DATASETS * 3][80]; /* NAME, NAME.holdout, NAME.test */
     int seen_dataset_count;
 } parse_ctx;
 
@@ -329,13 +496,20 @@ static int on_ini_value(void *user, const char *section, const char *name, const
                          "given twice (or an indented line continues the line before)");
                 rc = -1;
             }
-        if (rc == 0)
-            rc = set_dataset(ctx->s, name, value, ctx->base_dir, msg, sizeof msg);
-        if (rc == 0 && ctx->seen_dataset_count < GAND_MAX_DATASETS)
-            snprintf(ctx->seen_datasets[ctx->seen_dataset_count++], 64, "%.63s", name);
-    } else if (strcmp(section, "server") != 0 && strcmp(section, "limits") != 0) {
+        if (rc == 0) {
+            rc = set_dataset_attr(ctx->s, name, value, ctx->base_dir, msg, sizeof msg);
+            if (rc == 0)
+                rc = set_dataset(ctx->s, name, value, ctx->base_dir, msg, sizeof msg);
+            else if (rc == 1)
+                rc = 0;
+        }
+        if (rc == 0 && ctx->seen_dataset_count < GAND_MAX_DATASETS * 3)
+            snprintf(ctx->seen_datasets[ctx->seen_dataset_count++], 80, "%.79s", name);
+    } else if (strcmp(section, "server") != 0 && strcmp(section, "limits") != 0 &&
+               strcmp(section, "tls") != 0) {
         snprintf(ctx->first_error, sizeof ctx->first_error,
-                 "[%.100s]: unknown section; the sections are [server], [limits] and [datasets]",
+                 "[%.100s]: unknown section; the sections are [server], [limits], [tls] and "
+                 "[datasets]",
                  section);
         return 0;
     } else {
@@ -396,6 +570,19 @@ static int load_file(gand_settings *s, const char *path, char *err, size_t err_l
     return ret;
 }
 
+/* [tls]: both keys or neither (the files are read, and checked, by gand serve). */
+static int check_tls(const gand_settings *s, char *err, size_t err_len)
+{
+    if (!s->tls_cert[0] == !s->tls_key[0])
+        return 0;
+    snprintf(err, err_len,
+             "%s: [tls] %s: must be set together with %s (HTTPS needs the certificate and its "
+             "private key)",
+             s->config_path[0] ? s->config_path : "(built-in defaults)",
+             s->tls_cert[0] ? "tls_key" : "tls_cert", s->tls_cert[0] ? "tls_cert" : "tls_key");
+    return -1;
+}
+
 /* ---- flags --------------------------------------------------------------------------------- */
 
 static int apply_flag(gand_settings *s, const char *flag, const char *section, const char *name,
@@ -437,6 +624,9 @@ int settings_load(gand_settings *s, const gand_flags *flags, char *err, size_t e
     if (flags->javascript_dir && apply_flag(s, "--javascript-dir", "server", "javascript_dir",
                                             flags->javascript_dir, err, err_len) != 0)
         return -1;
+    if (flags->token_file &&
+        apply_flag(s, "--token-file", "server", "token_file", flags->token_file, err, err_len) != 0)
+        return -1;
     for (int i = 0; i < flags->data_count; i++) {
         const char *arg = flags->data[i];
         const char *eq = strchr(arg, '=');
@@ -466,7 +656,9 @@ int settings_load(gand_settings *s, const gand_flags *flags, char *err, size_t e
                  GAND_DEFAULT_IMAGES);
         return -1;
     }
-    return 0;
+    if (check_tls(s, err, err_len) != 0)
+        return -1;
+    return resolve_datasets(s, err, err_len);
 }
 
 /* ---- reload -------------------------------------------------------------------------------- */
@@ -478,7 +670,10 @@ static bool key_equal(const gand_settings *a, const gand_settings *b, const key_
     case K_LISTEN:
     case K_PATH:
     case K_DEVICE:
+    case K_FILE:
         return strcmp(pa, pb) == 0;
+    case K_BOOL:
+        return memcmp(pa, pb, sizeof(bool)) == 0;
     case K_LOG_LEVEL:
     case K_INT:
         return memcmp(pa, pb, sizeof(int)) == 0;
@@ -509,7 +704,9 @@ void settings_diff(const gand_settings *old_s, const gand_settings *new_s, char 
     bool same = old_s->dataset_count == new_s->dataset_count;
     for (int i = 0; same && i < old_s->dataset_count; i++)
         same = strcmp(old_s->datasets[i].name, new_s->datasets[i].name) == 0 &&
-               strcmp(old_s->datasets[i].path, new_s->datasets[i].path) == 0;
+               strcmp(old_s->datasets[i].path, new_s->datasets[i].path) == 0 &&
+               old_s->datasets[i].holdout == new_s->datasets[i].holdout &&
+               strcmp(old_s->datasets[i].test_path, new_s->datasets[i].test_path) == 0;
     if (!same)
         append(restart, restart_len, "datasets");
 }

@@ -44,7 +44,11 @@ typedef struct gand_settings {
     int log_level;                 /* GAND_LOG_* */
     char web_dir[PATH_MAX];        /* dashboard files; "" when none was found */
     char javascript_dir[PATH_MAX]; /* system JavaScript libraries (/javascript/); "" = none */
+    char token_file[PATH_MAX];     /* bearer token for the API; "" = no authentication */
+    bool public_reads;             /* with a token: GET/HEAD need none (writes still do) */
     gand_limits limits;
+    char tls_cert[PATH_MAX]; /* [tls] PEM certificate (chain); "" = plain HTTP */
+    char tls_key[PATH_MAX];  /* [tls] its PEM private key */
     gand_dataset_entry datasets[GAND_MAX_DATASETS];
     int dataset_count;
 } gand_settings;
@@ -58,6 +62,7 @@ typedef struct gand_flags {
     const char *log_level;
     const char *web_dir;
     const char *javascript_dir;
+    const char *token_file;
     const char *data[GAND_MAX_DATASETS]; /* "NAME=PATH" as given */
     int data_count;
 } gand_flags;

@@ -30,10 +30,13 @@ static int64_t grid_cols(int n)
     return c;
 }
 
-/* Width and height in 64 bits; only meaningful for n, rows, cols, scale ≥ 1. */
-static void grid_size64(int n, int rows, int cols, int scale, int64_t *w, int64_t *h)
+/*
+ * Width and height in 64 bits; only meaningful for n, rows, cols, scale ≥ 1.
+ * columns ≤ 0: the near-square default.
+ */
+static void grid_size64(int n, int rows, int cols, int columns, int scale, int64_t *w, int64_t *h)
 {
-    int64_t gc = grid_cols(n);
+    int64_t gc = columns > 0 ? columns : grid_cols(n);
     int64_t gr = ((int64_t)n + gc - 1) / gc;
     *w = (gc * ((int64_t)cols + 1) + 1) * scale;
     *h = (gr * ((int64_t)rows + 1) + 1) * scale;
@@ -41,9 +44,15 @@ static void grid_size64(int n, int rows, int cols, int scale, int64_t *w, int64_
 
 void gan_png_grid_size(int n, int rows, int cols, int scale, int *width, int *height)
 {
+    gan_png_grid_size_cols(n, rows, cols, 0, scale, width, height);
+}
+
+void gan_png_grid_size_cols(int n, int rows, int cols, int columns, int scale, int *width,
+                            int *height)
+{
     int64_t w = 0, h = 0;
     if (n >= 1 && rows >= 1 && cols >= 1 && scale >= 1 && scale <= GAN_PNG_MAX_SCALE)
-        grid_size64(n, rows, cols, scale, &w, &h);
+        grid_size64(n, rows, cols, columns, scale, &w, &h);
     if (w > INT_MAX || h > INT_MAX)
         w = h = 0;
     if (width)
@@ -52,7 +61,8 @@ void gan_png_grid_size(int n, int rows, int cols, int scale, int *width, int *he
         *height = (int)h;
 }
 
-static int check_args(const float *images, int n, int rows, int cols, int scale, gan_error *err)
+static int check_args(const float *images, int n, int rows, int cols, int columns, int scale,
+                      gan_error *err)
 {
     if (n < 1)
         return gan_fail(err, "n", "n (number of images) must be at least 1, got %d", n);
@@ -65,8 +75,11 @@ static int check_args(const float *images, int n, int rows, int cols, int scale,
                         GAN_PNG_MAX_SCALE, scale);
     if (!images)
         return gan_fail(err, "images", "images must not be NULL");
+    if (columns < 0)
+        return gan_fail(err, "columns", "columns must be at least 1 (0: near-square), got %d",
+                        columns);
     int64_t w, h;
-    grid_size64(n, rows, cols, scale, &w, &h);
+    grid_size64(n, rows, cols, columns, scale, &w, &h);
     if (w > MAX_SIDE || h > MAX_SIDE)
         return gan_fail(err, "n",
                         "a grid of %d images of %dx%d at scale %d would be %lldx%lld pixels, "
@@ -136,7 +149,8 @@ static void on_png_flush(png_structp png)
  * local of this function needs to be volatile.
  */
 static int write_png(struct png_mem *mem, uint8_t *row0, uint8_t *row, const float *images, int n,
-                     int rows, int cols, int scale, int width, int height, gan_error *err)
+                     int rows, int cols, int columns, int scale, int width, int height,
+                     gan_error *err)
 {
     png_structp png =
         png_create_write_struct(PNG_LIBPNG_VER_STRING, mem, on_png_error, on_png_warning);
@@ -158,7 +172,7 @@ static int write_png(struct png_mem *mem, uint8_t *row0, uint8_t *row, const flo
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
 
-    const int gc = (int)grid_cols(n);
+    const int gc = columns > 0 ? columns : (int)grid_cols(n);
     const int w0 = width / scale, h0 = height / scale;
     const size_t cell = (size_t)rows * (size_t)cols;
     for (int y0 = 0; y0 < h0; y0++) {
@@ -185,14 +199,20 @@ static int write_png(struct png_mem *mem, uint8_t *row0, uint8_t *row, const flo
 int gan_png_grid_encode(const float *images, int n, int rows, int cols, int scale, uint8_t **png,
                         size_t *png_len, gan_error *err)
 {
+    return gan_png_grid_encode_cols(images, n, rows, cols, 0, scale, png, png_len, err);
+}
+
+int gan_png_grid_encode_cols(const float *images, int n, int rows, int cols, int columns, int scale,
+                             uint8_t **png, size_t *png_len, gan_error *err)
+{
     if (!png || !png_len)
         return gan_fail(err, "png", "output pointers must not be NULL");
     *png = NULL;
     *png_len = 0;
-    if (check_args(images, n, rows, cols, scale, err) != 0)
+    if (check_args(images, n, rows, cols, columns, scale, err) != 0)
         return -1;
     int width, height;
-    gan_png_grid_size(n, rows, cols, scale, &width, &height);
+    gan_png_grid_size_cols(n, rows, cols, columns, scale, &width, &height);
 
     struct png_mem mem = {0};
     uint8_t *row0 = malloc((size_t)(width / scale));
@@ -201,7 +221,7 @@ int gan_png_grid_encode(const float *images, int n, int rows, int cols, int scal
     if (!row0 || !row)
         rc = gan_fail(err, "png", "out of memory for a %dx%d grid", width, height);
     else
-        rc = write_png(&mem, row0, row, images, n, rows, cols, scale, width, height, err);
+        rc = write_png(&mem, row0, row, images, n, rows, cols, columns, scale, width, height, err);
     free(row0);
     free(row);
     if (rc != 0) {

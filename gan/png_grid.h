@@ -23,6 +23,15 @@ void gan_png_grid_size(int n, int rows, int cols, int scale, int *width, int *he
 int gan_png_grid_encode(const float *images, int n, int rows, int cols, int scale, uint8_t **png,
                         size_t *png_len, gan_error *err);
 
+/*
+ * The same with a given number of grid columns (0: the near-square default);
+ * columns = n gives one row, e.g. an interpolation strip.
+ */
+void gan_png_grid_size_cols(int n, int rows, int cols, int columns, int scale, int *width,
+                            int *height);
+int gan_png_grid_encode_cols(const float *images, int n, int rows, int cols, int columns, int scale,
+                             uint8_t **png, size_t *png_len, gan_error *err);
+
 /* Encode and write atomically (temp file, fsync, rename). */
 int gan_png_grid_write(const char *path, const float *images, int n, int rows, int cols, int scale,
                        gan_error *err);

@@ -28,6 +28,61 @@ export class NetworkError extends Error {
   }
 }
 
+/*
+ * The bearer token (README "Security"). When the API answers 401 the page asks for
+ * the token once (concurrent 401s share the question), keeps it in sessionStorage
+ * (this tab only, gone when it closes) and sends it as `Authorization: Bearer` on
+ * fetches, and as ?access_token= where no header can go (EventSource, <img>, links):
+ * use withToken(url) for those.
+ */
+const TOKEN_KEY = 'gand-token';
+let asking = null;
+let declined = false;
+
+export function token() {
+  try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+}
+
+export function withToken(url) {
+  const t = token();
+  return t ? `${url}${url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(t)}` : url;
+}
+
+export function authHeaders(headers = {}) {
+  const t = token();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  return headers;
+}
+
+/* After a 401: resolves true when there is a (new) token to retry with. */
+function askToken() {
+  if (declined) return Promise.resolve(false);
+  if (!asking) {
+    asking = new Promise((resolve) => setTimeout(() => {
+      const again = token() !== '';
+      const t = window.prompt(again
+        ? 'gand refused the API token. Enter it again (the contents of the daemon\'s token_file):'
+        : 'This gand needs an API token (the contents of the daemon\'s token_file):', '');
+      asking = null;
+      if (t === null || !t.trim()) {
+        declined = true; /* not asked again until the page is reloaded */
+        resolve(false);
+        return;
+      }
+      try { sessionStorage.setItem(TOKEN_KEY, t.trim()); } catch { /* storage disabled */ }
+      resolve(true);
+    }, 0));
+  }
+  return asking;
+}
+
+/* fetch with the token; on 401 ask for it once and try again. */
+async function fetchAuthed(path, init) {
+  const res = await fetch(path, { ...init, headers: authHeaders({ ...(init.headers || {}) }) });
+  if (res.status !== 401 || !(await askToken())) return res;
+  return fetch(path, { ...init, headers: authHeaders({ ...(init.headers || {}) }) });
+}
+
 /* The ApiError of a response that is not ok (its problem+json, or its text). */
 export async function problemFrom(res, method, path) {
   const type = res.headers.get('Content-Type') || '';
@@ -62,7 +117,7 @@ export async function api(path, { method = 'GET', body, contentType = 'applicati
   }
   let res;
   try {
-    res = await fetch(path, init);
+    res = await fetchAuthed(path, init);
   } catch (e) {
     if (e && e.name === 'AbortError') throw e;
     throw new NetworkError(method, path, e);
@@ -81,7 +136,7 @@ export async function api(path, { method = 'GET', body, contentType = 'applicati
 export async function fetchBlob(path, { signal } = {}) {
   let res;
   try {
-    res = await fetch(path, { cache: 'no-store', signal });
+    res = await fetchAuthed(path, { cache: 'no-store', signal });
   } catch (e) {
     if (e && e.name === 'AbortError') throw e;
     throw new NetworkError('GET', path, e);

@@ -2,13 +2,14 @@
 // (charts, samples, events) and steers it (pause, resume, stop, PATCH).
 //
 // Data flow for the selected run: GET .../metrics?since=0 (the history), then
-// GET the run, then an EventSource on .../events?last_event_id=N. Epochs are
+// GET the run and its evaluations, then an EventSource on .../events?last_event_id=N. Epochs are
 // deduplicated by number, so overlap between history and stream is harmless;
 // EventSource reconnects by itself with Last-Event-ID (the server sends id:
 // lines), and after any reconnect the page also asks .../metrics?since=<last
 // epoch> so that nothing is missed even across a daemon restart.
 
 import { api, fetchBlob, describe, problemFrom, runPath, ApiError, NetworkError } from './api.js';
+import { withToken, authHeaders } from './api.js'; /* the bearer token, when gand needs one */
 import {
   FIELDS, FIELD, LIVE_FIELDS, PRESETS, parseField, buildField, setFieldError, formatValue,
   sameValue, el,
@@ -240,6 +241,7 @@ class RunView {
     this.retryTimer = 0;
     this.abort = new AbortController();
     this.sampleEpochs = [];
+    this.evals = new Map(); /* id → the evaluation as last seen */
     this.grid = { busy: false, pending: false, last: -1e9, timer: 0, url: null };
     this.logged = new Set();
     this.charts = new RunCharts({
@@ -258,7 +260,10 @@ class RunView {
     $('run-id').textContent = this.id;
     $('event-log').replaceChildren();
     $('charts').dataset.chart = 'loading';
-    for (const id of ['run-action-status', 'edit-status', 'samples-status']) setStatus(id, '');
+    for (const id of ['run-action-status', 'edit-status', 'samples-status', 'eval-status']) setStatus(id, '');
+    $('eval-table').tBodies[0].replaceChildren();
+    $('eval-empty').hidden = false;
+    setFieldError($('eval-samples'), '');
     for (const input of Object.values(editInputs)) {
       delete input.dataset.dirty;
       setFieldError(input, '');
@@ -282,6 +287,8 @@ class RunView {
       if (this.closed) return;
       this.charts.append(m.epochs || []);
       this.setRun(run);
+      await this.loadEvaluations();
+      if (this.closed) return;
       /* G is published at the end of each epoch: before the first there is nothing to draw */
       if ((run.epoch || 0) >= 1) this.refreshGrid();
       else $('grid-current-cap').textContent = 'The generator\'s samples appear after the first epoch.';
@@ -323,7 +330,7 @@ class RunView {
     if (this.es) this.es.close();
     this.lastSeq = Math.max(this.lastSeq, after);
     const url = `${runPath(this.id)}/events?last_event_id=${this.lastSeq}`;
-    const es = new EventSource(url);
+    const es = new EventSource(withToken(url));
     this.es = es;
     this.setStream('connecting', 'connecting');
     es.onopen = () => {
@@ -335,7 +342,7 @@ class RunView {
         this.resync();
       }
     };
-    for (const kind of ['epoch', 'state', 'config']) {
+    for (const kind of ['epoch', 'state', 'config', 'evaluation']) {
       es.addEventListener(kind, (ev) => {
         if (this.es === es) this.onEvent(kind, ev);
       });
@@ -358,7 +365,7 @@ class RunView {
     let why;
     const ctrl = new AbortController();
     try {
-      const res = await fetch(url, { cache: 'no-store', signal: ctrl.signal });
+      const res = await fetch(url, { cache: 'no-store', signal: ctrl.signal, headers: authHeaders() });
       if (res.ok) why = 'the stream was cut';
       else why = describe(await problemFrom(res, 'GET', url));
       ctrl.abort();
@@ -378,6 +385,7 @@ class RunView {
       if (this.closed) return;
       if (this.charts.append(m.epochs || [])) this.refreshGrid();
       this.setRun(run);
+      await this.loadEvaluations();
     } catch (e) {
       if (e.name !== 'AbortError' && !this.closed) errors.show(describe(e), 'view');
     }
@@ -409,12 +417,16 @@ class RunView {
       this.log(seq, data.at, `${data.state}${data.epoch ? ` at epoch ${data.epoch}` : ''}${data.reason ? `: ${data.reason}` : ''}`, data.state);
       this.render();
       if (FINAL.has(data.state)) {
-        /* the server ends the stream after a final state; do not let EventSource knock again */
-        if (this.es) this.es.close();
-        this.es = null;
-        this.setStream('ended', 'finished');
+        /* the server ends the stream after a final state (and evaluations); do not let EventSource knock again */
+        if (!this.evaluationsPending()) this.endStream();
         this.resync();
       }
+    } else if (kind === 'evaluation') {
+      this.showEvaluation(data);
+      if (data.state === 'done' || data.state === 'failed') {
+        this.log(seq, data.finished_at, `evaluation ${data.id}: ${evaluationText(data)}`, data.state === 'done' ? 'evaluation' : 'failed');
+      }
+      if (FINAL.has(run.state) && !this.evaluationsPending()) this.endStream();
     } else if (kind === 'config') {
       const changed = data.changed || {};
       Object.assign(run.config, changed);
@@ -435,6 +447,86 @@ class RunView {
     const list = $('event-log');
     list.prepend(li);
     while (list.children.length > 100) list.lastElementChild.remove();
+  }
+
+  endStream() {
+    if (this.es) this.es.close();
+    this.es = null;
+    this.setStream('ended', 'finished');
+  }
+
+  /* ---- evaluations ---- */
+
+  async loadEvaluations() {
+    try {
+      const answer = await api(`${runPath(this.id)}/evaluations`, { signal: this.abort.signal });
+      if (this.closed) return;
+      for (const ev of answer.evaluations || []) this.showEvaluation(ev);
+    } catch (e) {
+      if (e.name !== 'AbortError' && !this.closed) errors.show(describe(e), 'view');
+    }
+  }
+
+  evaluationsPending() {
+    for (const ev of this.evals.values()) if (ev.state === 'queued' || ev.state === 'running') return true;
+    return false;
+  }
+
+  /* Add or update the row of an evaluation (newest first); an older answer never undoes a newer state. */
+  showEvaluation(ev) {
+    const ORDER = { queued: 0, running: 1, done: 2, failed: 2 };
+    const known = this.evals.get(ev.id);
+    if (known && ORDER[known.state] > ORDER[ev.state]) return;
+    this.evals.set(ev.id, ev);
+    const tbody = $('eval-table').tBodies[0];
+    let tr = tbody.querySelector(`tr[data-eval-id="${ev.id}"]`);
+    if (!tr) {
+      tr = el('tr', { 'data-eval-id': ev.id },
+        el('th', { scope: 'row', text: String(ev.id) }), el('td', {}, el('span', { class: 'badge' })),
+        el('td'), el('td'), el('td'), el('td'));
+      const newer = [...tbody.rows].find((r) => Number(r.dataset.evalId) < ev.id);
+      tbody.insertBefore(tr, newer || null);
+    }
+    tr.dataset.state = ev.state;
+    const badge = tr.cells[1].firstChild;
+    badge.textContent = ev.state;
+    badge.dataset.state = ev.state;
+    badge.title = ev.trigger === 'evaluate_every' ? 'started by evaluate_every' : 'requested';
+    const r = ev.result;
+    tr.cells[2].textContent = r ? String(r.epoch) : '—';
+    tr.cells[3].textContent = r ? `${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)}` : (ev.state === 'failed' ? ev.reason || 'failed' : '…');
+    tr.cells[3].title = r ? `test images ${r.split.test[0]}..${r.split.test[1] - 1}, validation ${r.split.validation[0]}..${r.split.validation[1] - 1} of ${r.data}; ${fmt(r.seconds, 2)} s` : '';
+    tr.cells[4].textContent = r ? fmt(r.sigma, 3) : '—';
+    tr.cells[5].textContent = Number(ev.samples).toLocaleString();
+    $('eval-empty').hidden = this.evals.size > 0;
+  }
+
+  async evaluate() {
+    const input = $('eval-samples');
+    const parsed = parseField({ name: 'samples', kind: 'int', min: 1, max: 100000 }, input.value);
+    setFieldError(input, parsed.error ? `samples ${parsed.error}` : '');
+    if (parsed.error) {
+      setStatus('eval-status', 'Fix the number of samples first.', 'error');
+      input.focus();
+      return;
+    }
+    const btn = $('btn-evaluate');
+    btn.disabled = true;
+    setStatus('eval-status', 'Queueing…');
+    try {
+      const ev = await api(`${runPath(this.id)}/evaluations`, { method: 'POST', body: { samples: parsed.value } });
+      if (this.closed) return;
+      this.showEvaluation(ev);
+      setStatus('eval-status', `Evaluation ${ev.id} queued: the worker runs it between two training iterations, or now if it is idle.`, 'ok');
+      /* a finished run's stream has ended: follow this evaluation's events */
+      if (!this.es) this.connect(this.lastSeq);
+    } catch (e) {
+      if (e instanceof ApiError && e.field === 'samples') setFieldError(input, e.detail || e.message);
+      setStatus('eval-status', describe(e), 'error');
+      errors.show(describe(e));
+    } finally {
+      this.render();
+    }
   }
 
   setStream(kind, text) {
@@ -521,10 +613,20 @@ class RunView {
     $('btn-stop').disabled = !(s === 'running' || s === 'queued' || s === 'paused');
     $('btn-delete').hidden = !FINAL.has(s);
     $('btn-delete').disabled = !FINAL.has(s);
+    /* an evaluation needs held-out images and a generator (made when training starts) */
+    const split = run.split;
+    const canEvaluate = !!(split && split.test) && (epoch > 0 || run.checkpoint_epoch != null || s === 'running');
+    $('btn-evaluate').disabled = !canEvaluate;
+    $('btn-evaluate').title = !split || !split.test
+      ? `data set ${c.dataset} holds out no images to evaluate on (gand.conf: [datasets] ${c.dataset}.holdout or ${c.dataset}.test)`
+      : (canEvaluate ? '' : 'the run has no generator yet');
+    $('eval-split').textContent = split && split.test
+      ? `Validation images ${split.validation[0]}–${split.validation[1] - 1} and test images ${split.test[0]}–${split.test[1] - 1} of ${split.data}; the run trains on images 0–${split.train[1] - 1} of ${split.train_data}.`
+      : `Data set ${c.dataset} holds out no images, so this run cannot be evaluated (gand.conf: [datasets] ${c.dataset}.holdout = N or ${c.dataset}.test = PATH).`;
     const ck = $('checkpoint-link');
     ck.hidden = run.checkpoint_epoch == null;
     if (run.checkpoint_epoch != null) {
-      ck.href = `${runPath(this.id)}/checkpoint`;
+      ck.href = withToken(`${runPath(this.id)}/checkpoint`);
       ck.textContent = `Checkpoint (epoch ${run.checkpoint_epoch})`;
     }
 
@@ -635,7 +737,7 @@ class RunView {
     const src = `${runPath(this.id)}/samples/${e}.png`;
     if (img.dataset.src !== src) {
       img.dataset.src = src;
-      img.src = src;
+      img.src = withToken(src);
       img.alt = `the fixed-noise grid saved at epoch ${e}`;
     }
     img.hidden = false;
@@ -718,6 +820,12 @@ class RunView {
   }
 }
 
+function evaluationText(ev) {
+  const r = ev.result;
+  if (!r) return ev.reason ? `failed: ${ev.reason}` : ev.state;
+  return `${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)} nats (σ ${fmt(r.sigma, 3)}, epoch ${r.epoch}, ${Number(r.samples).toLocaleString()} samples)`;
+}
+
 function pick(obj, keys) {
   const o = {};
   for (const k of keys) if (obj && k in obj) o[k] = obj[k];
@@ -735,6 +843,10 @@ $('edit-form').addEventListener('submit', (ev) => {
   if (view && view.run) view.applyEdit();
 });
 $('grid-slider').addEventListener('input', () => view && view.showEpochGrid());
+$('eval-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  if (view && view.run) view.evaluate();
+});
 $('zoom-reset').addEventListener('click', () => view && view.charts.setZoom(null));
 $('grid-epoch').addEventListener('error', async () => {
   const img = $('grid-epoch');
@@ -786,7 +898,8 @@ async function loadDatasets() {
     const keep = ds.value;
     ds.replaceChildren(...list.map((d) => el('option', {
       value: d.name,
-      text: `${d.name} (${Number(d.images).toLocaleString()} images, ${d.rows}×${d.cols})`,
+      text: `${d.name} (${Number(d.images).toLocaleString()} images${d.train_images !== undefined && d.train_images !== d.images
+        ? `, ${Number(d.train_images).toLocaleString()} to train on` : ''}, ${d.rows}×${d.cols})`,
     })));
     const want = keep || PRESETS[presetShown].dataset;
     if (list.some((d) => d.name === want)) ds.value = want;

@@ -61,8 +61,9 @@ function makeSmallDataset() {
 /* ---- gand ---- */
 
 function startGand(dataPath, listen = '127.0.0.1:0') {
-  const conf = join(tmp, 'gand.conf'); /* empty: no installed config leaks in */
-  writeFileSync(conf, '# browser test\n');
+  const conf = join(tmp, 'gand.conf'); /* no installed config leaks in */
+  writeFileSync(conf, '# browser test: the last 100 images of "small" are held out to evaluate on\n' +
+    '[datasets]\nsmall.holdout = 100\n');
   const args = ['serve', '--config', conf, '--listen', listen, '--state-dir', join(tmp, 'state'),
     '--data', `small=${dataPath}`, '--web-dir', webDir, '--device', 'cpu', '--log-level', 'info'];
   say(`starting ${gandBin} ${args.join(' ')}`);
@@ -281,6 +282,27 @@ async function main() {
   await page.waitForFunction(() => [...document.querySelectorAll('#event-log li')].some((li) => /^\S+ paused/.test(li.textContent)));
   check(await page.isEnabled('#btn-resume') && !(await page.isEnabled('#btn-pause')), 'buttons do not follow the paused state');
   say(`paused at ${await page.textContent('#run-progress-text')}`);
+
+  say('evaluate the paused run: queued, then its result arrives over the event stream');
+  check(/test images 450–499 of small\//.test(await page.textContent('#eval-split')),
+    `the evaluation panel names the held-out images as: ${await page.textContent('#eval-split')}`);
+  await page.fill('#eval-samples', '300');
+  const [evalReq, evalResp] = await Promise.all([
+    page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname.endsWith('/evaluations')),
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname.endsWith('/evaluations')),
+    page.click('#btn-evaluate'),
+  ]);
+  check(JSON.stringify(evalReq.postDataJSON()) === '{"samples":300}', `POST evaluations sent ${evalReq.postData()}`);
+  check(evalResp.status() === 202, `POST evaluations answered ${evalResp.status()}`);
+  await page.waitForFunction(() => {
+    const tr = document.querySelector('#eval-table tbody tr[data-eval-id="1"]');
+    return tr && tr.dataset.state === 'done';
+  });
+  const evalRow = await page.$eval('#eval-table tbody tr[data-eval-id="1"]', (tr) => [...tr.cells].map((c) => c.textContent));
+  check(/^-?[0-9.e+-]+ ± [0-9.e+-]+$/.test(evalRow[3]) && evalRow[5].replace(/\D/g, '') === '300',
+    `the evaluation row shows ${JSON.stringify(evalRow)}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#event-log li')].some((li) => /evaluation 1: .* nats/.test(li.textContent)));
+  say(`evaluation 1: ${evalRow.join(' | ')}`);
 
   say('the slider shows an older saved grid');
   await page.$eval('#grid-slider', (s) => {

@@ -330,7 +330,10 @@ class ServiceEndpoints(gandtest.DaemonTest):
                 ("get", "/api/v1/runs/{id}/metrics"), ("get", "/api/v1/runs/{id}/events"),
                 ("get", "/api/v1/runs/{id}/samples.png"),
                 ("get", "/api/v1/runs/{id}/samples/{epoch}.png"),
-                ("get", "/api/v1/runs/{id}/checkpoint")}
+                ("get", "/api/v1/runs/{id}/checkpoint"),
+                ("get", "/api/v1/runs/{id}/evaluations"), ("post", "/api/v1/runs/{id}/evaluations"),
+                ("get", "/api/v1/runs/{id}/evaluations/{n}"), ("get", "/api/v1/runs/{id}/samples"),
+                ("post", "/api/v1/runs/{id}/generate"), ("get", "/api/v1/runs/{id}/interpolate")}
         have = {(m, p) for p, ops in doc["paths"].items() for m in ops}
         self.assertEqual(want, have)
         # the documented config fields are exactly the ones a run has

@@ -69,7 +69,7 @@ class Settings(gandtest.DaemonTest):
             ("[limits]\nmax_runs = 5\nmax_runs = 6\n", 3, "max_runs", "twice"),
             ("[datasets]\nsmall = /nonexistent/x.gz\n", 2, "small", "cannot read"),
             ("[datasets]\nbad name = x\n", 2, "bad name", "A-Z a-z 0-9"),
-            ("[servr]\nlisten = 127.0.0.1:1\n", 2, "servr", "[server], [limits] and [datasets]"),
+            ("[servr]\nlisten = 127.0.0.1:1\n", 2, "servr", "[server], [limits], [tls] and [datasets]"),
             ("[server]\nthis is not a setting\n", 2, None, "syntax error"),
         ]
         for text, line, key, allowed in cases:
@@ -108,6 +108,53 @@ class Settings(gandtest.DaemonTest):
         p = subprocess.run([gandtest.GAND, "serve", "--bogus"], capture_output=True, text=True)
         self.assertEqual(p.returncode, 2)
 
+    def test_dataset_holdout_and_test_file(self):
+        """[datasets] NAME.holdout / NAME.test: checked, and reported by /api/v1/datasets."""
+        test_file = gandtest.make_small_dataset(os.path.join(self.dir, "t10k-idx3-ubyte.gz"), 100)
+        small = ["--data", "small=" + self.small]
+        cases = [  # (file, extra flags, file:line or None, named, allowed)
+            ("[datasets]\nsmall.holdout = -1\n", small, 2, "small.holdout", "0..100000000"),
+            ("[datasets]\nsmall.holdout = many\n", small, 2, "small.holdout", "0..100000000"),
+            ("[datasets]\nmnist.holdout = 5\nmnist.holdout = 6\n", [], 3, "mnist.holdout", "twice"),
+            ("[datasets]\nsmall.test = /nonexistent/t.gz\n", small, 2, "small.test", "cannot read"),
+            ("[datasets]\nbad name.holdout = 3\n", [], 2, "bad name", "A-Z a-z 0-9"),
+            ("[datasets]\nnothere.holdout = 10\n", [], None, "nothere.holdout",
+             "no data set 'nothere' is configured"),
+            ("[datasets]\nnothere.test = %s\n" % test_file, [], None, "nothere.test",
+             "no data set 'nothere' is configured"),
+            ("[datasets]\nsmall.holdout = 2000\n", small, None, "small.holdout",
+             "less than the 2000 images"),
+            ("[datasets]\nmnist.holdout = 10000\n", [], None, "mnist.holdout",
+             "less than the 10000 images"),
+        ]
+        for text, flags, line, key, allowed in cases:
+            with self.subTest(text=text):
+                path = self.conf(text)
+                rc, out, err = check("--config", path, *flags)
+                self.assertEqual(rc, 2, (out, err))
+                self.assertIn("%s:%d:" % (path, line) if line else path + ":", err)
+                self.assertIn(key, err)
+                self.assertIn(allowed, err)
+                self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+        # attributes before the path, or for a data set that --data names; relative paths
+        # are relative to the config file
+        path = self.conf("[datasets]\nsmall.holdout = 300\nother.test = t10k-idx3-ubyte.gz\n"
+                         "other = small-idx3-ubyte.gz\nmnist.test = %s\n" % test_file)
+        rc, out, err = check("--config", path, *small)
+        self.assertEqual(rc, 0, err)
+        d = self.daemon(config=path).start()
+        sets = {x["name"]: x for x in d.get_json("/api/v1/datasets")["datasets"]}
+        self.assertEqual((sets["small"]["train_images"], sets["small"]["split"]["validation"],
+                          sets["small"]["split"]["test"]), (1700, [1700, 1850], [1850, 2000]))
+        self.assertEqual((sets["other"]["train_images"], sets["other"]["test_images"],
+                          sets["other"]["split"]["data"], sets["other"]["split"]["validation"]),
+                         (2000, 100, "other/t10k-idx3-ubyte.gz", [0, 50]))
+        # the bundled digits with a test file: nothing of them is held out unless holdout says so
+        self.assertEqual((sets["mnist"]["train_images"], sets["mnist"]["holdout"],
+                          sets["mnist"]["split"]["test"]), (10000, 0, [50, 100]))
+        self.assertEqual(d.stop(), 0)
+
     def test_sighup_reload(self):
         path = self.conf("[limits]\nmax_body_bytes = 2048\nmax_connections = 32\n")
         d = self.daemon(config=path).start()
@@ -141,9 +188,14 @@ class Settings(gandtest.DaemonTest):
         self.assertEqual(d.stop(), 0)
 
     def test_non_loopback_listen_warns(self):
+        # without a token it is refused (test_security.py); with one, it warns about clear text
+        token = os.path.join(self.dir, "token")
+        with open(token, "w") as f:
+            f.write("0123456789abcdef0123\n")
+        os.chmod(token, 0o600)
         d = self.daemon()
         d.argv = lambda: [gandtest.GAND, "serve", "--listen", "0.0.0.0:%d" % d.port,
-                          "--state-dir", d.state_dir, "--device", "cpu"]
+                          "--state-dir", d.state_dir, "--device", "cpu", "--token-file", token]
         d.start()
         self.assertEqual(d.stop(), 0)
         warn = [l for l in d.log().splitlines() if "not a loopback address" in l]

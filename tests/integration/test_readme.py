@@ -5,6 +5,8 @@ Every ```sh block of the README's "## API" section is run, in order, by one
 which the README itself uses) set in the environment. A failing curl (-f) or a
 missing file fails the test; so does an endpoint of the API without an example.
 """
+import gzip
+import json
 import os
 import re
 import subprocess
@@ -35,7 +37,10 @@ class Readme(gandtest.DaemonTest):
                         r'-X POST "\$GAND\$RUN2?/pause"', r'-X POST "\$GAND\$RUN2?/resume"',
                         r'-X POST "\$GAND\$RUN2?/stop"', r'\$GAND\$RUN/metrics',
                         r'\$GAND\$RUN/events', r'\$GAND\$RUN/samples\.png',
-                        r'\$GAND\$RUN/samples/\d+\.png', r'\$GAND\$RUN/checkpoint']:
+                        r'\$GAND\$RUN/samples/\d+\.png', r'\$GAND\$RUN/checkpoint',
+                        r'-X POST "\$GAND\$RUN/evaluations"', r'curl -fsS "\$GAND\$EVAL"',
+                        r'curl -fsS "\$GAND\$RUN/evaluations"', r'\$GAND\$RUN/samples\?',
+                        r'-X POST "\$GAND\$RUN/generate', r'\$GAND\$RUN/interpolate\?']:
             self.assertRegex(script, pattern)
 
     def test_examples_run_as_written(self):
@@ -54,9 +59,22 @@ class Readme(gandtest.DaemonTest):
         self.assertEqual(p.returncode, 0, "the README's examples failed:\n" + out[-4000:])
         self.assertLess(time.time() - t0, 240)
         # what the examples say they make
-        pngs = {n: open(os.path.join(work, n), "rb").read() for n in ("samples.png", "epoch-3.png")}
+        pngs = {}
+        for n in ("samples.png", "epoch-3.png", "generated.png", "interpolation.png"):
+            with open(os.path.join(work, n), "rb") as f:
+                pngs[n] = f.read()
         self.assertEqual(gandtest.png_size(pngs["samples.png"]), gandtest.grid_size(64, 2))
         gandtest.png_size(pngs["epoch-3.png"])
+        self.assertEqual(gandtest.png_size(pngs["generated.png"]), gandtest.grid_size(2, 3))
+        self.assertEqual(gandtest.png_size(pngs["interpolation.png"]), ((10 * 29 + 1) * 2, 30 * 2))
+        with open(os.path.join(work, "pixels.json")) as f:
+            self.assertEqual([len(im) for im in json.load(f)["images"]], [784])
+        exported = [n for n in os.listdir(work) if n.endswith("-samples-1000-seed0-idx3-ubyte.gz")]
+        self.assertEqual(len(exported), 1, os.listdir(work))
+        with gzip.open(os.path.join(work, exported[0])) as f:
+            self.assertEqual(f.read(8), b"\x00\x00\x08\x03\x00\x00\x03\xe8")
+        self.assertIn('"state":"done"', p.stdout)
+        self.assertIn('"parzen_ll":', p.stdout)
         self.assertTrue([n for n in os.listdir(work) if n.endswith(".safetensors")],
                         os.listdir(work))
         self.assertIn("304", p.stdout.splitlines(), p.stdout[-3000:])

@@ -170,6 +170,46 @@ static void test_single_image_scale_1(void **state)
     free(png);
 }
 
+/* columns = n: one row of cells (an interpolation strip); columns 0 is the near-square grid. */
+static void test_strip_one_row(void **state)
+{
+    (void)state;
+    float *im = make_images();
+    uint8_t *png = NULL;
+    size_t len = 0;
+    gan_error err = {{0}, {0}};
+    int w, h;
+    gan_png_grid_size_cols(N, ROWS, COLS, N, SCALE, &w, &h);
+    assert_int_equal(w, (N * (COLS + 1) + 1) * SCALE);
+    assert_int_equal(h, (ROWS + 2) * SCALE);
+    assert_int_equal(gan_png_grid_encode_cols(im, N, ROWS, COLS, N, SCALE, &png, &len, &err), 0);
+    decoded d = decode(png, len);
+    assert_int_equal(d.width, w);
+    assert_int_equal(d.height, h);
+    for (int k = 0; k < N; k++) {
+        int x = k * (COLS + 1) + 1;
+        assert_int_equal(px(&d, x - 1, 1), 128); /* the gap before each cell */
+        if (k == 0)
+            assert_int_equal(px(&d, x, 1), 255);
+        if (k == 2)
+            assert_int_equal(px(&d, x, 1), 0);
+        if (k == 3)
+            assert_int_equal(px(&d, x, 1), 51);
+        if (k >= 5)
+            assert_int_equal(px(&d, x + 2, 1 + 1), 1 * COLS + 2);
+    }
+    free(d.pixels);
+    free(png);
+    gan_png_grid_size_cols(N, ROWS, COLS, 0, SCALE, &w, &h);
+    assert_int_equal(w, 50);
+    assert_int_equal(h, 32);
+    png = (uint8_t *)1;
+    assert_int_equal(gan_png_grid_encode_cols(im, N, ROWS, COLS, -1, SCALE, &png, &len, &err), -1);
+    assert_null(png);
+    assert_string_equal(err.field, "columns");
+    free(im);
+}
+
 static void expect_error(const float *im, int n, int rows, int cols, int scale, const char *field,
                          const char *word)
 {
@@ -274,6 +314,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_layout_and_values),
         cmocka_unit_test(test_single_image_scale_1),
+        cmocka_unit_test(test_strip_one_row),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_write_and_reread),
     };
