@@ -38,6 +38,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "daemon/commands.h"
 #include "daemon/log.h"
 #include "daemon/registry.h"
 #include "daemon/settings.h"
@@ -47,7 +48,6 @@
 #define GAND_VERSION "0"
 #endif
 
-int gand_cmd_serve(int argc, char **argv);
 
 enum { STATUS_EVERY_S = 5, DEFAULT_STALL_S = 120, LISTEN_BACKLOG = 128 };
 

@@ -6,6 +6,8 @@
 
 #include "gan/trainer.h"
 
+/* daemon/cmd_serve.c: the service (linked into the gand executable with the API) */
+int gand_cmd_serve(int argc, char **argv);
 int gand_cmd_train(int argc, char **argv);
 int gand_cmd_evaluate(int argc, char **argv);
 

@@ -14,8 +14,6 @@
 #define GAND_VERSION "0"
 #endif
 
-int gand_cmd_serve(int argc, char **argv); /* daemon/cmd_serve.c */
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: gand <command> [options]\n"
