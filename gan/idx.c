@@ -184,9 +184,9 @@ int gan_idx_parse_images(const uint8_t *buf, size_t len, gan_dataset *out, gan_e
     if (!out)
         return gan_fail(err, "data", "no dataset to fill (NULL)");
     memset(out, 0, sizeof *out);
-    const uint8_t *p;
-    size_t n;
-    uint8_t *owned;
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    uint8_t *owned = NULL;
     if (maybe_gunzip(buf, len, &p, &n, &owned, err) != 0)
         return -1;
     int rc = -1;
@@ -264,9 +264,9 @@ int gan_idx_parse_labels(const uint8_t *buf, size_t len, uint8_t **labels, int *
         return gan_fail(err, "data", "no label output (NULL)");
     *labels = NULL;
     *count = 0;
-    const uint8_t *p;
-    size_t n;
-    uint8_t *owned;
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    uint8_t *owned = NULL;
     if (maybe_gunzip(buf, len, &p, &n, &owned, err) != 0)
         return -1;
     int rc = -1;

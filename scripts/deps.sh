@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential meson ninja-build pkg-config
-            libopenblas-dev libpng-dev zlib1g-dev libcjson-dev
+            libopenblas-dev libopenblas-openmp-dev libpng-dev zlib1g-dev libcjson-dev
             libmicrohttpd-dev libsystemd-dev libinih-dev)
 test_pkgs=(libcmocka-dev python3 curl systemd dataset-fashion-mnist
            clang libclang-rt-14-dev libomp-dev valgrind)
