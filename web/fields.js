@@ -2,7 +2,7 @@
 // gan/config.c enforces, the presets' values, and form helpers.
 //
 // The server validates everything again; these checks only spare a round trip.
-// Keep PRESETS in step with gan/config.c (seed_defaults, preset_paper).
+// Keep PRESETS in step with gan/config.c (seed_defaults, preset_paper, preset_stable).
 
 export const FIELDS = [
   { name: 'batch_size', label: 'Batch size', kind: 'int', min: 1, max: 65536 },
@@ -41,6 +41,10 @@ export const PRESETS = {
   // pylearn2 mnist.yaml; its SGD momentum, uniform noise, input dropout and weight
   // ranges are not on this form and come with the preset.
   paper: { ...SEED, batch_size: 100, g_output: 'sigmoid', d_dropout: 0.5, lr_d: 0.1, lr_g: 0.1 },
+  // docs/stable-preset.md; its leaky ReLU, label smoothing and G init range come with the preset.
+  stable: {
+    ...SEED, batch_size: 32, epochs: 25, g_output: 'sigmoid', d_dropout: 0.5, lr_d: 0.0002, lr_g: 0.0002, beta1: 0.5,
+  },
 };
 
 export function rangeText(f) {

@@ -106,7 +106,8 @@ static void test_presets(void **state)
     (void)state;
     assert_string_equal(gan_config_presets[0], "seed");
     assert_string_equal(gan_config_presets[1], "paper");
-    assert_null(gan_config_presets[2]);
+    assert_string_equal(gan_config_presets[2], "stable");
+    assert_null(gan_config_presets[3]);
 
     /* paper: the pylearn2 configuration; a request may still override its fields */
     gan_config p;
@@ -126,6 +127,26 @@ static void test_presets(void **state)
     assert_true(fabs(gan_config_momentum_at(&p, 125) - 0.6) < 1e-12);
     assert_true(gan_config_momentum_at(&p, 400) == 0.7);
 
+    /* stable: the winner of docs/stable-preset.md; Adam, sigmoid output, G init ±0.1 */
+    gan_config st;
+    assert_int_equal(gan_config_from_json(&st, "{\"preset\":\"stable\",\"seed\":3}", 0, &perr), 0);
+    assert_string_equal(st.preset, "stable");
+    assert_int_equal(st.batch_size, 32);
+    assert_int_equal(st.epochs, 25);
+    assert_int_equal(st.seed, 3);
+    assert_int_equal(st.optimizer, GAN_OPT_ADAM);
+    assert_int_equal(st.g_output, GAN_G_OUTPUT_SIGMOID);
+    assert_int_equal(st.g_activation, GAN_G_ACT_LEAKY_RELU);
+    assert_int_equal(st.noise, GAN_NOISE_NORMAL);
+    assert_true(st.lr_d == 2e-4 && st.lr_g == 2e-4 && st.beta1 == 0.5 && st.beta2 == 0.999);
+    assert_true(st.d_dropout == 0.5 && st.d_input_dropout == 0 && st.d_final_dropout == 0);
+    assert_true(st.label_smoothing == 0.1 && st.g_init_range == 0.1 && st.d_init_range == 0);
+    assert_int_equal(st.latent_dim, 100);
+    assert_int_equal(st.g_hidden, 1200);
+    assert_int_equal(st.d_units, 240);
+    assert_int_equal(st.d_pieces, 5);
+    assert_int_equal(gan_config_validate(&st, &perr), 0);
+
     gan_config c = seed_config(), before = c;
     gan_error err;
     assert_int_equal(gan_config_preset(&c, "paper-typo", &err), -1);
@@ -136,7 +157,7 @@ static void test_presets(void **state)
 
     assert_int_equal(parse_one(&c, "preset", "\"nope\"", &err), -1);
     assert_string_equal(err.field, "preset");
-    assert_contains(err.message, "known presets are: seed, paper");
+    assert_contains(err.message, "known presets are: seed, paper, stable");
     assert_int_equal(parse_one(&c, "preset", "3", &err), -1);
     assert_string_equal(err.field, "preset");
     assert_contains(err.message, "\"seed\"");
