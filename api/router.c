@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "api/route_match.h"
 
 typedef struct route {
     const char *method;
@@ -46,55 +47,7 @@ static const route routes[] = {
     {"POST", "/api/v1/runs/{id}/generate", h_run_generate},
     {"GET", "/api/v1/runs/{id}/interpolate", h_run_interpolate},
 };
-enum { N_ROUTES = sizeof routes / sizeof routes[0], MAX_PARAMS = 4, MAX_PATH = 2048 };
-
-/*
- * Match path against pattern; captured parameters are copied into buf (NUL-
- * separated) and pointed to by params. Returns false on no match.
- */
-static bool match(const char *pattern, const char *path, char *buf, size_t buf_len,
-                  const char **params)
-{
-    int np = 0;
-    size_t used = 0;
-    const char *p = pattern, *u = path;
-    if (*p != '/' || *u != '/')
-        return false;
-    p++;
-    u++;
-    for (;;) {
-        size_t plen = strcspn(p, "/"), ulen = strcspn(u, "/");
-        if (plen == 2 && strncmp(p, "**", 2) == 0) {
-            size_t rest = strlen(u);
-            if (rest == 0 || used + rest + 1 > buf_len || np == MAX_PARAMS)
-                return false;
-            memcpy(buf + used, u, rest + 1);
-            params[np++] = buf + used;
-            return true;
-        }
-        if (plen > 1 && p[0] == '{') {
-            const char *close = memchr(p, '}', plen);
-            size_t suffix = close ? plen - (size_t)(close + 1 - p) : 0;
-            if (!close || ulen <= suffix || strncmp(u + ulen - suffix, close + 1, suffix) != 0)
-                return false;
-            size_t cap = ulen - suffix;
-            if (used + cap + 1 > buf_len || np == MAX_PARAMS)
-                return false;
-            memcpy(buf + used, u, cap);
-            buf[used + cap] = '\0';
-            params[np++] = buf + used;
-            used += cap + 1;
-        } else if (plen != ulen || strncmp(p, u, plen) != 0) {
-            return false;
-        }
-        p += plen;
-        u += ulen;
-        if (*p == '\0' || *u == '\0')
-            return *p == '\0' && *u == '\0';
-        p++; /* both at '/' */
-        u++;
-    }
-}
+enum { N_ROUTES = sizeof routes / sizeof routes[0], MAX_PATH = 2048 };
 
 static bool method_is(const char *method, const char *route_method)
 {
@@ -113,12 +66,12 @@ static void add_allow(char *allow, size_t len, const char *m)
 enum MHD_Result api_route(api_request *req)
 {
     char buf[MAX_PATH];
-    const char *params[MAX_PARAMS + 1] = {0};
+    const char *params[API_ROUTE_MAX_PARAMS + 1] = {0};
     char allow[128] = "";
     if (strlen(req->url) >= MAX_PATH)
         return api_problem(req, 404, "not-found", NULL, "no such resource (the path is too long)");
     for (size_t i = 0; i < N_ROUTES; i++) {
-        if (!match(routes[i].pattern, req->url, buf, sizeof buf, params))
+        if (!api_path_match(routes[i].pattern, req->url, buf, sizeof buf, params))
             continue;
         if (method_is(req->method, routes[i].method))
             return routes[i].handler(req, params);

@@ -1,0 +1,70 @@
+/*
+ * tests/fuzz/fuzz_route.c — the route matcher of api/ on hostile paths.
+ *
+ * The input is "PATTERN\nPATH" (or just a PATH, matched against every
+ * pattern of the route table's shapes). Checks: no out-of-bounds access
+ * (ASan), captured parameters are NUL-terminated substrings of the path
+ * that contain no '/' unless captured by "**", and a match is stable
+ * (matching again gives the same captures).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/route_match.h"
+#include "tests/fuzz/fuzz_check.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* the shapes of gand's route patterns (api/router.c) */
+static const char *const shapes[] = {
+    "/",
+    "/static/**",
+    "/healthz",
+    "/api/v1/runs",
+    "/api/v1/runs/{id}",
+    "/api/v1/runs/{id}/pause",
+    "/api/v1/runs/{id}/samples.png",
+    "/api/v1/runs/{id}/samples/{epoch}.png",
+    "/api/v1/runs/{id}/evaluations/{n}",
+};
+
+static void check(const char *pattern, const char *path)
+{
+    char buf[512], buf2[512];
+    const char *params[API_ROUTE_MAX_PARAMS + 1] = {0}, *params2[API_ROUTE_MAX_PARAMS + 1] = {0};
+    if (!api_path_match(pattern, path, buf, sizeof buf, params))
+        return;
+    FUZZ_CHECK(api_path_match(pattern, path, buf2, sizeof buf2, params2), "a match is not stable");
+    bool rest = strstr(pattern, "**") != NULL;
+    for (int i = 0; i < API_ROUTE_MAX_PARAMS && params[i]; i++) {
+        FUZZ_CHECK(params[i] >= buf && params[i] < buf + sizeof buf, "param %d outside buf", i);
+        size_t len = strlen(params[i]);
+        FUZZ_CHECK(len > 0, "empty capture %d", i);
+        FUZZ_CHECK(strstr(path, params[i]) != NULL, "capture %d is not part of the path", i);
+        FUZZ_CHECK(rest || !strchr(params[i], '/'), "capture %d crosses a segment", i);
+        FUZZ_CHECK(params2[i] && strcmp(params[i], params2[i]) == 0, "capture %d differs", i);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > 4096)
+        return 0;
+    char *text = malloc(size + 1);
+    if (!text)
+        return 0;
+    memcpy(text, data, size);
+    text[size] = '\0'; /* an embedded NUL just ends the string early, as in a C path */
+    char *nl = strchr(text, '\n');
+    if (nl) {
+        *nl = '\0';
+        check(text, nl + 1);
+    } else {
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check(shapes[i], text);
+    }
+    free(text);
+    return 0;
+}
