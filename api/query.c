@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "api/internal.h"
+#include "api/parse_int.h"
 
 typedef struct unknown_scan {
     const char *const *allowed;
@@ -64,10 +65,8 @@ enum MHD_Result api_query_int(api_request *req, const char *name, int64_t min, i
         *ok = true;
         return MHD_YES;
     }
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno || end == v || *end || isspace((unsigned char)v[0]) || n < min || n > max) {
+    int64_t n;
+    if (!api_parse_int64(v, min, max, &n)) {
         *ok = false;
         return api_problem(req, 422, "invalid-field", name,
                            "%s must be an integer in %" PRId64 "..%" PRId64 ", got '%.40s'", name,

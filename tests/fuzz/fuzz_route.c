@@ -5,13 +5,17 @@
  * pattern of the route table's shapes). Checks: no out-of-bounds access
  * (ASan), captured parameters are NUL-terminated substrings of the path
  * that contain no '/' unless captured by "**", and a match is stable
- * (matching again gives the same captures).
+ * (matching again gives the same captures). Every input is also parsed as
+ * a query integer: what is accepted must print back to the same text.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/parse_int.h"
 #include "api/route_match.h"
 #include "tests/fuzz/fuzz_check.h"
 
@@ -57,6 +61,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(text, data, size);
     text[size] = '\0'; /* an embedded NUL just ends the string early, as in a C path */
+    int64_t v;
+    if (api_parse_int64(text, INT64_MIN, INT64_MAX, &v)) {
+        /* accepted text is a sign and digits only, and its value prints back and reparses */
+        const char *d = text + (text[0] == '+' || text[0] == '-');
+        FUZZ_CHECK(*d != '\0' && strspn(d, "0123456789") == strlen(d), "'%s' accepted", text);
+        char back[32];
+        int64_t again;
+        snprintf(back, sizeof back, "%" PRId64, v);
+        FUZZ_CHECK(api_parse_int64(back, INT64_MIN, INT64_MAX, &again) && again == v,
+                   "'%s' does not reparse", back);
+        FUZZ_CHECK(!api_parse_int64(text, v == INT64_MAX ? v : v + 1, INT64_MAX, &again),
+                   "'%s' is above its own value", text);
+    }
     char *nl = strchr(text, '\n');
     if (nl) {
         *nl = '\0';
