@@ -2,7 +2,6 @@
  * daemon/cmd_evaluate.c — `gand evaluate`: the Parzen-window estimate of a
  * checkpoint's generator on a data set's held-out images, as one JSON line.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,19 +23,6 @@ static void usage(FILE *f)
                "the Parzen-window log-likelihood of the data set's held-out test images, sigma\n"
                "chosen on its validation images (Goodfellow et al. 2014). The last --holdout\n"
                "images (default 2000 for the bundled set) are split in half: validation, test.\n");
-}
-
-static long parse_long(const char *opt, const char *s, long lo, long hi, int *bad)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) {
-        fprintf(stderr, "gand evaluate: %s must be an integer in %ld..%ld, got '%s'\n", opt, lo, hi,
-                s);
-        *bad = 1;
-    }
-    return v;
 }
 
 int gand_cmd_evaluate(int argc, char **argv)
@@ -62,13 +48,13 @@ int gand_cmd_evaluate(int argc, char **argv)
             data_path = optarg;
             break;
         case 'H':
-            holdout = parse_long("--holdout", optarg, 0, 100000000, &bad);
+            bad |= !gand_option_long("evaluate", "--holdout", optarg, 0, 100000000, &holdout);
             break;
         case 's':
-            samples = parse_long("--samples", optarg, 1, 100000, &bad);
+            bad |= !gand_option_long("evaluate", "--samples", optarg, 1, 100000, &samples);
             break;
         case 'S':
-            seed = parse_long("--seed", optarg, 0, LONG_MAX, &bad);
+            bad |= !gand_option_long("evaluate", "--seed", optarg, 0, LONG_MAX, &seed);
             break;
         case 'D':
             device = optarg;

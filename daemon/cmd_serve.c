@@ -48,7 +48,6 @@
 #define GAND_VERSION "0"
 #endif
 
-
 enum { STATUS_EVERY_S = 5, DEFAULT_STALL_S = 120, LISTEN_BACKLOG = 128 };
 
 static void usage(FILE *f)

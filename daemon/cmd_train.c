@@ -162,31 +162,17 @@ int gand_cmd_train(int argc, char **argv)
         case 'o':
             out_dir = optarg;
             break;
-        case 'e': {
-            char *end;
-            errno = 0;
-            epochs = strtol(optarg, &end, 10);
-            if (errno || *end || epochs < 1 || epochs > 1000000) {
-                fprintf(stderr, "gand train: --epochs must be an integer in 1..1000000, got '%s'\n",
-                        optarg);
+        case 'e':
+            if (!gand_option_long("train", "--epochs", optarg, 1, 1000000, &epochs))
                 return 2;
-            }
             break;
-        }
         case 'D':
             device = optarg;
             break;
-        case 'H': {
-            char *end;
-            errno = 0;
-            holdout = strtol(optarg, &end, 10);
-            if (errno || *end || holdout < 0 || holdout > 100000000) {
-                fprintf(stderr, "gand train: --holdout must be a non-negative integer, got '%s'\n",
-                        optarg);
+        case 'H':
+            if (!gand_option_long("train", "--holdout", optarg, 0, 100000000, &holdout))
                 return 2;
-            }
             break;
-        }
         case 'h':
             usage(stdout);
             return 0;

@@ -8,8 +8,10 @@
 
 static atomic_int threshold = GAND_LOG_INFO;
 
-static const char *const names[] = {[GAND_LOG_ERR] = "err",   [GAND_LOG_WARNING] = "warning",
-                                    [GAND_LOG_NOTICE] = "notice", [GAND_LOG_INFO] = "info",
+static const char *const names[] = {[GAND_LOG_ERR] = "err",
+                                    [GAND_LOG_WARNING] = "warning",
+                                    [GAND_LOG_NOTICE] = "notice",
+                                    [GAND_LOG_INFO] = "info",
                                     [GAND_LOG_DEBUG] = "debug"};
 
 void gand_log(int level, const char *fmt, ...)

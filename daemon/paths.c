@@ -1,5 +1,7 @@
 #include "daemon/paths.h"
+#include "daemon/commands.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -21,4 +23,18 @@ int gand_data_file(const char *name, char *out, size_t len)
 int gand_default_dataset_path(char *out, size_t len)
 {
     return gand_data_file(GAND_DEFAULT_IMAGES, out, len);
+}
+
+bool gand_option_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "gand %s: %s must be an integer in %ld..%ld, got '%s'\n", cmd, opt, lo, hi,
+                s);
+        return false;
+    }
+    *out = v;
+    return true;
 }

@@ -599,6 +599,33 @@ static int queue_position_locked(const gand_registry *reg, const run *r)
 
 /* ---- JSON -------------------------------------------------------------- */
 
+/* name: the string, or null when it is empty */
+static void add_string_or_null(cJSON *o, const char *name, const char *value)
+{
+    if (value[0])
+        cJSON_AddStringToObject(o, name, value);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+/* name: the number, or null when absent */
+static void add_number_or_null(cJSON *o, const char *name, bool present, double value)
+{
+    if (present)
+        cJSON_AddNumberToObject(o, name, value);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+/* name: the item (taken), or null when there is none */
+static void add_item_or_null(cJSON *o, const char *name, cJSON *item)
+{
+    if (item)
+        cJSON_AddItemToObject(o, name, item);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
 static void add_time(cJSON *o, const char *name, int64_t ms)
 {
     if (ms > 0) {
@@ -662,10 +689,7 @@ static cJSON *eval_cjson(const run *r, const evaluation *e)
     cJSON_AddNumberToObject(o, "id", e->id);
     cJSON_AddStringToObject(o, "run", r->id);
     cJSON_AddStringToObject(o, "state", eval_state_names[e->state]);
-    if (e->reason[0])
-        cJSON_AddStringToObject(o, "reason", e->reason);
-    else
-        cJSON_AddNullToObject(o, "reason");
+    add_string_or_null(o, "reason", e->reason);
     cJSON_AddStringToObject(o, "trigger", e->automatic ? "evaluate_every" : "request");
     cJSON_AddNumberToObject(o, "samples", e->samples);
     cJSON_AddNumberToObject(o, "seed", (double)e->seed);
@@ -705,44 +729,27 @@ static cJSON *run_cjson_locked(const gand_registry *reg, const run *r)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", r->id);
     cJSON_AddStringToObject(o, "state", state_names[r->state]);
-    if (r->reason[0])
-        cJSON_AddStringToObject(o, "reason", r->reason);
-    else
-        cJSON_AddNullToObject(o, "reason");
+    add_string_or_null(o, "reason", r->reason);
     cJSON_AddItemToObject(o, "config", config_cjson(&r->cfg));
     cJSON_AddNumberToObject(o, "epoch", r->nmetrics);
     cJSON_AddNumberToObject(o, "iteration", r->iteration);
     cJSON_AddNumberToObject(o, "iterations_per_epoch", run_iterations_per_epoch_locked(reg, r));
-    if (r->nmetrics > 0)
-        cJSON_AddItemToObject(o, "last_metrics", metrics_cjson(&r->metrics[r->nmetrics - 1]));
-    else
-        cJSON_AddNullToObject(o, "last_metrics");
+    add_item_or_null(o, "last_metrics",
+                     r->nmetrics > 0 ? metrics_cjson(&r->metrics[r->nmetrics - 1]) : NULL);
     add_time(o, "created_at", r->created_at);
     add_time(o, "started_at", r->started_at);
     add_time(o, "updated_at", r->updated_at);
     add_time(o, "finished_at", r->finished_at);
     int pos = queue_position_locked(reg, r);
-    if (pos > 0)
-        cJSON_AddNumberToObject(o, "queue_position", pos);
-    else
-        cJSON_AddNullToObject(o, "queue_position");
-    if (r->device[0])
-        cJSON_AddStringToObject(o, "device", r->device);
-    else
-        cJSON_AddNullToObject(o, "device");
+    add_number_or_null(o, "queue_position", pos > 0, pos);
+    add_string_or_null(o, "device", r->device);
     cJSON *se = cJSON_AddArrayToObject(o, "samples_epochs");
     for (int i = 0; i < r->nsamples; i++)
         cJSON_AddItemToArray(se, cJSON_CreateNumber(r->samples[i]));
-    if (r->checkpoint_epoch >= 0)
-        cJSON_AddNumberToObject(o, "checkpoint_epoch", r->checkpoint_epoch);
-    else
-        cJSON_AddNullToObject(o, "checkpoint_epoch");
+    add_number_or_null(o, "checkpoint_epoch", r->checkpoint_epoch >= 0, r->checkpoint_epoch);
     cJSON_AddItemToObject(o, "split", split_cjson(dataset_find(reg, r->cfg.dataset)));
     const evaluation *e = last_done_locked(r);
-    if (e)
-        cJSON_AddItemToObject(o, "last_evaluation", eval_cjson(r, e));
-    else
-        cJSON_AddNullToObject(o, "last_evaluation");
+    add_item_or_null(o, "last_evaluation", e ? eval_cjson(r, e) : NULL);
     return o;
 }
 
@@ -759,10 +766,7 @@ static char *run_file_json_locked(const run *r)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", r->id);
     cJSON_AddStringToObject(o, "state", state_names[r->state]);
-    if (r->reason[0])
-        cJSON_AddStringToObject(o, "reason", r->reason);
-    else
-        cJSON_AddNullToObject(o, "reason");
+    add_string_or_null(o, "reason", r->reason);
     cJSON_AddItemToObject(o, "config", config_cjson(&r->cfg));
     add_time(o, "created_at", r->created_at);
     add_time(o, "started_at", r->started_at);
@@ -770,14 +774,8 @@ static char *run_file_json_locked(const run *r)
     add_time(o, "finished_at", r->finished_at);
     add_time(o, "queued_at", r->queued_at);
     cJSON_AddNumberToObject(o, "epoch", r->nmetrics);
-    if (r->checkpoint_epoch >= 0)
-        cJSON_AddNumberToObject(o, "checkpoint_epoch", r->checkpoint_epoch);
-    else
-        cJSON_AddNullToObject(o, "checkpoint_epoch");
-    if (r->device[0])
-        cJSON_AddStringToObject(o, "device", r->device);
-    else
-        cJSON_AddNullToObject(o, "device");
+    add_number_or_null(o, "checkpoint_epoch", r->checkpoint_epoch >= 0, r->checkpoint_epoch);
+    add_string_or_null(o, "device", r->device);
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     return s;
@@ -812,10 +810,7 @@ static char *state_event_data_locked(const run *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "state", state_names[r->state]);
-    if (r->reason[0])
-        cJSON_AddStringToObject(o, "reason", r->reason);
-    else
-        cJSON_AddNullToObject(o, "reason");
+    add_string_or_null(o, "reason", r->reason);
     cJSON_AddNumberToObject(o, "epoch", r->nmetrics);
     add_time(o, "at", now_ms());
     return print_and_delete(o);
