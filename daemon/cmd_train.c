@@ -63,7 +63,7 @@ static int render_grid(gan_trainer *t, const char *dir, int epoch, gan_error *er
         gan_fail(err, "", "out of memory rendering samples");
         goto out;
     }
-    if (gan_trainer_download_generator(t, g, err) != 0)
+    if (gan_trainer_download_sampler(t, g, err) != 0)
         goto out;
     gan_fill_noise(cfg, cfg->seed, GK_PURPOSE_FIXED, FIXED_SAMPLES, z);
     if (gan_generate(cfg, g, z, FIXED_SAMPLES, img, err) != 0)
@@ -101,7 +101,7 @@ static int evaluate(gan_trainer *t, gk_backend *be, const gan_dataset *ds, const
     if (!g)
         return gan_fail(err, "", "out of memory");
     gan_parzen_result r;
-    int rc = gan_trainer_download_generator(t, g, err);
+    int rc = gan_trainer_download_sampler(t, g, err);
     if (rc == 0)
         rc = gan_evaluate_parzen(be, cfg, g, ds, split, 10000, cfg->seed, &r, err);
     free(g);

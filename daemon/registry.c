@@ -1890,7 +1890,7 @@ static g_snapshot *snapshot_from_trainer(gan_trainer *t, const gan_config *cfg, 
         gan_fail(err, "", "out of memory copying the generator");
         return NULL;
     }
-    if (gan_trainer_download_generator(t, s->params, err) != 0) {
+    if (gan_trainer_download_sampler(t, s->params, err) != 0) {
         snapshot_release(s);
         return NULL;
     }

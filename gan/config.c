@@ -220,6 +220,7 @@ static const field_desc fields[] = {
     ROW_INT(momentum_epochs, 0, 1000000, 0),
     ROW_DBL(lr_decay, false, 1, 2, false, 0),
     ROW_DBL(lr_min, false, 0, 10, false, 0),
+    ROW_DBL(g_ema, false, 0, 1, true, 0),
 };
 enum { N_FIELDS = sizeof fields / sizeof fields[0] };
 

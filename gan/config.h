@@ -63,6 +63,7 @@ typedef struct gan_config {
     int momentum_epochs;           /* 0..1000000 (0: momentum stays), default 250 */
     double lr_decay;               /* [1, 2]: lr_t = max(lr / lr_decay^t, lr_min), default 1 */
     double lr_min;                 /* [0, 10], default 0 */
+    double g_ema;                  /* [0, 1): decay of an average of G's weights, 0 = none */
 } gan_config;
 
 /* Bits naming fields, for patches: which changed, and the mutable set. */

@@ -65,6 +65,7 @@ struct gan_trainer {
     size_t g_n, d_n;
     float *g_p, *g_g, *g_m, *g_v;
     float *d_p, *d_g, *d_m, *d_v;
+    float *g_e; /* average of G's weights (cfg.g_ema > 0), else NULL */
     gan_tensor_info g_t[6], d_t[6];
 
     batch_buffers b;
@@ -430,6 +431,13 @@ static void generator_step(gan_trainer *t, int B)
     generator_loss_grad(t, B);
     t->g_steps++;
     optimizer_update(t, t->g_p, t->g_g, t->g_m, t->g_v, t->g_n, t->cfg.lr_g, t->g_steps);
+    if (t->g_e) {
+        /* the decay ramps up as (1 + t)/(10 + t) (TensorFlow's num_updates), so
+         * the average does not drag the random initial weights along for long */
+        double ramp = (1.0 + (double)t->g_steps) / (10.0 + (double)t->g_steps);
+        double decay = t->cfg.g_ema < ramp ? t->cfg.g_ema : ramp;
+        t->be->ops->lerp(t->be, t->g_e, t->g_p, t->g_n, (float)(1.0 - decay));
+    }
 }
 
 /* ---- epochs ------------------------------------------------------------- */
@@ -512,6 +520,8 @@ gan_trainer *gan_trainer_new(gk_backend *be, const gan_config *cfg, const gan_da
     t->d_m = ALLOC_F(t->d_n);
     t->d_v = ALLOC_F(t->d_n);
     t->acc = ALLOC_F(ACC_COUNT);
+    if (cfg->g_ema > 0)
+        t->g_e = ALLOC_F(t->g_n);
     if (check(t, err) != 0 || !t->perm_host) {
         if (!err || !err->message[0])
             gan_fail(err, "", "out of memory");
@@ -533,6 +543,8 @@ gan_trainer *gan_trainer_new(gk_backend *be, const gan_config *cfg, const gan_da
         if (bound > 0)
             be->ops->fill_uniform(be, base + ti->offset, n, rng, -bound, bound);
     }
+    if (t->g_e)
+        be->ops->copy(be, t->g_e, t->g_p, t->g_n * sizeof(float));
     if (start_epoch(t) != 0 || check(t, err) != 0) {
         gan_trainer_free(t);
         return NULL;
@@ -547,7 +559,7 @@ void gan_trainer_free(gan_trainer *t)
     gk_backend *be = t->be;
     batch_free(be, &t->b);
     void *ptrs[] = {t->pixels, t->perm, t->g_p, t->g_g, t->g_m, t->g_v,
-                    t->d_p,    t->d_g,  t->d_m, t->d_v, t->acc};
+                    t->d_p,    t->d_g,  t->d_m, t->d_v, t->acc, t->g_e};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         if (ptrs[i])
             be->ops->free(be, ptrs[i]);
@@ -669,6 +681,12 @@ int gan_trainer_download_generator(gan_trainer *t, float *host, gan_error *err)
     return check(t, err);
 }
 
+int gan_trainer_download_sampler(gan_trainer *t, float *host, gan_error *err)
+{
+    t->be->ops->download(t->be, host, t->g_e ? t->g_e : t->g_p, t->g_n * sizeof(float));
+    return check(t, err);
+}
+
 int gan_trainer_download_discriminator(gan_trainer *t, float *host, gan_error *err)
 {
     t->be->ops->download(t->be, host, t->d_p, t->d_n * sizeof(float));
@@ -678,6 +696,13 @@ int gan_trainer_download_discriminator(gan_trainer *t, float *host, gan_error *e
 /* ---- checkpoints ------------------------------------------------------- */
 
 #define CKPT_FORMAT "gand-checkpoint-1"
+
+/* "generator.linear_1.weight" → "generator_ema.linear_1.weight" */
+static void ema_name(char *out, size_t len, const char *name)
+{
+    const char *dot = strchr(name, '.');
+    snprintf(out, len, "generator_ema%s", dot ? dot : "");
+}
 #define OPT_G_M(t)                                                                                 \
     ((t)->cfg.optimizer == GAN_OPT_ADAM ? "optimizer.generator.exp_avg"                            \
                                         : "optimizer.generator.momentum_buffer")
@@ -688,7 +713,7 @@ int gan_trainer_download_discriminator(gan_trainer *t, float *host, gan_error *e
 int gan_trainer_save(gan_trainer *t, const char *path, gan_error *err)
 {
     gk_backend *be = t->be;
-    size_t total = 3 * (t->g_n + t->d_n) + ACC_COUNT;
+    size_t total = 3 * (t->g_n + t->d_n) + ACC_COUNT + (t->g_e ? t->g_n : 0);
     float *host = malloc(total * sizeof(float));
     if (!host)
         return gan_fail(err, "checkpoint", "out of memory saving a checkpoint");
@@ -701,19 +726,27 @@ int gan_trainer_save(gan_trainer *t, const char *path, gan_error *err)
     be->ops->download(be, dm, t->d_m, t->d_n * sizeof(float));
     be->ops->download(be, dv, t->d_v, t->d_n * sizeof(float));
     be->ops->download(be, acc, t->acc, ACC_COUNT * sizeof(float));
+    float *ge = acc + ACC_COUNT;
+    if (t->g_e)
+        be->ops->download(be, ge, t->g_e, t->g_n * sizeof(float));
     if (check(t, err) != 0) {
         free(host);
         return -1;
     }
-    gan_st_tensor ts[17];
+    gan_st_tensor ts[23];
     int n = 0;
-    for (int net = 0; net < 2; net++) {
-        const gan_tensor_info *ti = net == 0 ? t->g_t : t->d_t;
-        const float *base = net == 0 ? g : d;
+    for (int net = 0; net < 3; net++) {
+        if (net == 2 && !t->g_e)
+            break;
+        const gan_tensor_info *ti = net == 1 ? t->d_t : t->g_t;
+        const float *base = net == 0 ? g : net == 1 ? d : ge;
         for (int i = 0; i < 6; i++) {
             gan_st_tensor *s = &ts[n++];
             memset(s, 0, sizeof *s);
-            snprintf(s->name, sizeof s->name, "%s", ti[i].name);
+            if (net == 2)
+                ema_name(s->name, sizeof s->name, ti[i].name);
+            else
+                snprintf(s->name, sizeof s->name, "%s", ti[i].name);
             s->dtype = GAN_F32;
             s->ndim = ti[i].cols ? 2 : 1;
             s->shape[0] = ti[i].rows;
@@ -843,6 +876,13 @@ int gan_trainer_load(gan_trainer *t, const char *path, gan_error *err)
         gan_fail(err, "checkpoint", "checkpoint %s holds a model of other sizes", path);
         goto out;
     }
+    if ((saved.g_ema > 0) != (t->cfg.g_ema > 0)) {
+        gan_fail(err, "checkpoint",
+                 "checkpoint %s %s an average of G's weights (g_ema); this run %s", path,
+                 saved.g_ema > 0 ? "keeps" : "lacks",
+                 t->cfg.g_ema > 0 ? "needs one" : "keeps none");
+        goto out;
+    }
     if (meta_int(&f, "epoch", 0, 100000000, &epoch, err) ||
         meta_int(&f, "iteration", 0, 100000000, &iteration, err) ||
         meta_int(&f, "epoch_batch_size", 1, 65536, &batch, err) ||
@@ -865,6 +905,14 @@ int gan_trainer_load(gan_trainer *t, const char *path, gan_error *err)
             if (load_tensor(t, &f, ti[i].name, base + ti[i].offset,
                             (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1), err))
                 goto out;
+    }
+    for (int i = 0; i < 6 && t->g_e; i++) {
+        char name[GAN_ST_NAME_MAX];
+        ema_name(name, sizeof name, t->g_t[i].name);
+        if (load_tensor(t, &f, name, t->g_e + t->g_t[i].offset,
+                        (size_t)t->g_t[i].rows * (size_t)(t->g_t[i].cols ? t->g_t[i].cols : 1),
+                        err))
+            goto out;
     }
     if (load_tensor(t, &f, OPT_G_M(t), t->g_m, t->g_n, err) ||
         load_tensor(t, &f, OPT_D_M(t), t->d_m, t->d_n, err) ||
@@ -1013,14 +1061,24 @@ int gan_checkpoint_read_generator(const char *path, const gan_config *cfg, float
     int rc = 0;
     if (!out)
         rc = gan_fail(err, "checkpoint", "out of memory reading %s", path);
+    /* a run that averages G's weights samples from the average (when the
+     * file has it: a plain state_dict from elsewhere has generator.* only) */
+    char first[GAN_ST_NAME_MAX];
+    ema_name(first, sizeof first, ti[0].name);
+    bool ema = cfg->g_ema > 0 && gan_st_find(&f, first) != NULL;
     for (int i = 0; i < 6 && rc == 0; i++) {
-        const gan_st_tensor *s = gan_st_find(&f, ti[i].name);
+        char name[GAN_ST_NAME_MAX];
+        if (ema)
+            ema_name(name, sizeof name, ti[i].name);
+        else
+            snprintf(name, sizeof name, "%s", ti[i].name);
+        const gan_st_tensor *s = gan_st_find(&f, name);
         size_t want = (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1);
         if (!s)
-            rc = gan_fail(err, "checkpoint", "%s lacks tensor '%s'", path, ti[i].name);
+            rc = gan_fail(err, "checkpoint", "%s lacks tensor '%s'", path, name);
         else if (s->dtype != GAN_F32 || s->nbytes != want * sizeof(float))
             rc = gan_fail(err, "checkpoint", "%s: tensor '%s' has %zu bytes, expected %zu", path,
-                          ti[i].name, s->nbytes, want * sizeof(float));
+                          name, s->nbytes, want * sizeof(float));
         else
             memcpy(out + ti[i].offset, s->data, s->nbytes);
     }

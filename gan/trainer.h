@@ -94,6 +94,11 @@ int gan_trainer_finish_epoch(gan_trainer *t, gan_epoch_metrics *m, gan_error *er
 
 /* Copy G's flat parameters to host memory (gan_generator_param_count floats). */
 int gan_trainer_download_generator(gan_trainer *t, float *host, gan_error *err);
+/*
+ * Copy the G to sample from to host memory: the average of G's weights when
+ * the run keeps one (g_ema > 0), else G's weights themselves.
+ */
+int gan_trainer_download_sampler(gan_trainer *t, float *host, gan_error *err);
 /* Copy D's flat parameters to host memory (for tests and tools). */
 int gan_trainer_download_discriminator(gan_trainer *t, float *host, gan_error *err);
 
@@ -144,7 +149,8 @@ int gan_trainer_set_params(gan_trainer *t, const float *g_host, const float *d_h
 
 /*
  * Read G's flat parameters from a checkpoint (gand's or any safetensors
- * file with the generator.* tensors of cfg's sizes). *g is malloc'd
+ * file with the generator.* tensors of cfg's sizes); with cfg->g_ema > 0 the
+ * average (generator_ema.*) when the file has it. *g is malloc'd
  * (gan_generator_param_count floats); *epoch gets the checkpoint's completed
  * epochs (0 when the file does not say).
  */

@@ -146,6 +146,8 @@ typedef struct gk_backend_ops {
     void (*fill)(gk_backend *be, float *x, size_t n, float value);
     /* y[i] = a·x[i] + y[i] */
     void (*axpy)(gk_backend *be, float *y, const float *x, size_t n, float a);
+    /* y[i] += w·(x[i] − y[i]): one step of an exponential moving average of x */
+    void (*lerp)(gk_backend *be, float *y, const float *x, size_t n, float w);
 
     /*
      * Max-norm constraint (pylearn2's max_col_norm, on PyTorch's row-major

@@ -338,6 +338,14 @@ static void cpu_axpy(gk_backend *be, float *y, const float *x, size_t n, float a
         y[i] += a * x[i];
 }
 
+static void cpu_lerp(gk_backend *be, float *y, const float *x, size_t n, float w)
+{
+    (void)be;
+    GK_PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        y[i] += w * (x[i] - y[i]);
+}
+
 static void cpu_clip_row_norms(gk_backend *be, float *W, int rows, int cols, float max_norm)
 {
     (void)be;
@@ -398,6 +406,7 @@ static const gk_backend_ops cpu_ops = {
     .sum = cpu_sum,
     .fill = cpu_fill,
     .axpy = cpu_axpy,
+    .lerp = cpu_lerp,
     .mark_nonfinite = cpu_mark_nonfinite,
     .clip_row_norms = cpu_clip_row_norms,
 };

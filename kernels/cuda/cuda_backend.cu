@@ -442,6 +442,12 @@ static __global__ void axpy_kernel(float *y, const float *x, size_t n, float a)
     y[i] += a * x[i];
 }
 
+static __global__ void lerp_kernel(float *y, const float *x, size_t n, float w)
+{
+    GRID_STRIDE(i, n)
+    y[i] += w * (x[i] - y[i]);
+}
+
 /* ---- ops ------------------------------------------------------------------ */
 
 static void *cuda_alloc(gk_backend *be, size_t bytes)
@@ -748,6 +754,15 @@ static void cuda_axpy(gk_backend *be, float *y, const float *x, size_t n, float 
     LAUNCH_CHECK(be, "axpy_kernel");
 }
 
+static void cuda_lerp(gk_backend *be, float *y, const float *x, size_t n, float w)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    lerp_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(y, x, n, w);
+    LAUNCH_CHECK(be, "lerp_kernel");
+}
+
 static void cuda_clip_row_norms(gk_backend *be, float *W, int rows, int cols, float max_norm)
 {
     cuda_ctx *c = live_ctx(be);
@@ -803,6 +818,7 @@ static const gk_backend_ops cuda_ops = {
     .sum = cuda_sum,
     .fill = cuda_fill,
     .axpy = cuda_axpy,
+    .lerp = cuda_lerp,
     .clip_row_norms = cuda_clip_row_norms,
     .mark_nonfinite = cuda_mark_nonfinite,
     .set_tf32 = cuda_set_tf32,

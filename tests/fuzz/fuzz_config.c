@@ -52,6 +52,7 @@ static void check_same(const gan_config *a, const gan_config *b)
     SAME(momentum_epochs);
     SAME(lr_decay);
     SAME(lr_min);
+    SAME(g_ema);
 #undef SAME
 #undef SAME_STR
 }

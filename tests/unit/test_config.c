@@ -215,6 +215,7 @@ static const range_case range_cases[] = {
     {"momentum_epochs", "0", "1000000", "-1", "1000001", "an integer in 0..1000000"},
     {"lr_decay", "1", "2", "0.9999999999999999", "2.0000000000000004", "a number in [1, 2]"},
     {"lr_min", "0", "10", "-5e-324", "10.000000000000002", "a number in [0, 10]"},
+    {"g_ema", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},
 };
 enum { N_RANGE_CASES = sizeof range_cases / sizeof range_cases[0] };
 

@@ -282,6 +282,83 @@ static void test_paper_preset_resumes(void **state)
     free(g2);
 }
 
+/*
+ * g_ema: the sampler is the average of G's weights, not G's weights; it
+ * survives a checkpoint exactly; a checkpoint's reader hands out the average.
+ */
+static void test_generator_average(void **state)
+{
+    (void)state;
+    gan_config c = tiny_config();
+    c.batch_size = 20;
+    c.g_ema = 0.9;
+    gan_dataset ds = prefix(100); /* 5 iterations an epoch */
+    gan_error err;
+    size_t gn = gan_generator_param_count(&c);
+    float *g = malloc(gn * 4), *avg = malloc(gn * 4), *want = malloc(gn * 4),
+          *avg2 = malloc(gn * 4);
+
+    /* by hand: the average after k G steps, from the raw weights of each step */
+    gan_trainer *a = gan_trainer_new(be, &c, &ds, &err);
+    assert_non_null(a);
+    gan_trainer_download_generator(a, want, &err);
+    for (int k = 1; k <= 7; k++) {
+        run_until(a, k / 5, k % 5);
+        gan_trainer_download_generator(a, g, &err);
+        double ramp = (1.0 + k) / (10.0 + k), decay = ramp < 0.9 ? ramp : 0.9;
+        for (size_t i = 0; i < gn; i++)
+            want[i] += (float)(1.0 - decay) * (g[i] - want[i]);
+    }
+    gan_trainer_download_sampler(a, avg, &err);
+    double diff = 0, off = 0;
+    for (size_t i = 0; i < gn; i++) {
+        diff = fmax(diff, fabs((double)avg[i] - want[i]));
+        off = fmax(off, fabs((double)avg[i] - g[i]));
+    }
+    assert_true(diff < 1e-6); /* the same float steps, up to contraction */
+    assert_true(off > 1e-4);  /* and not the raw weights */
+
+    /* checkpoint at epoch 1, iteration 2 (= 7 steps); resume and compare */
+    char path[] = "/tmp/gand-test-ckpt-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(gan_trainer_save(a, path, &err), 0);
+    float *read = NULL;
+    int epoch = -1;
+    assert_int_equal(gan_checkpoint_read_generator(path, &c, &read, &epoch, &err), 0);
+    assert_memory_equal(read, avg, gn * 4);
+    free(read);
+    gan_config plain = c;
+    plain.g_ema = 0;
+    assert_int_equal(gan_checkpoint_read_generator(path, &plain, &read, &epoch, &err), 0);
+    assert_memory_equal(read, g, gn * 4);
+    free(read);
+
+    run_until(a, 3, 0);
+    gan_trainer_download_sampler(a, avg, &err);
+    gan_trainer *b = gan_trainer_new(be, &c, &ds, &err);
+    assert_int_equal(gan_trainer_load(b, path, &err), 0);
+    run_until(b, 3, 0);
+    gan_trainer_download_sampler(b, avg2, &err);
+    assert_memory_equal(avg, avg2, gn * 4);
+
+    /* a checkpoint without the average does not load into a run that keeps one */
+    gan_trainer *p = gan_trainer_new(be, &plain, &ds, &err);
+    assert_int_equal(gan_trainer_save(p, path, &err), 0);
+    assert_int_equal(gan_trainer_load(b, path, &err), -1);
+    assert_non_null(strstr(err.message, "g_ema"));
+
+    gan_trainer_free(p);
+    gan_trainer_free(a);
+    gan_trainer_free(b);
+    unlink(path);
+    free(g);
+    free(avg);
+    free(avg2);
+    free(want);
+}
+
 static void test_checkpoint_of_other_model_rejected(void **state)
 {
     (void)state;
@@ -397,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_d_loss_gradient_all_dropouts),
         cmocka_unit_test(test_paper_preset_resumes),
         cmocka_unit_test(test_resume_identity),
+        cmocka_unit_test(test_generator_average),
         cmocka_unit_test(test_checkpoint_of_other_model_rejected),
         cmocka_unit_test(test_discriminator_learns),
         cmocka_unit_test(test_batch_larger_than_data),
