@@ -3,7 +3,9 @@
  *
  * /healthz answers 200 while the process serves; "status" is "ok", or
  * "stalled" when the worker's heartbeat has not advanced within the watchdog
- * interval (the main thread decides that, and stops pinging systemd).
+ * interval (the main thread decides that, and stops pinging systemd). The
+ * listener opens before the worker has opened its backend (a CUDA context
+ * can take seconds): until then the answer is 503 with status "starting".
  */
 #include <cjson/cJSON.h>
 #include <string.h>
@@ -28,9 +30,9 @@ enum MHD_Result h_healthz(api_request *req, const char *const *params)
     char backend[64] = "", device[256] = "", why[512] = "";
     registry_backend_info(req->api->reg, backend, sizeof backend, device, sizeof device, why,
                           sizeof why);
-    bool stalled = atomic_load(&req->api->worker_stalled);
+    bool stalled = atomic_load(&req->api->worker_stalled), starting = backend[0] == '\0';
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "status", stalled ? "stalled" : "ok");
+    cJSON_AddStringToObject(o, "status", starting ? "starting" : stalled ? "stalled" : "ok");
     cJSON_AddStringToObject(o, "version", GAND_VERSION);
     cJSON_AddStringToObject(o, "backend", backend);
     cJSON_AddStringToObject(o, "device", device);
@@ -39,7 +41,7 @@ enum MHD_Result h_healthz(api_request *req, const char *const *params)
     cJSON_AddNumberToObject(o, "uptime_s", (double)(time(NULL) - req->api->started));
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    return api_send_json(req, 200, text);
+    return api_send_json(req, starting ? 503 : 200, text);
 }
 
 enum MHD_Result h_datasets(api_request *req, const char *const *params)

@@ -147,7 +147,7 @@ int gand_cmd_train(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},    {"epochs", required_argument, NULL, 'e'},
         {"device", required_argument, NULL, 'D'}, {"holdout", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    const char *config_path = NULL, *data_path = NULL, *out_dir = "gand-train", *device = "auto";
+    const char *config_path = NULL, *data_path = NULL, *out_dir = "gand-train", *device = NULL;
     long epochs = -1, holdout = -1;
     int c;
     optind = 1;
@@ -252,6 +252,8 @@ int gand_cmd_train(int argc, char **argv)
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", out_dir);
 
     char why[512];
+    if (!device) /* --device wins over the config's device */
+        device = gan_device_name(cfg.device);
     gk_backend *be = gk_backend_open(device, why, sizeof why);
     if (!be) {
         fprintf(stderr, "gand train: %s\n", why);

@@ -240,8 +240,9 @@ struct gand_registry {
     atomic_int_least64_t eval_started_ms; /* monotonic start of the running evaluation, 0 = none */
     int evals_queued;                     /* queued evaluations, all runs */
     int64_t next_eval_seq;
-    run *current;   /* the run the worker holds, or NULL */
-    gk_backend *be; /* the worker's */
+    run *current;       /* the run the worker holds, or NULL */
+    gk_backend *be;     /* the worker's, opened for `device_req` */
+    gk_backend *be_alt; /* the other backend, opened for the first run that names it */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -1750,6 +1751,32 @@ static void eval_store(run *r, eval_lines *l)
 }
 
 /*
+ * The backend a run trains and evaluates on (worker thread only): the
+ * worker's own for device "auto" or when it is the named one; otherwise the
+ * other backend, opened on first use and kept, since a CUDA context belongs
+ * to the thread that made it and is slow to make.
+ */
+static gk_backend *run_backend(gand_registry *reg, const gan_config *cfg, gan_error *err)
+{
+    const char *want = gan_device_name(cfg->device);
+    if (cfg->device == GAN_DEVICE_AUTO || strcmp(reg->be->ops->name, want) == 0)
+        return reg->be;
+    if (reg->be_alt && strcmp(reg->be_alt->ops->name, want) == 0)
+        return reg->be_alt;
+    char why[512];
+    gk_backend *be = gk_backend_open(want, why, sizeof why);
+    if (!be) {
+        gan_fail(err, "device", "device %s: %s", want, why);
+        return NULL;
+    }
+    log_info("worker: %s (%s) for runs that name device %s", why, be->device, want);
+    if (reg->be_alt)
+        gk_backend_close(reg->be_alt);
+    reg->be_alt = be;
+    return be;
+}
+
+/*
  * Run the oldest queued evaluation of any run (worker thread only: it uses
  * the backend). Returns false when none is queued.
  */
@@ -1807,9 +1834,10 @@ static bool worker_evaluate_next(gand_registry *reg)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (s || run_generator(reg, r, &s, &err) == REG_OK) {
         const gan_dataset *ds = worker_eval_dataset(reg, dataset, &d, &err);
-        if (ds)
-            rc = gan_evaluate_parzen(reg->be, &s->cfg, s->params, ds, &d->split, samples, seed,
-                                     &res, &err);
+        gk_backend *be = ds ? run_backend(reg, &s->cfg, &err) : NULL;
+        if (be)
+            rc = gan_evaluate_parzen(be, &s->cfg, s->params, ds, &d->split, samples, seed, &res,
+                                     &err);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     atomic_store(&reg->eval_started_ms, 0);
@@ -2095,7 +2123,13 @@ static int worker_build(worker_run *w, gan_error *err)
                  cfg.batch_size, train.count, cfg.dataset);
         return -1;
     }
-    w->t = gan_trainer_new(reg->be, &cfg, &train, err);
+    gk_backend *be = run_backend(reg, &cfg, err);
+    if (!be)
+        return -1;
+    pthread_mutex_lock(&reg->lock);
+    str_printf(r->device, sizeof r->device, "%s", be->device);
+    pthread_mutex_unlock(&reg->lock);
+    w->t = gan_trainer_new(be, &cfg, &train, err);
     if (!w->t)
         return -1;
     w->saved_epoch = w->saved_iteration = -1;
@@ -2161,7 +2195,7 @@ static void worker_train(gand_registry *reg, run *r)
         return;
     }
     log_info("run %s: training from epoch %d, iteration %d on %s", r->id, gan_trainer_epoch(w.t),
-             gan_trainer_iteration(w.t), reg->be_device);
+             gan_trainer_iteration(w.t), r->device);
 
     for (;;) {
         bool leave, shutdown, apply = false, evaluate;
@@ -2282,7 +2316,6 @@ static run *worker_pick(gand_registry *reg)
         best->cfg_dirty = false;
         if (!best->started_at)
             best->started_at = now_ms();
-        str_printf(best->device, sizeof best->device, "%s", reg->be_device);
         reg->current = best;
         pending_files p = prepare_files_locked(reg, best, true);
         pthread_mutex_unlock(&reg->lock);
@@ -2333,6 +2366,13 @@ static void *worker_main(void *arg)
         worker_train(reg, r);
         pthread_mutex_lock(&reg->lock);
         run_put_locked(r);
+        if (reg->be_alt && gk_backend_error(reg->be_alt)) {
+            /* reopened when a run next names it */
+            log_warning("worker: closing the %s backend after: %s", reg->be_alt->ops->name,
+                        gk_backend_error(reg->be_alt));
+            gk_backend_close(reg->be_alt);
+            reg->be_alt = NULL;
+        }
         if (gk_backend_error(reg->be)) {
             /* a failed device context is not trusted for the next run */
             pthread_mutex_unlock(&reg->lock);
@@ -2363,7 +2403,9 @@ static void *worker_main(void *arg)
     }
     if (reg->be)
         gk_backend_close(reg->be);
-    reg->be = NULL;
+    if (reg->be_alt)
+        gk_backend_close(reg->be_alt);
+    reg->be = reg->be_alt = NULL;
     return NULL;
 }
 
@@ -2591,6 +2633,32 @@ static reg_status limit_error(const gand_registry *reg, gan_error *err)
     return REG_LIMIT;
 }
 
+/*
+ * A run's device and precision against what this daemon has: refused now
+ * rather than failed later. Whether a CUDA device answers is known only when
+ * the worker's own backend went looking for one (device_req auto or cuda).
+ */
+static int check_device_locked(gand_registry *reg, const gan_config *cfg, gan_error *err)
+{
+    bool cuda_built = strstr(gk_backends_built(), "cuda") != NULL;
+    if (cfg->device == GAN_DEVICE_CUDA && !cuda_built)
+        return gan_fail(err, "device",
+                        "device cuda: this gand was built without CUDA (backends built: %s)",
+                        gk_backends_built());
+    if (!reg->worker_ready)
+        return 0;
+    bool looked = strcmp(reg->device_req, "cpu") != 0;
+    if (cfg->device == GAN_DEVICE_CUDA && looked && strcmp(reg->be_name, "cpu") == 0)
+        return gan_fail(err, "device", "device cuda: no CUDA device is available (%s)",
+                        reg->be_why);
+    bool on_cpu = cfg->device == GAN_DEVICE_CPU ||
+                  (cfg->device == GAN_DEVICE_AUTO && strcmp(reg->be_name, "cpu") == 0);
+    if (cfg->precision == GAN_PRECISION_TF32 && on_cpu)
+        return gan_fail(err, "precision",
+                        "precision tf32 needs the cuda backend; this run would train on the cpu");
+    return 0;
+}
+
 reg_status registry_create_run(gand_registry *reg, const char *body, size_t len, char **run_json,
                                char *id_out, size_t id_len, gan_error *err)
 {
@@ -2601,7 +2669,7 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
         return REG_INVALID;
 
     pthread_mutex_lock(&reg->lock);
-    if (check_dataset_locked(reg, &cfg, err) != 0) {
+    if (check_dataset_locked(reg, &cfg, err) != 0 || check_device_locked(reg, &cfg, err) != 0) {
         pthread_mutex_unlock(&reg->lock);
         return REG_INVALID;
     }

@@ -165,12 +165,14 @@ static const char *const g_output_names[] = {"relu", "sigmoid", NULL};
 static const char *const g_loss_names[] = {"nonsaturating", "minimax", NULL};
 static const char *const noise_names[] = {"normal", "uniform", NULL};
 static const char *const precision_names[] = {"fp32", "tf32", NULL};
+static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
 static const char *const g_activation_names[] = {"relu", "leaky_relu", NULL};
 static const char *const optimizer_names[] = {"adam", "sgd", NULL};
 
 _Static_assert(sizeof(gan_g_output) == sizeof(int) && sizeof(gan_g_loss) == sizeof(int) &&
                    sizeof(gan_noise) == sizeof(int) && sizeof(gan_precision) == sizeof(int) &&
-                   sizeof(gan_g_activation) == sizeof(int) && sizeof(gan_optimizer) == sizeof(int),
+                   sizeof(gan_g_activation) == sizeof(int) &&
+                   sizeof(gan_optimizer) == sizeof(int) && sizeof(gan_device) == sizeof(int),
                "enum fields are stored and read as int");
 
 #define OFF(member) offsetof(gan_config, member)
@@ -206,6 +208,7 @@ static const field_desc fields[] = {
     ROW_INT(checkpoint_every, 1, 1000000, GAN_F_CHECKPOINT_EVERY),
     ROW_INT(evaluate_every, 0, 1000000, GAN_F_EVALUATE_EVERY),
     ROW_ENUM(precision, precision_names, 0),
+    ROW_ENUM(device, device_names, 0),
     ROW_ENUM(noise, noise_names, 0),
     ROW_DBL(d_input_dropout, false, 0, 1, true, 0),
     ROW_DBL(d_final_dropout, false, 0, 1, true, 0),
@@ -757,6 +760,11 @@ const char *gan_g_loss_name(gan_g_loss l)
 {
     return (unsigned)l < sizeof g_loss_names / sizeof g_loss_names[0] - 1 ? g_loss_names[l]
                                                                           : "invalid";
+}
+
+const char *gan_device_name(gan_device d)
+{
+    return device_names[d];
 }
 
 double gan_config_lr_at(const gan_config *c, double lr, int64_t step)

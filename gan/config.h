@@ -21,6 +21,7 @@ typedef enum gan_g_output { GAN_G_OUTPUT_RELU, GAN_G_OUTPUT_SIGMOID } gan_g_outp
 typedef enum gan_g_loss { GAN_G_LOSS_NONSATURATING, GAN_G_LOSS_MINIMAX } gan_g_loss;
 typedef enum gan_g_activation { GAN_G_ACT_RELU, GAN_G_ACT_LEAKY_RELU } gan_g_activation;
 typedef enum gan_precision { GAN_PRECISION_FP32, GAN_PRECISION_TF32 } gan_precision;
+typedef enum gan_device { GAN_DEVICE_AUTO, GAN_DEVICE_CPU, GAN_DEVICE_CUDA } gan_device;
 typedef enum gan_noise { GAN_NOISE_NORMAL, GAN_NOISE_UNIFORM } gan_noise;
 typedef enum gan_optimizer { GAN_OPT_ADAM, GAN_OPT_SGD } gan_optimizer;
 
@@ -46,6 +47,7 @@ typedef struct gan_config {
     int checkpoint_every;       /* 1..1000000 epochs, default 5 */
     int evaluate_every;         /* 0..1000000 epochs (0 = never), default 0 */
     gan_precision precision;    /* "fp32" | "tf32" (CUDA tensor cores for sgemm), default fp32 */
+    gan_device device;          /* "auto" (the daemon's backend) | "cpu" | "cuda", default auto */
 
     /* The rest exists for preset "paper" (pylearn2's mnist.yaml) and the search
      * for preset "stable"; the seed defaults leave each one inactive. */
@@ -118,6 +120,8 @@ const char *gan_field_name(unsigned bit);
 
 const char *gan_g_output_name(gan_g_output o);
 const char *gan_g_loss_name(gan_g_loss l);
+/* "auto", "cpu" or "cuda": the backend name gk_backend_open takes. */
+const char *gan_device_name(gan_device d);
 
 /* Negative slope of G's hidden activation: 0 for relu, 0.2 for leaky_relu. */
 float gan_config_g_slope(const gan_config *c);

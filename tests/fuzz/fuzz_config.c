@@ -53,6 +53,7 @@ static void check_same(const gan_config *a, const gan_config *b)
     SAME(lr_decay);
     SAME(lr_min);
     SAME(g_ema);
+    SAME(device);
 #undef SAME
 #undef SAME_STR
 }

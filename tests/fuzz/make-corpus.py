@@ -45,7 +45,7 @@ SEED = {
     "checkpoint_every": 5, "evaluate_every": 0, "noise": "normal", "d_input_dropout": 0,
     "d_final_dropout": 0, "g_activation": "relu", "label_smoothing": 0, "g_init_range": 0,
     "d_init_range": 0, "optimizer": "adam", "momentum": 0.5, "momentum_final": 0.7,
-    "momentum_epochs": 250, "lr_decay": 1, "lr_min": 0, "g_ema": 0,
+    "momentum_epochs": 250, "lr_decay": 1, "lr_min": 0, "g_ema": 0, "device": "auto",
 }
 
 write("fuzz_config", {

@@ -192,6 +192,30 @@ class LifeOfARun(gandtest.DaemonTest):
         self.assertGreaterEqual(rb["started_at"], ra["finished_at"])
         self.assertEqual(d.stop(), 0)
 
+    def test_run_names_its_device(self):
+        d = self.daemon().start()
+        h = d.get_json("/healthz")
+        rid = d.create_run(config(epochs=1, device="cpu"))
+        run = d.wait_for(rid, lambda x: x["state"] == "completed", what="completed")
+        self.assertEqual(run["config"]["device"], "cpu")
+        self.assertEqual(run["device"], h["device"], "the run says which device trained it")
+        self.assertEqual(d.run(d.create_run(config(epochs=1)))["config"]["device"], "auto")
+
+        # a run that asks for cuda where there is none: refused at once when gand has no
+        # CUDA built in, else (this daemon was told --device cpu and never looked for a GPU)
+        # it fails when it starts, saying why
+        r = d.request("POST", "/api/v1/runs", config(epochs=1, device="cuda"))
+        if "cuda" not in h["backends_built"]:
+            self.assertProblem(r, 422, "device")
+            self.assertIn("built without CUDA", r.json()["detail"])
+        else:
+            self.assertEqual(r.status, 201, r)
+            run = d.wait_for(r.json()["id"], lambda x: x["state"] in ("failed", "completed"),
+                             what="cuda run settled")
+            if run["state"] == "failed":
+                self.assertIn("device cuda", run["reason"])
+        self.assertEqual(d.stop(), 0)
+
 
 class BadInput(gandtest.DaemonTest):
     def test_every_bad_input_gets_a_problem(self):
@@ -219,6 +243,11 @@ class BadInput(gandtest.DaemonTest):
             ("POST", "/api/v1/runs", b'{"preset": "fast"}', J, 422, "preset"),
             ("POST", "/api/v1/runs", b'{"dataset": "nosuch"}', J, 422, "dataset"),
             ("POST", "/api/v1/runs", b'{"dataset": "../etc"}', J, 422, "dataset"),
+            ("POST", "/api/v1/runs", b'{"device": "gpu"}', J, 422, "device"),
+            # this daemon trains on the cpu: tf32 is refused at creation
+            ("POST", "/api/v1/runs", b'{"precision": "tf32"}', J, 422, "precision"),
+            ("POST", "/api/v1/runs", b'{"device": "cpu", "precision": "tf32"}', J, 422,
+             "precision"),
             ("PATCH", run, b'{"latent_dim": 3}', MP, 422, "latent_dim"),
             ("PATCH", run, b'{"lr_g": null}', MP, 422, "lr_g"),
             ("GET", run + "/samples.png?n=0", None, {}, 422, "n"),

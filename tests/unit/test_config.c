@@ -210,6 +210,7 @@ static const range_case range_cases[] = {
     {"d_max_norm", "0", "100", "-5e-324", "100.00000000000001", "a number in [0, 100]"},
     {"d_init_range", "0", "10", "-5e-324", "10.000000000000002", "a number in [0, 10]"},
     {"optimizer", "\"adam\"", "\"sgd\"", "\"Adam\"", "\"rmsprop\"", "\"adam\", \"sgd\""},
+    {"device", "\"auto\"", "\"cuda\"", "\"GPU\"", "\"gpu\"", "\"auto\", \"cpu\", \"cuda\""},
     {"momentum", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},
     {"momentum_final", "0", "0.9999999999999999", "-5e-324", "1", "a number in [0, 1)"},
     {"momentum_epochs", "0", "1000000", "-1", "1000001", "an integer in 0..1000000"},
