@@ -1,17 +1,26 @@
 /*
- * api/handlers_system.c — /healthz, /api/v1/datasets and /api/v1/openapi.json.
+ * api/handlers_system.c — /healthz, /api/v1/datasets, /api/v1/presets and
+ * /api/v1/openapi.json.
  *
  * /healthz answers 200 while the process serves; "status" is "ok", or
  * "stalled" when the worker's heartbeat has not advanced within the watchdog
  * interval (the main thread decides that, and stops pinging systemd). The
  * listener opens before the worker has opened its backend (a CUDA context
  * can take seconds): until then the answer is 503 with status "starting".
+ *
+ * /api/v1/presets serves each preset's full config as gan/config.c makes it
+ * (the dashboard fills its form from it, so there is no second copy of the
+ * values), in the order of gan_config_presets.
  */
 #include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "api/internal.h"
+#include "gan/config.h"
 #include "kernels/backend.h"
 
 #ifndef GAND_VERSION
@@ -73,4 +82,131 @@ enum MHD_Result h_openapi(api_request *req, const char *const *params)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, "\"openapi-" GAND_VERSION "\"");
     }
     return api_send(req, 200, resp);
+}
+
+/* ---- presets ------------------------------------------------------------------------------ */
+
+/* One line on each preset; the values themselves come from gan/config.c. */
+static const struct {
+    const char *name, *description;
+} preset_descriptions[] = {
+    {"seed", "the reference run of DESIGN §1 (Adam 1e-3, batch 1024, 500 epochs)"},
+    {"paper",
+     "Goodfellow et al.'s pylearn2 configuration (SGD with momentum, dropout, sigmoid output)"},
+    {"stable", "digits of all ten classes in a short CPU run (docs/stable-preset.md)"},
+};
+
+static const char *preset_description(const char *name)
+{
+    for (size_t i = 0; i < sizeof preset_descriptions / sizeof preset_descriptions[0]; i++)
+        if (strcmp(preset_descriptions[i].name, name) == 0)
+            return preset_descriptions[i].description;
+    return "";
+}
+
+/* {"name", "description", "config": every field as a run's config shows it}, or NULL. */
+static cJSON *preset_cjson(const char *name)
+{
+    gan_config c;
+    if (gan_config_preset(&c, name, NULL) < 0)
+        return NULL;
+    char *text = gan_config_to_json(&c);
+    cJSON *config = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    cJSON *o = config ? cJSON_CreateObject() : NULL;
+    if (!o) {
+        cJSON_Delete(config);
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddStringToObject(o, "description", preset_description(name));
+    cJSON_AddItemToObject(o, "config", config);
+    return o;
+}
+
+/*
+ * A preset answer: the same for the life of the binary, so it carries an ETag
+ * (FNV-1a of the body) and Cache-Control: no-cache, and answers 304 to it.
+ */
+static enum MHD_Result send_preset_json(api_request *req, cJSON *o)
+{
+    char *json = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!json)
+        return api_problem(req, 500, "internal", NULL, "out of memory building the presets");
+    size_t len = strlen(json);
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)json[i]) * 1099511628211ull;
+    char etag[40];
+    snprintf(etag, sizeof etag, "\"presets-%016" PRIx64 "\"", h);
+    const char *const cache[] = {MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache", NULL};
+    if (api_if_none_match(req, etag)) {
+        cJSON_free(json);
+        return api_send_not_modified(req, etag, cache);
+    }
+    char *text = malloc(len + 2); /* ends with a newline, like api_send_json */
+    if (!text) {
+        cJSON_free(json);
+        return api_problem(req, 500, "internal", NULL, "out of memory building the presets");
+    }
+    memcpy(text, json, len);
+    text[len] = '\n';
+    text[len + 1] = '\0';
+    cJSON_free(json);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len + 1, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return api_send(req, 200, NULL);
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    return api_send(req, 200, resp);
+}
+
+enum MHD_Result h_presets(api_request *req, const char *const *params)
+{
+    (void)params;
+    bool ok;
+    enum MHD_Result rc = api_check_query(req, no_params, &ok);
+    if (!ok)
+        return rc;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = o ? cJSON_AddArrayToObject(o, "presets") : NULL;
+    for (size_t i = 0; list && gan_config_presets[i]; i++) {
+        cJSON *p = preset_cjson(gan_config_presets[i]);
+        if (!p) {
+            cJSON_Delete(o);
+            return api_problem(req, 500, "internal", NULL, "cannot build preset '%s'",
+                               gan_config_presets[i]);
+        }
+        cJSON_AddItemToArray(list, p);
+    }
+    if (!list) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return send_preset_json(req, o);
+}
+
+enum MHD_Result h_preset_get(api_request *req, const char *const *params)
+{
+    bool ok;
+    enum MHD_Result rc = api_check_query(req, no_params, &ok);
+    if (!ok)
+        return rc;
+    const char *name = params[0];
+    for (size_t i = 0; gan_config_presets[i]; i++)
+        if (strcmp(gan_config_presets[i], name) == 0)
+            return send_preset_json(req, preset_cjson(name));
+    char known[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; gan_config_presets[i] && used < sizeof known; i++)
+        used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "",
+                                 gan_config_presets[i]);
+    return api_problem(req, 404, "not-found", NULL,
+                       "no preset named '%.60s'; the known presets are: %s (GET /api/v1/presets)",
+                       name, known);
 }

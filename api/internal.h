@@ -132,6 +132,8 @@ enum MHD_Result h_healthz(api_request *req, const char *const *params);
 enum MHD_Result h_metrics(api_request *req, const char *const *params);
 enum MHD_Result h_openapi(api_request *req, const char *const *params);
 enum MHD_Result h_datasets(api_request *req, const char *const *params);
+enum MHD_Result h_presets(api_request *req, const char *const *params);
+enum MHD_Result h_preset_get(api_request *req, const char *const *params);
 enum MHD_Result h_runs_list(api_request *req, const char *const *params);
 enum MHD_Result h_runs_create(api_request *req, const char *const *params);
 enum MHD_Result h_run_get(api_request *req, const char *const *params);

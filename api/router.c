@@ -27,6 +27,8 @@ static const route routes[] = {
     {"GET", "/metrics", h_metrics},
     {"GET", "/api/v1/openapi.json", h_openapi},
     {"GET", "/api/v1/datasets", h_datasets},
+    {"GET", "/api/v1/presets", h_presets},
+    {"GET", "/api/v1/presets/{name}", h_preset_get},
     {"GET", "/api/v1/runs", h_runs_list},
     {"POST", "/api/v1/runs", h_runs_create},
     {"GET", "/api/v1/runs/{id}", h_run_get},

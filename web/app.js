@@ -11,7 +11,7 @@
 import { api, fetchBlob, describe, problemFrom, runPath, ApiError, NetworkError } from './api.js';
 import { withToken, authHeaders } from './api.js'; /* the bearer token, when gand needs one */
 import {
-  FIELDS, FIELD, LIVE_FIELDS, PRESETS, parseField, buildField, setFieldError, formatValue,
+  FIELDS, FIELD, LIVE_FIELDS, parseField, buildField, setFieldError, formatValue,
   sameValue, el,
 } from './fields.js';
 import { RunCharts, loadChartLib, fmt } from './charts.js';
@@ -169,6 +169,7 @@ async function pollRuns() {
     if (errors.items.has('poll')) {
       errors.clear('poll');
       loadHealth();
+      if (!presets.size) loadPresets(); /* gand is back: what could not be loaded at start-up */
     }
     const sorted = renderRuns(answer.runs || []);
     if (!listLoaded) {
@@ -869,12 +870,20 @@ for (const f of FIELDS) {
   input.addEventListener('input', () => setFieldError(input, parseField(f, input.value).error || ''));
   createInputs[f.name] = input;
 }
-let presetShown = 'seed';
+/*
+ * The presets as gand defines them (GET /api/v1/presets): name → {name, description,
+ * config}. Until they are loaded (or when they cannot be) the form starts empty and
+ * sends what is typed, without a preset.
+ */
+const presets = new Map();
+let presetShown = '';
+const presetConfig = (name) => (presets.has(name) ? presets.get(name).config : null);
 
 /* Fill the form with a preset's values, keeping what the user changed from the last one. */
 function fillPreset(name, { keepChanges = true } = {}) {
-  const from = PRESETS[presetShown];
-  const to = PRESETS[name];
+  const from = presetConfig(presetShown) || {};
+  const to = presetConfig(name);
+  if (!to) return;
   for (const f of FIELDS) {
     const input = createInputs[f.name];
     const userChanged = keepChanges && input.value !== '' && !sameValue(input.value, from[f.name]);
@@ -890,6 +899,33 @@ function fillPreset(name, { keepChanges = true } = {}) {
   presetShown = name;
 }
 
+async function loadPresets() {
+  const sel = $('f-preset');
+  try {
+    const answer = await api('/api/v1/presets');
+    const list = answer.presets || [];
+    presets.clear();
+    for (const p of list) presets.set(p.name, p);
+    sel.replaceChildren(...list.map((p) => el('option', {
+      value: p.name, text: p.description ? `${p.name}: ${p.description}` : p.name, title: p.description,
+    })));
+    sel.disabled = list.length === 0;
+    setFieldError(sel, list.length ? '' : 'gand has no presets');
+    errors.clear('presets');
+    const first = presets.has('seed') ? 'seed' : (list[0] && list[0].name);
+    if (first) {
+      sel.value = first;
+      fillPreset(first, { keepChanges: false });
+    }
+  } catch (e) {
+    presets.clear();
+    sel.replaceChildren(el('option', { value: '', text: '(presets not loaded)' }));
+    sel.disabled = true;
+    setFieldError(sel, 'could not load the presets: fill in every field');
+    errors.show(describe(e), 'presets');
+  }
+}
+
 async function loadDatasets() {
   const ds = $('f-dataset');
   try {
@@ -901,7 +937,7 @@ async function loadDatasets() {
       text: `${d.name} (${Number(d.images).toLocaleString()} images${d.train_images !== undefined && d.train_images !== d.images
         ? `, ${Number(d.train_images).toLocaleString()} to train on` : ''}, ${d.rows}×${d.cols})`,
     })));
-    const want = keep || PRESETS[presetShown].dataset;
+    const want = keep || (presetConfig(presetShown) || {}).dataset;
     if (list.some((d) => d.name === want)) ds.value = want;
     setFieldError(ds, list.length ? '' : 'gand has no data sets configured');
   } catch (e) {
@@ -919,8 +955,8 @@ $('create-reset').addEventListener('click', () => {
 $('create-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const preset = $('f-preset').value;
-  const base = PRESETS[preset];
-  const body = { preset };
+  const base = presetConfig(preset); /* null: the presets are not loaded; send every field */
+  const body = base ? { preset } : {};
   let bad = null;
   for (const f of FIELDS) {
     const input = createInputs[f.name];
@@ -930,10 +966,10 @@ $('create-form').addEventListener('submit', async (ev) => {
       bad = bad || input;
       continue;
     }
-    if (!sameValue(r.value, base[f.name])) body[f.name] = r.value;
+    if (!base || !sameValue(r.value, base[f.name])) body[f.name] = r.value;
   }
   const ds = $('f-dataset').value;
-  if (ds && ds !== base.dataset) body.dataset = ds;
+  if (ds && (!base || ds !== base.dataset)) body.dataset = ds;
   if (bad) {
     setStatus('create-status', 'Fix the marked fields first.', 'error');
     bad.focus();
@@ -963,7 +999,7 @@ $('create-form').addEventListener('submit', async (ev) => {
 
 /* ---- start ----------------------------------------------------------------------------------- */
 
-fillPreset('seed', { keepChanges: false });
+loadPresets();
 loadHealth();
 loadDatasets();
 pollRuns();

@@ -1,8 +1,9 @@
 // fields.js: the run config fields the dashboard edits, with the ranges that
-// gan/config.c enforces, the presets' values, and form helpers.
+// gan/config.c enforces, and form helpers.
 //
 // The server validates everything again; these checks only spare a round trip.
-// Keep PRESETS in step with gan/config.c (seed_defaults, preset_paper, preset_stable).
+// The presets' values are not copied here: app.js fetches them from gand
+// (GET /api/v1/presets), which serves what gan/config.c defines.
 
 export const FIELDS = [
   { name: 'batch_size', label: 'Batch size', kind: 'int', min: 1, max: 65536 },
@@ -28,24 +29,6 @@ export const FIELD = Object.fromEntries(FIELDS.map((f) => [f.name, f]));
 
 /* What a PATCH may change from the dashboard (DESIGN §3: next iteration, or next epoch). */
 export const LIVE_FIELDS = ['lr_d', 'lr_g', 'g_loss', 'd_steps', 'batch_size', 'epochs'];
-
-const SEED = {
-  dataset: 'mnist', batch_size: 1024, epochs: 500, latent_dim: 100, g_hidden: 1200,
-  g_output: 'relu', d_units: 240, d_pieces: 5, d_dropout: 0.8, lr_d: 0.001, lr_g: 0.001,
-  beta1: 0.9, beta2: 0.999, g_loss: 'nonsaturating', d_steps: 1, seed: 1, sample_every: 1,
-  checkpoint_every: 5,
-};
-
-export const PRESETS = {
-  seed: SEED,
-  // pylearn2 mnist.yaml; its SGD momentum, uniform noise, input dropout and weight
-  // ranges are not on this form and come with the preset.
-  paper: { ...SEED, batch_size: 100, g_output: 'sigmoid', d_dropout: 0.5, lr_d: 0.1, lr_g: 0.1 },
-  // docs/stable-preset.md; its leaky ReLU, label smoothing and G init range come with the preset.
-  stable: {
-    ...SEED, batch_size: 32, epochs: 25, g_output: 'sigmoid', d_dropout: 0.5, lr_d: 0.0002, lr_g: 0.0002, beta1: 0.5,
-  },
-};
 
 export function rangeText(f) {
   if (f.kind === 'enum') return f.options.join(' | ');

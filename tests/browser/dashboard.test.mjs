@@ -188,13 +188,35 @@ async function main() {
   say(`health: ${await page.textContent('#health')}`);
   check(!(await page.isVisible('#run-body')), 'a run is shown before any exists');
 
+  say('the form is filled from the presets gand serves');
+  const presetsResp = await fetch(`${base}/api/v1/presets`);
+  check(presetsResp.ok, `GET /api/v1/presets answered ${presetsResp.status}: ${await presetsResp.clone().text()}`);
+  const served = (await presetsResp.json()).presets;
+  check(served.length >= 2 && served[0].name === 'seed', `GET /api/v1/presets: ${JSON.stringify(served).slice(0, 300)}`);
+  await page.waitForSelector('#f-preset:not([disabled])');
+  const options = await page.$$eval('#f-preset option', (os) => os.map((o) => [o.value, o.textContent]));
+  check(JSON.stringify(options.map((o) => o[0])) === JSON.stringify(served.map((p) => p.name)) &&
+        options.every(([, text], i) => text.includes(served[i].description)),
+  `the preset options ${JSON.stringify(options)} are not the served presets with their descriptions`);
+  check(await page.inputValue('#f-preset') === 'seed', 'preset seed is not chosen at start');
+  /* every field of the form shows the chosen preset's served value */
+  const formMatches = async (p) => {
+    const shown = await page.$$eval('#create-fields [data-field]', (ds) => ds.map((d) => [d.dataset.field, d.querySelector('input, select').value]));
+    check(shown.length >= 10, `the form has only ${shown.length} fields`);
+    const wrong = shown.filter(([k, v]) => !(k in p.config) || String(p.config[k]) !== v);
+    check(wrong.length === 0, `with preset ${p.name} the form shows ${JSON.stringify(wrong)}, gand serves ` +
+      JSON.stringify(Object.fromEntries(wrong.map(([k]) => [k, p.config[k]]))));
+  };
+  await formMatches(served[0]);
+  for (const p of [...served.slice(1), served[0]]) {
+    await page.selectOption('#f-preset', p.name);
+    await formMatches(p);
+  }
+  const paper = served.find((p) => p.name === 'paper');
+  check(paper && paper.config.lr_d !== served[0].config.lr_d, 'presets seed and paper do not differ in lr_d');
+  say(`${served.map((p) => p.name).join(', ')}: each fills the form with its served values`);
+
   say('create a run from the form');
-  await page.selectOption('#f-preset', 'seed');
-  check(await page.inputValue('#f-batch_size') === '1024', 'the form is not pre-filled from the seed preset');
-  await page.selectOption('#f-preset', 'paper');
-  check(await page.inputValue('#f-lr_d') === '0.1', 'choosing preset paper did not fill lr_d = 0.1');
-  await page.selectOption('#f-preset', 'seed');
-  check(await page.inputValue('#f-lr_d') === '0.001', 'going back to seed did not restore lr_d');
   const fields = { latent_dim: '16', g_hidden: '32', d_units: '16', d_pieces: '2', batch_size: '50', epochs: '3000' };
   for (const [k, v] of Object.entries(fields)) await page.fill(`#f-${k}`, v);
   await page.selectOption('#f-dataset', 'small');
@@ -389,6 +411,38 @@ async function main() {
   const c2 = await contiguous(page);
   check(c2.tableOk && c2.chartOk, `after stopping the epochs are not contiguous: ${JSON.stringify(c2)}`);
   say(`stopped after ${c2.chartPoints} epochs`);
+
+  say('when the presets cannot be loaded, the page says so and the form still creates runs');
+  const nop = await context.newPage();
+  watch(nop, 'no-presets page');
+  nop.allow = [{ url: /\/api\/v1\/presets$/ }];
+  await nop.route('**/api/v1/presets', (route) => route.fulfill({
+    status: 503, contentType: 'application/problem+json',
+    body: JSON.stringify({ type: 'urn:gand:problem:busy', title: 'Service Unavailable', status: 503, detail: 'test: no presets now' }),
+  }));
+  await nop.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
+  await nop.waitForFunction(() => /GET \/api\/v1\/presets → 503 .*test: no presets now/.test(document.querySelector('#errors').textContent));
+  check(await nop.isDisabled('#f-preset') && /could not load the presets/.test(await nop.textContent('#f-preset-err')),
+    'the preset select does not say that the presets could not be loaded');
+  check(await nop.inputValue('#f-lr_d') === '', 'the form was filled from somewhere other than gand');
+  await nop.waitForSelector('#f-dataset option[value="small"]', { state: 'attached' });
+  const numberFields = await nop.$$eval('#create-fields input[type=number]', (is) => is.map((i) => i.name));
+  const typed = { ...Object.fromEntries(numberFields.map((k) => [k, served[0].config[k]])), ...fields, epochs: '1' };
+  for (const [k, v] of Object.entries(typed)) await nop.fill(`#f-${k}`, String(v));
+  await nop.selectOption('#f-dataset', 'small');
+  const [noPresetReq, noPresetResp] = await Promise.all([
+    nop.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === '/api/v1/runs'),
+    nop.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/api/v1/runs'),
+    nop.click('#create-form button[type=submit]'),
+  ]);
+  const sentNoPreset = noPresetReq.postDataJSON();
+  check(!('preset' in sentNoPreset) && sentNoPreset.lr_d === served[0].config.lr_d && sentNoPreset.epochs === 1,
+    `without presets the form sent ${JSON.stringify(sentNoPreset)}`);
+  check(noPresetResp.status() === 201, `POST /api/v1/runs without presets answered ${noPresetResp.status()}`);
+  const extraRun = (await noPresetResp.json()).id;
+  await nop.close();
+  await fetch(`${base}/api/v1/runs/${extraRun}/stop`, { method: 'POST' });
+  say(`shown, and the form created run ${extraRun} from typed values`);
 
   say('without the chart library the page falls back to the table');
   const bare = await context.newPage();

@@ -352,7 +352,8 @@ class ServiceEndpoints(gandtest.DaemonTest):
         doc = d.get_json("/api/v1/openapi.json")
         self.assertTrue(doc["openapi"].startswith("3."))
         want = {("get", "/healthz"), ("get", "/metrics"), ("get", "/api/v1/openapi.json"),
-                ("get", "/api/v1/datasets"), ("get", "/api/v1/runs"), ("post", "/api/v1/runs"),
+                ("get", "/api/v1/datasets"), ("get", "/api/v1/presets"),
+                ("get", "/api/v1/presets/{name}"), ("get", "/api/v1/runs"), ("post", "/api/v1/runs"),
                 ("get", "/api/v1/runs/{id}"), ("patch", "/api/v1/runs/{id}"),
                 ("delete", "/api/v1/runs/{id}"), ("post", "/api/v1/runs/{id}/pause"),
                 ("post", "/api/v1/runs/{id}/resume"), ("post", "/api/v1/runs/{id}/stop"),
@@ -372,6 +373,65 @@ class ServiceEndpoints(gandtest.DaemonTest):
         # and the file in the source tree is what is served
         with open(os.path.join(gandtest.SOURCE_ROOT, "api", "openapi.json"), "rb") as f:
             self.assertEqual(json.loads(f.read()), doc)
+
+    def test_presets(self):
+        d = self.daemon().start()
+        r = d.request("GET", "/api/v1/presets")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("Content-Type"), "application/json")
+        self.assertEqual(r.header("Cache-Control"), "no-cache")
+        etag = r.header("ETag")
+        self.assertRegex(etag or "", r'^"presets-[0-9a-f]+"$')
+        listed = r.json()["presets"]
+        # gan/config.c's gan_config_presets, in its order
+        self.assertEqual([p["name"] for p in listed], ["seed", "paper", "stable"])
+        doc = d.get_json("/api/v1/openapi.json")
+        fields = set(doc["components"]["schemas"]["RunConfig"]["properties"])
+        for p in listed:
+            with self.subTest(preset=p["name"]):
+                self.assertEqual(set(p), {"name", "description", "config"})
+                self.assertTrue(p["description"])
+                self.assertEqual(p["config"]["preset"], p["name"])
+                self.assertEqual(set(p["config"]), fields, "every field, as a run's config")
+                one = d.request("GET", "/api/v1/presets/" + p["name"])
+                self.assertEqual(one.status, 200, one)
+                self.assertEqual(one.json(), p)
+                self.assertEqual(one.header("Cache-Control"), "no-cache")
+                # the served values are what a run naming the preset gets, field by field
+                # (dataset and epochs overridden so that the run is cheap)
+                r = d.request("POST", "/api/v1/runs",
+                              {"preset": p["name"], "dataset": "small", "epochs": 1})
+                self.assertEqual(r.status, 201, r)
+                got = r.json()["config"]
+                self.assertEqual(got, dict(p["config"], dataset="small", epochs=1))
+                self.assertEqual(d.run(r.json()["id"])["config"], got)
+                self.assertIn(d.request("POST", "/api/v1/runs/%s/stop" % r.json()["id"]).status,
+                              (200, 409))
+        # the presets differ where they should (so the comparison above means something)
+        cfg = {p["name"]: p["config"] for p in listed}
+        self.assertEqual((cfg["seed"]["lr_d"], cfg["paper"]["optimizer"],
+                          cfg["stable"]["g_activation"]), (0.001, "sgd", "leaky_relu"))
+
+        # validators: the answer never changes while the daemon runs
+        r = d.request("GET", "/api/v1/presets", headers={"If-None-Match": etag})
+        self.assertEqual(r.status, 304, r)
+        self.assertEqual(r.header("ETag"), etag)
+        self.assertEqual(d.request("HEAD", "/api/v1/presets").status, 200)
+
+        # unknown preset: 404 naming it and the known ones
+        p = self.assertProblem(d.request("GET", "/api/v1/presets/fast"), 404)
+        self.assertEqual(p["type"], "urn:gand:problem:not-found")
+        for name in ("'fast'", "seed", "paper", "stable"):
+            self.assertIn(name, p["detail"])
+        # unknown query parameters: 422 naming them
+        for path in ("/api/v1/presets?name=seed", "/api/v1/presets/seed?verbose=1"):
+            with self.subTest(path=path):
+                self.assertProblem(d.request("GET", path), 422, path.split("?")[1].split("=")[0])
+        # reads only
+        r = d.request("POST", "/api/v1/presets", {})
+        self.assertProblem(r, 405)
+        self.assertIn("GET", r.header("Allow"))
+        self.assertEqual(d.stop(), 0)
 
     def test_no_subcommand_is_serve(self):
         d = self.daemon()

@@ -31,7 +31,7 @@ class Readme(gandtest.DaemonTest):
     def test_every_endpoint_has_an_example(self):
         script = "\n".join(api_blocks())
         for pattern in [r'GAND/healthz', r'GAND/metrics', r'GAND/api/v1/openapi\.json',
-                        r'GAND/api/v1/datasets', r'-X POST "\$GAND/api/v1/runs"',
+                        r'GAND/api/v1/datasets', r'GAND/api/v1/presets', r'-X POST "\$GAND/api/v1/runs"',
                         r'curl -fsS "\$GAND/api/v1/runs"', r'curl -fsS "\$GAND\$RUN"',
                         r'-X PATCH "\$GAND\$RUN2?"', r'-X DELETE "\$GAND\$RUN2?"',
                         r'-X POST "\$GAND\$RUN2?/pause"', r'-X POST "\$GAND\$RUN2?/resume"',

@@ -94,6 +94,7 @@ class Auth(gandtest.DaemonTest):
             self.assertEqual(d.request("GET", path).status, 200, path)
         # everything else needs the token
         for method, path in (("GET", "/api/v1/runs"), ("GET", "/api/v1/datasets"),
+                             ("GET", "/api/v1/presets"), ("GET", "/api/v1/presets/seed"),
                              ("GET", "/metrics"), ("GET", "/api/v1/runs/nope"),
                              ("POST", "/api/v1/runs"), ("DELETE", "/api/v1/runs/nope"),
                              ("OPTIONS", "/api/v1/runs"), ("GET", "/no/such/path")):
