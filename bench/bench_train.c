@@ -8,6 +8,11 @@
  * training epochs. It prints samples/s, the achieved rate over the minimal
  * FLOP count (gan_flops_per_sample), and the ratio of the two rates.
  *
+ * On a backend with graphs (CUDA) the iterations run as a replayed CUDA graph;
+ * when batch 64 is measured, a second row times it with graphs off (a second
+ * backend opened with GAND_CUDA_GRAPHS=0), since launch overhead is what
+ * graphs remove and it dominates at that batch size.
+ *
  * A benchmark prints numbers; it asserts nothing. Usage:
  *   bench_train [--data IDX] [--device cpu|cuda|auto] [--batches 64,256,1024]
  *               [--epochs N] [--max-iterations N] [--preset seed] [--tf32]
@@ -63,7 +68,7 @@ static double time_gemms(gk_backend *be, double min_seconds)
     }
     float *A = be->ops->alloc(be, biggest * 4), *B = be->ops->alloc(be, biggest * 4),
           *C = be->ops->alloc(be, biggest * 4);
-    gk_rng r = {1, 99, 0};
+    gk_rng r = {1, 99, gk_step_value(0)};
     be->ops->fill_uniform(be, A, biggest, r, -1, 1);
     be->ops->fill_uniform(be, B, biggest, r, -1, 1);
     int reps = 0;
@@ -91,6 +96,73 @@ static double gemm_flops(void)
     for (int i = 0; i < ncalls; i++)
         f += 2.0 * calls[i].m * calls[i].n * calls[i].k;
     return f;
+}
+
+/* One table row: record and time the sgemm ceiling, then train. Returns -1 on failure. */
+static int bench_batch(gk_backend *be, const char *preset, int batch, int tf32, int epochs,
+                       int max_iter, const gan_dataset *ds, const char *label)
+{
+    gan_error err;
+    gan_config cfg;
+    if (gan_config_preset(&cfg, preset, &err) != 0) {
+        fprintf(stderr, "bench_train: %s\n", err.message);
+        return -1;
+    }
+    cfg.batch_size = batch;
+    cfg.precision = tf32 ? GAN_PRECISION_TF32 : GAN_PRECISION_FP32;
+    cfg.epochs = epochs;
+    gan_trainer *t = gan_trainer_new(be, &cfg, ds, &err);
+    if (!t) {
+        fprintf(stderr, "bench_train: batch %d: %s\n", batch, err.message);
+        return -1;
+    }
+    /* record one iteration's products (this iteration is also the warm-up; on a
+     * backend with graphs the next one, the first timed, captures the graph) */
+    ncalls = 0;
+    recording = true;
+    int rc = gan_trainer_step(t, &err);
+    recording = false;
+    if (rc != 0) {
+        fprintf(stderr, "bench_train: %s\n", err.message);
+        gan_trainer_free(t);
+        return -1;
+    }
+    double flops_sample = 2.0 * gan_flops_per_sample(&cfg).total;
+    double gemm_time = time_gemms(be, 2.0);
+    double sgemm_rate = gemm_flops() / gemm_time;
+
+    double train_time = 0;
+    long iterations = 0;
+    for (int e = 0; e < epochs; e++) {
+        double t0 = now();
+        while (!gan_trainer_epoch_complete(t) && (max_iter == 0 || iterations < max_iter)) {
+            if (gan_trainer_step(t, &err) != 0) {
+                fprintf(stderr, "bench_train: %s\n", err.message);
+                gan_trainer_free(t);
+                return -1;
+            }
+            iterations++;
+        }
+        be->ops->synchronize(be);
+        train_time += now() - t0;
+        if (max_iter && iterations >= max_iter)
+            break;
+        gan_epoch_metrics m;
+        gan_trainer_finish_epoch(t, &m, &err);
+    }
+    double sps = (double)iterations * cfg.batch_size / train_time;
+    double achieved = sps * flops_sample;
+    printf("| %d%s | %ld | %.0f | %.1f | %.1f | %.2f |\n", cfg.batch_size, label, iterations, sps,
+           achieved / 1e9, sgemm_rate / 1e9, achieved / sgemm_rate);
+    if (cfg.batch_size == 1024 && iterations > 0) {
+        double epoch_s = (double)(ds->count / 1024) * 1024 / sps;
+        printf("#   reference run (500 epochs at batch 1024 on %d images) extrapolated: "
+               "%.0f s of training\n",
+               ds->count, 500 * epoch_s);
+    }
+    fflush(stdout);
+    gan_trainer_free(t);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -156,61 +228,36 @@ int main(int argc, char **argv)
 
     printf("# gand training benchmark\n# backend: %s (%s)\n# data: %s (%d images)\n", be->ops->name,
            be->device, data, ds.count);
+    if (real_ops->graph_begin)
+        printf("# CUDA graphs: %s\n", strstr(be->device, "graphs off")
+                                          ? "off (GAND_CUDA_GRAPHS=0)"
+                                          : "on: one captured iteration replayed per step");
     printf("| batch | iterations timed | samples/s | achieved GFLOP/s | sgemm GFLOP/s at these "
            "shapes | ratio |\n|---:|---:|---:|---:|---:|---:|\n");
+    bool has_64 = false;
     for (char *tok = strtok(batches_arg, ","); tok; tok = strtok(NULL, ",")) {
-        gan_config cfg;
-        if (gan_config_preset(&cfg, preset, &err) != 0) {
-            fprintf(stderr, "bench_train: %s\n", err.message);
+        int batch = atoi(tok);
+        has_64 |= batch == 64;
+        if (bench_batch(be, preset, batch, tf32, epochs, max_iter, &ds, "") != 0)
+            return 1;
+    }
+    if (has_64 && real_ops->graph_begin && !strstr(be->device, "graphs off")) {
+        /* the same at batch 64 without graphs: a second backend that declines them */
+        be->ops = real_ops;
+        setenv("GAND_CUDA_GRAPHS", "0", 1);
+        gk_backend *eager = gk_backend_open(real_ops->name, why, sizeof why);
+        if (!eager) {
+            fprintf(stderr, "bench_train: %s\n", why);
             return 2;
         }
-        cfg.batch_size = atoi(tok);
-        cfg.precision = tf32 ? GAN_PRECISION_TF32 : GAN_PRECISION_FP32;
-        cfg.epochs = epochs;
-        gan_trainer *t = gan_trainer_new(be, &cfg, &ds, &err);
-        if (!t) {
-            fprintf(stderr, "bench_train: batch %s: %s\n", tok, err.message);
-            return 2;
-        }
-        /* record one iteration's products (this iteration is also the warm-up) */
-        ncalls = 0;
-        recording = true;
-        gan_trainer_step(t, &err);
-        recording = false;
-        double flops_sample = 2.0 * gan_flops_per_sample(&cfg).total;
-        double gemm_time = time_gemms(be, 2.0);
-        double sgemm_rate = gemm_flops() / gemm_time;
-
-        double train_time = 0;
-        long iterations = 0;
-        for (int e = 0; e < epochs; e++) {
-            double t0 = now();
-            while (!gan_trainer_epoch_complete(t) && (max_iter == 0 || iterations < max_iter)) {
-                if (gan_trainer_step(t, &err) != 0) {
-                    fprintf(stderr, "bench_train: %s\n", err.message);
-                    return 1;
-                }
-                iterations++;
-            }
-            be->ops->synchronize(be);
-            train_time += now() - t0;
-            if (max_iter && iterations >= max_iter)
-                break;
-            gan_epoch_metrics m;
-            gan_trainer_finish_epoch(t, &m, &err);
-        }
-        double sps = (double)iterations * cfg.batch_size / train_time;
-        double achieved = sps * flops_sample;
-        printf("| %d | %ld | %.0f | %.1f | %.1f | %.2f |\n", cfg.batch_size, iterations, sps,
-               achieved / 1e9, sgemm_rate / 1e9, achieved / sgemm_rate);
-        if (cfg.batch_size == 1024 && iterations > 0) {
-            double epoch_s = (double)(ds.count / 1024) * 1024 / sps;
-            printf("#   reference run (500 epochs at batch 1024 on %d images) extrapolated: "
-                   "%.0f s of training\n",
-                   ds.count, 500 * epoch_s);
-        }
-        fflush(stdout);
-        gan_trainer_free(t);
+        recording_ops = *eager->ops;
+        recording_ops.sgemm = recording_sgemm;
+        eager->ops = &recording_ops;
+        int rc = bench_batch(eager, preset, 64, tf32, epochs, max_iter, &ds, " (no graphs)");
+        eager->ops = real_ops;
+        gk_backend_close(eager);
+        if (rc != 0)
+            return 1;
     }
     be->ops = real_ops;
     gk_backend_close(be);

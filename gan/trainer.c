@@ -15,6 +15,33 @@
  * Losses and D outputs go into a small accumulator buffer on the backend and
  * are read once per epoch (gan_trainer_finish_epoch): no host sync inside an
  * epoch on a GPU.
+ *
+ * Step counters and graphs. Everything an iteration issues that changes from
+ * one iteration to the next — the Philox steps of the noise (D-step and
+ * G-step numbers) and of the dropout masks (forward-pass number), Adam's t
+ * and the decayed learning rate, the batch's place in the permutation, the
+ * moving average's weight, the iteration tag of mark_nonfinite — is read by
+ * the ops from a block of int64 counters in backend memory (`ctr`, CTR_*),
+ * as a gk_step: a pointer to a counter plus an offset fixed for that point
+ * of the iteration. The host keeps the authoritative counters (g_steps,
+ * d_steps_done, ... : what checkpoints hold) and `ctr_base`, what the block
+ * holds once the work issued so far has run; an op's offset is host value −
+ * ctr_base, so it reads exactly the host's value. The iteration ends with one
+ * counters_add of (host after − ctr_base), leaving block and host equal.
+ * Whenever they differ at the start of an iteration (a new epoch, a loaded
+ * checkpoint, a changed d_steps), sync_counters uploads the host's values.
+ *
+ * On a backend with graphs (CUDA), the second iteration is captured into a
+ * graph and launched (the first runs eagerly, so cuBLAS and lazily loaded
+ * kernels are initialised outside the capture); later iterations only launch
+ * it again and add to the host counters what the captured iteration added
+ * (`graph_delta`). The
+ * captured launches bake in the batch size, buffers, learning rates, betas,
+ * g_loss, d_steps and SGD momentum, so the graph is dropped (and the next
+ * iteration after the next captures anew) by gan_trainer_set_config, a buffer reallocation,
+ * gan_trainer_load, and an epoch whose batch size or momentum differ from
+ * those captured. GAND_CUDA_GRAPHS=0 (read when the CUDA backend opens)
+ * keeps every iteration eager, for comparisons.
  */
 #include "gan/trainer.h"
 
@@ -75,6 +102,25 @@ struct gan_trainer {
     int64_t g_steps, d_steps_done, dropout_passes;
     int d_steps_in_epoch;
     double epoch_seconds;
+
+    int64_t *ctr;         /* GK_COUNTERS step counters on the backend (CTR_*) */
+    gk_counters ctr_base; /* what ctr holds once the work issued so far has run */
+
+    gk_graph *graph;         /* one captured iteration, or NULL */
+    bool graphs_off;         /* the backend has no graphs or declined (GAND_CUDA_GRAPHS=0) */
+    bool graph_warm;         /* an eager iteration ran since the graph was last dropped */
+    gk_counters graph_delta; /* what one iteration of `graph` adds to the counters */
+    int graph_batch;         /* batch size the graph was captured with */
+    float graph_momentum;    /* SGD momentum the graph was captured with */
+};
+
+/* The step counters of the backend block (the rest of the GK_COUNTERS are unused). */
+enum {
+    CTR_D_STEP,    /* D steps done = d_steps_done */
+    CTR_G_STEP,    /* G steps done = g_steps */
+    CTR_PASS,      /* D forward passes done = dropout_passes */
+    CTR_ITERATION, /* iterations done in the epoch = iteration */
+    CTR_D_BATCH    /* D batches drawn in the epoch = iteration · d_steps */
 };
 
 static double now_seconds(void)
@@ -228,12 +274,49 @@ static int batch_alloc(gk_backend *be, const gan_config *c, int B, batch_buffers
 
 /* ---- forward and backward passes ---------------------------------------- */
 
-/* y[B][out] = x[B][in] · Wᵀ + b, W out × in */
+/* y[B][out] = x[B][in] · Wᵀ, W out × in (the bias is added by the caller, fused or not) */
+static void matmul_wt(gk_backend *be, float *y, const float *x, const float *W, int B, int in,
+                      int out)
+{
+    be->ops->sgemm(be, false, true, B, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+}
+
+/* y[B][out] = x[B][in] · Wᵀ + b */
 static void linear_forward(gk_backend *be, float *y, const float *x, const float *W,
                            const float *bias, int B, int in, int out)
 {
-    be->ops->sgemm(be, false, true, B, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+    matmul_wt(be, y, x, W, B, in, out);
     be->ops->bias_add(be, y, bias, B, out);
+}
+
+/*
+ * G's three layers on z (n × L) into h1, h2 (n × H) and out (n × 784): bias
+ * and activation fused into one op per layer except a sigmoid output.
+ */
+static void generator_layers(gk_backend *be, const gan_config *c, const float *W,
+                             const gan_tensor_info ti[6], const float *z, float *h1, float *h2,
+                             float *out, int n)
+{
+    const float slope = gan_config_g_slope(c);
+    int L = c->latent_dim, H = c->g_hidden, P = GAN_IMAGE_PIXELS;
+    matmul_wt(be, h1, z, W + ti[0].offset, n, L, H);
+    be->ops->bias_relu(be, h1, h1, W + ti[1].offset, n, H, slope);
+    matmul_wt(be, h2, h1, W + ti[2].offset, n, H, H);
+    be->ops->bias_relu(be, h2, h2, W + ti[3].offset, n, H, slope);
+    matmul_wt(be, out, h2, W + ti[4].offset, n, H, P);
+    if (c->g_output == GAN_G_OUTPUT_SIGMOID) {
+        be->ops->bias_add(be, out, W + ti[5].offset, n, P);
+        be->ops->sigmoid_forward(be, out, out, (size_t)n * P);
+    } else {
+        be->ops->bias_relu(be, out, out, W + ti[5].offset, n, P, 0.0f);
+    }
+}
+
+/* A step the ops read from counter `which` of the backend block; `host` is its value now. */
+static gk_step ctr_step(const gan_trainer *t, int which, int64_t host)
+{
+    gk_step s = {t->ctr + which, host - t->ctr_base.v[which]};
+    return s;
 }
 
 /* dW (+)= dyᵀ · x, db (+)= Σ dy; dx = dy · W when dx is non-NULL */
@@ -256,19 +339,8 @@ static void linear_backward(gk_backend *be, float *dx, float *dW, float *db, con
 
 static void generator_forward(gan_trainer *t, int B)
 {
-    const float slope = gan_config_g_slope(&t->cfg);
-    gk_backend *be = t->be;
     batch_buffers *b = &t->b;
-    int L = t->cfg.latent_dim, H = t->cfg.g_hidden, P = GAN_IMAGE_PIXELS;
-    linear_forward(be, b->g_h1, b->z, GP(0), GP(1), B, L, H);
-    be->ops->relu_forward(be, b->g_h1, b->g_h1, (size_t)B * H, slope);
-    linear_forward(be, b->g_h2, b->g_h1, GP(2), GP(3), B, H, H);
-    be->ops->relu_forward(be, b->g_h2, b->g_h2, (size_t)B * H, slope);
-    linear_forward(be, b->g_out, b->g_h2, GP(4), GP(5), B, H, P);
-    if (t->cfg.g_output == GAN_G_OUTPUT_SIGMOID)
-        be->ops->sigmoid_forward(be, b->g_out, b->g_out, (size_t)B * P);
-    else
-        be->ops->relu_forward(be, b->g_out, b->g_out, (size_t)B * P, 0.0f);
+    generator_layers(t->be, &t->cfg, t->g_p, t->g_t, b->z, b->g_h1, b->g_h2, b->g_out, B);
 }
 
 /* G backward from b->g_dout (dLoss/dG(z)); writes G's gradients. */
@@ -299,7 +371,7 @@ static const float *discriminator_forward(gan_trainer *t, const float *x, int B)
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
     int U = t->cfg.d_units, K = t->cfg.d_pieces, UK = U * K, P = GAN_IMAGE_PIXELS;
-    uint32_t pass = (uint32_t)t->dropout_passes++;
+    gk_step pass = ctr_step(t, CTR_PASS, t->dropout_passes++);
     const float *in = x;
     if (t->cfg.d_input_dropout > 0) {
         gk_rng r = {t->cfg.seed, GK_PURPOSE_DROPOUT_IN, pass};
@@ -307,13 +379,14 @@ static const float *discriminator_forward(gan_trainer *t, const float *x, int B)
                                  (float)t->cfg.d_input_dropout, r);
         in = b->d_in;
     }
-    linear_forward(be, b->d_a1, in, DP(0), DP(1), B, P, UK);
-    be->ops->maxout_forward(be, b->d_m1, b->d_arg1, b->d_a1, B, U, K);
+    /* d_a1, d_a2 keep x·Wᵀ without the bias: the fused op adds it on the fly */
+    matmul_wt(be, b->d_a1, in, DP(0), B, P, UK);
+    be->ops->bias_maxout(be, b->d_m1, b->d_arg1, b->d_a1, DP(1), B, U, K);
     gk_rng rng = {t->cfg.seed, GK_PURPOSE_DROPOUT, pass};
     be->ops->dropout_forward(be, b->d_m1, b->d_mask, b->d_m1, (size_t)B * U,
                              (float)t->cfg.d_dropout, rng);
-    linear_forward(be, b->d_a2, b->d_m1, DP(2), DP(3), B, U, UK);
-    be->ops->maxout_forward(be, b->d_m2, b->d_arg2, b->d_a2, B, U, K);
+    matmul_wt(be, b->d_a2, b->d_m1, DP(2), B, U, UK);
+    be->ops->bias_maxout(be, b->d_m2, b->d_arg2, b->d_a2, DP(3), B, U, K);
     if (t->cfg.d_final_dropout > 0) {
         gk_rng r = {t->cfg.seed, GK_PURPOSE_DROPOUT_FINAL, pass};
         be->ops->dropout_forward(be, b->d_m2, b->d_mask2, b->d_m2, (size_t)B * U,
@@ -350,9 +423,9 @@ static void discriminator_backward(gan_trainer *t, const float *in, int B, bool 
 }
 
 /* z for a step: N(0,1), or uniform in ±√3 (unit variance, preset paper) */
-static void fill_noise(gan_trainer *t, uint32_t purpose, int64_t step, int B)
+static void fill_noise(gan_trainer *t, uint32_t purpose, gk_step step, int B)
 {
-    gk_rng r = {t->cfg.seed, purpose, (uint32_t)step};
+    gk_rng r = {t->cfg.seed, purpose, step};
     size_t n = (size_t)B * (size_t)t->cfg.latent_dim;
     if (t->cfg.noise == GAN_NOISE_UNIFORM)
         t->be->ops->fill_uniform(t->be, t->b.z, n, r, -1.7320508f, 1.7320508f);
@@ -363,18 +436,20 @@ static void fill_noise(gan_trainer *t, uint32_t purpose, int64_t step, int B)
 /*
  * The D loss BCE(D(x), 1 − smoothing) + BCE(D(G(z)), 0) and its gradient in
  * d_g; losses and mean D outputs go to the accumulators. G's output is a
- * constant here: nothing flows back into G.
+ * constant here: nothing flows back into G. The real images are batch number
+ * (batch mod batches) of the epoch's permutation.
  */
-static void discriminator_loss_grad(gan_trainer *t, int B, const int32_t *batch_index)
+static void discriminator_loss_grad(gan_trainer *t, int B, gk_step batch, int64_t batches)
 {
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
     float real_target = 1.0f - (float)t->cfg.label_smoothing;
-    be->ops->gather_rows_u8(be, b->x, t->pixels, batch_index, B, GAN_IMAGE_PIXELS, 1.0f / 255.0f);
+    be->ops->gather_rows_u8(be, b->x, t->pixels, t->perm, B, GAN_IMAGE_PIXELS, 1.0f / 255.0f, batch,
+                            batches);
     const float *in = discriminator_forward(t, b->x, B);
     be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_REAL, b->d_logit, B, real_target, 1.0f);
     discriminator_backward(t, in, B, true, false, NULL);
-    fill_noise(t, GK_PURPOSE_NOISE_D, t->d_steps_done, B);
+    fill_noise(t, GK_PURPOSE_NOISE_D, ctr_step(t, CTR_D_STEP, t->d_steps_done), B);
     generator_forward(t, B);
     in = discriminator_forward(t, b->g_out, B);
     be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_FAKE, b->d_logit, B, 0.0f, 1.0f);
@@ -389,7 +464,7 @@ static void generator_loss_grad(gan_trainer *t, int B)
 {
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
-    fill_noise(t, GK_PURPOSE_NOISE_G, t->g_steps, B);
+    fill_noise(t, GK_PURPOSE_NOISE_G, ctr_step(t, CTR_G_STEP, t->g_steps), B);
     generator_forward(t, B);
     const float *in = discriminator_forward(t, b->g_out, B);
     if (t->cfg.g_loss == GAN_G_LOSS_NONSATURATING) /* minimise BCE(D(G(z)), 1) */
@@ -400,26 +475,35 @@ static void generator_loss_grad(gan_trainer *t, int B)
     generator_backward(t, B);
 }
 
-/* One optimiser update of a network; step counts from 1. */
+/* SGD's momentum in this epoch (a launch argument: a new value drops the graph). */
+static float sgd_momentum_now(const gan_trainer *t)
+{
+    return (float)gan_config_momentum_at(&t->cfg, t->epoch);
+}
+
+/*
+ * One optimiser update of a network; step (from 1) is Adam's t and steps the
+ * learning rate (gan_config_lr_at, evaluated by the op as gk_lr_at).
+ */
 static void optimizer_update(gan_trainer *t, float *p, const float *g, float *m, float *v, size_t n,
-                             double lr, int64_t step)
+                             double lr, gk_step step)
 {
     gk_backend *be = t->be;
-    double lr_t = gan_config_lr_at(&t->cfg, lr, step);
+    gk_lr sched = {lr, t->cfg.lr_decay, t->cfg.lr_min};
     if (t->cfg.optimizer == GAN_OPT_SGD) {
-        be->ops->sgd_momentum(be, p, g, m, n, (float)lr_t,
-                              (float)gan_config_momentum_at(&t->cfg, t->epoch));
+        be->ops->sgd_momentum(be, p, g, m, n, sched, step, sgd_momentum_now(t));
         return;
     }
-    gk_adam hp = {(float)lr_t, (float)t->cfg.beta1, (float)t->cfg.beta2, 1e-8f, 0.0f, step};
+    gk_adam hp = {sched, (float)t->cfg.beta1, (float)t->cfg.beta2, 1e-8f, 0.0f, step};
     be->ops->adam(be, p, g, m, v, n, hp);
 }
 
-static void discriminator_step(gan_trainer *t, int B, const int32_t *batch_index)
+static void discriminator_step(gan_trainer *t, int B, gk_step batch, int64_t batches)
 {
-    discriminator_loss_grad(t, B, batch_index);
+    discriminator_loss_grad(t, B, batch, batches);
     t->d_steps_done++;
-    optimizer_update(t, t->d_p, t->d_g, t->d_m, t->d_v, t->d_n, t->cfg.lr_d, t->d_steps_done);
+    optimizer_update(t, t->d_p, t->d_g, t->d_m, t->d_v, t->d_n, t->cfg.lr_d,
+                     ctr_step(t, CTR_D_STEP, t->d_steps_done));
     if (t->cfg.d_max_norm > 0) /* pylearn2's max_col_norm on each of D's weight matrices */
         for (int i = 0; i < 6; i += 2)
             t->be->ops->clip_row_norms(t->be, DP(i), t->d_t[i].rows, t->d_t[i].cols,
@@ -430,17 +514,14 @@ static void generator_step(gan_trainer *t, int B)
 {
     generator_loss_grad(t, B);
     t->g_steps++;
-    optimizer_update(t, t->g_p, t->g_g, t->g_m, t->g_v, t->g_n, t->cfg.lr_g, t->g_steps);
-    if (t->g_e) {
-        /* the decay ramps up as (1 + t)/(10 + t) (TensorFlow's num_updates), so
-         * the average does not drag the random initial weights along for long */
-        double ramp = (1.0 + (double)t->g_steps) / (10.0 + (double)t->g_steps);
-        double decay = t->cfg.g_ema < ramp ? t->cfg.g_ema : ramp;
-        t->be->ops->lerp(t->be, t->g_e, t->g_p, t->g_n, (float)(1.0 - decay));
-    }
+    gk_step step = ctr_step(t, CTR_G_STEP, t->g_steps);
+    optimizer_update(t, t->g_p, t->g_g, t->g_m, t->g_v, t->g_n, t->cfg.lr_g, step);
+    /* the decay ramps up as (1 + t)/(3 + t) (like TensorFlow's num_updates,
+     * which uses 10): the average spans about the last half of the steps
+     * until g_ema caps it, so it never drags the initial weights along */
+    if (t->g_e)
+        t->be->ops->ema_update(t->be, t->g_e, t->g_p, t->g_n, t->cfg.g_ema, step);
 }
-
-/* ---- epochs ------------------------------------------------------------- */
 
 /* Fisher–Yates driven by Philox (seed, SHUFFLE, epoch): a pure function of both. */
 static void make_permutation(int32_t *perm, int n, uint64_t seed, int epoch)
@@ -456,11 +537,64 @@ static void make_permutation(int32_t *perm, int n, uint64_t seed, int epoch)
     }
 }
 
+/* ---- step counters and the captured iteration ------------------------- */
+
+static void drop_graph(gan_trainer *t)
+{
+    if (t->graph)
+        t->be->ops->graph_free(t->be, t->graph);
+    t->graph = NULL;
+    t->graph_warm = false; /* warm up again before the next capture: shapes may be new */
+}
+
+/* The counters as the backend block holds them at an iteration boundary. */
+static gk_counters host_counters(const gan_trainer *t)
+{
+    gk_counters h;
+    memset(&h, 0, sizeof h);
+    h.v[CTR_D_STEP] = t->d_steps_done;
+    h.v[CTR_G_STEP] = t->g_steps;
+    h.v[CTR_PASS] = t->dropout_passes;
+    h.v[CTR_ITERATION] = t->iteration;
+    h.v[CTR_D_BATCH] = (int64_t)t->iteration * t->cfg.d_steps;
+    return h;
+}
+
+/* Before an iteration: upload the host's counters when the block's differ. */
+static void sync_counters(gan_trainer *t)
+{
+    gk_counters h = host_counters(t);
+    if (memcmp(&h, &t->ctr_base, sizeof h) == 0)
+        return;
+    t->be->ops->upload(t->be, t->ctr, h.v, sizeof h.v);
+    t->ctr_base = h;
+}
+
+/* After an iteration's ops: one counters_add takes the block to the host's values. */
+static gk_counters advance_counters(gan_trainer *t)
+{
+    gk_counters h = host_counters(t), d;
+    for (int i = 0; i < GK_COUNTERS; i++)
+        d.v[i] = h.v[i] - t->ctr_base.v[i];
+    t->be->ops->counters_add(t->be, t->ctr, d);
+    t->ctr_base = h;
+    return d;
+}
+
+/* The SGD momentum an iteration bakes in (none with Adam). */
+static float graph_momentum_now(const gan_trainer *t)
+{
+    return t->cfg.optimizer == GAN_OPT_SGD ? sgd_momentum_now(t) : 0.0f;
+}
+
+/* ---- epochs ------------------------------------------------------------- */
+
 static int start_epoch(gan_trainer *t)
 {
     gk_backend *be = t->be;
     t->epoch_batch = t->cfg.batch_size;
     if (t->epoch_batch > t->b.capacity || t->epoch_batch < t->b.capacity / 2) {
+        drop_graph(t); /* it points into the buffers about to go */
         if (batch_alloc(be, &t->cfg, t->epoch_batch, &t->b) != 0)
             return -1;
     }
@@ -520,6 +654,8 @@ gan_trainer *gan_trainer_new(gk_backend *be, const gan_config *cfg, const gan_da
     t->d_m = ALLOC_F(t->d_n);
     t->d_v = ALLOC_F(t->d_n);
     t->acc = ALLOC_F(ACC_COUNT);
+    t->ctr = (int64_t *)be->ops->alloc(be, GK_COUNTERS * sizeof(int64_t)); /* zeros = ctr_base */
+    t->graphs_off = be->ops->graph_begin == NULL;
     if (cfg->g_ema > 0)
         t->g_e = ALLOC_F(t->g_n);
     if (check(t, err) != 0 || !t->perm_host) {
@@ -539,7 +675,7 @@ gan_trainer *gan_trainer_new(gk_backend *be, const gan_config *cfg, const gan_da
         int fan_in = ti->cols ? ti->cols : (i < 6 ? t->g_t[i - 1].cols : t->d_t[i - 7].cols);
         float bound = range > 0 ? (ti->cols ? (float)range : 0.0f) : 1.0f / sqrtf((float)fan_in);
         size_t n = (size_t)ti->rows * (size_t)(ti->cols ? ti->cols : 1);
-        gk_rng rng = {cfg->seed, GK_PURPOSE_INIT, (uint32_t)i};
+        gk_rng rng = {cfg->seed, GK_PURPOSE_INIT, gk_step_value(i)};
         if (bound > 0)
             be->ops->fill_uniform(be, base + ti->offset, n, rng, -bound, bound);
     }
@@ -557,9 +693,10 @@ void gan_trainer_free(gan_trainer *t)
     if (!t)
         return;
     gk_backend *be = t->be;
+    drop_graph(t);
     batch_free(be, &t->b);
-    void *ptrs[] = {t->pixels, t->perm, t->g_p, t->g_g, t->g_m, t->g_v,
-                    t->d_p,    t->d_g,  t->d_m, t->d_v, t->acc, t->g_e};
+    void *ptrs[] = {t->pixels, t->perm, t->g_p, t->g_g, t->g_m, t->g_v, t->d_p,
+                    t->d_g,    t->d_m,  t->d_v, t->acc, t->g_e, t->ctr};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         if (ptrs[i])
             be->ops->free(be, ptrs[i]);
@@ -594,6 +731,7 @@ int64_t gan_trainer_g_steps(const gan_trainer *t)
 
 void gan_trainer_set_config(gan_trainer *t, const gan_config *c)
 {
+    drop_graph(t); /* lr, betas, g_loss and d_steps are baked into the captured launches */
     t->cfg.batch_size = c->batch_size; /* takes effect in start_epoch */
     t->cfg.epochs = c->epochs;
     t->cfg.lr_d = c->lr_d;
@@ -612,25 +750,65 @@ bool gan_trainer_epoch_complete(const gan_trainer *t)
     return t->iteration >= gan_trainer_iterations_per_epoch(t);
 }
 
-int gan_trainer_step(gan_trainer *t, gan_error *err)
+/* The ops of one iteration, counted on the host as they are issued. */
+static void iteration_ops(gan_trainer *t)
 {
-    if (gan_trainer_epoch_complete(t))
-        return gan_fail(err, "", "epoch %d is complete; finish it before stepping", t->epoch + 1);
-    double t0 = now_seconds();
     int B = t->epoch_batch;
     /* with k D steps per iteration each takes its own batch, as in the paper's
      * Algorithm 1; the epoch still ends after count / B iterations' worth of
      * G steps, wrapping around the permutation for the extra D batches */
     for (int k = 0; k < t->cfg.d_steps; k++) {
         int64_t batch_no = (int64_t)t->iteration * t->cfg.d_steps + k;
-        int per_epoch = gan_trainer_iterations_per_epoch(t);
-        const int32_t *idx = t->perm + (size_t)(batch_no % per_epoch) * (size_t)B;
-        discriminator_step(t, B, idx);
+        discriminator_step(t, B, ctr_step(t, CTR_D_BATCH, batch_no),
+                           gan_trainer_iterations_per_epoch(t));
         t->d_steps_in_epoch++;
     }
     generator_step(t, B);
     t->iteration++;
-    t->be->ops->mark_nonfinite(t->be, t->acc, ACC_G_P + 1, ACC_NONFINITE, (float)t->iteration);
+    t->be->ops->mark_nonfinite(t->be, t->acc, ACC_G_P + 1, ACC_NONFINITE,
+                               ctr_step(t, CTR_ITERATION, t->iteration));
+}
+
+int gan_trainer_step(gan_trainer *t, gan_error *err)
+{
+    if (gan_trainer_epoch_complete(t))
+        return gan_fail(err, "", "epoch %d is complete; finish it before stepping", t->epoch + 1);
+    double t0 = now_seconds();
+    gk_backend *be = t->be;
+    if (t->graph &&
+        (t->graph_batch != t->epoch_batch || t->graph_momentum != graph_momentum_now(t)))
+        drop_graph(t);
+    sync_counters(t);
+    if (t->graph) {
+        be->ops->graph_launch(be, t->graph);
+        /* count on the host what the graph's ops count on the backend */
+        const gk_counters *d = &t->graph_delta;
+        t->d_steps_done += d->v[CTR_D_STEP];
+        t->d_steps_in_epoch += (int)d->v[CTR_D_STEP];
+        t->g_steps += d->v[CTR_G_STEP];
+        t->dropout_passes += d->v[CTR_PASS];
+        t->iteration += (int)d->v[CTR_ITERATION];
+        for (int i = 0; i < GK_COUNTERS; i++)
+            t->ctr_base.v[i] += d->v[i];
+    } else {
+        bool capture = false;
+        if (!t->graphs_off && t->graph_warm) {
+            capture = be->ops->graph_begin(be);
+            t->graphs_off = !capture; /* switched off, or failed (then check() reports it) */
+        }
+        iteration_ops(t);
+        gk_counters delta = advance_counters(t);
+        t->graph_warm = true;
+        if (capture) {
+            t->graph = be->ops->graph_end(be);
+            if (t->graph) {
+                t->graph_delta = delta;
+                t->graph_batch = t->epoch_batch;
+                t->graph_momentum = graph_momentum_now(t);
+                be->ops->graph_launch(be, t->graph); /* captured ops have not run yet */
+            }
+        }
+    }
     t->epoch_seconds += now_seconds() - t0;
     return check(t, err);
 }
@@ -639,9 +817,19 @@ int gan_trainer_finish_epoch(gan_trainer *t, gan_epoch_metrics *m, gan_error *er
 {
     double t0 = now_seconds();
     float acc[ACC_COUNT];
+    gk_counters dev;
     t->be->ops->download(t->be, acc, t->acc, sizeof acc);
+    t->be->ops->download(t->be, dev.v, t->ctr, sizeof dev.v);
     if (check(t, err) != 0)
         return -1;
+    if (memcmp(&dev, &t->ctr_base, sizeof dev) != 0) /* a bug, never a user's error */
+        return gan_fail(err, "device",
+                        "step counters on the %s backend (D %lld, G %lld, pass %lld) disagree "
+                        "with the host's (D %lld, G %lld, pass %lld)",
+                        t->be->ops->name, (long long)dev.v[CTR_D_STEP],
+                        (long long)dev.v[CTR_G_STEP], (long long)dev.v[CTR_PASS],
+                        (long long)t->ctr_base.v[CTR_D_STEP], (long long)t->ctr_base.v[CTR_G_STEP],
+                        (long long)t->ctr_base.v[CTR_PASS]);
     int iters = t->iteration;
     double nd = t->d_steps_in_epoch > 0 ? t->d_steps_in_epoch : 1;
     double ng = iters > 0 ? iters : 1;
@@ -924,6 +1112,7 @@ int gan_trainer_load(gan_trainer *t, const char *path, gan_error *err)
         goto out;
     const char *secs = gan_st_meta(&f, "epoch_seconds");
     t->epoch_seconds = secs ? strtod(secs, NULL) : 0.0;
+    drop_graph(t); /* the next step uploads the loaded counters and captures anew */
     gan_trainer_set_config(t, &saved);
     t->epoch = (int)epoch;
     t->g_steps = gs;
@@ -959,9 +1148,8 @@ void gan_fill_noise(const gan_config *cfg, uint64_t seed, uint32_t purpose, int 
 int gan_generate(const gan_config *cfg, const float *g_params, const float *z, int n, float *images,
                  gan_error *err)
 {
-    const float slope = gan_config_g_slope(cfg);
     gk_backend *be = gk_cpu_backend();
-    int L = cfg->latent_dim, H = cfg->g_hidden, P = GAN_IMAGE_PIXELS;
+    int H = cfg->g_hidden, P = GAN_IMAGE_PIXELS;
     gan_tensor_info ti[6];
     gan_generator_tensors(cfg, ti);
     float *h1 = malloc((size_t)n * H * sizeof(float));
@@ -971,16 +1159,7 @@ int gan_generate(const gan_config *cfg, const float *g_params, const float *z, i
         free(h2);
         return gan_fail(err, "n", "out of memory generating %d images", n);
     }
-    const float *W = g_params;
-    linear_forward(be, h1, z, W + ti[0].offset, W + ti[1].offset, n, L, H);
-    be->ops->relu_forward(be, h1, h1, (size_t)n * H, slope);
-    linear_forward(be, h2, h1, W + ti[2].offset, W + ti[3].offset, n, H, H);
-    be->ops->relu_forward(be, h2, h2, (size_t)n * H, slope);
-    linear_forward(be, images, h2, W + ti[4].offset, W + ti[5].offset, n, H, P);
-    if (cfg->g_output == GAN_G_OUTPUT_SIGMOID)
-        be->ops->sigmoid_forward(be, images, images, (size_t)n * P);
-    else
-        be->ops->relu_forward(be, images, images, (size_t)n * P, 0.0f);
+    generator_layers(be, cfg, g_params, ti, z, h1, h2, images, n);
     for (size_t i = 0; i < (size_t)n * P; i++)
         images[i] = images[i] > 1.0f ? 1.0f : images[i];
     free(h1);
@@ -1018,7 +1197,7 @@ int gan_trainer_eval_d_loss(gan_trainer *t, double *loss, float *grad_host, gan_
     counters c;
     float acc[ACC_COUNT];
     counters_save(t, &c);
-    discriminator_loss_grad(t, t->epoch_batch, t->perm);
+    discriminator_loss_grad(t, t->epoch_batch, gk_step_value(0), 1); /* the first batch */
     counters_restore(t, &c, acc);
     *loss = (double)acc[ACC_D_REAL] + (double)acc[ACC_D_FAKE];
     if (grad_host)

@@ -14,9 +14,16 @@
  *    they can turn it into a failed run. Nothing in here exits the process.
  *  - Matrices are row-major. sgemm computes C = alpha·op(A)·op(B) + beta·C
  *    with op(X) = X or Xᵀ, exactly like cblas_sgemm(CblasRowMajor, ...).
- *  - Random numbers are Philox-4x32-10 (see philox.h) keyed by the run seed;
+ *  - Random numbers are Philox-4x32-10 (see elementwise.h) keyed by the run seed;
  *    the counter is (purpose, step, element index), so every backend draws the
  *    same numbers whatever its launch shape.
+ *  - Values that change every training iteration (a Philox step, Adam's t,
+ *    the decayed learning rate, the batch's place in the permutation, the
+ *    tag of mark_nonfinite) are passed as a gk_step: a pointer into a block
+ *    of int64 counters in backend memory plus a fixed offset, read when the
+ *    op runs, not when it is issued. The iteration advances the block with
+ *    counters_add. So one recorded iteration (a CUDA graph, see graph_begin)
+ *    replays with the right values: its launches never hold the step itself.
  *
  * Thread safety: a backend context may be used by one thread at a time. The
  * CPU backend's ops keep no state, so `gk_cpu_backend()` may be shared by
@@ -43,25 +50,61 @@ enum gk_purpose {
     GK_PURPOSE_EVAL = 10          /* noise of the samples an evaluation scores */
 };
 
-/* Key of one stream of random numbers: seed, purpose and step. */
+/*
+ * An integer an op reads when it runs: *at + offset when `at` is non-NULL
+ * (at points into backend memory, e.g. a gk_counters block), else offset.
+ */
+typedef struct gk_step {
+    const int64_t *at;
+    int64_t offset;
+} gk_step;
+
+/* A step known when the op is issued. */
+static inline gk_step gk_step_value(int64_t v)
+{
+    gk_step s;
+    s.at = NULL;
+    s.offset = v;
+    return s;
+}
+
+/* A block of GK_COUNTERS step counters (in backend memory), or increments of one. */
+enum { GK_COUNTERS = 8 };
+typedef struct gk_counters {
+    int64_t v[GK_COUNTERS];
+} gk_counters;
+
+/* Key of one stream of random numbers: seed, purpose and step (its low 32 bits). */
 typedef struct gk_rng {
     uint64_t seed;
     uint32_t purpose;
-    uint32_t step;
+    gk_step step;
 } gk_rng;
 
 typedef struct gk_backend gk_backend;
 
-/* Adam hyper-parameters for one update (t counts from 1). */
+/*
+ * A learning rate decayed per step, as gan_config_lr_at computes it:
+ * lr_t = max(lr / decay^t, min) in double, rounded to float; decay 1 keeps lr.
+ */
+typedef struct gk_lr {
+    double lr, decay, min;
+} gk_lr;
+
+/* Adam hyper-parameters for one update; t counts from 1 and also steps the lr. */
 typedef struct gk_adam {
-    float lr, beta1, beta2, eps, weight_decay;
-    int64_t t;
+    gk_lr lr;
+    float beta1, beta2, eps, weight_decay;
+    gk_step t;
 } gk_adam;
+
+/* A graph of recorded ops (graph_begin); opaque, owned by whoever ended the capture. */
+typedef struct gk_graph gk_graph;
 
 /*
  * The table of ops. Shapes are given as rows × cols of row-major matrices;
  * `n` is an element count. "acc" outputs are accumulated (+=), everything
- * else is overwritten. None may be NULL.
+ * else is overwritten. None may be NULL unless marked optional.
  */
 typedef struct gk_backend_ops {
     const char *name; /* "cpu", "cuda" */
@@ -78,6 +121,12 @@ typedef struct gk_backend_ops {
 
     /* y[r][c] += bias[c] */
     void (*bias_add)(gk_backend *be, float *y, const float *bias, int rows, int cols);
+    /*
+     * Fused bias + (leaky) ReLU: v = x[r][c] + bias[c], y[r][c] = v > 0 ? v :
+     * slope·v. Bit for bit bias_add then relu_forward; y == x allowed.
+     */
+    void (*bias_relu)(gk_backend *be, float *y, const float *x, const float *bias, int rows,
+                      int cols, float slope);
     /* db[c] (+)= sum_r dy[r][c]; accumulate selects += over = */
     void (*bias_grad)(gk_backend *be, float *db, const float *dy, int rows, int cols,
                       bool accumulate);
@@ -99,6 +148,13 @@ typedef struct gk_backend_ops {
      */
     void (*maxout_forward)(gk_backend *be, float *y, int32_t *argmax, const float *x, int rows,
                            int units, int pieces);
+    /*
+     * Fused bias + maxout: with v_p = x[r][j·pieces + p] + bias[j·pieces + p],
+     * y[r][j] = max_p v_p and argmax[r][j] = the winning p (ties to the lowest).
+     * Bit for bit bias_add then maxout_forward, except that x is left as it was.
+     */
+    void (*bias_maxout)(gk_backend *be, float *y, int32_t *argmax, const float *x,
+                        const float *bias, int rows, int units, int pieces);
     /* dx[r][j·pieces + p] = p == argmax[r][j] ? dy[r][j] : 0 (dx fully written) */
     void (*maxout_backward)(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
                             int rows, int units, int pieces);
@@ -125,21 +181,27 @@ typedef struct gk_backend_ops {
     void (*sigmoid_bce)(gk_backend *be, float *dlogit, float *acc, const float *logit, int n,
                         float target, float grad_scale);
 
-    /* p −= lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps), torch.optim.Adam */
+    /*
+     * p −= lr_t/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps), torch.optim.Adam,
+     * with t = hp.t's value and lr_t = hp.lr at step t
+     */
     void (*adam)(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
                  gk_adam hp);
-    /* SGD with momentum, pylearn2 style: vel = mom·vel − lr·g; p += vel */
+    /* SGD with momentum, pylearn2 style: vel = mom·vel − lr_t·g; p += vel (lr_t: lr at step) */
     void (*sgd_momentum)(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
-                         float lr, float momentum);
+                         gk_lr lr, gk_step step, float momentum);
 
     /* x[i] = mean + std · N(0,1) from philox(rng, i) (Box–Muller) */
     void (*fill_normal)(gk_backend *be, float *x, size_t n, gk_rng rng, float mean, float std);
     /* x[i] = lo + (hi − lo) · U[0,1) from philox(rng, i) */
     void (*fill_uniform)(gk_backend *be, float *x, size_t n, gk_rng rng, float lo, float hi);
 
-    /* dst[r][:] = src[index[r]][:] for r < rows; src rows are uint8 pixels scaled by `scale` */
+    /*
+     * dst[r][:] = src[index[b·rows + r]][:] for r < rows, b = block's value mod
+     * blocks (blocks ≥ 1); src rows are uint8 pixels scaled by `scale`
+     */
     void (*gather_rows_u8)(gk_backend *be, float *dst, const uint8_t *src, const int32_t *index,
-                           int rows, int cols, float scale);
+                           int rows, int cols, float scale, gk_step block, int64_t blocks);
     /* acc[0] += sum x[i] (deterministic: fixed chunking, independent of thread count) */
     void (*sum)(gk_backend *be, float *acc, const float *x, size_t n);
     /* x[i] = value */
@@ -148,6 +210,13 @@ typedef struct gk_backend_ops {
     void (*axpy)(gk_backend *be, float *y, const float *x, size_t n, float a);
     /* y[i] += w·(x[i] − y[i]): one step of an exponential moving average of x */
     void (*lerp)(gk_backend *be, float *y, const float *x, size_t n, float w);
+    /*
+     * lerp with a ramped weight at step s (TensorFlow's
+     * ExponentialMovingAverage(num_updates) ramps with 10 where this has 3):
+     * w = (float)(1 − min(decay, (1 + s)/(3 + s))), in double
+     */
+    void (*ema_update)(gk_backend *be, float *y, const float *x, size_t n, double decay,
+                       gk_step step);
 
     /*
      * Max-norm constraint (pylearn2's max_col_norm, on PyTorch's row-major
@@ -157,14 +226,35 @@ typedef struct gk_backend_ops {
     void (*clip_row_norms)(gk_backend *be, float *W, int rows, int cols, float max_norm);
 
     /*
-     * acc[slot] = tag if acc[slot] == 0 and any of acc[0..n) is not finite:
-     * marks the first iteration whose losses went non-finite without a host
-     * sync (the epoch's single read-back finds it).
+     * acc[slot] = (float)tag if acc[slot] == 0 and any of acc[0..n) is not
+     * finite: marks the first iteration whose losses went non-finite without a
+     * host sync (the epoch's single read-back finds it).
      */
-    void (*mark_nonfinite)(gk_backend *be, float *acc, int n, int slot, float tag);
+    void (*mark_nonfinite)(gk_backend *be, float *acc, int n, int slot, gk_step tag);
+
+    /* c[i] += delta.v[i] for i < GK_COUNTERS: advances a counter block in backend memory */
+    void (*counters_add)(gk_backend *be, int64_t *c, gk_counters delta);
 
     /* Optional (NULL: the backend has only fp32): let sgemm use TF32 tensor cores. */
     void (*set_tf32)(gk_backend *be, bool enable);
+
+    /*
+     * Optional, all four or none (NULL on the CPU): graphs of recorded ops.
+     * After graph_begin returns true, the ops issued on this backend are
+     * recorded, not run, until graph_end, which returns them as a graph; NULL
+     * with the sticky error set when the capture failed (the backend is then
+     * out of capture mode). graph_begin returns false, recording nothing, when
+     * graphs are switched off (CUDA: GAND_CUDA_GRAPHS=0 when the backend was
+     * opened) or the backend has failed. Between begin and end only queued
+     * ops may be issued: no alloc, free, upload, download, copy, synchronize.
+     * graph_launch runs the recorded ops once, in order, with the arguments
+     * they were issued with (so anything per-iteration must be a gk_step or
+     * live in backend memory); graph_free releases a graph (NULL allowed).
+     */
+    bool (*graph_begin)(gk_backend *be);
+    gk_graph *(*graph_end)(gk_backend *be);
+    void (*graph_launch)(gk_backend *be, gk_graph *g);
+    void (*graph_free)(gk_backend *be, gk_graph *g);
 } gk_backend_ops;
 
 struct gk_backend {

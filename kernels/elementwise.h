@@ -138,4 +138,35 @@ GK_HD void gk_adam_update(float *p, float g, float *m, float *v, float lr, float
     *p -= (lr / bias_c1) * mt / denom;
 }
 
+/*
+ * The per-step scalars of the optimisers, from a step counter, in double and
+ * rounded once to float: the same expressions on the host and on a GPU (whose
+ * pow may differ from the host's in the last bit of a double, which rounding
+ * to float almost always hides).
+ */
+
+/* Learning rate at step t: max(lr / decay^t, min); decay 1 keeps lr (gan_config_lr_at). */
+GK_HD float gk_lr_at(double lr, double decay, double min, int64_t t)
+{
+    if (decay == 1.0)
+        return (float)lr;
+    double v = lr / pow(decay, (double)t);
+    return (float)(v > min ? v : min);
+}
+
+/* Adam's bias corrections at step t: 1 − β1^t and sqrt(1 − β2^t). */
+GK_HD void gk_adam_corrections(float beta1, float beta2, int64_t t, float *bias_c1,
+                               float *bias_c2_sqrt)
+{
+    *bias_c1 = (float)(1.0 - pow((double)beta1, (double)t));
+    *bias_c2_sqrt = (float)sqrt(1.0 - pow((double)beta2, (double)t));
+}
+
+/* Weight of one moving-average step at step t: 1 − min(decay, (1 + t)/(3 + t)). */
+GK_HD float gk_ema_weight(double decay, int64_t t)
+{
+    double ramp = (1.0 + (double)t) / (3.0 + (double)t);
+    return (float)(1.0 - (decay < ramp ? decay : ramp));
+}
+
 #endif

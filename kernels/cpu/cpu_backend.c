@@ -15,6 +15,8 @@
  *    slower on 2 cores than with element-wise loops on one thread.
  *
  * Ops keep no state, so the one static backend is shared by every thread.
+ * A gk_step's counter lives in host memory here and is read when the op is
+ * called (which is when it runs); there are no graphs (graph_* are NULL).
  */
 #include <cblas.h>
 #include <math.h>
@@ -38,6 +40,12 @@
 #define GK_PARALLEL_FOR(n)
 #define GK_PARALLEL_FOR_PLAIN(n)
 #endif
+
+/* The value of a step: the counter it points at (host memory here) plus its offset. */
+static int64_t step_of(gk_step s)
+{
+    return s.at ? *s.at + s.offset : s.offset;
+}
 
 static void *cpu_alloc(gk_backend *be, size_t bytes)
 {
@@ -90,6 +98,23 @@ static void cpu_bias_add(gk_backend *be, float *y, const float *bias, int rows, 
         float *row = y + (size_t)r * (size_t)cols;
         for (int c = 0; c < cols; c++)
             row[c] += bias[c];
+    }
+}
+
+static void cpu_bias_relu(gk_backend *be, float *y, const float *x, const float *bias, int rows,
+                          int cols, float slope)
+{
+    (void)be;
+    size_t total = (size_t)rows * (size_t)cols;
+    (void)total;
+    GK_PARALLEL_FOR_PLAIN(total)
+    for (int r = 0; r < rows; r++) {
+        const float *in = x + (size_t)r * (size_t)cols;
+        float *out = y + (size_t)r * (size_t)cols;
+        for (int c = 0; c < cols; c++) {
+            float v = in[c] + bias[c]; /* bias_add's sum, then relu_forward's select */
+            out[c] = v > 0.0f ? v : slope * v;
+        }
     }
 }
 
@@ -173,6 +198,29 @@ static void cpu_maxout_forward(gk_backend *be, float *y, int32_t *argmax, const 
     }
 }
 
+static void cpu_bias_maxout(gk_backend *be, float *y, int32_t *argmax, const float *x,
+                            const float *bias, int rows, int units, int pieces)
+{
+    (void)be;
+    size_t total = (size_t)rows * (size_t)units;
+    GK_PARALLEL_FOR_PLAIN(total * (size_t)pieces)
+    for (size_t o = 0; o < total; o++) {
+        const float *in = x + o * (size_t)pieces;
+        const float *b = bias + (o % (size_t)units) * (size_t)pieces;
+        float best = in[0] + b[0];
+        int32_t arg = 0;
+        for (int p = 1; p < pieces; p++) {
+            float v = in[p] + b[p];
+            if (v > best) { /* strict: ties keep the lowest index */
+                best = v;
+                arg = p;
+            }
+        }
+        y[o] = best;
+        argmax[o] = arg;
+    }
+}
+
 static void cpu_maxout_backward(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
                                 int rows, int units, int pieces)
 {
@@ -200,11 +248,12 @@ static void cpu_dropout_forward(gk_backend *be, float *y, float *mask, const flo
         return;
     }
     const float keep_scale = 1.0f / (1.0f - p);
+    const uint32_t step = (uint32_t)step_of(rng.step);
     /* One Philox block gives the uniforms of four consecutive elements. */
     size_t blocks = (n + 3) / 4;
     GK_PARALLEL_FOR_PLAIN(n)
     for (size_t b = 0; b < blocks; b++) {
-        gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, rng.step, b);
+        gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, step, b);
         for (size_t j = 0; j < 4; j++) {
             size_t i = b * 4 + j;
             if (i >= n)
@@ -247,18 +296,21 @@ static void cpu_adam(gk_backend *be, float *param, const float *grad, float *m, 
                      gk_adam hp)
 {
     (void)be;
-    const float bias_c1 = (float)(1.0 - pow(hp.beta1, (double)hp.t));
-    const float bias_c2_sqrt = (float)sqrt(1.0 - pow(hp.beta2, (double)hp.t));
+    const int64_t t = step_of(hp.t);
+    const float lr = gk_lr_at(hp.lr.lr, hp.lr.decay, hp.lr.min, t);
+    float bias_c1, bias_c2_sqrt;
+    gk_adam_corrections(hp.beta1, hp.beta2, t, &bias_c1, &bias_c2_sqrt);
     GK_PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++)
-        gk_adam_update(&param[i], grad[i], &m[i], &v[i], hp.lr, hp.beta1, hp.beta2, hp.eps,
+        gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps,
                        hp.weight_decay, bias_c1, bias_c2_sqrt);
 }
 
 static void cpu_sgd_momentum(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
-                             float lr, float momentum)
+                             gk_lr lr_sched, gk_step step, float momentum)
 {
     (void)be;
+    const float lr = gk_lr_at(lr_sched.lr, lr_sched.decay, lr_sched.min, step_of(step));
     GK_PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) {
         vel[i] = momentum * vel[i] - lr * grad[i];
@@ -269,12 +321,13 @@ static void cpu_sgd_momentum(gk_backend *be, float *param, const float *grad, fl
 static void cpu_fill_normal(gk_backend *be, float *x, size_t n, gk_rng rng, float mean, float std)
 {
     (void)be;
+    const uint32_t step = (uint32_t)step_of(rng.step);
     size_t blocks = (n + 3) / 4;
     GK_PARALLEL_FOR_PLAIN(n)
     for (size_t b = 0; b < blocks; b++) {
         for (size_t j = 0; j < 4 && b * 4 + j < n; j++) {
             size_t i = b * 4 + j;
-            x[i] = mean + std * gk_philox_normal(rng.seed, rng.purpose, rng.step, i);
+            x[i] = mean + std * gk_philox_normal(rng.seed, rng.purpose, step, i);
         }
     }
 }
@@ -282,20 +335,25 @@ static void cpu_fill_normal(gk_backend *be, float *x, size_t n, gk_rng rng, floa
 static void cpu_fill_uniform(gk_backend *be, float *x, size_t n, gk_rng rng, float lo, float hi)
 {
     (void)be;
+    const uint32_t step = (uint32_t)step_of(rng.step);
     size_t blocks = (n + 3) / 4;
     const float span = hi - lo;
     GK_PARALLEL_FOR_PLAIN(n)
     for (size_t b = 0; b < blocks; b++) {
-        gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, rng.step, b);
+        gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, step, b);
         for (size_t j = 0; j < 4 && b * 4 + j < n; j++)
             x[b * 4 + j] = lo + span * gk_u01(r.v[j]);
     }
 }
 
 static void cpu_gather_rows_u8(gk_backend *be, float *dst, const uint8_t *src, const int32_t *index,
-                               int rows, int cols, float scale)
+                               int rows, int cols, float scale, gk_step block, int64_t blocks)
 {
-    (void)be;
+    if (blocks < 1) {
+        GK_FAIL(be, "gather_rows_u8: blocks is %lld, must be at least 1", (long long)blocks);
+        return;
+    }
+    index += (size_t)(step_of(block) % blocks) * (size_t)rows;
     size_t total = (size_t)rows * (size_t)cols;
     (void)total;
     GK_PARALLEL_FOR_PLAIN(total)
@@ -346,6 +404,12 @@ static void cpu_lerp(gk_backend *be, float *y, const float *x, size_t n, float w
         y[i] += w * (x[i] - y[i]);
 }
 
+static void cpu_ema_update(gk_backend *be, float *y, const float *x, size_t n, double decay,
+                           gk_step step)
+{
+    cpu_lerp(be, y, x, n, gk_ema_weight(decay, step_of(step)));
+}
+
 static void cpu_clip_row_norms(gk_backend *be, float *W, int rows, int cols, float max_norm)
 {
     (void)be;
@@ -361,16 +425,23 @@ static void cpu_clip_row_norms(gk_backend *be, float *W, int rows, int cols, flo
     }
 }
 
-static void cpu_mark_nonfinite(gk_backend *be, float *acc, int n, int slot, float tag)
+static void cpu_mark_nonfinite(gk_backend *be, float *acc, int n, int slot, gk_step tag)
 {
     (void)be;
     if (acc[slot] != 0.0f)
         return;
     for (int i = 0; i < n; i++)
         if (!isfinite(acc[i])) {
-            acc[slot] = tag;
+            acc[slot] = (float)step_of(tag);
             return;
         }
+}
+
+static void cpu_counters_add(gk_backend *be, int64_t *c, gk_counters delta)
+{
+    (void)be;
+    for (int i = 0; i < GK_COUNTERS; i++)
+        c[i] += delta.v[i];
 }
 
 static void cpu_upload(gk_backend *be, void *dst, const void *src, size_t bytes)
@@ -388,12 +459,14 @@ static const gk_backend_ops cpu_ops = {
     .synchronize = cpu_synchronize,
     .sgemm = cpu_sgemm,
     .bias_add = cpu_bias_add,
+    .bias_relu = cpu_bias_relu,
     .bias_grad = cpu_bias_grad,
     .relu_forward = cpu_relu_forward,
     .relu_backward = cpu_relu_backward,
     .sigmoid_forward = cpu_sigmoid_forward,
     .sigmoid_backward = cpu_sigmoid_backward,
     .maxout_forward = cpu_maxout_forward,
+    .bias_maxout = cpu_bias_maxout,
     .maxout_backward = cpu_maxout_backward,
     .dropout_forward = cpu_dropout_forward,
     .dropout_backward = cpu_dropout_backward,
@@ -407,7 +480,9 @@ static const gk_backend_ops cpu_ops = {
     .fill = cpu_fill,
     .axpy = cpu_axpy,
     .lerp = cpu_lerp,
+    .ema_update = cpu_ema_update,
     .mark_nonfinite = cpu_mark_nonfinite,
+    .counters_add = cpu_counters_add,
     .clip_row_norms = cpu_clip_row_norms,
 };
 

@@ -31,6 +31,31 @@
  *    round like the CPU code; these kernels are bound by memory, not FLOPs.
  *  - upload and download wait for the copy, so the host buffer may be reused
  *    (or read) on return; every other op is queued on the backend's stream.
+ *  - Per-iteration values arrive as gk_step (a device pointer into the
+ *    trainer's int64 counter block plus a fixed offset): kernels read the
+ *    counter when they run. Values derived from a step (Adam's bias
+ *    corrections, the decayed lr, the moving average's weight) are computed
+ *    in each thread from it with kernels/elementwise.h's helpers, in double
+ *    like the CPU; device pow may differ from glibc's in the last bit of a
+ *    double, which the rounding to float almost always hides (CPU/CUDA parity
+ *    is to 1e-4 anyway; graph and eager CUDA runs use the same kernels).
+ *
+ * CUDA graphs (graph_begin / graph_end / graph_launch / graph_free): the
+ * trainer captures one training iteration on the backend's stream
+ * (cudaStreamBeginCapture in thread-local mode, so only this thread's
+ * unsafe calls are refused), instantiates it and launches the executable
+ * graph every iteration after: one launch instead of ~60 kernel launches and
+ * cuBLAS calls, which dominate at batch 64. Because every per-iteration value
+ * is read from device memory, the recorded launch arguments stay valid; the
+ * trainer drops the graph when something baked in changes (see gan/trainer.c).
+ * cuBLAS is legal inside a capture; it gets a fixed workspace
+ * (cublasSetWorkspace, GKC_BLAS_WORKSPACE, set after cublasSetStream, which
+ * resets it) so that it never allocates while capturing. graph_end always
+ * ends the capture, also after a failure, so the stream leaves capture mode;
+ * a failed capture (or instantiation) is the backend's sticky error and the
+ * captured work is discarded, never run. GAND_CUDA_GRAPHS=0 in the
+ * environment when the backend opens makes graph_begin decline: every
+ * iteration then runs eagerly (tests/unit/test_gpu_parity.c compares both).
  */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -51,13 +76,22 @@
 #define GKC_REDUCE_PER_THREAD 4 /* a reduction's grid gives each thread ≥ this many elements */
 #define GKC_BG_COLS 32          /* bias_grad: columns per block (one warp wide) */
 #define GKC_BG_ROWS 32          /* bias_grad: row lanes per block */
+#define GKC_BLAS_WORKSPACE ((size_t)32 << 20) /* cuBLAS's recommended workspace on Hopper */
 
 typedef struct cuda_ctx {
     cudaStream_t stream;
-    cublasHandle_t blas; /* bound to `stream`, CUBLAS_DEFAULT_MATH */
+    cublasHandle_t blas; /* bound to `stream`, CUBLAS_DEFAULT_MATH, workspace blas_ws */
+    void *blas_ws;       /* GKC_BLAS_WORKSPACE bytes: cuBLAS never allocates (graph capture) */
     double *partials;    /* 2 × GKC_REDUCE_BLOCKS per-block sums of the reductions */
     unsigned max_blocks; /* grid cap of element-wise kernels: one full wave on the GPU */
+    bool graphs;         /* graph_begin may capture (GAND_CUDA_GRAPHS is not "0") */
+    bool capturing;      /* between a successful graph_begin and its graph_end */
 } cuda_ctx;
+
+/* An instantiated graph of one captured op sequence. */
+struct gk_graph {
+    cudaGraphExec_t exec;
+};
 
 /* ---- checks --------------------------------------------------------------- */
 
@@ -130,6 +164,12 @@ static dim3 grid_rows_cols(const cuda_ctx *c, int rows, int cols)
 
 /* ---- device helpers ------------------------------------------------------- */
 
+/* The value of a step when the kernel runs: its counter (device memory) plus its offset. */
+static __device__ __forceinline__ int64_t step_value(gk_step s)
+{
+    return s.at ? *s.at + s.offset : s.offset;
+}
+
 /*
  * Sums a and b over the block in a fixed order (shuffle tree per warp, then
  * over the warps); thread 0 holds the totals. blockDim.x must be a multiple
@@ -172,6 +212,21 @@ static __global__ void bias_add_kernel(float *y, const float *bias, int rows, in
     const float b = bias[col];
     for (int r = blockIdx.y; r < rows; r += gridDim.y)
         y[(size_t)r * (size_t)cols + col] += b;
+}
+
+/* bias_add then (leaky) ReLU in one pass; same grid as bias_add. y == x allowed. */
+static __global__ void bias_relu_kernel(float *y, const float *x, const float *bias, int rows,
+                                        int cols, float slope)
+{
+    const int col = blockIdx.x * blockDim.x + threadIdx.x;
+    if (col >= cols)
+        return;
+    const float b = bias[col];
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+        const size_t i = (size_t)r * (size_t)cols + col;
+        const float v = __fadd_rn(x[i], b);
+        y[i] = v > 0.0f ? v : __fmul_rn(slope, v);
+    }
 }
 
 /*
@@ -242,6 +297,28 @@ static __global__ void maxout_forward_kernel(float *y, int32_t *argmax, const fl
     }
 }
 
+/* bias_add then maxout_forward in one pass, x unchanged; unit j of output o is o mod units. */
+static __global__ void bias_maxout_kernel(float *y, int32_t *argmax, const float *x,
+                                          const float *bias, size_t outs, int units, int pieces)
+{
+    GRID_STRIDE(o, outs)
+    {
+        const float *in = x + o * (size_t)pieces;
+        const float *b = bias + (o % (size_t)units) * (size_t)pieces;
+        float best = __fadd_rn(in[0], b[0]);
+        int32_t arg = 0;
+        for (int p = 1; p < pieces; p++) {
+            const float v = __fadd_rn(in[p], b[p]);
+            if (v > best) { /* strict: ties keep the lowest index */
+                best = v;
+                arg = p;
+            }
+        }
+        y[o] = best;
+        argmax[o] = arg;
+    }
+}
+
 /* One thread per input element, so dx is written in full and coalesced. */
 static __global__ void maxout_backward_kernel(float *dx, const float *dy, const int32_t *argmax,
                                               size_t outs, int pieces)
@@ -269,9 +346,10 @@ static __global__ void dropout_forward_kernel(float *y, float *mask, const float
                                               float p, float keep_scale, gk_rng rng)
 {
     const size_t blocks = (n + 3) / 4;
+    const uint32_t step = (uint32_t)step_value(rng.step);
     GRID_STRIDE(b, blocks)
     {
-        const gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, rng.step, b);
+        const gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, step, b);
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const size_t i = b * 4 + (size_t)j;
@@ -345,17 +423,23 @@ static __global__ void reduce_finish_kernel(float *acc, const double *partials, 
     }
 }
 
+/* t, lr_t and the bias corrections from the step counter, once per thread, in double */
 static __global__ void adam_kernel(float *param, const float *grad, float *m, float *v, size_t n,
-                                   gk_adam hp, float bias_c1, float bias_c2_sqrt)
+                                   gk_adam hp)
 {
+    const int64_t t = step_value(hp.t);
+    const float lr = gk_lr_at(hp.lr.lr, hp.lr.decay, hp.lr.min, t);
+    float bias_c1, bias_c2_sqrt;
+    gk_adam_corrections(hp.beta1, hp.beta2, t, &bias_c1, &bias_c2_sqrt);
     GRID_STRIDE(i, n)
-    gk_adam_update(&param[i], grad[i], &m[i], &v[i], hp.lr, hp.beta1, hp.beta2, hp.eps,
+    gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps,
                    hp.weight_decay, bias_c1, bias_c2_sqrt);
 }
 
 static __global__ void sgd_momentum_kernel(float *param, const float *grad, float *vel, size_t n,
-                                           float lr, float momentum)
+                                           gk_lr sched, gk_step step, float momentum)
 {
+    const float lr = gk_lr_at(sched.lr, sched.decay, sched.min, step_value(step));
     GRID_STRIDE(i, n)
     {
         const float v = momentum * vel[i] - lr * grad[i];
@@ -366,17 +450,19 @@ static __global__ void sgd_momentum_kernel(float *param, const float *grad, floa
 
 static __global__ void fill_normal_kernel(float *x, size_t n, gk_rng rng, float mean, float std)
 {
+    const uint32_t step = (uint32_t)step_value(rng.step);
     GRID_STRIDE(i, n)
-    x[i] = __fadd_rn(mean, __fmul_rn(std, gk_philox_normal(rng.seed, rng.purpose, rng.step, i)));
+    x[i] = __fadd_rn(mean, __fmul_rn(std, gk_philox_normal(rng.seed, rng.purpose, step, i)));
 }
 
 /* One thread per Philox block, as dropout. */
 static __global__ void fill_uniform_kernel(float *x, size_t n, gk_rng rng, float lo, float span)
 {
     const size_t blocks = (n + 3) / 4;
+    const uint32_t step = (uint32_t)step_value(rng.step);
     GRID_STRIDE(b, blocks)
     {
-        const gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, rng.step, b);
+        const gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, step, b);
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const size_t i = b * 4 + (size_t)j;
@@ -387,11 +473,13 @@ static __global__ void fill_uniform_kernel(float *x, size_t n, gk_rng rng, float
 }
 
 static __global__ void gather_rows_u8_kernel(float *dst, const uint8_t *src, const int32_t *index,
-                                             int rows, int cols, float scale)
+                                             int rows, int cols, float scale, gk_step block,
+                                             int64_t blocks)
 {
     const int col = blockIdx.x * blockDim.x + threadIdx.x;
     if (col >= cols)
         return;
+    index += (size_t)(step_value(block) % blocks) * (size_t)rows;
     for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         const uint8_t *in = src + (size_t)index[r] * (size_t)cols;
         dst[(size_t)r * (size_t)cols + col] = (float)in[col] * scale;
@@ -419,15 +507,22 @@ static __global__ void clip_row_norms_kernel(float *W, int cols, float max_norm)
         w[c] = __fmul_rn(w[c], scale);
 }
 
-static __global__ void mark_nonfinite_kernel(float *acc, int n, int slot, float tag)
+static __global__ void mark_nonfinite_kernel(float *acc, int n, int slot, gk_step tag)
 {
     if (threadIdx.x != 0 || acc[slot] != 0.0f)
         return;
     for (int i = 0; i < n; i++)
         if (!isfinite(acc[i])) {
-            acc[slot] = tag;
+            acc[slot] = (float)step_value(tag);
             return;
         }
+}
+
+/* One thread per counter. */
+static __global__ void counters_add_kernel(int64_t *c, gk_counters delta)
+{
+    if (threadIdx.x < GK_COUNTERS)
+        c[threadIdx.x] += delta.v[threadIdx.x];
 }
 
 static __global__ void fill_kernel(float *x, size_t n, float value)
@@ -444,6 +539,14 @@ static __global__ void axpy_kernel(float *y, const float *x, size_t n, float a)
 
 static __global__ void lerp_kernel(float *y, const float *x, size_t n, float w)
 {
+    GRID_STRIDE(i, n)
+    y[i] += w * (x[i] - y[i]);
+}
+
+static __global__ void ema_update_kernel(float *y, const float *x, size_t n, double decay,
+                                         gk_step step)
+{
+    const float w = gk_ema_weight(decay, step_value(step));
     GRID_STRIDE(i, n)
     y[i] += w * (x[i] - y[i]);
 }
@@ -548,6 +651,17 @@ static void cuda_bias_add(gk_backend *be, float *y, const float *bias, int rows,
     LAUNCH_CHECK(be, "bias_add_kernel");
 }
 
+static void cuda_bias_relu(gk_backend *be, float *y, const float *x, const float *bias, int rows,
+                           int cols, float slope)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || rows <= 0 || cols <= 0)
+        return;
+    bias_relu_kernel<<<grid_rows_cols(c, rows, cols), GKC_THREADS, 0, c->stream>>>(y, x, bias, rows,
+                                                                                   cols, slope);
+    LAUNCH_CHECK(be, "bias_relu_kernel");
+}
+
 static void cuda_bias_grad(gk_backend *be, float *db, const float *dy, int rows, int cols,
                            bool accumulate)
 {
@@ -612,6 +726,18 @@ static void cuda_maxout_forward(gk_backend *be, float *y, int32_t *argmax, const
     LAUNCH_CHECK(be, "maxout_forward_kernel");
 }
 
+static void cuda_bias_maxout(gk_backend *be, float *y, int32_t *argmax, const float *x,
+                             const float *bias, int rows, int units, int pieces)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || rows <= 0 || units <= 0 || pieces <= 0)
+        return;
+    const size_t outs = (size_t)rows * (size_t)units;
+    bias_maxout_kernel<<<grid_for(c, outs), GKC_THREADS, 0, c->stream>>>(y, argmax, x, bias, outs,
+                                                                         units, pieces);
+    LAUNCH_CHECK(be, "bias_maxout_kernel");
+}
+
 static void cuda_maxout_backward(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
                                  int rows, int units, int pieces)
 {
@@ -673,22 +799,18 @@ static void cuda_adam(gk_backend *be, float *param, const float *grad, float *m,
     cuda_ctx *c = live_ctx(be);
     if (!c || n == 0)
         return;
-    /* bias corrections once per step, in double, as the CPU does */
-    const float bias_c1 = (float)(1.0 - pow(hp.beta1, (double)hp.t));
-    const float bias_c2_sqrt = (float)sqrt(1.0 - pow(hp.beta2, (double)hp.t));
-    adam_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(param, grad, m, v, n, hp, bias_c1,
-                                                               bias_c2_sqrt);
+    adam_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(param, grad, m, v, n, hp);
     LAUNCH_CHECK(be, "adam_kernel");
 }
 
 static void cuda_sgd_momentum(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
-                              float lr, float momentum)
+                              gk_lr lr, gk_step step, float momentum)
 {
     cuda_ctx *c = live_ctx(be);
     if (!c || n == 0)
         return;
     sgd_momentum_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(param, grad, vel, n, lr,
-                                                                       momentum);
+                                                                       step, momentum);
     LAUNCH_CHECK(be, "sgd_momentum_kernel");
 }
 
@@ -713,13 +835,18 @@ static void cuda_fill_uniform(gk_backend *be, float *x, size_t n, gk_rng rng, fl
 }
 
 static void cuda_gather_rows_u8(gk_backend *be, float *dst, const uint8_t *src,
-                                const int32_t *index, int rows, int cols, float scale)
+                                const int32_t *index, int rows, int cols, float scale,
+                                gk_step block, int64_t blocks)
 {
     cuda_ctx *c = live_ctx(be);
     if (!c || rows <= 0 || cols <= 0)
         return;
+    if (blocks < 1) {
+        GK_FAIL(be, "gather_rows_u8: blocks is %lld, must be at least 1", (long long)blocks);
+        return;
+    }
     gather_rows_u8_kernel<<<grid_rows_cols(c, rows, cols), GKC_THREADS, 0, c->stream>>>(
-        dst, src, index, rows, cols, scale);
+        dst, src, index, rows, cols, scale, block, blocks);
     LAUNCH_CHECK(be, "gather_rows_u8_kernel");
 }
 
@@ -763,6 +890,16 @@ static void cuda_lerp(gk_backend *be, float *y, const float *x, size_t n, float 
     LAUNCH_CHECK(be, "lerp_kernel");
 }
 
+static void cuda_ema_update(gk_backend *be, float *y, const float *x, size_t n, double decay,
+                            gk_step step)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || n == 0)
+        return;
+    ema_update_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(y, x, n, decay, step);
+    LAUNCH_CHECK(be, "ema_update_kernel");
+}
+
 static void cuda_clip_row_norms(gk_backend *be, float *W, int rows, int cols, float max_norm)
 {
     cuda_ctx *c = live_ctx(be);
@@ -772,13 +909,92 @@ static void cuda_clip_row_norms(gk_backend *be, float *W, int rows, int cols, fl
     LAUNCH_CHECK(be, "clip_row_norms_kernel");
 }
 
-static void cuda_mark_nonfinite(gk_backend *be, float *acc, int n, int slot, float tag)
+static void cuda_mark_nonfinite(gk_backend *be, float *acc, int n, int slot, gk_step tag)
 {
     cuda_ctx *c = live_ctx(be);
     if (!c)
         return;
     mark_nonfinite_kernel<<<1, 32, 0, c->stream>>>(acc, n, slot, tag);
     LAUNCH_CHECK(be, "mark_nonfinite_kernel");
+}
+
+static void cuda_counters_add(gk_backend *be, int64_t *ctr, gk_counters delta)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c)
+        return;
+    counters_add_kernel<<<1, 32, 0, c->stream>>>(ctr, delta);
+    LAUNCH_CHECK(be, "counters_add_kernel");
+}
+
+/* ---- graphs ---------------------------------------------------------------- */
+
+static bool cuda_graph_begin(gk_backend *be)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || !c->graphs)
+        return false;
+    if (c->capturing) {
+        GK_FAIL(be, "graph_begin while a capture is in progress");
+        return false;
+    }
+    /* thread-local: unsafe calls (cudaMalloc, synchronisation) from this thread fail the
+     * capture; other threads of the process are not affected */
+    if (!CUDA_CHECK(be, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal)))
+        return false;
+    c->capturing = true;
+    return true;
+}
+
+/*
+ * Ends the capture whatever happened since graph_begin (the stream must leave
+ * capture mode), then instantiates the graph unless the backend has failed.
+ */
+static gk_graph *cuda_graph_end(gk_backend *be)
+{
+    cuda_ctx *c = (cuda_ctx *)be->ctx;
+    if (!c || !c->capturing) {
+        GK_FAIL(be, "graph_end without a capture in progress");
+        return NULL;
+    }
+    c->capturing = false;
+    cudaGraph_t graph = NULL;
+    cudaError_t ended = cudaStreamEndCapture(c->stream, &graph);
+    gk_graph *g = NULL;
+    if (!be->error[0] && cuda_ok(be, ended, "cudaStreamEndCapture", __FILE__, __LINE__)) {
+        g = (gk_graph *)calloc(1, sizeof *g);
+        if (!g)
+            GK_FAIL(be, "out of memory for a graph");
+        else if (!CUDA_CHECK(be, cudaGraphInstantiate(&g->exec, graph, 0))) {
+            free(g);
+            g = NULL;
+        }
+    }
+    if (graph) {
+        cudaError_t destroyed = cudaGraphDestroy(graph); /* the executable graph is independent */
+        if (!be->error[0])
+            cuda_ok(be, destroyed, "cudaGraphDestroy", __FILE__, __LINE__);
+    }
+    return g;
+}
+
+static void cuda_graph_launch(gk_backend *be, gk_graph *g)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || !g)
+        return;
+    CUDA_CHECK(be, cudaGraphLaunch(g->exec, c->stream));
+}
+
+/* An executable graph still running is freed when it completes (cudaGraphExecDestroy). */
+static void cuda_graph_free(gk_backend *be, gk_graph *g)
+{
+    if (!g)
+        return;
+    cudaError_t err = cudaGraphExecDestroy(g->exec);
+    if (!be->error[0])
+        CUDA_CHECK(be, err);
+    free(g);
 }
 
 static void cuda_set_tf32(gk_backend *be, bool enable)
@@ -800,12 +1016,14 @@ static const gk_backend_ops cuda_ops = {
     .synchronize = cuda_synchronize,
     .sgemm = cuda_sgemm,
     .bias_add = cuda_bias_add,
+    .bias_relu = cuda_bias_relu,
     .bias_grad = cuda_bias_grad,
     .relu_forward = cuda_relu_forward,
     .relu_backward = cuda_relu_backward,
     .sigmoid_forward = cuda_sigmoid_forward,
     .sigmoid_backward = cuda_sigmoid_backward,
     .maxout_forward = cuda_maxout_forward,
+    .bias_maxout = cuda_bias_maxout,
     .maxout_backward = cuda_maxout_backward,
     .dropout_forward = cuda_dropout_forward,
     .dropout_backward = cuda_dropout_backward,
@@ -819,9 +1037,15 @@ static const gk_backend_ops cuda_ops = {
     .fill = cuda_fill,
     .axpy = cuda_axpy,
     .lerp = cuda_lerp,
+    .ema_update = cuda_ema_update,
     .clip_row_norms = cuda_clip_row_norms,
     .mark_nonfinite = cuda_mark_nonfinite,
+    .counters_add = cuda_counters_add,
     .set_tf32 = cuda_set_tf32,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
 };
 
 /* ---- open / close ---------------------------------------------------------- */
@@ -830,10 +1054,18 @@ static void destroy_ctx(cuda_ctx *c)
 {
     if (!c)
         return;
+    if (c->capturing) { /* a capture left open by a caller: end it before waiting */
+        cudaGraph_t g = NULL;
+        if (cudaStreamEndCapture(c->stream, &g) == cudaSuccess && g)
+            cudaGraphDestroy(g);
+        c->capturing = false;
+    }
     if (c->stream)
         cudaStreamSynchronize(c->stream);
     if (c->blas)
         cublasDestroy(c->blas);
+    if (c->blas_ws)
+        cudaFree(c->blas_ws);
     if (c->partials)
         cudaFree(c->partials);
     if (c->stream)
@@ -897,7 +1129,11 @@ extern "C" gk_backend *gk_cuda_backend_open(char *why, size_t why_len)
         snprintf(why, why_len, "cublasCreate failed: %s", cublasGetStatusString(st));
         goto fail;
     }
+    /* cublasSetStream resets the workspace to cuBLAS's own pool: set ours after it */
+    OPEN_CHECK(cudaMalloc(&c->blas_ws, GKC_BLAS_WORKSPACE));
     st = cublasSetStream(c->blas, c->stream);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasSetWorkspace(c->blas, c->blas_ws, GKC_BLAS_WORKSPACE);
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH); /* no TF32: parity with the CPU */
     if (st != CUBLAS_STATUS_SUCCESS) {
@@ -911,11 +1147,16 @@ extern "C" gk_backend *gk_cuda_backend_open(char *why, size_t why_len)
         if (c->max_blocks < 1)
             c->max_blocks = 1;
     }
+    {
+        const char *env = getenv("GAND_CUDA_GRAPHS");
+        c->graphs = !(env && strcmp(env, "0") == 0);
+    }
 
     be->ops = &cuda_ops;
     be->ctx = c;
-    snprintf(be->device, sizeof be->device, "%.96s (sm_%d%d, %.0f GiB)", prop.name, prop.major,
-             prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    snprintf(be->device, sizeof be->device, "%.96s (sm_%d%d, %.0f GiB%s)", prop.name, prop.major,
+             prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
+             c->graphs ? "" : ", CUDA graphs off");
     return be;
 
 fail:

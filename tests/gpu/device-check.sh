@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tests/gpu/device-check.sh — everything that needs a GPU, in one bounded run:
 # a clean CUDA build, the op table on CUDA against the CPU, the CPU/CUDA
-# training parity test, and the GPU epoch benchmark at batch 64 and 1024 on a
-# 60,000-image set. Prints a short table last. Meant for a machine with an
+# training parity test and CUDA-graph replay against eager CUDA (both in
+# test_gpu_parity), and the GPU epoch benchmark at batch 64 and 1024 on a
+# 60,000-image set (graphs on; batch 64 once more with graphs off). Prints a
+# short table last. Meant for a machine with an
 # NVIDIA GPU and the CUDA toolkit; needs no network (the 60,000 images are
 # Fashion-MNIST when installed, else the bundled digits repeated six times).
 set -uo pipefail
@@ -23,6 +25,7 @@ if ! ninja -C "$build" tests/test_ops tests/test_gpu_parity bench/bench_train >"
 fi
 
 export GAND_SOURCE_ROOT=$PWD
+unset GAND_CUDA_GRAPHS # graphs on unless a test or the bench switches them off itself
 ops=FAIL parity=FAIL
 timeout 300 "$build/tests/test_ops" >"$out/test_ops.log" 2>&1 && ops=PASS
 grep -q "SKIP ops on cuda" "$out/test_ops.log" && ops=SKIP
@@ -50,7 +53,8 @@ rm -f "$cfg_tf32"
 
 log ""
 log "== logs =="
-tail -3 "$out/test_ops.log" "$out/parity.log" | tee -a "$out/device-check.log"
+tail -3 "$out/test_ops.log" | tee -a "$out/device-check.log"
+tail -12 "$out/parity.log" | tee -a "$out/device-check.log"
 cat "$out/bench-fp32.txt" "$out/bench-tf32.txt" | tee -a "$out/device-check.log"
 log ""
 log "== gand device check =="
@@ -58,7 +62,9 @@ log "| check | result |"
 log "|---|---|"
 log "| GPU | $(head -1 "$out/nvidia-smi.txt" 2>/dev/null) |"
 log "| op table on CUDA vs CPU | $ops |"
-log "| CPU/CUDA training parity (20 iterations) | $parity |"
+log "| CPU/CUDA training parity (20 iterations) and graph replay vs eager | $parity |"
+grep -E '^(cpu vs cuda|cuda graphs vs eager)' "$out/parity.log" | sed 's/^/| /; s/: /: | /; s/$/ |/' |
+    tee -a "$out/device-check.log"
 grep -E '^\| (64|1024) ' "$out/bench-fp32.txt" | sed 's/^/| fp32 bench /; s/$//' | tee -a "$out/device-check.log"
 grep -E '^\| 1024 ' "$out/bench-tf32.txt" | sed 's/^/| tf32 bench /' | tee -a "$out/device-check.log"
 grep -h 'reference run' "$out/bench-fp32.txt" "$out/bench-tf32.txt" | tee -a "$out/device-check.log"

@@ -199,6 +199,126 @@ static void test_bias(void **state)
     free(got);
 }
 
+/* ---- fused bias + activation ------------------------------------------- */
+
+/* bias_relu against float64, and bit for bit against bias_add then relu_forward */
+static void run_bias_relu(int rows, int cols)
+{
+    size_t n = (size_t)rows * (size_t)cols;
+    float *x = rand_vec(n, -2, 2), *bias = rand_vec((size_t)cols, -1, 1);
+    x[0] = -bias[0]; /* a sum of exactly 0: output 0 */
+    double *ref = malloc(n * sizeof(double));
+    float *dx = dev_from(x, n * 4), *db = dev_from(bias, (size_t)cols * 4),
+          *dy = be->ops->alloc(be, n * 4), *dtwo = dev_from(x, n * 4);
+    for (int leaky = 0; leaky < 2; leaky++) {
+        float slope = leaky ? 0.2f : 0.0f;
+        for (size_t i = 0; i < n; i++) {
+            double v = (double)x[i] + bias[i % (size_t)cols];
+            ref[i] = v > 0 ? v : slope * v;
+        }
+        be->ops->bias_relu(be, dy, dx, db, rows, cols, slope);
+        float *y = host_from(dy, n * 4);
+        char what[64];
+        snprintf(what, sizeof what, "bias_relu(%dx%d, slope %g)", rows, cols, slope);
+        expect_close(what, y, ref, n, TOL);
+        assert_true(y[0] == 0.0f);
+        /* the unfused pair, in place on a copy of x */
+        be->ops->upload(be, dtwo, x, n * 4);
+        be->ops->bias_add(be, dtwo, db, rows, cols);
+        be->ops->relu_forward(be, dtwo, dtwo, n, slope);
+        float *two = host_from(dtwo, n * 4);
+        expect_exact("bias_relu vs bias_add + relu_forward", y, two, n);
+        /* in place (y == x), as G's layers call it */
+        be->ops->upload(be, dtwo, x, n * 4);
+        be->ops->bias_relu(be, dtwo, dtwo, db, rows, cols, slope);
+        free(two);
+        two = host_from(dtwo, n * 4);
+        expect_exact("bias_relu in place", two, y, n);
+        free(y);
+        free(two);
+    }
+    be->ops->free(be, dx);
+    be->ops->free(be, db);
+    be->ops->free(be, dy);
+    be->ops->free(be, dtwo);
+    free(x);
+    free(bias);
+    free(ref);
+}
+
+static void test_bias_relu(void **state)
+{
+    (void)state;
+    run_bias_relu(37, 130);
+    run_bias_relu(1100, 1000); /* above the CPU's threading threshold */
+}
+
+/* bias_maxout against float64, and bit for bit against bias_add then maxout_forward */
+static void run_bias_maxout(int rows, int units, int pieces)
+{
+    size_t nin = (size_t)rows * units * pieces, nout = (size_t)rows * units,
+           nb = (size_t)units * pieces;
+    float *x = rand_vec(nin, -2, 2), *bias = rand_vec(nb, -1, 1);
+    /* unit 0 of row 0: the sums of pieces 1 and 3 tie exactly and are largest → 1 wins;
+     * piece 0 has the largest x, but its bias pulls it below them */
+    float xb[5][2] = {{5.0f, -4.0f}, {1.5f, 0.5f}, {0.25f, 0.25f}, {0.5f, 1.5f}, {-1.0f, 0.0f}};
+    for (int p = 0; p < pieces && p < 5; p++) {
+        x[p] = xb[p][0];
+        bias[p] = xb[p][1];
+    }
+    double *ref = malloc(nout * sizeof(double));
+    int32_t *want_arg = malloc(nout * sizeof(int32_t));
+    for (size_t o = 0; o < nout; o++) {
+        const float *b = bias + (o % (size_t)units) * (size_t)pieces;
+        double best = (double)x[o * pieces] + b[0];
+        int arg = 0;
+        for (int p = 1; p < pieces; p++) {
+            double v = (double)x[o * pieces + p] + b[p];
+            if (v > best) {
+                best = v;
+                arg = p;
+            }
+        }
+        want_arg[o] = arg;
+        ref[o] = best;
+    }
+    float *dx = dev_from(x, nin * 4), *db = dev_from(bias, nb * 4),
+          *dy = be->ops->alloc(be, nout * 4), *dy2 = be->ops->alloc(be, nout * 4);
+    int32_t *darg = be->ops->alloc(be, nout * 4), *darg2 = be->ops->alloc(be, nout * 4);
+    be->ops->bias_maxout(be, dy, darg, dx, db, rows, units, pieces);
+    float *y = host_from(dy, nout * 4);
+    int32_t *arg = host_from(darg, nout * 4);
+    char what[64];
+    snprintf(what, sizeof what, "bias_maxout(%dx%dx%d)", rows, units, pieces);
+    expect_close(what, y, ref, nout, TOL);
+    if (pieces == 5)
+        assert_int_equal(arg[0], 1);
+    assert_memory_equal(arg, want_arg, nout * 4);
+    float *xs = host_from(dx, nin * 4);
+    assert_memory_equal(xs, x, nin * 4); /* x is left as it was */
+    /* the unfused pair: bias_add on x in place, then maxout */
+    be->ops->bias_add(be, dx, db, rows, units * pieces);
+    be->ops->maxout_forward(be, dy2, darg2, dx, rows, units, pieces);
+    float *y2 = host_from(dy2, nout * 4);
+    int32_t *arg2 = host_from(darg2, nout * 4);
+    expect_exact("bias_maxout vs bias_add + maxout_forward", y, y2, nout);
+    assert_memory_equal(arg, arg2, nout * 4);
+    void *dev[] = {dx, db, dy, dy2, darg, darg2};
+    for (size_t i = 0; i < 6; i++)
+        be->ops->free(be, dev[i]);
+    void *host[] = {x, bias, ref, want_arg, y, arg, xs, y2, arg2};
+    for (size_t i = 0; i < 9; i++)
+        free(host[i]);
+}
+
+static void test_bias_maxout(void **state)
+{
+    (void)state;
+    run_bias_maxout(9, 13, 5);
+    run_bias_maxout(7, 3, 1);      /* one piece: bias_add alone */
+    run_bias_maxout(1000, 240, 5); /* D's first layer at batch 1000: threaded on the CPU */
+}
+
 /* ---- element-wise activations ------------------------------------------ */
 
 static void test_relu_sigmoid(void **state)
@@ -311,7 +431,7 @@ static void test_dropout(void **state)
     (void)state;
     size_t n = 100003;
     float p = 0.8f;
-    gk_rng rng = {42, GK_PURPOSE_DROPOUT, 7};
+    gk_rng rng = {42, GK_PURPOSE_DROPOUT, {NULL, 7}};
     float *x = rand_vec(n, -1, 1);
     float *dx = dev_from(x, n * 4), *dy = be->ops->alloc(be, n * 4),
           *dmask = be->ops->alloc(be, n * 4);
@@ -320,7 +440,7 @@ static void test_dropout(void **state)
     size_t kept = 0;
     float *want = malloc(n * 4);
     for (size_t i = 0; i < n; i++) {
-        float u = gk_philox_uniform(rng.seed, rng.purpose, rng.step, i);
+        float u = gk_philox_uniform(rng.seed, rng.purpose, 7, i);
         float m = u >= p ? 1.0f / (1.0f - p) : 0.0f;
         kept += m != 0.0f;
         want[i] = x[i] * m;
@@ -413,7 +533,7 @@ static void test_adam(void **state)
     for (int t = 1; t <= 5; t++) {
         float *g = rand_vec(n, -0.1f, 0.1f);
         float *dg = dev_from(g, n * 4);
-        gk_adam hp = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, t};
+        gk_adam hp = {{1e-3, 1.0, 0.0}, 0.9f, 0.999f, 1e-8f, 0.0f, gk_step_value(t)};
         be->ops->adam(be, dp, dg, dm, dv, n, hp);
         for (size_t i = 0; i < n; i++) {
             rm[i] = 0.9 * rm[i] + 0.1 * g[i];
@@ -447,7 +567,8 @@ static void test_sgd_momentum(void **state)
     for (size_t i = 0; i < n; i++)
         ref[i] = p[i] + (0.5 * vel[i] - 0.1 * g[i]);
     float *dp = dev_from(p, n * 4), *dv = dev_from(vel, n * 4), *dg = dev_from(g, n * 4);
-    be->ops->sgd_momentum(be, dp, dg, dv, n, 0.1f, 0.5f);
+    gk_lr lr = {0.1, 1.0, 0.0};
+    be->ops->sgd_momentum(be, dp, dg, dv, n, lr, gk_step_value(1), 0.5f);
     float *got = host_from(dp, n * 4);
     expect_close("sgd_momentum", got, ref, n, TOL);
     be->ops->free(be, dp);
@@ -466,13 +587,13 @@ static void test_fills(void **state)
 {
     (void)state;
     size_t n = 200001;
-    gk_rng rng = {0x123456789abcdefULL, GK_PURPOSE_NOISE_D, 3};
+    gk_rng rng = {0x123456789abcdefULL, GK_PURPOSE_NOISE_D, {NULL, 3}};
     float *d = be->ops->alloc(be, n * 4);
     be->ops->fill_normal(be, d, n, rng, 0.0f, 1.0f);
     float *x = host_from(d, n * 4);
     double s = 0, s2 = 0;
     for (size_t i = 0; i < n; i++) {
-        float want = gk_philox_normal(rng.seed, rng.purpose, rng.step, i);
+        float want = gk_philox_normal(rng.seed, rng.purpose, 3, i);
         if (memcmp(&x[i], &want, 4) != 0) {
             print_error("fill_normal[%zu] = %.9g, want %.9g\n", i, x[i], want);
             fail();
@@ -489,14 +610,14 @@ static void test_fills(void **state)
     s = 0;
     for (size_t i = 0; i < n; i++) {
         assert_true(x[i] >= -2.0f && x[i] < 3.0f);
-        float want = -2.0f + 5.0f * gk_philox_uniform(rng.seed, rng.purpose, rng.step, i);
+        float want = -2.0f + 5.0f * gk_philox_uniform(rng.seed, rng.purpose, 3, i);
         assert_true(x[i] == want);
         s += x[i];
     }
     assert_true(fabs(s / n - 0.5) < 0.02);
     /* a different step gives a different stream */
     gk_rng other = rng;
-    other.step = 4;
+    other.step.offset = 4;
     be->ops->fill_uniform(be, d, 4, other, -2.0f, 3.0f);
     float *y = host_from(d, 16);
     assert_true(memcmp(x, y, 16) != 0);
@@ -524,7 +645,7 @@ static void test_gather_sum_axpy(void **state)
     uint8_t *dpix = dev_from(pix, (size_t)count * cols);
     int32_t *didx = dev_from(idx, sizeof idx);
     float *dout = be->ops->alloc(be, (size_t)rows * cols * 4);
-    be->ops->gather_rows_u8(be, dout, dpix, didx, rows, cols, 1.0f / 255.0f);
+    be->ops->gather_rows_u8(be, dout, dpix, didx, rows, cols, 1.0f / 255.0f, gk_step_value(0), 1);
     float *out = host_from(dout, (size_t)rows * cols * 4);
     double *ref = malloc((size_t)rows * cols * 8);
     for (int r = 0; r < rows; r++)
@@ -607,18 +728,147 @@ static void test_mark_nonfinite(void **state)
     (void)state;
     float acc[8] = {1, 2, 3, 4, 5, 6, 0, 0};
     float *d = dev_from(acc, sizeof acc);
-    be->ops->mark_nonfinite(be, d, 6, 6, 3.0f); /* all finite: no mark */
+    be->ops->mark_nonfinite(be, d, 6, 6, gk_step_value(3)); /* all finite: no mark */
     float *h = host_from(d, sizeof acc);
     assert_true(h[6] == 0.0f);
     free(h);
     acc[2] = INFINITY;
     be->ops->upload(be, d, acc, sizeof acc);
-    be->ops->mark_nonfinite(be, d, 6, 6, 4.0f);
-    be->ops->mark_nonfinite(be, d, 6, 6, 5.0f); /* the first mark stays */
+    be->ops->mark_nonfinite(be, d, 6, 6, gk_step_value(4));
+    be->ops->mark_nonfinite(be, d, 6, 6, gk_step_value(5)); /* the first mark stays */
     h = host_from(d, sizeof acc);
     assert_true(h[6] == 4.0f);
     free(h);
     be->ops->free(be, d);
+}
+
+/* ---- ops that read their step from a counter block ----------------------
+ * Each op given {counter, offset} must act exactly as with the value
+ * counter + offset known when issued; counters_add moves the block.
+ */
+static void test_step_counters(void **state)
+{
+    (void)state;
+    int64_t start[GK_COUNTERS] = {6, 100, 7, 0, 0, 0, 0, -1};
+    int64_t *ctr = dev_from(start, sizeof start);
+    gk_counters delta = {{0, 2, 3, 0, 0, 0, 0, 1}};
+    be->ops->counters_add(be, ctr, delta);
+    be->ops->counters_add(be, ctr, delta);
+    int64_t *now = host_from(ctr, sizeof start);
+    int64_t want[GK_COUNTERS] = {6, 104, 13, 0, 0, 0, 0, 1};
+    assert_memory_equal(now, want, sizeof want);
+    free(now);
+
+    /* Philox fills and dropout: step = 104 + 3 */
+    size_t n = 4099;
+    float *d = be->ops->alloc(be, n * 4), *dm = be->ops->alloc(be, n * 4),
+          *dx = be->ops->alloc(be, n * 4);
+    gk_rng r = {99, GK_PURPOSE_NOISE_G, {ctr + 1, 3}};
+    be->ops->fill_normal(be, d, n, r, 0.0f, 1.0f);
+    float *x = host_from(d, n * 4);
+    for (size_t i = 0; i < n; i++)
+        assert_true(x[i] == gk_philox_normal(99, GK_PURPOSE_NOISE_G, 107, i));
+    free(x);
+    be->ops->fill_uniform(be, d, n, r, -1.0f, 1.0f);
+    x = host_from(d, n * 4);
+    for (size_t i = 0; i < n; i++)
+        assert_true(x[i] == -1.0f + 2.0f * gk_philox_uniform(99, GK_PURPOSE_NOISE_G, 107, i));
+    be->ops->fill(be, dx, n, 1.0f);
+    be->ops->dropout_forward(be, d, dm, dx, n, 0.5f, r);
+    float *y = host_from(d, n * 4);
+    gk_rng fixed = {99, GK_PURPOSE_NOISE_G, gk_step_value(107)};
+    be->ops->dropout_forward(be, d, dm, dx, n, 0.5f, fixed);
+    free(x);
+    x = host_from(d, n * 4);
+    expect_exact("dropout_forward with a counter step", y, x, n);
+    free(x);
+    free(y);
+
+    /* gather: batch (6 + 1) mod 3 = 1 of 3 rows each */
+    int cols = 5, rows = 3;
+    uint8_t pix[45];
+    for (int i = 0; i < 45; i++)
+        pix[i] = (uint8_t)i;
+    int32_t idx[9] = {8, 7, 6, 5, 4, 3, 2, 1, 0};
+    uint8_t *dpix = dev_from(pix, sizeof pix);
+    int32_t *didx = dev_from(idx, sizeof idx);
+    be->ops->gather_rows_u8(be, d, dpix, didx, rows, cols, 1.0f, (gk_step){ctr, 1}, 3);
+    x = host_from(d, (size_t)rows * cols * 4);
+    for (int r2 = 0; r2 < rows; r2++)
+        for (int c = 0; c < cols; c++)
+            assert_true(x[r2 * cols + c] == (float)pix[idx[rows + r2] * cols + c]);
+    free(x);
+
+    /* mark_nonfinite: tag = 13 + 1 */
+    float acc[4] = {1, NAN, 0, 0};
+    float *dacc = dev_from(acc, sizeof acc);
+    be->ops->mark_nonfinite(be, dacc, 2, 3, (gk_step){ctr + 2, 1});
+    float *hacc = host_from(dacc, sizeof acc);
+    assert_true(hacc[3] == 14.0f);
+    free(hacc);
+
+    /* Adam with t = 13 + 2 and a decaying lr, against t and lr given directly and float64 */
+    size_t m = 3000;
+    float *p0 = rand_vec(m, -1, 1), *g = rand_vec(m, -0.1f, 0.1f), *m0 = rand_vec(m, -0.01f, 0.01f),
+          *v0 = rand_vec(m, 0.0f, 0.001f);
+    float *dp = dev_from(p0, m * 4), *dg = dev_from(g, m * 4), *dmm = dev_from(m0, m * 4),
+          *dv = dev_from(v0, m * 4);
+    gk_lr lr = {1e-3, 1.01, 1e-5};
+    gk_adam hp = {lr, 0.5f, 0.999f, 1e-8f, 0.0f, {ctr + 2, 2}};
+    be->ops->adam(be, dp, dg, dmm, dv, m, hp);
+    float *pa = host_from(dp, m * 4);
+    double *ref = malloc(m * sizeof(double));
+    double lr_t = fmax(1e-3 / pow(1.01, 15), 1e-5);
+    for (size_t i = 0; i < m; i++) {
+        double mt = 0.5 * m0[i] + 0.5 * g[i], vt = 0.999 * v0[i] + 0.001 * (double)g[i] * g[i];
+        double denom = sqrt(vt) / sqrt(1 - pow(0.999, 15)) + 1e-8;
+        ref[i] = p0[i] - lr_t / (1 - pow(0.5, 15)) * mt / denom;
+    }
+    expect_close("adam with t from a counter", pa, ref, m, TOL);
+    be->ops->upload(be, dp, p0, m * 4);
+    be->ops->upload(be, dmm, m0, m * 4);
+    be->ops->upload(be, dv, v0, m * 4);
+    hp.t = gk_step_value(15);
+    be->ops->adam(be, dp, dg, dmm, dv, m, hp);
+    float *pb = host_from(dp, m * 4);
+    expect_exact("adam: counter t vs t", pa, pb, m);
+    free(pa);
+    free(pb);
+
+    /* SGD at step 104 − 4 = 100: lr = 0.1 / 1.01^100 */
+    be->ops->upload(be, dp, p0, m * 4);
+    be->ops->upload(be, dmm, m0, m * 4);
+    gk_lr sched = {0.1, 1.01, 0.0};
+    be->ops->sgd_momentum(be, dp, dg, dmm, m, sched, (gk_step){ctr + 1, -4}, 0.5f);
+    pa = host_from(dp, m * 4);
+    double lr_s = 0.1 / pow(1.01, 100);
+    for (size_t i = 0; i < m; i++)
+        ref[i] = p0[i] + (0.5 * m0[i] - lr_s * g[i]);
+    expect_close("sgd_momentum with a decayed lr", pa, ref, m, TOL);
+    free(pa);
+
+    /* moving average at step 3: w = 1 − min(0.9, 4/6) */
+    be->ops->upload(be, dp, p0, m * 4);
+    be->ops->ema_update(be, dp, dg, m, 0.9, (gk_step){ctr + 7, 2}); /* 1 + 2 */
+    pa = host_from(dp, m * 4);
+    for (size_t i = 0; i < m; i++)
+        ref[i] = p0[i] + (1.0 - 4.0 / 6.0) * ((double)g[i] - p0[i]);
+    expect_close("ema_update", pa, ref, m, TOL);
+    free(pa);
+    be->ops->upload(be, dp, p0, m * 4);
+    be->ops->ema_update(be, dp, dg, m, 0.5, gk_step_value(1000)); /* the decay caps the ramp */
+    pa = host_from(dp, m * 4);
+    for (size_t i = 0; i < m; i++)
+        ref[i] = p0[i] + 0.5 * ((double)g[i] - p0[i]);
+    expect_close("ema_update (capped)", pa, ref, m, TOL);
+    free(pa);
+
+    void *dev[] = {ctr, d, dm, dx, dpix, didx, dacc, dp, dg, dmm, dv};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        be->ops->free(be, dev[i]);
+    void *host[] = {p0, g, m0, v0, ref};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
+        free(host[i]);
 }
 
 /* ---- finite-difference checks of each layer ------------------------------
@@ -795,6 +1045,8 @@ int main(void)
     const struct CMUnitTest backend_tests[] = {
         cmocka_unit_test(test_sgemm),
         cmocka_unit_test(test_bias),
+        cmocka_unit_test(test_bias_relu),
+        cmocka_unit_test(test_bias_maxout),
         cmocka_unit_test(test_relu_sigmoid),
         cmocka_unit_test(test_maxout),
         cmocka_unit_test(test_dropout),
@@ -807,6 +1059,7 @@ int main(void)
         cmocka_unit_test(test_linear_gradient),
         cmocka_unit_test(test_mark_nonfinite),
         cmocka_unit_test(test_clip_row_norms),
+        cmocka_unit_test(test_step_counters),
     };
     const struct CMUnitTest shared_tests[] = {cmocka_unit_test(test_philox_known_answers)};
     int failed = cmocka_run_group_tests_name("elementwise", shared_tests, NULL, NULL);
