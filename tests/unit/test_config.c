@@ -132,7 +132,7 @@ static void test_presets(void **state)
     assert_int_equal(gan_config_from_json(&st, "{\"preset\":\"stable\",\"seed\":3}", 0, &perr), 0);
     assert_string_equal(st.preset, "stable");
     assert_int_equal(st.batch_size, 32);
-    assert_int_equal(st.epochs, 25);
+    assert_int_equal(st.epochs, 40);
     assert_int_equal(st.seed, 3);
     assert_int_equal(st.optimizer, GAN_OPT_ADAM);
     assert_int_equal(st.g_output, GAN_G_OUTPUT_SIGMOID);
@@ -141,6 +141,7 @@ static void test_presets(void **state)
     assert_true(st.lr_d == 2e-4 && st.lr_g == 2e-4 && st.beta1 == 0.5 && st.beta2 == 0.999);
     assert_true(st.d_dropout == 0.5 && st.d_input_dropout == 0 && st.d_final_dropout == 0);
     assert_true(st.label_smoothing == 0.1 && st.g_init_range == 0.1 && st.d_init_range == 0);
+    assert_true(st.g_ema == 0.9995);
     assert_int_equal(st.latent_dim, 100);
     assert_int_equal(st.g_hidden, 1200);
     assert_int_equal(st.d_units, 240);
