@@ -145,24 +145,9 @@ static enum MHD_Result send_preset_json(api_request *req, cJSON *o)
         cJSON_free(json);
         return api_send_not_modified(req, etag, cache);
     }
-    char *text = malloc(len + 2); /* ends with a newline, like api_send_json */
-    if (!text) {
-        cJSON_free(json);
-        return api_problem(req, 500, "internal", NULL, "out of memory building the presets");
-    }
-    memcpy(text, json, len);
-    text[len] = '\n';
-    text[len + 1] = '\0';
-    cJSON_free(json);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len + 1, text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return api_send(req, 200, NULL);
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    struct MHD_Response *resp = api_json_response(json, "application/json", "no-cache");
+    if (resp)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     return api_send(req, 200, resp);
 }
 

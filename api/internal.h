@@ -69,6 +69,13 @@ typedef struct api_request {
 enum MHD_Result api_send(api_request *req, unsigned status, struct MHD_Response *resp);
 /* A JSON body (takes ownership of json, malloc'd). */
 enum MHD_Result api_send_json(api_request *req, unsigned status, char *json);
+/*
+ * A response of JSON text (takes ownership of json, malloc'd; NULL allowed)
+ * ending with a newline, with Content-Type and Cache-Control set; NULL when
+ * out of memory (json is freed).
+ */
+struct MHD_Response *api_json_response(char *json, const char *content_type,
+                                       const char *cache_control);
 /* A body copied from a buffer. */
 enum MHD_Result api_send_bytes(api_request *req, unsigned status, const char *content_type,
                                const void *data, size_t len);

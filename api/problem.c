@@ -70,24 +70,9 @@ static enum MHD_Result send_problem(api_request *req, unsigned status, const cha
     cJSON_AddStringToObject(o, "instance", req->url);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    size_t len = json ? strlen(json) : 0;
-    char *text = json ? malloc(len + 2) : NULL;
-    if (!text) {
-        cJSON_free(json);
+    struct MHD_Response *resp = api_json_response(json, "application/problem+json", "no-store");
+    if (!resp)
         return api_send(req, status, NULL);
-    }
-    memcpy(text, json, len);
-    text[len] = '\n';
-    text[len + 1] = '\0';
-    cJSON_free(json);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len + 1, text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return api_send(req, status, NULL);
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/problem+json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (retry_after)

@@ -28,29 +28,36 @@ enum MHD_Result api_send(api_request *req, unsigned status, struct MHD_Response 
     return rc;
 }
 
-enum MHD_Result api_send_json(api_request *req, unsigned status, char *json)
+struct MHD_Response *api_json_response(char *json, const char *content_type,
+                                       const char *cache_control)
 {
     if (!json)
-        return api_problem(req, 500, NULL, NULL, "out of memory building the response");
+        return NULL;
     /* end with a newline, so that `curl URL` leaves the shell prompt on a line of its own */
     size_t len = strlen(json);
     char *text = realloc(json, len + 2);
     if (!text) {
         free(json);
-        return api_send(req, status, NULL);
+        return NULL;
     }
-    json = text;
-    json[len] = '\n';
-    json[len + 1] = '\0';
+    text[len] = '\n';
+    text[len + 1] = '\0';
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len + 1, json, MHD_RESPMEM_MUST_FREE);
+        MHD_create_response_from_buffer(len + 1, text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
-        free(json);
-        return api_send(req, status, NULL);
+        free(text);
+        return NULL;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    return api_send(req, status, resp);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, cache_control);
+    return resp;
+}
+
+enum MHD_Result api_send_json(api_request *req, unsigned status, char *json)
+{
+    if (!json)
+        return api_problem(req, 500, NULL, NULL, "out of memory building the response");
+    return api_send(req, status, api_json_response(json, "application/json", "no-store"));
 }
 
 enum MHD_Result api_send_bytes(api_request *req, unsigned status, const char *content_type,
