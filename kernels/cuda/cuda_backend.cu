@@ -960,6 +960,8 @@ static gk_graph *cuda_graph_end(gk_backend *be)
     c->capturing = false;
     cudaGraph_t graph = NULL;
     cudaError_t ended = cudaStreamEndCapture(c->stream, &graph);
+    if (ended != cudaSuccess)
+        (void)cudaGetLastError(); /* recorded below (or earlier); not left for the next check */
     gk_graph *g = NULL;
     if (!be->error[0] && cuda_ok(be, ended, "cudaStreamEndCapture", __FILE__, __LINE__)) {
         g = (gk_graph *)calloc(1, sizeof *g);
@@ -1157,6 +1159,9 @@ extern "C" gk_backend *gk_cuda_backend_open(char *why, size_t why_len)
     snprintf(be->device, sizeof be->device, "%.96s (sm_%d%d, %.0f GiB%s)", prop.name, prop.major,
              prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
              c->graphs ? "" : ", CUDA graphs off");
+    /* the runtime keeps a thread's last error across contexts: a backend reopened after a
+     * failure (the worker does that) must not inherit it at its first launch check */
+    (void)cudaGetLastError();
     return be;
 
 fail:
