@@ -11,8 +11,8 @@
 import { api, fetchBlob, describe, problemFrom, runPath, ApiError, NetworkError } from './api.js';
 import { withToken, authHeaders } from './api.js'; /* the bearer token, when gand needs one */
 import {
-  FIELDS, FIELD, LIVE_FIELDS, parseField, buildField, setFieldError, formatValue,
-  sameValue, el,
+  FIELDS, FIELD, LIVE_FIELDS, parseField, buildField, setFieldError, setFieldHelp, offerOptions,
+  formatValue, sameValue, el,
 } from './fields.js';
 import { RunCharts, loadChartLib, fmt } from './charts.js';
 
@@ -86,12 +86,21 @@ async function loadHealth() {
     h.textContent = text;
     h.title = [text, x.why].filter(Boolean).join('\n');
     h.dataset.status = x.status || '';
+    showBackends(x);
     errors.clear('health');
   } catch (e) {
     h.textContent = 'gand is not answering';
     h.dataset.status = 'down';
     errors.show(describe(e), 'health');
   }
+}
+
+/* The create form's device: only the backends this gand was built with; what auto means here. */
+function showBackends(x) {
+  const input = createInputs.device;
+  const built = String(x.backends_built || '').split(',').map((b) => b.trim()).filter(Boolean);
+  if (built.length) offerOptions(input, FIELD.device, FIELD.device.options.filter((o) => o === 'auto' || built.includes(o)));
+  setFieldHelp(input, x.backend ? `auto: ${x.backend}, gand's own` : FIELD.device.help);
 }
 
 /* ---- the run list ------------------------------------------------------------------------ */
@@ -650,7 +659,8 @@ class RunView {
 
   renderConfig(c, run) {
     const dl = $('config-list');
-    const rows = [...Object.entries(c), ['device', run.device], ['created', run.created_at],
+    /* config.device is what the run asked for (auto, cpu, cuda); run.device what it got */
+    const rows = [...Object.entries(c), ['running on', run.device], ['created', run.created_at],
       ['started', run.started_at], ['finished', run.finished_at]];
     const key = JSON.stringify(rows);
     if (dl.dataset.key === key) return;
@@ -897,6 +907,7 @@ function fillPreset(name, { keepChanges = true } = {}) {
     if ([...ds.options].some((o) => o.value === to.dataset)) ds.value = to.dataset;
   }
   presetShown = name;
+  $('f-preset-help').textContent = presets.get(name).description || '';
 }
 
 async function loadPresets() {
@@ -906,9 +917,8 @@ async function loadPresets() {
     const list = answer.presets || [];
     presets.clear();
     for (const p of list) presets.set(p.name, p);
-    sel.replaceChildren(...list.map((p) => el('option', {
-      value: p.name, text: p.description ? `${p.name}: ${p.description}` : p.name, title: p.description,
-    })));
+    /* the option is the name; the chosen preset's description is the line under the select */
+    sel.replaceChildren(...list.map((p) => el('option', { value: p.name, text: p.name, title: p.description })));
     sel.disabled = list.length === 0;
     setFieldError(sel, list.length ? '' : 'gand has no presets');
     errors.clear('presets');
@@ -921,6 +931,7 @@ async function loadPresets() {
     presets.clear();
     sel.replaceChildren(el('option', { value: '', text: '(presets not loaded)' }));
     sel.disabled = true;
+    $('f-preset-help').textContent = '';
     setFieldError(sel, 'could not load the presets: fill in every field');
     errors.show(describe(e), 'presets');
   }
@@ -947,6 +958,7 @@ async function loadDatasets() {
 }
 
 $('f-preset').addEventListener('change', () => fillPreset($('f-preset').value));
+$('f-dataset').addEventListener('change', () => setFieldError($('f-dataset'), '')); /* another choice: gand judges it on submit */
 $('create-reset').addEventListener('click', () => {
   fillPreset($('f-preset').value, { keepChanges: false });
   setStatus('create-status', '');

@@ -6,6 +6,8 @@
 // (GET /api/v1/presets), which serves what gan/config.c defines.
 
 export const FIELDS = [
+  /* the options gand offers are those it was built with (GET /healthz backends_built): app.js narrows them */
+  { name: 'device', label: 'Device', kind: 'enum', options: ['auto', 'cpu', 'cuda'], help: 'auto: the backend gand runs on' },
   { name: 'batch_size', label: 'Batch size', kind: 'int', min: 1, max: 65536 },
   { name: 'epochs', label: 'Epochs', kind: 'int', min: 1, max: 1000000 },
   { name: 'latent_dim', label: 'Noise dims', kind: 'int', min: 1, max: 4096 },
@@ -23,6 +25,11 @@ export const FIELDS = [
   { name: 'seed', label: 'Random seed', kind: 'int', min: 0, max: 2 ** 53 },
   { name: 'sample_every', label: 'Save a grid every (epochs)', kind: 'int', min: 0, max: 1000000, zero: 'never' },
   { name: 'checkpoint_every', label: 'Checkpoint every (epochs)', kind: 'int', min: 1, max: 1000000 },
+  /* wide: across the grid, for its help line; last, so that it leaves no hole in a row */
+  {
+    name: 'g_ema', label: 'Average G\'s weights (decay)', kind: 'float', min: 0, max: 1, maxOpen: true, zero: 'off', wide: true,
+    help: 'samples, evaluations, generate and interpolate use an exponential moving average of G\'s weights',
+  },
 ];
 
 export const FIELD = Object.fromEntries(FIELDS.map((f) => [f.name, f]));
@@ -33,7 +40,7 @@ export const LIVE_FIELDS = ['lr_d', 'lr_g', 'g_loss', 'd_steps', 'batch_size', '
 export function rangeText(f) {
   if (f.kind === 'enum') return f.options.join(' | ');
   if (f.kind === 'int') return `${f.min}–${f.max === 2 ** 53 ? '2⁵³' : f.max}${f.zero ? ` (0 = ${f.zero})` : ''}`;
-  return `${f.minOpen ? '(' : '['}${f.min}, ${f.max}${f.maxOpen ? ')' : ']'}`;
+  return `${f.minOpen ? '(' : '['}${f.min}, ${f.max}${f.maxOpen ? ')' : ']'}${f.zero ? ` (0 = ${f.zero})` : ''}`;
 }
 
 /* Parse an input's text: {value} or {error}. */
@@ -64,16 +71,22 @@ function el(tag, attrs = {}, ...kids) {
 }
 export { el };
 
-/* Build the labelled input of one field into container; returns the input. */
+/*
+ * Build the labelled input of one field into container; returns the input. A field
+ * with help gets a line of it between the label and the input (inputs stay aligned
+ * along a row of the grid).
+ */
 export function buildField(container, f, prefix) {
   const id = `${prefix}-${f.name}`;
   const err = el('small', { id: `${id}-err`, class: 'field-error' });
+  const help = f.help ? el('small', { id: `${id}-help`, class: 'field-help', text: f.help }) : '';
   const label = el('label', { for: id },
     el('span', { class: 'fname', text: f.label }),
     el('span', { class: 'meta' }, el('code', { text: f.name }), ` · ${rangeText(f)}`));
+  const describedby = f.help ? `${id}-help ${id}-err` : `${id}-err`;
   let input;
   if (f.kind === 'enum') {
-    input = el('select', { id, name: f.name, 'aria-describedby': `${id}-err` },
+    input = el('select', { id, name: f.name, 'aria-describedby': describedby },
       ...f.options.map((o) => el('option', { value: o, text: o })));
   } else {
     input = el('input', {
@@ -81,11 +94,25 @@ export function buildField(container, f, prefix) {
       step: f.kind === 'int' ? 1 : 'any',
       min: f.minOpen ? undefined : f.min, max: f.maxOpen ? undefined : f.max,
       inputmode: f.kind === 'int' ? 'numeric' : 'decimal',
-      'aria-describedby': `${id}-err`,
+      'aria-describedby': describedby,
     });
   }
-  container.append(el('div', { class: 'field', 'data-field': f.name }, label, input, err));
+  container.append(el('div', { class: f.wide ? 'field wide' : 'field', 'data-field': f.name }, label, help, input, err));
   return input;
+}
+
+/* Offer only these of an enum field's options (keeping the choice when it stays offered). */
+export function offerOptions(input, f, options) {
+  const keep = input.value;
+  input.replaceChildren(...options.map((o) => el('option', { value: o, text: o })));
+  if (options.includes(keep)) input.value = keep;
+  const meta = input.closest('.field')?.querySelector('.meta');
+  if (meta) meta.replaceChildren(el('code', { text: f.name }), ` · ${options.join(' | ')}`);
+}
+
+export function setFieldHelp(input, text) {
+  const help = document.getElementById(`${input.id}-help`);
+  if (help) help.textContent = text;
 }
 
 export function setFieldError(input, message) {

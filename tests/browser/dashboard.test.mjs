@@ -195,10 +195,17 @@ async function main() {
   check(served.length >= 2 && served[0].name === 'seed', `GET /api/v1/presets: ${JSON.stringify(served).slice(0, 300)}`);
   await page.waitForSelector('#f-preset:not([disabled])');
   const options = await page.$$eval('#f-preset option', (os) => os.map((o) => [o.value, o.textContent]));
-  check(JSON.stringify(options.map((o) => o[0])) === JSON.stringify(served.map((p) => p.name)) &&
-        options.every(([, text], i) => text.includes(served[i].description)),
-  `the preset options ${JSON.stringify(options)} are not the served presets with their descriptions`);
+  check(JSON.stringify(options) === JSON.stringify(served.map((p) => [p.name, p.name])),
+    `the preset options ${JSON.stringify(options)} are not the served presets' names`);
   check(await page.inputValue('#f-preset') === 'seed', 'preset seed is not chosen at start');
+  /* the chosen preset's description is the line under the select */
+  const presetHelp = async (p) => {
+    const help = await page.textContent('#f-preset-help');
+    check(p.description && help === p.description, `with preset ${p.name} the line under the select reads "${help}", ` +
+      `gand describes it as "${p.description}"`);
+    check(await page.isVisible('#f-preset-help'), 'the preset description is not visible');
+  };
+  await presetHelp(served[0]);
   /* every field of the form shows the chosen preset's served value */
   const formMatches = async (p) => {
     const shown = await page.$$eval('#create-fields [data-field]', (ds) => ds.map((d) => [d.dataset.field, d.querySelector('input, select').value]));
@@ -211,28 +218,52 @@ async function main() {
   for (const p of [...served.slice(1), served[0]]) {
     await page.selectOption('#f-preset', p.name);
     await formMatches(p);
+    await presetHelp(p);
+    if (p.name === 'stable') {
+      const ema = await page.inputValue('#f-g_ema');
+      check(ema === '0.9995', `with preset stable g_ema shows "${ema}", not 0.9995 (gand serves ${p.config.g_ema})`);
+    }
   }
+  check(new Set(served.map((p) => p.description)).size === served.length, 'two presets have the same description');
   const paper = served.find((p) => p.name === 'paper');
   check(paper && paper.config.lr_d !== served[0].config.lr_d, 'presets seed and paper do not differ in lr_d');
-  say(`${served.map((p) => p.name).join(', ')}: each fills the form with its served values`);
+  check(served.some((p) => p.name === 'stable'), 'gand serves no preset stable');
+  say(`${served.map((p) => p.name).join(', ')}: each fills the form with its served values and shows its description`);
+
+  say('the device select offers the backends gand was built with');
+  const health = await (await fetch(`${base}/healthz`)).json();
+  const built = String(health.backends_built || '').split(',').filter(Boolean);
+  check(built.includes('cpu') && health.backend === 'cpu', `/healthz: ${JSON.stringify(health)}`);
+  const devices = await page.$$eval('#f-device option', (os) => os.map((o) => o.value));
+  const wantDevices = ['auto', ...['cpu', 'cuda'].filter((b) => built.includes(b))];
+  check(JSON.stringify(devices) === JSON.stringify(wantDevices),
+    `the device select offers ${JSON.stringify(devices)}; gand was built with ${health.backends_built}, so ${JSON.stringify(wantDevices)}`);
+  check(await page.inputValue('#f-device') === 'auto', 'device auto is not chosen at start');
+  const deviceHelp = await page.textContent('#f-device-help');
+  check(/^auto: cpu\b/.test(deviceHelp), `the device help says "${deviceHelp}"; gand runs on ${health.backend}`);
+  check(/auto \| cpu/.test(await page.textContent('[data-field="device"] .meta')), 'the device field does not list its options');
+  say(`built ${health.backends_built}: offered ${devices.join(', ')}; "${deviceHelp}"`);
 
   say('create a run from the form');
   const fields = { latent_dim: '16', g_hidden: '32', d_units: '16', d_pieces: '2', batch_size: '50', epochs: '3000' };
   for (const [k, v] of Object.entries(fields)) await page.fill(`#f-${k}`, v);
   await page.selectOption('#f-dataset', 'small');
+  await page.selectOption('#f-device', 'cpu');
   const [createReq, createResp] = await Promise.all([
     page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === '/api/v1/runs'),
     page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/api/v1/runs'),
     page.click('#create-form button[type=submit]'),
   ]);
   const sent = createReq.postDataJSON();
-  const want = { preset: 'seed', dataset: 'small', latent_dim: 16, g_hidden: 32, d_units: 16, d_pieces: 2, batch_size: 50, epochs: 3000 };
+  const want = { preset: 'seed', dataset: 'small', device: 'cpu', latent_dim: 16, g_hidden: 32, d_units: 16, d_pieces: 2, batch_size: 50, epochs: 3000 };
   check(JSON.stringify(Object.keys(sent).sort()) === JSON.stringify(Object.keys(want).sort()) &&
         Object.entries(want).every(([k, v]) => sent[k] === v),
   `the form sent ${JSON.stringify(sent)}, expected only the changed fields ${JSON.stringify(want)}`);
   check(createResp.status() === 201, `POST /api/v1/runs answered ${createResp.status()}`);
-  const runId = (await createResp.json()).id;
-  say(`created run ${runId}`);
+  const created = await createResp.json();
+  const runId = created.id;
+  check(created.config.device === 'cpu', `the run's config.device is ${created.config.device}, asked for cpu`);
+  say(`created run ${runId} (config.device ${created.config.device})`);
   await page.waitForFunction((id) => document.querySelector('#run-id').textContent === id, runId);
   await page.waitForSelector(`#runs-table tr[data-run-id="${runId}"]`);
 
@@ -399,8 +430,28 @@ async function main() {
   check(/422/.test(shown) && /dataset/.test(shown), `the create form says: ${shown}`);
   check(await page.getAttribute('#f-dataset', 'aria-invalid') === 'true', 'the bad field is not marked');
   say(`shown: ${shown}`);
-  page.allow = [];
   await page.selectOption('#f-dataset', 'small');
+  await page.click('.error-close');
+  check(await page.getAttribute('#f-dataset', 'aria-invalid') === null, 'choosing another data set did not clear its mark');
+
+  /* gand refuses cuda where no device answers; this one runs on cpu without looking, so the answer is staged */
+  await page.route('**/api/v1/runs', (route) => (route.request().method() !== 'POST' ? route.fallback() : route.fulfill({
+    status: 422, contentType: 'application/problem+json',
+    body: JSON.stringify({ type: 'urn:gand:problem:invalid-field', title: 'Unprocessable Content', status: 422,
+      detail: 'device cuda: no CUDA device is available (test)', field: 'device', instance: '/api/v1/runs' }),
+  })));
+  await page.selectOption('#f-device', wantDevices.includes('cuda') ? 'cuda' : 'cpu');
+  await page.click('#create-form button[type=submit]');
+  await page.waitForFunction(() => /field: device/.test(document.querySelector('#errors').textContent));
+  check(await page.getAttribute('#f-device', 'aria-invalid') === 'true', 'the refused device is not marked');
+  const deviceErr = await page.textContent('#f-device-err');
+  check(/no CUDA device is available/.test(deviceErr) && await page.isVisible('#f-device-err'),
+    `the device field says "${deviceErr}"`);
+  say(`device refused: ${deviceErr}`);
+  await page.unroute('**/api/v1/runs');
+  page.allow = [];
+  await page.selectOption('#f-device', 'auto');
+  check(await page.getAttribute('#f-device', 'aria-invalid') === null, 'choosing another device did not clear its mark');
   await page.click('.error-close');
 
   say('stop');
@@ -412,7 +463,8 @@ async function main() {
   check(c2.tableOk && c2.chartOk, `after stopping the epochs are not contiguous: ${JSON.stringify(c2)}`);
   say(`stopped after ${c2.chartPoints} epochs`);
 
-  say('when the presets cannot be loaded, the page says so and the form still creates runs');
+  say('when the presets cannot be loaded, the page says so and the form still creates runs; ' +
+    'a gand built without CUDA does not offer it');
   const nop = await context.newPage();
   watch(nop, 'no-presets page');
   nop.allow = [{ url: /\/api\/v1\/presets$/ }];
@@ -420,10 +472,19 @@ async function main() {
     status: 503, contentType: 'application/problem+json',
     body: JSON.stringify({ type: 'urn:gand:problem:busy', title: 'Service Unavailable', status: 503, detail: 'test: no presets now' }),
   }));
+  await nop.route('**/healthz', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', body: JSON.stringify({ ...health, backends_built: 'cpu' }),
+  }));
   await nop.goto(`${base}/`, { waitUntil: 'domcontentloaded' });
+  await nop.waitForFunction(() => !/connecting/.test(document.querySelector('#health').textContent));
+  const cpuOnly = await nop.$$eval('#f-device option', (os) => os.map((o) => o.value));
+  check(JSON.stringify(cpuOnly) === '["auto","cpu"]', `built with cpu only, the device select offers ${JSON.stringify(cpuOnly)}`);
+  check(/device · auto \| cpu$/.test(await nop.textContent('[data-field="device"] .meta')),
+    `built with cpu only, the device field lists "${await nop.textContent('[data-field="device"] .meta')}"`);
   await nop.waitForFunction(() => /GET \/api\/v1\/presets → 503 .*test: no presets now/.test(document.querySelector('#errors').textContent));
   check(await nop.isDisabled('#f-preset') && /could not load the presets/.test(await nop.textContent('#f-preset-err')),
     'the preset select does not say that the presets could not be loaded');
+  check(await nop.textContent('#f-preset-help') === '', 'a preset description is shown without presets');
   check(await nop.inputValue('#f-lr_d') === '', 'the form was filled from somewhere other than gand');
   await nop.waitForSelector('#f-dataset option[value="small"]', { state: 'attached' });
   const numberFields = await nop.$$eval('#create-fields input[type=number]', (is) => is.map((i) => i.name));
