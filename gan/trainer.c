@@ -37,10 +37,11 @@
  * it again and add to the host counters what the captured iteration added
  * (`graph_delta`). The
  * captured launches bake in the batch size, buffers, learning rates, betas,
- * g_loss, d_steps and SGD momentum, so the graph is dropped (and the next
- * iteration after the next captures anew) by gan_trainer_set_config, a buffer reallocation,
- * gan_trainer_load, and an epoch whose batch size or momentum differ from
- * those captured. GAND_CUDA_GRAPHS=0 (read when the CUDA backend opens)
+ * g_loss and d_steps, so the graph is dropped (and the next iteration after
+ * the next captures anew) by gan_trainer_set_config, a buffer reallocation,
+ * gan_trainer_load, and an epoch whose batch size differs from the one
+ * captured. SGD's momentum ramp reads the epoch from the counters too, so a
+ * new epoch keeps the graph. GAND_CUDA_GRAPHS=0 (read when the CUDA backend opens)
  * keeps every iteration eager, for comparisons.
  */
 #include "gan/trainer.h"
@@ -111,7 +112,6 @@ struct gan_trainer {
     bool graph_warm;         /* an eager iteration ran since the graph was last dropped */
     gk_counters graph_delta; /* what one iteration of `graph` adds to the counters */
     int graph_batch;         /* batch size the graph was captured with */
-    float graph_momentum;    /* SGD momentum the graph was captured with */
 };
 
 /* The step counters of the backend block (the rest of the GK_COUNTERS are unused). */
@@ -120,7 +120,8 @@ enum {
     CTR_G_STEP,    /* G steps done = g_steps */
     CTR_PASS,      /* D forward passes done = dropout_passes */
     CTR_ITERATION, /* iterations done in the epoch = iteration */
-    CTR_D_BATCH    /* D batches drawn in the epoch = iteration · d_steps */
+    CTR_D_BATCH,   /* D batches drawn in the epoch = iteration · d_steps */
+    CTR_EPOCH      /* completed epochs = epoch (SGD's momentum ramp) */
 };
 
 static double now_seconds(void)
@@ -475,12 +476,6 @@ static void generator_loss_grad(gan_trainer *t, int B)
     generator_backward(t, B);
 }
 
-/* SGD's momentum in this epoch (a launch argument: a new value drops the graph). */
-static float sgd_momentum_now(const gan_trainer *t)
-{
-    return (float)gan_config_momentum_at(&t->cfg, t->epoch);
-}
-
 /*
  * One optimiser update of a network; step (from 1) is Adam's t and steps the
  * learning rate (gan_config_lr_at, evaluated by the op as gk_lr_at).
@@ -491,7 +486,8 @@ static void optimizer_update(gan_trainer *t, float *p, const float *g, float *m,
     gk_backend *be = t->be;
     gk_lr sched = {lr, t->cfg.lr_decay, t->cfg.lr_min};
     if (t->cfg.optimizer == GAN_OPT_SGD) {
-        be->ops->sgd_momentum(be, p, g, m, n, sched, step, sgd_momentum_now(t));
+        gk_momentum mom = {t->cfg.momentum, t->cfg.momentum_final, t->cfg.momentum_epochs};
+        be->ops->sgd_momentum(be, p, g, m, n, sched, step, mom, ctr_step(t, CTR_EPOCH, t->epoch));
         return;
     }
     gk_adam hp = {sched, (float)t->cfg.beta1, (float)t->cfg.beta2, 1e-8f, 0.0f, step};
@@ -557,6 +553,7 @@ static gk_counters host_counters(const gan_trainer *t)
     h.v[CTR_PASS] = t->dropout_passes;
     h.v[CTR_ITERATION] = t->iteration;
     h.v[CTR_D_BATCH] = (int64_t)t->iteration * t->cfg.d_steps;
+    h.v[CTR_EPOCH] = t->epoch;
     return h;
 }
 
@@ -579,12 +576,6 @@ static gk_counters advance_counters(gan_trainer *t)
     t->be->ops->counters_add(t->be, t->ctr, d);
     t->ctr_base = h;
     return d;
-}
-
-/* The SGD momentum an iteration bakes in (none with Adam). */
-static float graph_momentum_now(const gan_trainer *t)
-{
-    return t->cfg.optimizer == GAN_OPT_SGD ? sgd_momentum_now(t) : 0.0f;
 }
 
 /* ---- epochs ------------------------------------------------------------- */
@@ -775,8 +766,7 @@ int gan_trainer_step(gan_trainer *t, gan_error *err)
         return gan_fail(err, "", "epoch %d is complete; finish it before stepping", t->epoch + 1);
     double t0 = now_seconds();
     gk_backend *be = t->be;
-    if (t->graph &&
-        (t->graph_batch != t->epoch_batch || t->graph_momentum != graph_momentum_now(t)))
+    if (t->graph && t->graph_batch != t->epoch_batch)
         drop_graph(t);
     sync_counters(t);
     if (t->graph) {
@@ -804,7 +794,6 @@ int gan_trainer_step(gan_trainer *t, gan_error *err)
             if (t->graph) {
                 t->graph_delta = delta;
                 t->graph_batch = t->epoch_batch;
-                t->graph_momentum = graph_momentum_now(t);
                 be->ops->graph_launch(be, t->graph); /* captured ops have not run yet */
             }
         }

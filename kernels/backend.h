@@ -91,6 +91,16 @@ typedef struct gk_lr {
     double lr, decay, min;
 } gk_lr;
 
+/*
+ * SGD momentum ramped per epoch, as gan_config_momentum_at computes it:
+ * linear from start to final over `epochs` epochs, then final; epochs 0 keeps
+ * start. In double, rounded to float.
+ */
+typedef struct gk_momentum {
+    double start, final;
+    int64_t epochs;
+} gk_momentum;
+
 /* Adam hyper-parameters for one update; t counts from 1 and also steps the lr. */
 typedef struct gk_adam {
     gk_lr lr;
@@ -187,9 +197,12 @@ typedef struct gk_backend_ops {
      */
     void (*adam)(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
                  gk_adam hp);
-    /* SGD with momentum, pylearn2 style: vel = mom·vel − lr_t·g; p += vel (lr_t: lr at step) */
+    /*
+     * SGD with momentum, pylearn2 style: vel = mom_e·vel − lr_t·g; p += vel
+     * (lr_t: lr at `step`; mom_e: the momentum of the 0-based `epoch`)
+     */
     void (*sgd_momentum)(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
-                         gk_lr lr, gk_step step, float momentum);
+                         gk_lr lr, gk_step step, gk_momentum momentum, gk_step epoch);
 
     /* x[i] = mean + std · N(0,1) from philox(rng, i) (Box–Muller) */
     void (*fill_normal)(gk_backend *be, float *x, size_t n, gk_rng rng, float mean, float std);

@@ -154,6 +154,14 @@ GK_HD float gk_lr_at(double lr, double decay, double min, int64_t t)
     return (float)(v > min ? v : min);
 }
 
+/* SGD momentum in the 0-based epoch e (gan_config_momentum_at). */
+GK_HD float gk_momentum_at(double start, double final, int64_t epochs, int64_t e)
+{
+    if (epochs <= 0 || e >= epochs)
+        return (float)(epochs <= 0 ? start : final);
+    return (float)(start + (final - start) * (double)e / (double)epochs);
+}
+
 /* Adam's bias corrections at step t: 1 − β1^t and sqrt(1 − β2^t). */
 GK_HD void gk_adam_corrections(float beta1, float beta2, int64_t t, float *bias_c1,
                                float *bias_c2_sqrt)

@@ -307,10 +307,11 @@ static void cpu_adam(gk_backend *be, float *param, const float *grad, float *m, 
 }
 
 static void cpu_sgd_momentum(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
-                             gk_lr lr_sched, gk_step step, float momentum)
+                             gk_lr lr_sched, gk_step step, gk_momentum mom, gk_step epoch)
 {
     (void)be;
     const float lr = gk_lr_at(lr_sched.lr, lr_sched.decay, lr_sched.min, step_of(step));
+    const float momentum = gk_momentum_at(mom.start, mom.final, mom.epochs, step_of(epoch));
     GK_PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++) {
         vel[i] = momentum * vel[i] - lr * grad[i];

@@ -437,9 +437,11 @@ static __global__ void adam_kernel(float *param, const float *grad, float *m, fl
 }
 
 static __global__ void sgd_momentum_kernel(float *param, const float *grad, float *vel, size_t n,
-                                           gk_lr sched, gk_step step, float momentum)
+                                           gk_lr sched, gk_step step, gk_momentum mom,
+                                           gk_step epoch)
 {
     const float lr = gk_lr_at(sched.lr, sched.decay, sched.min, step_value(step));
+    const float momentum = gk_momentum_at(mom.start, mom.final, mom.epochs, step_value(epoch));
     GRID_STRIDE(i, n)
     {
         const float v = momentum * vel[i] - lr * grad[i];
@@ -804,13 +806,13 @@ static void cuda_adam(gk_backend *be, float *param, const float *grad, float *m,
 }
 
 static void cuda_sgd_momentum(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
-                              gk_lr lr, gk_step step, float momentum)
+                              gk_lr lr, gk_step step, gk_momentum momentum, gk_step epoch)
 {
     cuda_ctx *c = live_ctx(be);
     if (!c || n == 0)
         return;
     sgd_momentum_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(param, grad, vel, n, lr,
-                                                                       step, momentum);
+                                                                       step, momentum, epoch);
     LAUNCH_CHECK(be, "sgd_momentum_kernel");
 }
 

@@ -568,7 +568,8 @@ static void test_sgd_momentum(void **state)
         ref[i] = p[i] + (0.5 * vel[i] - 0.1 * g[i]);
     float *dp = dev_from(p, n * 4), *dv = dev_from(vel, n * 4), *dg = dev_from(g, n * 4);
     gk_lr lr = {0.1, 1.0, 0.0};
-    be->ops->sgd_momentum(be, dp, dg, dv, n, lr, gk_step_value(1), 0.5f);
+    gk_momentum mom = {0.5, 0.7, 0}; /* no ramp: 0.5 in every epoch */
+    be->ops->sgd_momentum(be, dp, dg, dv, n, lr, gk_step_value(1), mom, gk_step_value(9));
     float *got = host_from(dp, n * 4);
     expect_close("sgd_momentum", got, ref, n, TOL);
     be->ops->free(be, dp);
@@ -835,16 +836,29 @@ static void test_step_counters(void **state)
     free(pa);
     free(pb);
 
-    /* SGD at step 104 − 4 = 100: lr = 0.1 / 1.01^100 */
+    /* SGD at step 104 − 4 = 100: lr = 0.1 / 1.01^100; in epoch 6 − 5 = 1 of a
+     * two-epoch ramp 0.5 → 0.7: momentum 0.6 */
     be->ops->upload(be, dp, p0, m * 4);
     be->ops->upload(be, dmm, m0, m * 4);
     gk_lr sched = {0.1, 1.01, 0.0};
-    be->ops->sgd_momentum(be, dp, dg, dmm, m, sched, (gk_step){ctr + 1, -4}, 0.5f);
+    gk_momentum ramp = {0.5, 0.7, 2};
+    be->ops->sgd_momentum(be, dp, dg, dmm, m, sched, (gk_step){ctr + 1, -4}, ramp,
+                          (gk_step){ctr + 0, -5});
     pa = host_from(dp, m * 4);
     double lr_s = 0.1 / pow(1.01, 100);
     for (size_t i = 0; i < m; i++)
-        ref[i] = p0[i] + (0.5 * m0[i] - lr_s * g[i]);
-    expect_close("sgd_momentum with a decayed lr", pa, ref, m, TOL);
+        ref[i] = p0[i] + (0.6 * m0[i] - lr_s * g[i]);
+    expect_close("sgd_momentum with a decayed lr and a ramped momentum", pa, ref, m, TOL);
+    free(pa);
+    /* past the ramp: final momentum */
+    be->ops->upload(be, dp, p0, m * 4);
+    be->ops->upload(be, dmm, m0, m * 4);
+    be->ops->sgd_momentum(be, dp, dg, dmm, m, sched, (gk_step){ctr + 1, -4}, ramp,
+                          (gk_step){ctr + 0, -3});
+    pa = host_from(dp, m * 4);
+    for (size_t i = 0; i < m; i++)
+        ref[i] = p0[i] + (0.7 * m0[i] - lr_s * g[i]);
+    expect_close("sgd_momentum past its ramp", pa, ref, m, TOL);
     free(pa);
 
     /* moving average at step 3: w = 1 − min(0.9, 4/6) */
