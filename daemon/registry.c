@@ -956,24 +956,15 @@ static int checkpoint_inspect(const char *path, const gan_config *cfg, int *epoc
         gan_fail(err, "checkpoint", "%s lacks a valid epoch and iteration", path);
         goto out;
     }
-    gan_tensor_info ti[6];
-    gan_generator_tensors(cfg, ti);
     float *params = NULL;
     if (g && !(params = malloc(gan_generator_param_count(cfg) * sizeof(float)))) {
         gan_fail(err, "checkpoint", "out of memory reading %s", path);
         goto out;
     }
-    for (int i = 0; i < 6; i++) {
-        size_t n = (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1);
-        const gan_st_tensor *t = gan_st_find(&f, ti[i].name);
-        if (!t || t->dtype != GAN_F32 || t->nbytes != n * sizeof(float)) {
-            gan_fail(err, "checkpoint", "%s lacks tensor %s of %zu float32 values", path,
-                     ti[i].name, n);
-            free(params);
-            goto out;
-        }
-        if (params)
-            memcpy(params + ti[i].offset, t->data, t->nbytes);
+    /* the weights to sample from: the average of G's weights when the run keeps one */
+    if (gan_generator_from_file(&f, path, cfg, params, err) != 0) {
+        free(params);
+        goto out;
     }
     if (g)
         *g = params;

@@ -1216,40 +1216,45 @@ int gan_trainer_set_params(gan_trainer *t, const float *g_host, const float *d_h
     return check(t, err);
 }
 
-int gan_checkpoint_read_generator(const char *path, const gan_config *cfg, float **g, int *epoch,
-                                  gan_error *err)
+int gan_generator_from_file(const gan_st_file *f, const char *path, const gan_config *cfg,
+                            float *out, gan_error *err)
 {
-    gan_st_file f;
-    if (gan_st_read(path, &f, err) != 0)
-        return -1;
     gan_tensor_info ti[6];
     gan_generator_tensors(cfg, ti);
-    size_t n = gan_generator_param_count(cfg);
-    float *out = malloc(n * sizeof(float));
-    int rc = 0;
-    if (!out)
-        rc = gan_fail(err, "checkpoint", "out of memory reading %s", path);
     /* a run that averages G's weights samples from the average (when the
      * file has it: a plain state_dict from elsewhere has generator.* only) */
     char first[GAN_ST_NAME_MAX];
     ema_name(first, sizeof first, ti[0].name);
-    bool ema = cfg->g_ema > 0 && gan_st_find(&f, first) != NULL;
+    bool ema = cfg->g_ema > 0 && gan_st_find(f, first) != NULL;
+    int rc = 0;
     for (int i = 0; i < 6 && rc == 0; i++) {
         char name[GAN_ST_NAME_MAX];
         if (ema)
             ema_name(name, sizeof name, ti[i].name);
         else
             snprintf(name, sizeof name, "%s", ti[i].name);
-        const gan_st_tensor *s = gan_st_find(&f, name);
+        const gan_st_tensor *s = gan_st_find(f, name);
         size_t want = (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1);
         if (!s)
             rc = gan_fail(err, "checkpoint", "%s lacks tensor '%s'", path, name);
         else if (s->dtype != GAN_F32 || s->nbytes != want * sizeof(float))
             rc = gan_fail(err, "checkpoint", "%s: tensor '%s' has %zu bytes, expected %zu", path,
                           name, s->nbytes, want * sizeof(float));
-        else
+        else if (out)
             memcpy(out + ti[i].offset, s->data, s->nbytes);
     }
+    return rc;
+}
+
+int gan_checkpoint_read_generator(const char *path, const gan_config *cfg, float **g, int *epoch,
+                                  gan_error *err)
+{
+    gan_st_file f;
+    if (gan_st_read(path, &f, err) != 0)
+        return -1;
+    float *out = malloc(gan_generator_param_count(cfg) * sizeof(float));
+    int rc = out ? gan_generator_from_file(&f, path, cfg, out, err)
+                 : gan_fail(err, "checkpoint", "out of memory reading %s", path);
     const char *e = gan_st_meta(&f, "epoch");
     *epoch = e ? atoi(e) : 0;
     gan_st_free(&f);

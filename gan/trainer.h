@@ -156,3 +156,11 @@ int gan_trainer_set_params(gan_trainer *t, const float *g_host, const float *d_h
  */
 int gan_checkpoint_read_generator(const char *path, const gan_config *cfg, float **g, int *epoch,
                                   gan_error *err);
+/*
+ * The same from a safetensors file already read (`path` names it in errors):
+ * G's flat parameters into out (gan_generator_param_count floats), or, with
+ * out NULL, only the check that every tensor is there with its size.
+ */
+struct gan_st_file;
+int gan_generator_from_file(const struct gan_st_file *f, const char *path, const gan_config *cfg,
+                            float *out, gan_error *err);

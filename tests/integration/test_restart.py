@@ -76,6 +76,22 @@ class Restart(gandtest.DaemonTest):
         self.assertEqual(after[:done], kept, "the records written before SIGTERM are kept as is")
         self.assertEqual(d2.stop(), 0)
 
+    def test_averaged_generator_survives_a_restart(self):
+        """A run with g_ema samples from the average, before and after a restart."""
+        d = self.daemon().start()
+        rid = d.create_run(config(epochs=2, g_ema=0.99))
+        d.wait_for(rid, lambda x: x["state"] == "completed", what="completed")
+        path = "/api/v1/runs/%s/samples.png?n=16&seed=5" % rid
+        before = d.request("GET", path)
+        self.assertEqual(before.status, 200, before)
+        self.assertEqual(d.stop(), 0)
+
+        d2 = self.daemon().start()  # the generator now comes from the checkpoint
+        after = d2.request("GET", path)
+        self.assertEqual(after.status, 200, after)
+        self.assertEqual(after.body, before.body, "the same averaged weights, not G's own")
+        self.assertEqual(d2.stop(), 0)
+
 
 if __name__ == "__main__":
     gandtest.main()
