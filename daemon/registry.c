@@ -3063,6 +3063,38 @@ reg_status registry_events(gand_registry *reg, const char *id, uint64_t after, i
     return st;
 }
 
+/* A request's image scale out of 1..GAN_PNG_MAX_SCALE: true, with err set. */
+static bool bad_scale(int scale, gan_error *err)
+{
+    if (scale >= 1 && scale <= GAN_PNG_MAX_SCALE)
+        return false;
+    gan_fail(err, "scale", "scale must be an integer in 1..%d, got %d", GAN_PNG_MAX_SCALE, scale);
+    return true;
+}
+
+/*
+ * The start of every request that draws images from a run: the run held and
+ * its generator's snapshot. On REG_OK give both back with generator_release.
+ */
+static reg_status generator_acquire(gand_registry *reg, const char *id, run **r, g_snapshot **s,
+                                    gan_error *err)
+{
+    *s = NULL;
+    *r = run_get(reg, id);
+    if (!*r)
+        return not_found(id, err);
+    reg_status st = run_generator(reg, *r, s, err);
+    if (st != REG_OK)
+        run_put(reg, *r);
+    return st;
+}
+
+static void generator_release(gand_registry *reg, run *r, g_snapshot *s)
+{
+    snapshot_release(s);
+    run_put(reg, r);
+}
+
 reg_status registry_sample_png(gand_registry *reg, const char *id, int n, uint64_t seed, int scale,
                                uint8_t **png, size_t *len, gan_error *err)
 {
@@ -3071,17 +3103,13 @@ reg_status registry_sample_png(gand_registry *reg, const char *id, int n, uint64
     if (n < 1 || n > reg->max_sample_n)
         return gan_fail(err, "n", "n must be an integer in 1..%d, got %d", reg->max_sample_n, n),
                REG_INVALID;
-    if (scale < 1 || scale > GAN_PNG_MAX_SCALE)
-        return gan_fail(err, "scale", "scale must be an integer in 1..%d, got %d",
-                        GAN_PNG_MAX_SCALE, scale),
-               REG_INVALID;
-    run *r = run_get(reg, id);
-    if (!r)
-        return not_found(id, err);
-    g_snapshot *s = NULL;
-    reg_status st = run_generator(reg, r, &s, err);
+    if (bad_scale(scale, err))
+        return REG_INVALID;
+    run *r;
+    g_snapshot *s;
+    reg_status st = generator_acquire(reg, id, &r, &s, err);
     if (st != REG_OK)
-        goto out;
+        return st;
     float *z = malloc((size_t)n * (size_t)s->cfg.latent_dim * sizeof(float));
     float *img = malloc((size_t)n * GAN_IMAGE_PIXELS * sizeof(float));
     if (!z || !img) {
@@ -3095,9 +3123,7 @@ reg_status registry_sample_png(gand_registry *reg, const char *id, int n, uint64
     }
     free(z);
     free(img);
-out:
-    snapshot_release(s);
-    run_put(reg, r);
+    generator_release(reg, r, s);
     return st;
 }
 
@@ -3362,15 +3388,13 @@ reg_status registry_export_samples(gand_registry *reg, const char *id, int n, ui
     if (n < 1 || n > REG_EVAL_SAMPLES_MAX)
         return gan_fail(err, "n", "n must be an integer in 1..%d, got %d", REG_EVAL_SAMPLES_MAX, n),
                REG_INVALID;
-    run *r = run_get(reg, id);
-    if (!r)
-        return not_found(id, err);
-    g_snapshot *s = NULL;
-    reg_status st = run_generator(reg, r, &s, err);
+    run *r;
+    g_snapshot *s;
+    reg_status st = generator_acquire(reg, id, &r, &s, err);
+    if (st != REG_OK)
+        return st;
     float *img = NULL;
     uint8_t *px = NULL;
-    if (st != REG_OK)
-        goto out;
     img = malloc((size_t)n * GAN_IMAGE_PIXELS * sizeof(float));
     px = malloc((size_t)n * GAN_IMAGE_PIXELS);
     if (!img || !px) {
@@ -3390,8 +3414,7 @@ reg_status registry_export_samples(gand_registry *reg, const char *id, int n, ui
 out:
     free(img);
     free(px);
-    snapshot_release(s);
-    run_put(reg, r);
+    generator_release(reg, r, s);
     return st;
 }
 
@@ -3434,18 +3457,14 @@ reg_status registry_generate(gand_registry *reg, const char *id, const float *z,
     if (n < 1 || n > REG_GENERATE_MAX)
         return gan_fail(err, "z", "z must hold 1..%d latent vectors, got %d", REG_GENERATE_MAX, n),
                REG_INVALID;
-    if (scale < 1 || scale > GAN_PNG_MAX_SCALE)
-        return gan_fail(err, "scale", "scale must be an integer in 1..%d, got %d",
-                        GAN_PNG_MAX_SCALE, scale),
-               REG_INVALID;
-    run *r = run_get(reg, id);
-    if (!r)
-        return not_found(id, err);
-    g_snapshot *s = NULL;
-    reg_status st = run_generator(reg, r, &s, err);
-    float *img = NULL;
+    if (bad_scale(scale, err))
+        return REG_INVALID;
+    run *r;
+    g_snapshot *s;
+    reg_status st = generator_acquire(reg, id, &r, &s, err);
     if (st != REG_OK)
-        goto out;
+        return st;
+    float *img = NULL;
     if (dim != s->cfg.latent_dim) {
         gan_fail(err, "z", "each latent vector must have %d numbers (the run's latent_dim), got %d",
                  s->cfg.latent_dim, dim);
@@ -3477,8 +3496,7 @@ reg_status registry_generate(gand_registry *reg, const char *id, const float *z,
     }
 out:
     free(img);
-    snapshot_release(s);
-    run_put(reg, r);
+    generator_release(reg, r, s);
     return st;
 }
 
@@ -3491,18 +3509,14 @@ reg_status registry_interpolate(gand_registry *reg, const char *id, uint64_t fro
         return gan_fail(err, "steps", "steps must be an integer in 2..%d, got %d",
                         REG_INTERPOLATE_MAX, steps),
                REG_INVALID;
-    if (scale < 1 || scale > GAN_PNG_MAX_SCALE)
-        return gan_fail(err, "scale", "scale must be an integer in 1..%d, got %d",
-                        GAN_PNG_MAX_SCALE, scale),
-               REG_INVALID;
-    run *r = run_get(reg, id);
-    if (!r)
-        return not_found(id, err);
-    g_snapshot *s = NULL;
-    reg_status st = run_generator(reg, r, &s, err);
-    float *ends = NULL, *z = NULL, *img = NULL;
+    if (bad_scale(scale, err))
+        return REG_INVALID;
+    run *r;
+    g_snapshot *s;
+    reg_status st = generator_acquire(reg, id, &r, &s, err);
     if (st != REG_OK)
-        goto out;
+        return st;
+    float *ends = NULL, *z = NULL, *img = NULL;
     size_t L = (size_t)s->cfg.latent_dim;
     ends = malloc(2 * L * sizeof(float));
     z = malloc((size_t)steps * L * sizeof(float));
@@ -3527,7 +3541,6 @@ out:
     free(ends);
     free(z);
     free(img);
-    snapshot_release(s);
-    run_put(reg, r);
+    generator_release(reg, r, s);
     return st;
 }
