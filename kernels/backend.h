@@ -221,10 +221,9 @@ typedef struct gk_backend_ops {
     void (*fill)(gk_backend *be, float *x, size_t n, float value);
     /* y[i] = a·x[i] + y[i] */
     void (*axpy)(gk_backend *be, float *y, const float *x, size_t n, float a);
-    /* y[i] += w·(x[i] − y[i]): one step of an exponential moving average of x */
-    void (*lerp)(gk_backend *be, float *y, const float *x, size_t n, float w);
     /*
-     * lerp with a ramped weight at step s (TensorFlow's
+     * One step of an exponential moving average of x: y[i] += w·(x[i] − y[i]),
+     * with a weight ramped by step s (TensorFlow's
      * ExponentialMovingAverage(num_updates) ramps with 10 where this has 3):
      * w = (float)(1 − min(decay, (1 + s)/(3 + s))), in double
      */

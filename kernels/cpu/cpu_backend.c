@@ -397,18 +397,14 @@ static void cpu_axpy(gk_backend *be, float *y, const float *x, size_t n, float a
         y[i] += a * x[i];
 }
 
-static void cpu_lerp(gk_backend *be, float *y, const float *x, size_t n, float w)
-{
-    (void)be;
-    GK_PARALLEL_FOR(n)
-    for (size_t i = 0; i < n; i++)
-        y[i] += w * (x[i] - y[i]);
-}
-
 static void cpu_ema_update(gk_backend *be, float *y, const float *x, size_t n, double decay,
                            gk_step step)
 {
-    cpu_lerp(be, y, x, n, gk_ema_weight(decay, step_of(step)));
+    (void)be;
+    const float w = gk_ema_weight(decay, step_of(step));
+    GK_PARALLEL_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        y[i] += w * (x[i] - y[i]);
 }
 
 static void cpu_clip_row_norms(gk_backend *be, float *W, int rows, int cols, float max_norm)
@@ -480,7 +476,6 @@ static const gk_backend_ops cpu_ops = {
     .sum = cpu_sum,
     .fill = cpu_fill,
     .axpy = cpu_axpy,
-    .lerp = cpu_lerp,
     .ema_update = cpu_ema_update,
     .mark_nonfinite = cpu_mark_nonfinite,
     .counters_add = cpu_counters_add,

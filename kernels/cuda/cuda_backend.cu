@@ -539,12 +539,6 @@ static __global__ void axpy_kernel(float *y, const float *x, size_t n, float a)
     y[i] += a * x[i];
 }
 
-static __global__ void lerp_kernel(float *y, const float *x, size_t n, float w)
-{
-    GRID_STRIDE(i, n)
-    y[i] += w * (x[i] - y[i]);
-}
-
 static __global__ void ema_update_kernel(float *y, const float *x, size_t n, double decay,
                                          gk_step step)
 {
@@ -883,15 +877,6 @@ static void cuda_axpy(gk_backend *be, float *y, const float *x, size_t n, float 
     LAUNCH_CHECK(be, "axpy_kernel");
 }
 
-static void cuda_lerp(gk_backend *be, float *y, const float *x, size_t n, float w)
-{
-    cuda_ctx *c = live_ctx(be);
-    if (!c || n == 0)
-        return;
-    lerp_kernel<<<grid_for(c, n), GKC_THREADS, 0, c->stream>>>(y, x, n, w);
-    LAUNCH_CHECK(be, "lerp_kernel");
-}
-
 static void cuda_ema_update(gk_backend *be, float *y, const float *x, size_t n, double decay,
                             gk_step step)
 {
@@ -1040,7 +1025,6 @@ static const gk_backend_ops cuda_ops = {
     .sum = cuda_sum,
     .fill = cuda_fill,
     .axpy = cuda_axpy,
-    .lerp = cuda_lerp,
     .ema_update = cuda_ema_update,
     .clip_row_norms = cuda_clip_row_norms,
     .mark_nonfinite = cuda_mark_nonfinite,

@@ -948,10 +948,6 @@ static void f_axpy(gk_backend *b, float *y, const float *x, size_t n, float a)
 {
     GUARD(axpy(b, y, x, n, a));
 }
-static void f_lerp(gk_backend *b, float *y, const float *x, size_t n, float w)
-{
-    GUARD(lerp(b, y, x, n, w));
-}
 
 static gk_backend *fake_graph_backend(void)
 {
@@ -986,7 +982,6 @@ static gk_backend *fake_graph_backend(void)
         .sum = f_sum,
         .fill = f_fill,
         .axpy = f_axpy,
-        .lerp = f_lerp,
         .ema_update = f_ema,
         .clip_row_norms = f_clip,
         .mark_nonfinite = f_mark,
