@@ -177,6 +177,17 @@ static void test_g_loss_gradient(void **state)
 
 /* ---- resume identity ---------------------------------------------------- */
 
+enum { CKPT_PATH_MAX = 64 };
+
+/* A fresh empty file under /tmp for a checkpoint (the caller unlinks it). */
+static void temp_checkpoint_path(char path[CKPT_PATH_MAX])
+{
+    snprintf(path, CKPT_PATH_MAX, "/tmp/gand-test-ckpt-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
 static void run_until(gan_trainer *t, int epoch, int iteration)
 {
     gan_error err;
@@ -213,10 +224,8 @@ static void test_resume_identity(void **state)
     /* at an epoch boundary and in the middle of an epoch */
     const int stops[][2] = {{N / 2, 0}, {1, 5}};
     for (int s = 0; s < 2; s++) {
-        char path[] = "/tmp/gand-test-ckpt-XXXXXX";
-        int fd = mkstemp(path);
-        assert_true(fd >= 0);
-        close(fd);
+        char path[CKPT_PATH_MAX];
+        temp_checkpoint_path(path);
         gan_trainer *a = gan_trainer_new(be, &c, &ds, &err);
         run_until(a, stops[s][0], stops[s][1]);
         assert_int_equal(gan_trainer_save(a, path, &err), 0);
@@ -267,9 +276,8 @@ static void test_paper_preset_resumes(void **state)
     gan_trainer_download_generator(a, g1, &err);
     gan_trainer_free(a);
 
-    char path[] = "/tmp/gand-test-ckpt-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
+    char path[CKPT_PATH_MAX];
+    temp_checkpoint_path(path);
     a = gan_trainer_new(be, &c, &ds, &err);
     run_until(a, 2, 3);
     assert_int_equal(gan_trainer_save(a, path, &err), 0);
@@ -322,10 +330,8 @@ static void test_generator_average(void **state)
     assert_true(off > 1e-4);  /* and not the raw weights */
 
     /* checkpoint at epoch 1, iteration 2 (= 7 steps); resume and compare */
-    char path[] = "/tmp/gand-test-ckpt-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    char path[CKPT_PATH_MAX];
+    temp_checkpoint_path(path);
     assert_int_equal(gan_trainer_save(a, path, &err), 0);
     float *read = NULL;
     int epoch = -1;
@@ -368,9 +374,8 @@ static void test_checkpoint_of_other_model_rejected(void **state)
     gan_config c = tiny_config();
     gan_dataset ds = prefix(64);
     gan_error err;
-    char path[] = "/tmp/gand-test-ckpt-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
+    char path[CKPT_PATH_MAX];
+    temp_checkpoint_path(path);
     gan_trainer *a = gan_trainer_new(be, &c, &ds, &err);
     assert_int_equal(gan_trainer_save(a, path, &err), 0);
     gan_trainer_free(a);
@@ -485,10 +490,8 @@ static void test_counters_per_iteration(void **state)
     gan_trainer *t = gan_trainer_new(be, &c, &ds, &err);
     assert_non_null(t);
     run_until(t, 1, 3); /* 8 iterations */
-    char path[] = "/tmp/gand-test-ckpt-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    char path[CKPT_PATH_MAX];
+    temp_checkpoint_path(path);
     assert_int_equal(gan_trainer_save(t, path, &err), 0);
     assert_int_equal(ckpt_meta(path, "generator_steps"), 8);
     assert_int_equal(ckpt_meta(path, "discriminator_steps"), 16);
@@ -1046,10 +1049,8 @@ static run_result train_run(gk_backend *b, gan_config c, gan_dataset ds, int epo
             resumed = true;
             double loss;
             assert_int_equal(gan_trainer_eval_d_loss(t, &loss, NULL, &err), 0);
-            char path[] = "/tmp/gand-test-ckpt-XXXXXX";
-            int fd = mkstemp(path);
-            assert_true(fd >= 0);
-            close(fd);
+            char path[CKPT_PATH_MAX];
+            temp_checkpoint_path(path);
             assert_int_equal(gan_trainer_save(t, path, &err), 0);
             gan_trainer_free(t);
             t = gan_trainer_new(b, &c, &ds, &err);
