@@ -128,22 +128,9 @@ enum MHD_Result h_run_evaluate(api_request *req, const char *const *params)
         return api_problem_reg(req, st, &err, params[0]);
     char location[256];
     snprintf(location, sizeof location, "/api/v1/runs/%.100s/evaluations/%d", params[0], n);
-    size_t len = strlen(json);
-    char *text = realloc(json, len + 2);
-    if (!text) {
-        free(json);
+    struct MHD_Response *resp = api_json_response(json, "application/json", "no-store");
+    if (!resp)
         return api_problem(req, 500, "internal", NULL, "out of memory");
-    }
-    text[len] = '\n';
-    text[len + 1] = '\0';
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len + 1, text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
-        return api_send(req, 202, NULL);
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
     log_info("http: queued evaluation %d of run %s", n, params[0]);
     return api_send(req, 202, resp);

@@ -105,14 +105,9 @@ enum MHD_Result h_runs_create(api_request *req, const char *const *params)
         return api_problem_reg(req, st, &err, NULL);
     char location[256];
     snprintf(location, sizeof location, "/api/v1/runs/%s", id);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(json);
+    struct MHD_Response *resp = api_json_response(json, "application/json", "no-store");
+    if (!resp)
         return api_send(req, 201, NULL);
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
     log_info("http: created run %s", id);
     return api_send(req, 201, resp);
