@@ -1,5 +1,5 @@
 /*
- * api/api.h — the HTTP API of gand (DESIGN §5), served with libmicrohttpd.
+ * api/api.h — the HTTP API of gand, served with libmicrohttpd.
  *
  * One thread per connection (MHD's internal threads); handlers only call the
  * run registry's functions, never the backend. The main thread starts and

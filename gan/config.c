@@ -28,7 +28,7 @@
  * gan_config_presets[i] names preset_apply[i]; add a preset by adding to both.
  */
 /*
- * The paper's own configuration (pylearn2 mnist.yaml, DESIGN §1): sigmoid
+ * The paper's own configuration (pylearn2 mnist.yaml): sigmoid
  * output, uniform noise, dropout keeping 80 % of the input and 50 % of the
  * hidden units, SGD with momentum 0.5 → 0.7 over 250 epochs and the learning
  * rate 0.1 decaying by 1.000004 per step (floor 1e-6), batch 100, and the
@@ -82,7 +82,7 @@ static void preset_stable(gan_config *c)
 
 const char *const gan_config_presets[] = {"seed", "paper", "stable", NULL};
 static void (*const preset_apply[])(gan_config *c) = {
-    NULL,          /* seed: the reference run of DESIGN §1, i.e. exactly the defaults */
+    NULL,          /* seed: the PyTorch reference run, i.e. exactly the defaults */
     preset_paper,  /* paper: Goodfellow et al.'s pylearn2 configuration */
     preset_stable, /* stable: no collapse in a short CPU run (docs/stable-preset.md) */
 };

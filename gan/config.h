@@ -6,7 +6,8 @@
  * an error names the field and the allowed range ("lr_d must be a number in
  * (0, 10], got -1"). Unknown fields are an error, never ignored. Fields
  * absent from a request take the preset's value (preset "seed" unless the
- * request names another), so `{}` is the reference run of DESIGN §1.
+ * request names another), so `{}` is the reference run: a PyTorch re-implementation
+ * of Goodfellow et al. 2014 on MNIST.
  */
 #ifndef GAND_GAN_CONFIG_H
 #define GAND_GAN_CONFIG_H

@@ -1,4 +1,4 @@
-// api.js: talking to gand's HTTP API (DESIGN §5), and turning every failure into
+// api.js: talking to gand's HTTP API, and turning every failure into
 // a message a person can act on. Problems come back as application/problem+json
 // ({type, title, status, detail, field}); their detail is what we show.
 

@@ -34,7 +34,7 @@ export const FIELDS = [
 
 export const FIELD = Object.fromEntries(FIELDS.map((f) => [f.name, f]));
 
-/* What a PATCH may change from the dashboard (DESIGN §3: next iteration, or next epoch). */
+/* What a PATCH may change from the dashboard (it applies at the next iteration, or at the next epoch). */
 export const LIVE_FIELDS = ['lr_d', 'lr_g', 'g_loss', 'd_steps', 'batch_size', 'epochs'];
 
 export function rangeText(f) {

@@ -1214,7 +1214,7 @@ static void test_flops_per_sample(void **state)
     gan_config c;
     gan_config_preset(&c, "seed", NULL);
     gan_flops f = gan_flops_per_sample(&c);
-    /* DESIGN / issue: D step 8.0 M, G step 9.8 M multiply-adds at the seed sizes */
+    /* D step 8.0 M, G step 9.8 M multiply-adds at the seed sizes */
     assert_true(fabs(f.d_step - 8.0e6) < 0.05e6);
     assert_true(fabs(f.g_step - 9.8e6) < 0.05e6);
     assert_true(fabs(f.total - 17.8e6) < 0.1e6);
