@@ -1,5 +1,5 @@
 /*
- * gan/trainer.c — the reference GAN (DESIGN §1) and its training iteration.
+ * gan/trainer.c — the reference GAN and its training iteration.
  *
  * Weights are stored as PyTorch stores them (nn.Linear: W is out × in,
  * y = x·Wᵀ + b), so a checkpoint's tensors are the state_dict as-is. Each
@@ -1132,28 +1132,6 @@ void gan_fill_noise(const gan_config *cfg, uint64_t seed, uint32_t purpose, int 
         z[i] = cfg->noise == GAN_NOISE_UNIFORM
                    ? -1.7320508f + 3.4641016f * gk_philox_uniform(seed, purpose, 0, i)
                    : gk_philox_normal(seed, purpose, 0, i);
-}
-
-int gan_generate(const gan_config *cfg, const float *g_params, const float *z, int n, float *images,
-                 gan_error *err)
-{
-    gk_backend *be = gk_cpu_backend();
-    int H = cfg->g_hidden, P = GAN_IMAGE_PIXELS;
-    gan_tensor_info ti[6];
-    gan_generator_tensors(cfg, ti);
-    float *h1 = malloc((size_t)n * H * sizeof(float));
-    float *h2 = malloc((size_t)n * H * sizeof(float));
-    if (!h1 || !h2) {
-        free(h1);
-        free(h2);
-        return gan_fail(err, "n", "out of memory generating %d images", n);
-    }
-    generator_layers(be, cfg, g_params, ti, z, h1, h2, images, n);
-    for (size_t i = 0; i < (size_t)n * P; i++)
-        images[i] = images[i] > 1.0f ? 1.0f : images[i];
-    free(h1);
-    free(h2);
-    return 0;
 }
 
 /* ---- gradient-check hooks ----------------------------------------------- */

@@ -1,5 +1,5 @@
 /*
- * gan/trainer.h — the GAN of DESIGN §1 on a backend: parameters, one training
+ * gan/trainer.h — the reference GAN on a backend: parameters, one training
  * iteration, epochs, checkpoints, and sampling from a generator snapshot.
  *
  * A trainer owns its backend buffers and nothing else: no threads, no files
@@ -28,7 +28,7 @@
 
 typedef struct gan_trainer gan_trainer;
 
-/* One epoch's record (DESIGN §1 "per-epoch metrics"). */
+/* One epoch's record: what a run reports per epoch. */
 typedef struct gan_epoch_metrics {
     int epoch; /* 1-based number of the epoch just completed */
     int iterations;
@@ -48,7 +48,7 @@ typedef struct gan_epoch_metrics {
 size_t gan_generator_param_count(const gan_config *cfg);
 size_t gan_discriminator_param_count(const gan_config *cfg);
 
-/* Number of multiply-adds one training sample costs (DESIGN: about 17.8 M at the seed sizes). */
+/* Number of multiply-adds one training sample costs (about 17.8 M at the seed sizes). */
 typedef struct gan_flops {
     double d_step, g_step, total; /* multiply-adds per sample */
 } gan_flops;
@@ -116,8 +116,10 @@ int gan_checkpoint_read_config(const char *path, gan_config *cfg, gan_error *err
 void gan_fill_noise(const gan_config *cfg, uint64_t seed, uint32_t purpose, int n, float *z);
 
 /*
- * Run G on the CPU over host weights: z is n × latent_dim, images n × 784 in
- * [0,1] (clamped for display). Pure and thread-safe: request threads use it.
+ * Run G on the host over host weights (gan/generate.c): z is n × latent_dim,
+ * images n × 784 in [0,1] (clamped for display). Image i depends on z_i and
+ * the weights only: the same bits whatever n, the thread count or the CPU.
+ * Pure and thread-safe: request threads use it.
  */
 int gan_generate(const gan_config *cfg, const float *g_params, const float *z, int n, float *images,
                  gan_error *err);
