@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Builds gand and runs the whole test suite twice: a release-like build with
 # -Werror, then an AddressSanitizer + UndefinedBehaviorSanitizer build. Then the
-# fast unit tests of the first build again under valgrind's memcheck, and, where
-# clang has libFuzzer, each fuzz target of tests/fuzz for 30 s in a build of its
-# own. Installs what it needs first. Ends with "N passed, N failed, N skipped",
-# counting every test run of this invocation (each step's own meson test log).
+# tests that must give the same figures on any CPU under each other OpenBLAS
+# kernel this CPU can execute, the fast unit tests of the first build under
+# valgrind's memcheck, and each fuzz target of tests/fuzz for 30 s in a build of
+# its own. Installs what it needs first (scripts/deps.sh test). Ends with
+# "N passed, N failed, N skipped", counting every test run of this invocation
+# (each step's own meson test log); only the GPU tests may skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 
 logs=() # "label=path" of each meson test log this run wrote
+# run again under each forced OpenBLAS kernel (see below)
+kernel_tests=(generate integration_evaluate)
 
 run_suite() { # build dir, extra meson options...
     local dir=$1
@@ -37,10 +41,34 @@ run_suite build-asan -Dwerror=true -Dbuildtype=debug -Db_sanitize=address,undefi
     -Db_lundef=false
 step_done build-asan
 
+# The tests of what must not depend on the CPU (the pixels of a latent vector,
+# and every test whose figures come from OpenBLAS), again under other OpenBLAS
+# kernels than the one this CPU picks: each one the CPU can execute.
+cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+for core in Haswell Zen SkylakeX; do
+    case $core in
+    Haswell | Zen) need="avx2 fma" ;;
+    SkylakeX) need="avx512f avx512dq avx512bw avx512vl" ;;
+    esac
+    ok=true
+    for f in $need; do
+        [[ " $cpu_flags " == *" $f "* ]] || ok=false
+    done
+    if [ $ok = false ]; then
+        echo "== OPENBLAS_CORETYPE=$core: not run (this CPU lacks one of: $need)"
+        continue
+    fi
+    rm -f "build-test/meson-logs/testlog-$core.json"
+    OPENBLAS_CORETYPE=$core meson test -C build-test --logbase "testlog-$core" --print-errorlogs \
+        --num-processes 2 "${kernel_tests[@]}" || true
+    logs+=("build-test (OPENBLAS_CORETYPE=$core)=build-test/meson-logs/testlog-$core.json")
+done
+step_done openblas-kernels
+
 # Memcheck over the fast unit tests (not trainer: minutes under valgrind). Definite
 # and indirect leaks fail a test; tests/valgrind.supp holds system-library noise only.
 # With a wrapper, meson names the log after it: testlog-valgrind.json.
-valgrind_tests=(config idx png_grid safetensors parzen ops)
+valgrind_tests=(config idx png_grid safetensors parzen ops generate)
 rm -f build-test/meson-logs/testlog-valgrind.json
 meson test -C build-test --suite unit --print-errorlogs --num-processes 2 \
     --wrapper "valgrind --error-exitcode=1 --leak-check=full \
@@ -78,8 +106,13 @@ else
     echo "== fuzz: skipped (no clang with libFuzzer: apt-get install clang libclang-rt-14-dev)"
 fi
 
+# Only the GPU tests may skip (without a device). The browser test may skip
+# only where scripts/deps.sh wrote down why its packages cannot be installed.
 python3 - "${logs[@]}" <<'PY'
-import json, sys
+import json, os, sys
+unavailable = None
+if os.path.exists("tests/browser/UNAVAILABLE"):
+    unavailable = open("tests/browser/UNAVAILABLE").read().strip()
 passed = failed = skipped = 0
 for arg in sys.argv[1:]:
     label, path = arg.split("=", 1)
@@ -94,8 +127,16 @@ for arg in sys.argv[1:]:
             r = json.loads(line)
             if r["result"] in ("OK", "EXPECTEDFAIL"):
                 passed += 1
-            elif r["result"] == "SKIP":
+            elif r["result"] == "SKIP" and r["name"].startswith("gand:gpu /"):
                 skipped += 1
+            elif r["result"] == "SKIP" and r["name"].startswith("gand:browser /") and unavailable:
+                skipped += 1
+                print(f"SKIPPED: {label}: {r['name']}: {unavailable}")
+            elif r["result"] == "SKIP":
+                failed += 1
+                why = (r.get("stdout") or "").strip().splitlines()[-1:] or ["no reason given"]
+                print(f"FAILED: {label}: {r['name']} skipped ({why[0]}): "
+                      "only the GPU tests may skip; scripts/deps.sh test installs what the rest need")
             else:
                 failed += 1
                 print(f"FAILED: {label}: {r['name']} ({r['result']})")
