@@ -61,7 +61,7 @@ for core in Haswell Zen SkylakeX; do
     rm -f "build-test/meson-logs/testlog-$core.json"
     OPENBLAS_CORETYPE=$core meson test -C build-test --logbase "testlog-$core" --print-errorlogs \
         --num-processes 2 "${kernel_tests[@]}" || true
-    logs+=("build-test (OPENBLAS_CORETYPE=$core)=build-test/meson-logs/testlog-$core.json")
+    logs+=("build-test (OpenBLAS kernel $core)=build-test/meson-logs/testlog-$core.json")
 done
 step_done openblas-kernels
 
