@@ -213,8 +213,9 @@ reg_status registry_interpolate(gand_registry *r, const char *id, uint64_t from,
                                 int steps, int scale, uint8_t **png, size_t *len, gan_error *err);
 
 /*
- * Prometheus text of the runs (gand_epochs_total, gand_run_state, gand_run_loss...,
- * gand_parzen_ll of the latest evaluation that is done).
+ * Prometheus text of the runs (gand_runs, gand_run_epochs_total, gand_run_state, the
+ * losses and outputs of the last epoch, gand_run_parzen_log_likelihood[_stderr] of the
+ * latest evaluation that is done, gand_evaluations_queued).
  */
 reg_status registry_prometheus(gand_registry *r, char **text);
 

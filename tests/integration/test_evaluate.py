@@ -146,10 +146,10 @@ class Evaluations(Base):
 
         # /metrics: the latest estimate
         text = d.request("GET", "/metrics").body.decode()
-        m = re.search(r'(?m)^gand_parzen_ll\{run="%s"\} (\S+)$' % rid, text)
+        m = re.search(r'(?m)^gand_run_parzen_log_likelihood\{run="%s"\} (\S+)$' % rid, text)
         self.assertTrue(m, text[-2000:])
         self.assertAlmostEqual(float(m.group(1)), ev3["result"]["parzen_ll"], places=3)
-        self.assertRegex(text, r'(?m)^gand_parzen_ll_stderr\{run="%s"\} \S+$' % rid)
+        self.assertRegex(text, r'(?m)^gand_run_parzen_log_likelihood_stderr\{run="%s"\} \S+$' % rid)
         self.assertRegex(text, r"(?m)^gand_evaluations_queued 0$")
 
         # evaluations.jsonl keeps them across a restart; the events too

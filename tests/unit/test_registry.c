@@ -348,10 +348,11 @@ static void test_run_completes(void **state)
     char *text;
     assert_int_equal(registry_prometheus(r, &text), REG_OK);
     char line[128];
-    snprintf(line, sizeof line, "gand_epochs_total{run=\"%s\"} 3\n", id);
+    snprintf(line, sizeof line, "gand_run_epochs_total{run=\"%s\"} 3\n", id);
     assert_non_null(strstr(text, line));
     assert_non_null(strstr(text, "gand_runs{state=\"completed\"} 1\n"));
-    assert_non_null(strstr(text, "# TYPE gand_run_d_loss gauge\n"));
+    assert_non_null(strstr(text, "# TYPE gand_run_discriminator_loss gauge\n"));
+    assert_null(strstr(text, "_d_")); /* promtool reads it as days */
     snprintf(line, sizeof line, "gand_run_state{run=\"%s\",state=\"completed\"} 1\n", id);
     assert_non_null(strstr(text, line));
     free(text);
