@@ -51,8 +51,13 @@ typedef float rowvec_unaligned
  * time: the clones differ in how many lanes one instruction covers, never in
  * what a lane computes.
  */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void
-linear_block(const float *xt, int K, const float *W, const float *b, int N, float *yt)
+#if defined(__x86_64__)
+#define GAND_LANE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GAND_LANE_CLONES
+#endif
+GAND_LANE_CLONES static void linear_block(const float *xt, int K, const float *W, const float *b,
+                                          int N, float *yt)
 {
     int n = 0;
     for (; n + COLS <= N; n += COLS) {
