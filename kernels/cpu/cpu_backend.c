@@ -6,8 +6,10 @@
  * op names and is tested against it. Two choices worth knowing:
  *  - Reductions (sum, bias_grad) never depend on the thread count: sums work
  *    on fixed 4096-element chunks whose partials are added in order, and
- *    bias_grad threads over columns. So a run is bit-reproducible on one
- *    machine whatever OMP_NUM_THREADS says, which the resume test relies on.
+ *    bias_grad threads over columns. So these loops give the same bits
+ *    whatever OMP_NUM_THREADS says; OpenBLAS's sgemm does not (its sums
+ *    depend on its thread count), so a resume is bit-identical under the
+ *    same thread count, which the resume test keeps.
  *  - Only large loops are threaded (GK_PAR_MIN, a million elements): OpenMP's
  *    threads spin for a while after each parallel region, and on a small
  *    machine they then steal the cores OpenBLAS's own threads need for the
