@@ -13,7 +13,7 @@ scripts/deps.sh test
 
 logs=() # "label=path" of each meson test log this run wrote
 # run again under each forced OpenBLAS kernel (see below)
-kernel_tests=(generate integration_evaluate)
+kernel_tests=(generate parzen ops trainer integration_evaluate)
 
 run_suite() { # build dir, extra meson options...
     local dir=$1
@@ -45,8 +45,10 @@ step_done build-asan
 # and every test whose figures come from OpenBLAS), again under other OpenBLAS
 # kernels than the one this CPU picks: each one the CPU can execute.
 cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
-for core in Haswell Zen SkylakeX; do
+for core in Prescott Sandybridge Haswell Zen SkylakeX; do
     case $core in
+    Prescott) need="pni" ;;
+    Sandybridge) need="avx" ;;
     Haswell | Zen) need="avx2 fma" ;;
     SkylakeX) need="avx512f avx512dq avx512bw avx512vl" ;;
     esac
