@@ -26,6 +26,13 @@ BUNDLED_IMAGES = os.path.join(SOURCE_ROOT, "data", "mnist-10k-images-idx3-ubyte.
 TINY = {"latent_dim": 16, "g_hidden": 32, "d_units": 16, "d_pieces": 2, "batch_size": 100}
 
 
+def tiny_config(**kw):
+    """A run config of the TINY model on the test data set `small`, with kw on top."""
+    c = dict(TINY, dataset="small")
+    c.update(kw)
+    return c
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -280,6 +287,13 @@ class DaemonTest(unittest.TestCase):
             return []
         return [e for e in list(getattr(result, "errors", [])) + list(getattr(result, "failures", []))
                 if e[0] is self]
+
+    def conf(self, text, name="gand.conf"):
+        """Write a gand.conf (or another file) into the test's directory; returns its path."""
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
 
     def daemon(self, name="state", **kw):
         extra = ["--data", "small=" + self.small] + list(kw.pop("extra_args", []))

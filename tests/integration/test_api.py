@@ -13,13 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gandtest  # noqa: E402
-from gandtest import TINY, grid_size, png_size  # noqa: E402
-
-
-def config(**kw):
-    c = dict(TINY, dataset="small")
-    c.update(kw)
-    return c
+from gandtest import grid_size, png_size, tiny_config as config  # noqa: E402
 
 
 class LifeOfARun(gandtest.DaemonTest):

@@ -23,12 +23,6 @@ def check(*args):
 
 
 class Settings(gandtest.DaemonTest):
-    def conf(self, text, name="gand.conf"):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
     def test_shipped_config_is_valid_and_is_the_defaults(self):
         shipped = os.path.join(gandtest.SOURCE_ROOT, "config", "gand.conf")
         rc, out, err = check("--config", shipped)

@@ -18,15 +18,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gandtest  # noqa: E402
-from gandtest import TINY, grid_size, png_size  # noqa: E402
+from gandtest import grid_size, png_size, tiny_config as config  # noqa: E402
 
 J = {"Content-Type": "application/json"}
-
-
-def config(**kw):
-    c = dict(TINY, dataset="small")
-    c.update(kw)
-    return c
 
 
 def strip_size(steps, scale, rows=28, cols=28):
@@ -40,12 +34,6 @@ def parse_idx_gz(data):
 
 
 class Base(gandtest.DaemonTest):
-    def conf(self, text):
-        path = os.path.join(self.dir, "gand.conf")
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
     def evaluated(self, d, location, timeout=120):
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -30,16 +30,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gandtest  # noqa: E402
-from gandtest import TINY  # noqa: E402
+from gandtest import tiny_config as config  # noqa: E402
 
 TRIALS = int(os.environ.get("GAND_FAULT_TRIALS", "20"))
 SEED = int(os.environ.get("GAND_FAULT_SEED", str(int(time.time() * 1000) % 1000000)))
-
-
-def config(**kw):
-    c = dict(TINY, dataset="small")
-    c.update(kw)
-    return c
 
 
 # ---- the files of a run, read while the daemon is stopped --------------------------------------

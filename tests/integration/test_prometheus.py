@@ -20,16 +20,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gandtest  # noqa: E402
-from gandtest import TINY  # noqa: E402
+from gandtest import tiny_config as config  # noqa: E402
 
 STATES = ("queued", "running", "paused", "stopped", "completed", "failed")
 LONG = 1000000  # epochs: a run that trains until it is told otherwise
-
-
-def config(**kw):
-    c = dict(TINY, dataset="small")
-    c.update(kw)
-    return c
 
 
 def promtool():
@@ -62,12 +56,6 @@ def families(text):
 
 
 class Prometheus(gandtest.DaemonTest):
-    def conf(self, text):
-        path = os.path.join(self.dir, "gand.conf")
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
     def post(self, d, rid, action, status=200):
         r = d.request("POST", "/api/v1/runs/%s/%s" % (rid, action))
         self.assertEqual(r.status, status, r)

@@ -12,13 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gandtest  # noqa: E402
-from gandtest import TINY  # noqa: E402
-
-
-def config(**kw):
-    c = dict(TINY, dataset="small")
-    c.update(kw)
-    return c
+from gandtest import tiny_config as config  # noqa: E402
 
 
 class Restart(gandtest.DaemonTest):

@@ -32,15 +32,9 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gandtest  # noqa: E402
-from gandtest import TINY  # noqa: E402
+from gandtest import tiny_config as config  # noqa: E402
 
 TOKEN = "s3cr3t-T0ken_for.gand+tests/0123456789="  # 40 visible characters, some to URL-encode
-
-
-def config(**kw):
-    c = dict(TINY, dataset="small")
-    c.update(kw)
-    return c
 
 
 def bearer(token=TOKEN):

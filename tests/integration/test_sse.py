@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gandtest  # noqa: E402
-from gandtest import TINY  # noqa: E402
+from gandtest import tiny_config  # noqa: E402
 
 
 def streams_open(d):
@@ -25,7 +25,7 @@ class EventStreams(gandtest.DaemonTest):
         with open(conf, "w") as f:
             f.write("[limits]\nmax_event_streams = 2\n")
         d = self.daemon(config=conf).start()
-        done = d.create_run(dict(TINY, dataset="small", epochs=2))
+        done = d.create_run(tiny_config(epochs=2))
         d.wait_for(done, lambda x: x["state"] == "completed", what="completed")
 
         every = list(d.events(done))
@@ -39,7 +39,7 @@ class EventStreams(gandtest.DaemonTest):
         self.assertEqual(list(d.events(done, "?last_event_id=%d" % n)), [])
 
         # a paused run: nothing happens, so the stream sends keep-alive comments (every 15 s)
-        rid = d.create_run(dict(TINY, dataset="small", epochs=1000))
+        rid = d.create_run(tiny_config(epochs=1000))
         d.wait_for(rid, lambda x: x["state"] == "running", what="running")
         self.assertEqual(d.request("POST", "/api/v1/runs/%s/pause" % rid).status, 200)
         d.wait_for(rid, lambda x: x["state"] == "paused", what="paused")

@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gandtest  # noqa: E402
-from gandtest import TINY  # noqa: E402
+from gandtest import tiny_config  # noqa: E402
 
 
 class Notify:
@@ -56,7 +56,7 @@ class Systemd(gandtest.DaemonTest):
         status = notify.drain("STATUS=")
         self.assertIn("idle", status)
         # a run shows in STATUS (updated every few seconds)
-        rid = d.create_run(dict(TINY, dataset="small", epochs=1000))
+        rid = d.create_run(tiny_config(epochs=1000))
         msg = notify.drain("STATUS=training run " + rid, timeout=15)
         self.assertRegex(msg, r"epoch \d+/1000")
         # WATCHDOG=1 keeps coming while the worker's heartbeat advances
