@@ -62,8 +62,9 @@ static void usage(FILE *f)
         "Runs the gand daemon: the HTTP API on ADDR:PORT (default 127.0.0.1:8080) and one\n"
         "worker that trains the queued runs. Settings come from FILE (default %s when\n"
         "it exists), and flags override them. --data adds or replaces a data set (the\n"
-        "bundled 'mnist' is always there). --token-file names a file holding the bearer\n"
-        "token every API request must carry (required to listen beyond loopback).\n"
+        "bundled mnist, mnist-60k and mnist-10k are always there). --token-file names a\n"
+        "file holding the bearer token every API request must carry (required to listen\n"
+        "beyond loopback).\n"
         "--check prints the settings in effect and exits.\n"
         "SIGHUP reloads FILE and the token file; SIGTERM checkpoints the active run and exits.\n",
         settings_default_config_path());
@@ -328,8 +329,12 @@ static void log_settings(const gand_settings *s, FILE *f)
             s->limits.connection_timeout_s, s->limits.max_event_streams, s->limits.max_sample_n,
             s->limits.max_runs, s->tls_cert[0] ? s->tls_cert : "(none: plain HTTP)",
             s->tls_key[0] ? s->tls_key : "(none)");
-    for (int i = 0; i < s->dataset_count; i++)
-        fprintf(f, "%s = %s\n", s->datasets[i].name, s->datasets[i].path);
+    for (int i = 0; i < s->dataset_count; i++) {
+        const gand_dataset_entry *d = &s->datasets[i];
+        fprintf(f, "%s = %s\n%s.holdout = %d\n", d->name, d->path, d->name, d->holdout);
+        if (d->test_path[0])
+            fprintf(f, "%s.test = %s\n", d->name, d->test_path);
+    }
 }
 
 /* ---- the command ---------------------------------------------------------------------------- */

@@ -36,17 +36,24 @@ static void on_stop_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: gand train [--config FILE] [--data IDX_PATH] [--out DIR] [--epochs N]\n"
-               "                  [--device auto|cpu|cuda] [--holdout N]\n"
+    fprintf(f, "usage: gand train [--config FILE] [--dataset NAME | --data IDX_PATH]\n"
+               "                  [--test IDX_PATH] [--holdout N] [--out DIR] [--epochs N]\n"
+               "                  [--device auto|cpu|cuda]\n"
                "\n"
                "Trains one GAN in the foreground. FILE is a run config in JSON (fields as in\n"
-               "POST /api/v1/runs; absent fields take preset 'seed'). IDX_PATH is an IDX3 image\n"
-               "file, plain or gzip (default: the bundled 10,000 MNIST digits). DIR receives\n"
-               "checkpoint.safetensors, metrics.jsonl and samples/epoch-NNNNNN.png (default\n"
-               "./gand-train); a DIR that holds a checkpoint resumes from it.\n"
-               "The last N images (--holdout; default 2000 for the bundled set, else 0) are\n"
-               "never trained on; with evaluate_every in the config, the Parzen estimate on\n"
-               "them is added to those epochs' records.\n");
+               "POST /api/v1/runs; absent fields take preset 'seed'). NAME (default: the\n"
+               "config's \"dataset\") is a bundled data set: mnist (MNIST's 60,000 training\n"
+               "digits, the last 10,000 held out, its 10,000 test digits scored), mnist-60k\n"
+               "(all 60,000 trained on) or mnist-10k. IDX_PATH is an IDX3 image file, plain or\n"
+               "gzip, with --test a separate file of held-out images. The last N images\n"
+               "(--holdout; the bundled set's, else 0) are never trained on. With a test file\n"
+               "sigma is chosen on them and the test file is scored; without one, on their\n"
+               "first half, and the rest is scored; with a test file and N = 0, on the test\n"
+               "file's first half. With evaluate_every in the config, that Parzen estimate is\n"
+               "added to those epochs' records.\n"
+               "DIR receives checkpoint.safetensors, metrics.jsonl and\n"
+               "samples/epoch-NNNNNN.png (default ./gand-train); a DIR that holds a checkpoint\n"
+               "resumes from it.\n");
 }
 
 enum { FIXED_SAMPLES = 100, FIXED_SCALE = 2 };
@@ -93,8 +100,8 @@ static int append_line(const char *path, const char *line)
 }
 
 /* The Parzen estimate of G now on the held-out split, as JSON members. */
-static int evaluate(gan_trainer *t, gk_backend *be, const gan_dataset *ds, const gan_split *split,
-                    char *buf, size_t len, gan_error *err)
+static int evaluate(gan_trainer *t, gk_backend *be, const gand_cli_data *data, char *buf,
+                    size_t len, gan_error *err)
 {
     const gan_config *cfg = gan_trainer_config(t);
     float *g = malloc(gan_generator_param_count(cfg) * sizeof(float));
@@ -103,7 +110,8 @@ static int evaluate(gan_trainer *t, gk_backend *be, const gan_dataset *ds, const
     gan_parzen_result r;
     int rc = gan_trainer_download_sampler(t, g, err);
     if (rc == 0)
-        rc = gan_evaluate_parzen(be, cfg, g, ds, split, 10000, cfg->seed, &r, err);
+        rc = gan_evaluate_parzen(be, cfg, g, &data->train, data->has_test ? &data->test : NULL,
+                                 &data->split, 10000, cfg->seed, &r, err);
     free(g);
     if (rc == 0)
         snprintf(buf, len, "\"parzen_ll\":%.3f,\"parzen_stderr\":%.3f,\"parzen_sigma\":%.4f",
@@ -143,11 +151,13 @@ static void truncate_metrics(const char *path, int keep)
 int gand_cmd_train(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
-        {"out", required_argument, NULL, 'o'},    {"epochs", required_argument, NULL, 'e'},
-        {"device", required_argument, NULL, 'D'}, {"holdout", required_argument, NULL, 'H'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+        {"config", required_argument, NULL, 'c'},  {"data", required_argument, NULL, 'd'},
+        {"out", required_argument, NULL, 'o'},     {"epochs", required_argument, NULL, 'e'},
+        {"device", required_argument, NULL, 'D'},  {"holdout", required_argument, NULL, 'H'},
+        {"dataset", required_argument, NULL, 'n'}, {"test", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *data_path = NULL, *out_dir = "gand-train", *device = NULL;
+    const char *dataset = NULL, *test_path = NULL;
     long epochs = -1, holdout = -1;
     int c;
     optind = 1;
@@ -158,6 +168,12 @@ int gand_cmd_train(int argc, char **argv)
             break;
         case 'd':
             data_path = optarg;
+            break;
+        case 'n':
+            dataset = optarg;
+            break;
+        case 't':
+            test_path = optarg;
             break;
         case 'o':
             out_dir = optarg;
@@ -209,42 +225,32 @@ int gand_cmd_train(int argc, char **argv)
     if (epochs > 0)
         cfg.epochs = (int)epochs;
 
-    char default_data[PATH_MAX];
-    if (!data_path) {
-        if (gand_default_dataset_path(default_data, sizeof default_data) != 0) {
-            fprintf(stderr, "gand train: the bundled data set was not found; pass --data\n");
-            return 2;
-        }
-        data_path = default_data;
-        if (holdout < 0)
-            holdout = 2000; /* 1,000 validation then 1,000 test images */
-    }
-    if (holdout < 0)
-        holdout = 0;
-    gan_dataset ds;
-    if (gan_idx_load_images(data_path, &ds, &err) != 0) {
-        fprintf(stderr, "gand train: %s\n", err.message);
+    gand_cli_data data;
+    if (dataset && data_path) {
+        fprintf(stderr, "gand train: give either --dataset or --data, not both\n");
         return 2;
     }
-    gan_split split;
-    if (gan_split_holdout(ds.count, (int)holdout, &split, &err) != 0) {
-        fprintf(stderr, "gand train: %s\n", err.message);
-        gan_dataset_free(&ds);
+    if (dataset)
+        snprintf(cfg.dataset, sizeof cfg.dataset, "%s", dataset);
+    if (gand_cli_data_load("train", data_path ? NULL : cfg.dataset, data_path, test_path, holdout,
+                           &data) != 0)
         return 2;
-    }
-    gan_dataset train_ds = ds;
-    train_ds.count = split.train_count;
+    gan_dataset train_ds = data.train;
+    train_ds.count = data.split.train_count;
+    char described[3 * PATH_MAX];
+    gand_cli_data_describe(&data, described, sizeof described);
+    fprintf(stderr, "gand train: %s\n", described);
 
     char path[PATH_MAX];
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "gand train: cannot create %s: %s\n", out_dir, strerror(errno));
-        gan_dataset_free(&ds);
+        gand_cli_data_free(&data);
         return 1;
     }
     snprintf(path, sizeof path, "%s/samples", out_dir);
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "gand train: cannot create %s: %s\n", path, strerror(errno));
-        gan_dataset_free(&ds);
+        gand_cli_data_free(&data);
         return 1;
     }
     char ckpt[PATH_MAX], metrics[PATH_MAX];
@@ -257,7 +263,7 @@ int gand_cmd_train(int argc, char **argv)
     gk_backend *be = gk_backend_open(device, why, sizeof why);
     if (!be) {
         fprintf(stderr, "gand train: %s\n", why);
-        gan_dataset_free(&ds);
+        gand_cli_data_free(&data);
         return 2;
     }
     fprintf(stderr, "gand train: %s (%s)\n", why, be->device);
@@ -268,7 +274,7 @@ int gand_cmd_train(int argc, char **argv)
         gan_config saved;
         if (gan_checkpoint_read_config(ckpt, &saved, &err) != 0) {
             fprintf(stderr, "gand train: cannot resume from %s: %s\n", ckpt, err.message);
-            gan_dataset_free(&ds);
+            gand_cli_data_free(&data);
             gk_backend_close(be);
             return 1;
         }
@@ -284,7 +290,7 @@ int gand_cmd_train(int argc, char **argv)
 
     gan_trainer *t = gan_trainer_new(be, &cfg, &train_ds, &err);
     if (!t) {
-        gan_dataset_free(&ds);
+        gand_cli_data_free(&data);
         fprintf(stderr, "gand train: %s\n", err.message);
         gk_backend_close(be);
         return 2;
@@ -294,7 +300,7 @@ int gand_cmd_train(int argc, char **argv)
         if (gan_trainer_load(t, ckpt, &err) != 0) {
             fprintf(stderr, "gand train: cannot resume from %s: %s\n", ckpt, err.message);
             gan_trainer_free(t);
-            gan_dataset_free(&ds);
+            gand_cli_data_free(&data);
             gk_backend_close(be);
             return 1;
         }
@@ -340,7 +346,7 @@ int gand_cmd_train(int argc, char **argv)
         bool last_epoch = m.epoch >= live->epochs;
         if (live->evaluate_every > 0 && (m.epoch % live->evaluate_every == 0 || last_epoch)) {
             char ev[384];
-            if (evaluate(t, be, &ds, &split, ev, sizeof ev, &err) == 0) {
+            if (evaluate(t, be, &data, ev, sizeof ev, &err) == 0) {
                 size_t len = strlen(line);
                 snprintf(line + len - 1, sizeof line - len + 1, ",%s}", ev);
             } else {
@@ -370,7 +376,7 @@ int gand_cmd_train(int argc, char **argv)
                 ckpt);
     }
     gan_trainer_free(t);
-    gan_dataset_free(&ds);
+    gand_cli_data_free(&data);
     gk_backend_close(be);
     return status;
 }

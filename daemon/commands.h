@@ -2,9 +2,11 @@
 #ifndef GAND_DAEMON_COMMANDS_H
 #define GAND_DAEMON_COMMANDS_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "gan/evaluate.h"
 #include "gan/trainer.h"
 
 /* daemon/cmd_serve.c: the service (linked into the gand executable with the API) */
@@ -18,6 +20,29 @@ int gand_cmd_evaluate(int argc, char **argv);
  * returns false.
  */
 bool gand_option_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+
+/*
+ * The data of a command that trains or evaluates (daemon/cli_data.c): the
+ * training file, the test file if any, and the split (gan_split_make).
+ */
+typedef struct gand_cli_data {
+    char train_path[PATH_MAX], test_path[PATH_MAX];
+    gan_dataset train, test;
+    bool has_test;
+    gan_split split;
+} gand_cli_data;
+
+/*
+ * Load a bundled data set by name (dataset; NULL with no data_path: the
+ * first, "mnist") with its holdout and test file, or the file data_path
+ * (holdout default 0); test_path (or NULL) and holdout (≥ 0, or −1 for the
+ * default) override. On failure prints "gand CMD: …" and returns 2.
+ */
+int gand_cli_data_load(const char *cmd, const char *dataset, const char *data_path,
+                       const char *test_path, long holdout, gand_cli_data *out);
+/* One line: which images are trained on, choose σ and are scored. */
+void gand_cli_data_describe(const gand_cli_data *d, char *buf, size_t len);
+void gand_cli_data_free(gand_cli_data *d);
 
 /* One epoch record as a JSON object on one line (the metrics.jsonl format). */
 void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len);

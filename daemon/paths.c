@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int gand_data_file(const char *name, char *out, size_t len)
@@ -20,9 +21,22 @@ int gand_data_file(const char *name, char *out, size_t len)
     return -1;
 }
 
-int gand_default_dataset_path(char *out, size_t len)
+const gand_bundled_dataset gand_bundled_datasets[] = {
+    {"mnist", "mnist-train-images-idx3-ubyte.gz", "mnist-train-labels-idx1-ubyte.gz",
+     "mnist-t10k-images-idx3-ubyte.gz", 10000},
+    {"mnist-60k", "mnist-train-images-idx3-ubyte.gz", "mnist-train-labels-idx1-ubyte.gz",
+     "mnist-t10k-images-idx3-ubyte.gz", 0},
+    {"mnist-10k", "mnist-10k-images-idx3-ubyte.gz", "mnist-10k-labels-idx1-ubyte.gz", NULL, 2000},
+};
+const int gand_bundled_dataset_count =
+    (int)(sizeof gand_bundled_datasets / sizeof gand_bundled_datasets[0]);
+
+const gand_bundled_dataset *gand_bundled_dataset_find(const char *name)
 {
-    return gand_data_file(GAND_DEFAULT_IMAGES, out, len);
+    for (int i = 0; i < gand_bundled_dataset_count; i++)
+        if (strcmp(gand_bundled_datasets[i].name, name) == 0)
+            return &gand_bundled_datasets[i];
+    return NULL;
 }
 
 bool gand_option_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)

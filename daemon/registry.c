@@ -154,7 +154,8 @@ typedef struct evaluation {
     double parzen_ll, stderr_ll, sigma, seconds;
     int epoch;
     int valid_begin, valid_end, test_begin, test_end;
-    char data[DATA_NAME_MAX];
+    char data[DATA_NAME_MAX];       /* "NAME/BASENAME" of the file the test range indexes */
+    char valid_data[DATA_NAME_MAX]; /* … and of the validation range's */
 } evaluation;
 
 typedef struct run_event {
@@ -206,9 +207,12 @@ typedef struct dataset_info {
     bool has_test;    /* the held-out images are a separate file */
     int test_images;  /* of that file (0 when it cannot be read) */
     bool eval_ok;     /* validation and test both hold images */
-    gan_split split;  /* valid/test ranges of the evaluation file (test file or training file) */
+    gan_split split;  /* validation and test ranges, each of the training or the test file */
     char eval_error[400];
-    char train_name[DATA_NAME_MAX], eval_name[DATA_NAME_MAX]; /* "NAME/BASENAME" */
+    /* "NAME/BASENAME" of the training file, the test file, and of the files that the
+     * validation and the test range index */
+    char train_name[DATA_NAME_MAX], test_name[DATA_NAME_MAX];
+    char valid_name[DATA_NAME_MAX], eval_name[DATA_NAME_MAX];
     /* worker only: loaded on first use, kept */
     gan_dataset loaded, test_loaded;
     bool is_loaded, test_is_loaded;
@@ -672,11 +676,13 @@ static cJSON *split_cjson(const dataset_info *d)
     cJSON_AddItemToObject(o, "train", range_cjson(0, d->train_images));
     if (d->eval_ok) {
         cJSON_AddStringToObject(o, "data", d->eval_name);
+        cJSON_AddStringToObject(o, "validation_data", d->valid_name);
         cJSON_AddItemToObject(o, "validation",
                               range_cjson(d->split.valid_begin, d->split.valid_end));
         cJSON_AddItemToObject(o, "test", range_cjson(d->split.test_begin, d->split.test_end));
     } else {
         cJSON_AddNullToObject(o, "data");
+        cJSON_AddNullToObject(o, "validation_data");
         cJSON_AddNullToObject(o, "validation");
         cJSON_AddNullToObject(o, "test");
     }
@@ -705,6 +711,7 @@ static cJSON *eval_cjson(const run *r, const evaluation *e)
         cJSON_AddItemToObject(sp, "validation", range_cjson(e->valid_begin, e->valid_end));
         cJSON_AddItemToObject(sp, "test", range_cjson(e->test_begin, e->test_end));
         cJSON_AddStringToObject(res, "data", e->data);
+        cJSON_AddStringToObject(res, "validation_data", e->valid_data);
         cJSON_AddNumberToObject(res, "seconds", e->seconds);
     } else {
         cJSON_AddNullToObject(o, "result");
@@ -1205,6 +1212,9 @@ static bool eval_from_json(const cJSON *o, evaluation *e)
     e->epoch = epoch->valueint;
     e->seconds = cJSON_IsNumber(secs) ? secs->valuedouble : 0;
     str_printf(e->data, sizeof e->data, "%s", data->valuestring);
+    const cJSON *vdata = cJSON_GetObjectItemCaseSensitive(res, "validation_data");
+    str_printf(e->valid_data, sizeof e->valid_data, "%s",
+               cJSON_IsString(vdata) ? vdata->valuestring : data->valuestring);
     return true;
 }
 
@@ -1510,33 +1520,30 @@ static void dataset_probe(dataset_info *d)
     d->ok = true;
     data_name(d->entry.name, d->entry.path, d->train_name, sizeof d->train_name);
     d->has_test = d->entry.test_path[0] != '\0';
+    int t = 0;
     if (d->has_test) {
-        /* a separate file: its first half (rounded down) validation, the rest test */
-        data_name(d->entry.name, d->entry.test_path, d->eval_name, sizeof d->eval_name);
+        data_name(d->entry.name, d->entry.test_path, d->test_name, sizeof d->test_name);
         char why[sizeof d->eval_error];
-        int t = idx3_probe(d->entry.test_path, why, sizeof why);
+        t = idx3_probe(d->entry.test_path, why, sizeof why);
         d->test_images = t > 0 ? t : 0;
-        if (t < 2) {
+        if (t < (d->holdout > 0 ? 1 : 2)) {
             str_printf(d->eval_error, sizeof d->eval_error, "its test file cannot be used: %s",
-                       t < 0 ? why : "it holds fewer than 2 images");
+                       t < 0 ? why : "it holds too few images");
             return;
         }
-        d->split.train_count = d->train_images;
-        d->split.valid_begin = 0;
-        d->split.valid_end = t / 2;
-        d->split.test_begin = t / 2;
-        d->split.test_end = t;
-    } else {
-        str_printf(d->eval_name, sizeof d->eval_name, "%s", d->train_name);
-        if (d->holdout < 2) {
-            str_printf(d->eval_error, sizeof d->eval_error,
-                       "it holds out %s (set [datasets] %s.holdout = N, N ≥ 2, or %s.test = PATH "
-                       "in gand.conf)",
-                       d->holdout ? "only one image" : "no images", d->entry.name, d->entry.name);
-            return;
-        }
-        gan_split_holdout(n, d->holdout, &d->split, NULL);
     }
+    gan_split_make(n, d->holdout, t, &d->split, NULL);
+    if (!gan_split_evaluable(&d->split)) {
+        str_printf(d->eval_error, sizeof d->eval_error,
+                   "it holds out %s (set [datasets] %s.holdout = N, N ≥ 2, or %s.test = PATH "
+                   "in gand.conf)",
+                   d->holdout ? "only one image" : "no images", d->entry.name, d->entry.name);
+        return;
+    }
+    str_printf(d->valid_name, sizeof d->valid_name, "%s",
+               d->split.valid_in_test ? d->test_name : d->train_name);
+    str_printf(d->eval_name, sizeof d->eval_name, "%s",
+               d->split.test_in_test ? d->test_name : d->train_name);
     d->eval_ok = true;
 }
 
@@ -1589,9 +1596,8 @@ static dataset_info *worker_dataset(gand_registry *reg, const char *name, gan_er
     return d;
 }
 
-/* The file an evaluation of the data set reads (its test file, or the training file). */
-static const gan_dataset *worker_eval_dataset(gand_registry *reg, const char *name,
-                                              dataset_info **info, gan_error *err)
+/* A data set ready to evaluate on: its training file, and its test file when it has one. */
+static dataset_info *worker_eval_dataset(gand_registry *reg, const char *name, gan_error *err)
 {
     dataset_info *d = worker_dataset(reg, name, err);
     if (!d)
@@ -1600,17 +1606,14 @@ static const gan_dataset *worker_eval_dataset(gand_registry *reg, const char *na
         gan_fail(err, "dataset", "data set '%s' cannot be evaluated on: %s", name, d->eval_error);
         return NULL;
     }
-    *info = d;
-    if (!d->has_test)
-        return &d->loaded;
-    if (!d->test_is_loaded) {
+    if (d->has_test && !d->test_is_loaded) {
         if (load_checked(d->entry.test_path, d->test_images, &d->test_loaded, &d->test_is_loaded,
                          err) != 0)
             return NULL;
         log_info("data set %s: %d test images loaded from %s", name, d->test_loaded.count,
                  d->entry.test_path);
     }
-    return &d->test_loaded;
+    return d;
 }
 
 /* ---- generators and evaluations ------------------------------------------ */
@@ -1824,11 +1827,12 @@ static bool worker_evaluate_next(gand_registry *reg)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (s || run_generator(reg, r, &s, &err) == REG_OK) {
-        const gan_dataset *ds = worker_eval_dataset(reg, dataset, &d, &err);
-        gk_backend *be = ds ? run_backend(reg, &s->cfg, &err) : NULL;
+        d = worker_eval_dataset(reg, dataset, &err);
+        gk_backend *be = d ? run_backend(reg, &s->cfg, &err) : NULL;
         if (be)
-            rc = gan_evaluate_parzen(be, &s->cfg, s->params, ds, &d->split, samples, seed, &res,
-                                     &err);
+            rc = gan_evaluate_parzen(be, &s->cfg, s->params, &d->loaded,
+                                     d->has_test ? &d->test_loaded : NULL, &d->split, samples, seed,
+                                     &res, &err);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     atomic_store(&reg->eval_started_ms, 0);
@@ -1850,6 +1854,7 @@ static bool worker_evaluate_next(gand_registry *reg)
         e->test_begin = d->split.test_begin;
         e->test_end = d->split.test_end;
         str_printf(e->data, sizeof e->data, "%s", d->eval_name);
+        str_printf(e->valid_data, sizeof e->valid_data, "%s", d->valid_name);
     } else {
         e->state = EVAL_FAILED;
         str_printf(e->reason, sizeof e->reason, "%s",
@@ -2454,11 +2459,11 @@ gand_registry *registry_open(const registry_options *opt, gan_error *err)
             d->entry = opt->datasets[i];
             dataset_probe(d);
             if (d->ok && d->eval_ok)
-                log_info("data set %s: %d images in %s; trains on images 0..%d, validates on "
-                         "%d..%d and tests on %d..%d of %s",
+                log_info("data set %s: %d images in %s; trains on images 0..%d, chooses sigma "
+                         "on %d..%d of %s and scores %d..%d of %s",
                          d->entry.name, d->images, d->entry.path, d->train_images - 1,
-                         d->split.valid_begin, d->split.valid_end - 1, d->split.test_begin,
-                         d->split.test_end - 1, d->eval_name);
+                         d->split.valid_begin, d->split.valid_end - 1, d->valid_name,
+                         d->split.test_begin, d->split.test_end - 1, d->eval_name);
             else if (d->ok)
                 log_info("data set %s: %d images in %s, %d to train on; no evaluation: %s",
                          d->entry.name, d->images, d->entry.path, d->train_images, d->eval_error);

@@ -19,11 +19,13 @@
  *           "samples_epochs" [epochs with a saved grid], "checkpoint_epoch" (int|null),
  *           "split" (split|null: the run's data set is not configured),
  *           "last_evaluation" (the latest evaluation that is done|null)}
- *   split  {"train_data": "NAME/FILE", "train":[0,N], "data": "NAME/FILE"|null,
- *           "validation":[a,b]|null, "test":[c,d]|null}: image ranges [begin, end)
- *           of the data set's files (their base names, never a server path); data
- *           is the file the held-out ranges index (the training file, or the
- *           data set's separate test file), null when nothing is held out
+ *   split  {"train_data": "NAME/FILE", "train":[0,N], "validation_data": "NAME/FILE"|null,
+ *           "validation":[a,b]|null, "data": "NAME/FILE"|null, "test":[c,d]|null}:
+ *           image ranges [begin, end) of the data set's files (their base names,
+ *           never a server path); validation_data is the file the validation range
+ *           indexes (σ is chosen on it) and data the one the test range indexes (it
+ *           is scored): the training file or the data set's separate test file;
+ *           null when nothing is held out
  *   list   {"runs":[run...]}
  *   epoch  {"epoch","d_real","d_fake","d_loss","g_loss","d_x","d_g_z",
  *           "seconds","samples_per_sec","lr_d","lr_g","batch_size"}
@@ -33,7 +35,8 @@
  *   evaluation {"id" (1, 2, ... per run),"run","state":"queued"|"running"|"done"|"failed",
  *           "reason"(string|null),"trigger":"request"|"evaluate_every","samples","seed",
  *           "result":{"parzen_ll","stderr","sigma","samples","epoch","split":{"validation":
- *           [a,b],"test":[c,d]},"data":"NAME/FILE","seconds"}|null,
+ *           [a,b],"test":[c,d]},"data":"NAME/FILE","validation_data":"NAME/FILE",
+ *           "seconds"}|null,
  *           "created_at","started_at","finished_at"}
  *   evaluations {"run":id,"evaluations":[evaluation...]} (oldest first)
  *
@@ -78,14 +81,14 @@ typedef struct gand_dataset_entry {
     char path[1024]; /* IDX3 training images */
     /*
      * The last `holdout` images of path are never trained on (≤ 0: none).
-     * Without a test file they are the held-out images: the first half
-     * (rounded down) validation, the rest test (gan_split_holdout).
+     * With a test file they choose σ and the whole test file is scored; without
+     * one, their first half (rounded down) chooses σ and the rest is scored.
      */
     int holdout;
     /*
-     * A separate file of held-out images ("" = none), e.g. MNIST's t10k file:
-     * its first half (rounded down) is validation, the rest test; then
-     * holdout only keeps images of path out of training.
+     * A separate file of held-out images ("" = none), e.g. MNIST's t10k file.
+     * With holdout 0 its first half (rounded down) chooses σ and the rest is
+     * scored (gan_split_make).
      */
     char test_path[1024];
 } gand_dataset_entry;

@@ -127,12 +127,21 @@ void settings_defaults(gand_settings *s)
     s->limits.max_event_streams = 16;
     s->limits.max_sample_n = 1024;
     s->limits.max_runs = 1000;
-    /* the bundled set; a [datasets] mnist line or --data mnist=PATH may replace its path */
-    snprintf(s->datasets[0].name, sizeof s->datasets[0].name, "mnist");
-    if (gand_default_dataset_path(s->datasets[0].path, sizeof s->datasets[0].path) != 0)
-        s->datasets[0].path[0] = '\0';
-    s->datasets[0].holdout = -1; /* resolved by settings_load: see resolve_datasets */
-    s->dataset_count = 1;
+    /* The bundled sets, "mnist" first even when its file is missing (settings_load then
+     * says so); a [datasets] line or --data NAME=PATH may replace a path. Holdouts and
+     * test files are resolved by settings_load: see resolve_datasets. */
+    for (int i = 0; i < gand_bundled_dataset_count; i++) {
+        const gand_bundled_dataset *b = &gand_bundled_datasets[i];
+        gand_dataset_entry *d = &s->datasets[s->dataset_count];
+        if (gand_data_file(b->images, d->path, sizeof d->path) != 0) {
+            if (i > 0)
+                continue;
+            d->path[0] = '\0';
+        }
+        snprintf(d->name, sizeof d->name, "%s", b->name);
+        d->holdout = -1;
+        s->dataset_count++;
+    }
 }
 
 int settings_parse_listen(const char *value, char *host, size_t host_len, int *port, char *err,
@@ -315,7 +324,7 @@ static bool valid_dataset_name(const char *s)
  * settings_load checks at the end that every data set has a path.
  */
 static const char *const dataset_attrs[] = {"holdout", "test"};
-enum { HOLDOUT_MAX = 100000000, DEFAULT_HOLDOUT = 2000 };
+enum { HOLDOUT_MAX = 100000000 };
 
 /* The data set called name, added (without a path, holdout unset) when new; NULL when full. */
 static gand_dataset_entry *dataset_slot(gand_settings *s, const char *name, char *msg, size_t len)
@@ -435,16 +444,14 @@ static long idx3_count(const char *path)
 }
 
 /*
- * After the file and the flags: every data set has a path; an unset holdout
- * becomes 2000 for the bundled digits without a test file, else 0; a holdout
- * must leave images to train on.
+ * After the file and the flags: every data set has a path. A bundled data set
+ * still on its bundled file takes its holdout and test file where they are not
+ * set (see daemon/paths.h); any other unset holdout is 0. A holdout must leave
+ * images to train on.
  */
 static int resolve_datasets(gand_settings *s, char *err, size_t err_len)
 {
     const char *where = s->config_path[0] ? s->config_path : "--data";
-    char bundled[sizeof s->datasets[0].path];
-    if (gand_default_dataset_path(bundled, sizeof bundled) != 0)
-        bundled[0] = '\0';
     for (int i = 0; i < s->dataset_count; i++) {
         gand_dataset_entry *d = &s->datasets[i];
         if (!d->path[0] && i > 0) {
@@ -455,10 +462,18 @@ static int resolve_datasets(gand_settings *s, char *err, size_t err_len)
                      d->name);
             return -1;
         }
+        const gand_bundled_dataset *b = gand_bundled_dataset_find(d->name);
+        char bundled[sizeof d->path];
+        if (b && gand_data_file(b->images, bundled, sizeof bundled) == 0 &&
+            strcmp(d->path, bundled) == 0) {
+            if (d->holdout < 0)
+                d->holdout = b->holdout;
+            if (!d->test_path[0] && b->test_images &&
+                gand_data_file(b->test_images, d->test_path, sizeof d->test_path) != 0)
+                d->test_path[0] = '\0';
+        }
         if (d->holdout < 0)
-            d->holdout = !d->test_path[0] && bundled[0] && strcmp(d->path, bundled) == 0
-                             ? DEFAULT_HOLDOUT
-                             : 0;
+            d->holdout = 0;
         long count = d->path[0] ? idx3_count(d->path) : -1;
         if (count > 0 && d->holdout >= count) {
             snprintf(err, err_len,
@@ -653,7 +668,7 @@ int settings_load(gand_settings *s, const gand_flags *flags, char *err, size_t e
                  "the bundled data set (%s) was not found in $GAND_DATADIR or the install or "
                  "source data directory; name its path with [datasets] mnist = PATH or "
                  "--data mnist=PATH",
-                 GAND_DEFAULT_IMAGES);
+                 gand_bundled_datasets[0].images);
         return -1;
     }
     if (check_tls(s, err, err_len) != 0)

@@ -9,19 +9,39 @@
 #include "gan/trainer.h"
 #include "kernels/elementwise.h"
 
-int gan_split_holdout(int count, int holdout, gan_split *s, gan_error *err)
+int gan_split_make(int count, int holdout, int test_count, gan_split *s, gan_error *err)
 {
     if (holdout < 0 || holdout >= count)
         return gan_fail(err, "holdout",
                         "holdout must be an integer in 0..%d (the data set has %d "
                         "images), got %d",
                         count - 1, count, holdout);
+    if (test_count < 0)
+        return gan_fail(err, "holdout", "a test file of %d images", test_count);
+    memset(s, 0, sizeof *s);
     s->train_count = count - holdout;
-    s->valid_begin = count - holdout;
-    s->valid_end = s->valid_begin + holdout / 2;
-    s->test_begin = s->valid_end;
-    s->test_end = count;
+    if (test_count > 0 && holdout > 0) { /* σ on the holdout, the whole test file scored */
+        s->valid_begin = count - holdout;
+        s->valid_end = count;
+        s->test_end = test_count;
+        s->test_in_test = true;
+    } else if (test_count > 0) { /* the test file in halves */
+        s->valid_end = test_count / 2;
+        s->test_begin = test_count / 2;
+        s->test_end = test_count;
+        s->valid_in_test = s->test_in_test = true;
+    } else { /* the holdout in halves */
+        s->valid_begin = count - holdout;
+        s->valid_end = s->valid_begin + holdout / 2;
+        s->test_begin = s->valid_end;
+        s->test_end = count;
+    }
     return 0;
+}
+
+bool gan_split_evaluable(const gan_split *s)
+{
+    return s->valid_end > s->valid_begin && s->test_end > s->test_begin;
 }
 
 float *gan_dataset_rows_float(const gan_dataset *ds, int begin, int end)
@@ -63,17 +83,22 @@ int gan_generate_many(const gan_config *cfg, const float *g_params, int n, uint6
 }
 
 int gan_evaluate_parzen(gk_backend *be, const gan_config *cfg, const float *g_params,
-                        const gan_dataset *eval_ds, const gan_split *split, int samples,
-                        uint64_t seed, gan_parzen_result *out, gan_error *err)
+                        const gan_dataset *train_ds, const gan_dataset *test_ds,
+                        const gan_split *split, int samples, uint64_t seed, gan_parzen_result *out,
+                        gan_error *err)
 {
     if (samples < 1 || samples > 100000)
         return gan_fail(err, "samples", "samples must be an integer in 1..100000, got %d", samples);
-    if (split->valid_end <= split->valid_begin || split->test_end <= split->test_begin)
+    if (!gan_split_evaluable(split))
         return gan_fail(err, "holdout",
                         "the data set holds out no images to evaluate on (holdout is 0)");
+    const gan_dataset *vds = split->valid_in_test ? test_ds : train_ds;
+    const gan_dataset *tds = split->test_in_test ? test_ds : train_ds;
+    if (!vds || !tds || split->valid_end > vds->count || split->test_end > tds->count)
+        return gan_fail(err, "holdout", "the split does not fit the data set's files");
     float *gen = malloc((size_t)samples * GAN_IMAGE_PIXELS * sizeof(float));
-    float *valid = gan_dataset_rows_float(eval_ds, split->valid_begin, split->valid_end);
-    float *test = gan_dataset_rows_float(eval_ds, split->test_begin, split->test_end);
+    float *valid = gan_dataset_rows_float(vds, split->valid_begin, split->valid_end);
+    float *test = gan_dataset_rows_float(tds, split->test_begin, split->test_end);
     int rc = -1;
     if (!gen || !valid || !test) {
         gan_fail(err, "samples", "out of memory for the evaluation");

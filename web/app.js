@@ -505,7 +505,7 @@ class RunView {
     const r = ev.result;
     tr.cells[2].textContent = r ? String(r.epoch) : '—';
     tr.cells[3].textContent = r ? `${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)}` : (ev.state === 'failed' ? ev.reason || 'failed' : '…');
-    tr.cells[3].title = r ? `test images ${r.split.test[0]}..${r.split.test[1] - 1}, validation ${r.split.validation[0]}..${r.split.validation[1] - 1} of ${r.data}; ${fmt(r.seconds, 2)} s` : '';
+    tr.cells[3].title = r ? `test images ${r.split.test[0]}..${r.split.test[1] - 1} of ${r.data}, σ on ${r.split.validation[0]}..${r.split.validation[1] - 1} of ${r.validation_data || r.data}; ${fmt(r.seconds, 2)} s` : '';
     tr.cells[4].textContent = r ? fmt(r.sigma, 3) : '—';
     tr.cells[5].textContent = Number(ev.samples).toLocaleString();
     $('eval-empty').hidden = this.evals.size > 0;
@@ -631,7 +631,7 @@ class RunView {
       ? `data set ${c.dataset} holds out no images to evaluate on (gand.conf: [datasets] ${c.dataset}.holdout or ${c.dataset}.test)`
       : (canEvaluate ? '' : 'the run has no generator yet');
     $('eval-split').textContent = split && split.test
-      ? `Validation images ${split.validation[0]}–${split.validation[1] - 1} and test images ${split.test[0]}–${split.test[1] - 1} of ${split.data}; the run trains on images 0–${split.train[1] - 1} of ${split.train_data}.`
+      ? `σ is chosen on images ${split.validation[0]}–${split.validation[1] - 1} of ${split.validation_data || split.data} and test images ${split.test[0]}–${split.test[1] - 1} of ${split.data} are scored; the run trains on images 0–${split.train[1] - 1} of ${split.train_data}.`
       : `Data set ${c.dataset} holds out no images, so this run cannot be evaluated (gand.conf: [datasets] ${c.dataset}.holdout = N or ${c.dataset}.test = PATH).`;
     const ck = $('checkpoint-link');
     ck.hidden = run.checkpoint_epoch == null;

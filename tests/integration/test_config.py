@@ -118,8 +118,8 @@ class Settings(gandtest.DaemonTest):
              "no data set 'nothere' is configured"),
             ("[datasets]\nsmall.holdout = 2000\n", small, None, "small.holdout",
              "less than the 2000 images"),
-            ("[datasets]\nmnist.holdout = 10000\n", [], None, "mnist.holdout",
-             "less than the 10000 images"),
+            ("[datasets]\nmnist.holdout = 60000\n", [], None, "mnist.holdout",
+             "less than the 60000 images"),
         ]
         for text, flags, line, key, allowed in cases:
             with self.subTest(text=text):
@@ -144,9 +144,12 @@ class Settings(gandtest.DaemonTest):
         self.assertEqual((sets["other"]["train_images"], sets["other"]["test_images"],
                           sets["other"]["split"]["data"], sets["other"]["split"]["validation"]),
                          (2000, 100, "other/t10k-idx3-ubyte.gz", [0, 50]))
-        # the bundled digits with a test file: nothing of them is held out unless holdout says so
+        # the bundled digits with another test file: their holdout still chooses sigma, and
+        # the whole test file is scored
         self.assertEqual((sets["mnist"]["train_images"], sets["mnist"]["holdout"],
-                          sets["mnist"]["split"]["test"]), (10000, 0, [50, 100]))
+                          sets["mnist"]["split"]["validation"], sets["mnist"]["split"]["data"],
+                          sets["mnist"]["split"]["test"]),
+                         (50000, 10000, [50000, 60000], "mnist/t10k-idx3-ubyte.gz", [0, 100]))
         self.assertEqual(d.stop(), 0)
 
     def test_sighup_reload(self):

@@ -53,11 +53,27 @@ class Evaluations(Base):
         self.assertEqual((small["images"], small["train_images"], small["holdout"]), (2000, 1800, 200))
         self.assertIsNone(small["test_images"])
         self.assertEqual(small["split"], {"train_data": "small/small-idx3-ubyte.gz", "train": [0, 1800],
+                                          "validation_data": "small/small-idx3-ubyte.gz",
                                           "data": "small/small-idx3-ubyte.gz",
                                           "validation": [1800, 1900], "test": [1900, 2000]})
-        mnist = sets["mnist"]  # the bundled set: its last 2,000 by default
-        self.assertEqual((mnist["images"], mnist["train_images"], mnist["holdout"]), (10000, 8000, 2000))
-        self.assertEqual((mnist["split"]["validation"], mnist["split"]["test"]), ([8000, 9000], [9000, 10000]))
+        # the bundled sets: the full MNIST under the paper's protocol (sigma on training
+        # digits 50,000..59,999, the 10,000 test digits scored), all 60,000 trained on with
+        # the test digits in halves, and the 10,000-digit set with its last 2,000 held out
+        train, t10k = "mnist-train-images-idx3-ubyte.gz", "mnist-t10k-images-idx3-ubyte.gz"
+        self.assertEqual({k: v for k, v in sets["mnist"].items() if k != "name"},
+                         {"images": 60000, "rows": 28, "cols": 28, "train_images": 50000,
+                          "holdout": 10000, "test_images": 10000,
+                          "split": {"train_data": "mnist/" + train, "train": [0, 50000],
+                                    "validation_data": "mnist/" + train, "validation": [50000, 60000],
+                                    "data": "mnist/" + t10k, "test": [0, 10000]}})
+        m60 = sets["mnist-60k"]
+        self.assertEqual((m60["train_images"], m60["holdout"], m60["test_images"]), (60000, 0, 10000))
+        self.assertEqual(m60["split"], {"train_data": "mnist-60k/" + train, "train": [0, 60000],
+                                        "validation_data": "mnist-60k/" + t10k, "validation": [0, 5000],
+                                        "data": "mnist-60k/" + t10k, "test": [5000, 10000]})
+        m10 = sets["mnist-10k"]
+        self.assertEqual((m10["images"], m10["train_images"], m10["holdout"]), (10000, 8000, 2000))
+        self.assertEqual((m10["split"]["validation"], m10["split"]["test"]), ([8000, 9000], [9000, 10000]))
 
         # a queued run has no generator yet: 409
         busy = d.create_run(config(epochs=100000))
@@ -205,6 +221,7 @@ class Evaluations(Base):
         # a separate test file: the training file is trained on whole; the test file is split in half
         self.assertEqual((f["images"], f["train_images"], f["holdout"], f["test_images"]), (2000, 2000, 0, 301))
         self.assertEqual(f["split"], {"train_data": "fashion/small-idx3-ubyte.gz", "train": [0, 2000],
+                                      "validation_data": "fashion/t-idx3-ubyte.gz",
                                       "data": "fashion/t-idx3-ubyte.gz",
                                       "validation": [0, 150], "test": [150, 301]})
         # nothing held out: no evaluation (409), and the data set says why

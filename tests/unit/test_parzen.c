@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_parzen.c — the Parzen-window log-likelihood (gan/parzen.c):
  * closed-form cases, a double-precision reference on random data, σ chosen
- * on sets whose best width is known by construction, and bad inputs.
+ * on sets whose best width is known by construction, bad inputs, and the
+ * held-out splits of gan/evaluate.c with an evaluation over two files.
  * Data come from a fixed LCG, so every run sees the same numbers.
  */
 #include <stdarg.h>
@@ -15,8 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gan/evaluate.h"
 #include "gan/parzen.h"
+#include "gan/trainer.h"
 #include "kernels/backend.h"
+#include "kernels/elementwise.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -407,6 +411,104 @@ static void test_evaluate_two_sets(void **state)
     free(t);
 }
 
+/* ---- held-out splits and an evaluation over two files ---------------------- */
+
+static void expect_split(int count, int holdout, int test_count, int train, int vb, int ve, bool vt,
+                         int tb, int te, bool tt)
+{
+    gan_split s;
+    gan_error err = {0};
+    assert_int_equal(gan_split_make(count, holdout, test_count, &s, &err), 0);
+    assert_int_equal(s.train_count, train);
+    assert_int_equal(s.valid_begin, vb);
+    assert_int_equal(s.valid_end, ve);
+    assert_int_equal(s.valid_in_test, vt);
+    assert_int_equal(s.test_begin, tb);
+    assert_int_equal(s.test_end, te);
+    assert_int_equal(s.test_in_test, tt);
+}
+
+static void test_splits(void **state)
+{
+    (void)state;
+    /* the paper's MNIST protocol: σ on training digits 50,000..59,999, t10k scored */
+    expect_split(60000, 10000, 10000, 50000, 50000, 60000, false, 0, 10000, true);
+    /* all 60,000 trained on: the test file in halves */
+    expect_split(60000, 0, 10000, 60000, 0, 5000, true, 5000, 10000, true);
+    /* no test file: the holdout in halves, the odd image to the test half */
+    expect_split(10000, 2000, 0, 8000, 8000, 9000, false, 9000, 10000, false);
+    expect_split(10, 3, 0, 7, 7, 8, false, 8, 10, false);
+    /* nothing held out: a split without images to evaluate on */
+    gan_split s;
+    gan_error err = {0};
+    assert_int_equal(gan_split_make(100, 0, 0, &s, &err), 0);
+    assert_false(gan_split_evaluable(&s));
+    assert_int_equal(gan_split_make(100, 1, 0, &s, &err), 0);
+    assert_false(gan_split_evaluable(&s));
+    assert_int_equal(gan_split_make(100, 1, 5, &s, &err), 0);
+    assert_true(gan_split_evaluable(&s));
+    err = (gan_error){0};
+    assert_int_equal(gan_split_make(100, 100, 0, &s, &err), -1);
+    assert_string_equal(err.field, "holdout");
+    assert_int_equal(gan_split_make(100, -1, 0, &s, &err), -1);
+}
+
+/* A data set of n random images (bytes), caller frees pixels. */
+static gan_dataset random_images(int n)
+{
+    gan_dataset ds = {0};
+    ds.count = n;
+    ds.rows = GAN_IMAGE_ROWS;
+    ds.cols = GAN_IMAGE_COLS;
+    ds.pixels = malloc((size_t)n * GAN_IMAGE_PIXELS);
+    for (size_t i = 0; i < (size_t)n * GAN_IMAGE_PIXELS; i++)
+        ds.pixels[i] = (uint8_t)(urand() * 256.0);
+    return ds;
+}
+
+/* σ on the training file's tail and the whole test file scored, as by hand. */
+static void test_evaluate_train_and_test_files(void **state)
+{
+    (void)state;
+    lcg_seed(77);
+    gan_config cfg;
+    assert_int_equal(gan_config_preset(&cfg, "seed", NULL), 0);
+    cfg.latent_dim = 8;
+    cfg.g_hidden = 16;
+    cfg.g_output = GAN_G_OUTPUT_SIGMOID;
+    size_t gn = gan_generator_param_count(&cfg);
+    float *g = malloc(gn * sizeof(float));
+    for (size_t i = 0; i < gn; i++)
+        g[i] = (float)(urand() - 0.5);
+    gan_dataset train = random_images(50), test = random_images(30);
+    gan_split split;
+    gan_error err = {0};
+    assert_int_equal(gan_split_make(train.count, 20, test.count, &split, &err), 0);
+    gan_parzen_result got, want;
+    const int m = 64;
+    assert_int_equal(gan_evaluate_parzen(be, &cfg, g, &train, &test, &split, m, 5, &got, &err), 0);
+
+    float *gen = malloc((size_t)m * GAN_IMAGE_PIXELS * sizeof(float));
+    assert_int_equal(gan_generate_many(&cfg, g, m, 5, GK_PURPOSE_EVAL, gen, &err), 0);
+    float *valid = gan_dataset_rows_float(&train, 30, 50);
+    float *scored = gan_dataset_rows_float(&test, 0, 30);
+    assert_int_equal(
+        gan_parzen_evaluate(be, gen, m, valid, 20, scored, 30, GAN_IMAGE_PIXELS, &want, &err), 0);
+    assert_true(got.sigma == want.sigma);
+    assert_true(got.mean_ll == want.mean_ll);
+    assert_int_equal(got.images, 30);
+    /* a split that indexes a test file needs one */
+    err = (gan_error){0};
+    assert_int_equal(gan_evaluate_parzen(be, &cfg, g, &train, NULL, &split, m, 5, &got, &err), -1);
+    assert_string_equal(err.field, "holdout");
+    free(gen);
+    free(valid);
+    free(scored);
+    free(train.pixels);
+    free(test.pixels);
+    free(g);
+}
+
 /* ---- bad inputs --------------------------------------------------------- */
 
 #define EXPECT_FIELD(call, name)                                                                   \
@@ -500,6 +602,8 @@ int main(void)
         cmocka_unit_test(test_evaluate_noisy_copies),
         cmocka_unit_test(test_evaluate_two_sets),
         cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_splits),
+        cmocka_unit_test(test_evaluate_train_and_test_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

