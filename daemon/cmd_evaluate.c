@@ -16,8 +16,9 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: gand evaluate --checkpoint FILE [--dataset NAME | --data IDX_PATH]\n"
-               "                     [--test IDX_PATH] [--holdout N] [--samples N] [--seed S]\n"
+    fprintf(f, "usage: gand evaluate (--checkpoint FILE | --training-digits)\n"
+               "                     [--dataset NAME | --data IDX_PATH] [--test IDX_PATH]\n"
+               "                     [--holdout N] [--samples N] [--seed S]\n"
                "                     [--device auto|cpu|cuda]\n"
                "\n"
                "Generates N images (default 10000) from the checkpoint's generator and prints\n"
@@ -25,7 +26,8 @@ static void usage(FILE *f)
                "on its validation images (Goodfellow et al. 2014). NAME is a bundled data set\n"
                "(default: mnist, where sigma is chosen on training digits 50,000..59,999 and\n"
                "MNIST's 10,000 test digits are scored); --data, --test and --holdout as for\n"
-               "gand train.\n");
+               "gand train. --training-digits takes the data set's first N training images\n"
+               "as the samples instead: the figure a generator of those digits would get.\n");
 }
 
 int gand_cmd_evaluate(int argc, char **argv)
@@ -38,12 +40,14 @@ int gand_cmd_evaluate(int argc, char **argv)
                                          {"samples", required_argument, NULL, 's'},
                                          {"seed", required_argument, NULL, 'S'},
                                          {"device", required_argument, NULL, 'D'},
+                                         {"training-digits", no_argument, NULL, 'r'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *ckpt = NULL, *data_path = NULL, *device = "auto", *dataset = NULL,
                *test_path = NULL;
     long holdout = -1, samples = 10000, seed = 0;
     int c, bad = 0;
+    bool real = false;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -71,6 +75,9 @@ int gand_cmd_evaluate(int argc, char **argv)
         case 'D':
             device = optarg;
             break;
+        case 'r':
+            real = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -81,25 +88,30 @@ int gand_cmd_evaluate(int argc, char **argv)
     }
     if (bad)
         return 2;
-    if (!ckpt || optind < argc) {
+    if (!ckpt == !real || optind < argc) {
         usage(stderr);
         return 2;
     }
     gan_error err = {{0}, {0}};
     gan_config cfg;
-    if (gan_checkpoint_read_config(ckpt, &cfg, &err) != 0) {
-        fprintf(stderr, "gand evaluate: %s\n", err.message);
-        return 2;
-    }
-    float *g;
-    int epoch;
-    if (gan_checkpoint_read_generator(ckpt, &cfg, &g, &epoch, &err) != 0) {
+    float *g = NULL;
+    int epoch = -1;
+    if (ckpt && (gan_checkpoint_read_config(ckpt, &cfg, &err) != 0 ||
+                 gan_checkpoint_read_generator(ckpt, &cfg, &g, &epoch, &err) != 0)) {
         fprintf(stderr, "gand evaluate: %s\n", err.message);
         return 2;
     }
     gand_cli_data data;
     if (gand_cli_data_load("evaluate", dataset, data_path, test_path, holdout, &data) != 0) {
         free(g);
+        return 2;
+    }
+    if (real && samples > data.split.train_count) {
+        fprintf(stderr,
+                "gand evaluate: --samples must be at most the %d training images with "
+                "--training-digits, got %ld\n",
+                data.split.train_count, samples);
+        gand_cli_data_free(&data);
         return 2;
     }
     char why[512];
@@ -114,17 +126,33 @@ int gand_cmd_evaluate(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     gan_parzen_result r;
     const gan_split split = data.split;
-    int rc = gan_evaluate_parzen(be, &cfg, g, &data.train, data.has_test ? &data.test : NULL,
-                                 &split, (int)samples, (uint64_t)seed, &r, &err);
+    const gan_dataset *test = data.has_test ? &data.test : NULL;
+    int rc;
+    if (real) {
+        float *digits = gan_dataset_rows_float(&data.train, 0, (int)samples);
+        rc = digits ? gan_evaluate_images(be, digits, (int)samples, &data.train, test, &split, &r,
+                                          &err)
+                    : gan_fail(&err, "samples", "out of memory");
+        free(digits);
+    } else {
+        rc = gan_evaluate_parzen(be, &cfg, g, &data.train, test, &split, (int)samples,
+                                 (uint64_t)seed, &r, &err);
+    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc == 0) {
-        printf("{\"parzen_ll\":%.3f,\"stderr\":%.3f,\"sigma\":%.4f,\"samples\":%d,\"epoch\":%d,"
+        char from[32];
+        if (real)
+            snprintf(from, sizeof from, "null");
+        else
+            snprintf(from, sizeof from, "%d", epoch);
+        printf("{\"parzen_ll\":%.3f,\"stderr\":%.3f,\"sigma\":%.4f,\"samples\":%d,\"epoch\":%s,"
                "\"split\":{\"validation\":[%d,%d],\"test\":[%d,%d]},\"validation_data\":"
-               "\"%s\",\"data\":\"%s\",\"seconds\":%.2f}\n",
-               r.mean_ll, r.stderr_ll, r.sigma, r.samples, epoch, split.valid_begin,
-               split.valid_end, split.test_begin, split.test_end,
+               "\"%s\",\"data\":\"%s\",\"samples_from\":\"%s\",\"seconds\":%.2f}\n",
+               r.mean_ll, r.stderr_ll, r.sigma, r.samples, from, split.valid_begin, split.valid_end,
+               split.test_begin, split.test_end,
                split.valid_in_test ? data.test_path : data.train_path,
                split.test_in_test ? data.test_path : data.train_path,
+               real ? "training_digits" : "checkpoint",
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
     } else {
         fprintf(stderr, "gand evaluate: %s\n", err.message);

@@ -82,6 +82,31 @@ int gan_generate_many(const gan_config *cfg, const float *g_params, int n, uint6
     return 0;
 }
 
+int gan_evaluate_images(gk_backend *be, const float *images, int samples,
+                        const gan_dataset *train_ds, const gan_dataset *test_ds,
+                        const gan_split *split, gan_parzen_result *out, gan_error *err)
+{
+    if (!gan_split_evaluable(split))
+        return gan_fail(err, "holdout",
+                        "the data set holds out no images to evaluate on (holdout is 0)");
+    const gan_dataset *vds = split->valid_in_test ? test_ds : train_ds;
+    const gan_dataset *tds = split->test_in_test ? test_ds : train_ds;
+    if (!vds || !tds || split->valid_end > vds->count || split->test_end > tds->count)
+        return gan_fail(err, "holdout", "the split does not fit the data set's files");
+    float *valid = gan_dataset_rows_float(vds, split->valid_begin, split->valid_end);
+    float *test = gan_dataset_rows_float(tds, split->test_begin, split->test_end);
+    int rc = -1;
+    if (!valid || !test)
+        gan_fail(err, "samples", "out of memory for the evaluation");
+    else
+        rc = gan_parzen_evaluate(be, images, samples, valid, split->valid_end - split->valid_begin,
+                                 test, split->test_end - split->test_begin, GAN_IMAGE_PIXELS, out,
+                                 err);
+    free(valid);
+    free(test);
+    return rc;
+}
+
 int gan_evaluate_parzen(gk_backend *be, const gan_config *cfg, const float *g_params,
                         const gan_dataset *train_ds, const gan_dataset *test_ds,
                         const gan_split *split, int samples, uint64_t seed, gan_parzen_result *out,
@@ -92,25 +117,12 @@ int gan_evaluate_parzen(gk_backend *be, const gan_config *cfg, const float *g_pa
     if (!gan_split_evaluable(split))
         return gan_fail(err, "holdout",
                         "the data set holds out no images to evaluate on (holdout is 0)");
-    const gan_dataset *vds = split->valid_in_test ? test_ds : train_ds;
-    const gan_dataset *tds = split->test_in_test ? test_ds : train_ds;
-    if (!vds || !tds || split->valid_end > vds->count || split->test_end > tds->count)
-        return gan_fail(err, "holdout", "the split does not fit the data set's files");
     float *gen = malloc((size_t)samples * GAN_IMAGE_PIXELS * sizeof(float));
-    float *valid = gan_dataset_rows_float(vds, split->valid_begin, split->valid_end);
-    float *test = gan_dataset_rows_float(tds, split->test_begin, split->test_end);
-    int rc = -1;
-    if (!gen || !valid || !test) {
-        gan_fail(err, "samples", "out of memory for the evaluation");
-        goto out;
-    }
-    if (gan_generate_many(cfg, g_params, samples, seed, GK_PURPOSE_EVAL, gen, err) != 0)
-        goto out;
-    rc = gan_parzen_evaluate(be, gen, samples, valid, split->valid_end - split->valid_begin, test,
-                             split->test_end - split->test_begin, GAN_IMAGE_PIXELS, out, err);
-out:
+    if (!gen)
+        return gan_fail(err, "samples", "out of memory for the evaluation");
+    int rc = gan_generate_many(cfg, g_params, samples, seed, GK_PURPOSE_EVAL, gen, err);
+    if (rc == 0)
+        rc = gan_evaluate_images(be, gen, samples, train_ds, test_ds, split, out, err);
     free(gen);
-    free(valid);
-    free(test);
     return rc;
 }

@@ -62,6 +62,14 @@ int gan_evaluate_parzen(gk_backend *be, const gan_config *cfg, const float *g_pa
                         const gan_split *split, int samples, uint64_t seed, gan_parzen_result *out,
                         gan_error *err);
 
+/*
+ * The same for images given as samples (`samples` × 784 floats in [0, 1]):
+ * e.g. training digits, the ceiling a generator of them is measured against.
+ */
+int gan_evaluate_images(gk_backend *be, const float *images, int samples,
+                        const gan_dataset *train_ds, const gan_dataset *test_ds,
+                        const gan_split *split, gan_parzen_result *out, gan_error *err);
+
 /* Generate n images from G on the CPU, in chunks, noise from (seed, purpose). */
 int gan_generate_many(const gan_config *cfg, const float *g_params, int n, uint64_t seed,
                       uint32_t purpose, float *images, gan_error *err);

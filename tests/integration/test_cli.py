@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """`gand train` and `gand evaluate` on the bundled data sets: which images each trains
-on, chooses sigma on and scores, and a clear error for every bad data option."""
+on, chooses sigma on and scores, the training digits as the ceiling, and a clear error
+for every bad data option."""
 import json
 import os
 import subprocess
@@ -70,6 +71,23 @@ class Cli(unittest.TestCase):
         r = self.evaluate("--data", gandtest.BUNDLED_IMAGES, "--test", small, "--holdout", "100")
         self.assertEqual(r["split"], {"validation": [9900, 10000], "test": [0, 300]})
         self.assertEqual(r["data"], small)
+
+    def test_training_digits_as_the_samples(self):
+        rc, out, err = gand("evaluate", "--training-digits", "--samples", "300", "--dataset",
+                            "mnist-10k", "--device", "cpu")
+        self.assertEqual(rc, 0, err)
+        r = json.loads(out)
+        self.assertEqual((r["samples_from"], r["epoch"], r["samples"]), ("training_digits", None, 300))
+        g = self.evaluate("--dataset", "mnist-10k")
+        self.assertEqual(g["samples_from"], "checkpoint")
+        # one epoch of a tiny G is far from the digits themselves
+        self.assertGreater(r["parzen_ll"], g["parzen_ll"] + 100, (r, g))
+        rc, out, err = gand("evaluate", "--training-digits", "--dataset", "mnist-10k")
+        self.assertEqual(rc, 2)
+        self.assertIn("--samples must be at most the 8000 training images", err)
+        rc, out, err = gand("evaluate", "--training-digits", "--checkpoint", self.ckpt)
+        self.assertEqual(rc, 2)
+        self.assertIn("usage: gand evaluate (--checkpoint FILE | --training-digits)", err)
 
     def test_bad_data_options_are_named(self):
         for args, named in [
