@@ -17,12 +17,12 @@
 #include <unistd.h>
 
 #include "daemon/commands.h"
+#include "gan/epoch.h"
 #include "daemon/paths.h"
 #include "gan/config.h"
 #include "gan/evaluate.h"
 #include "gan/fsutil.h"
 #include "gan/idx.h"
-#include "gan/png_grid.h"
 #include "gan/trainer.h"
 #include "kernels/backend.h"
 
@@ -56,46 +56,19 @@ static void usage(FILE *f)
                "resumes from it.\n");
 }
 
-enum { FIXED_SAMPLES = 100, FIXED_SCALE = 2 };
-
+/* The epoch's fixed-noise grid, samples/epoch-NNNNNN.png. */
 static int render_grid(gan_trainer *t, const char *dir, int epoch, gan_error *err)
 {
     const gan_config *cfg = gan_trainer_config(t);
-    size_t gn = gan_generator_param_count(cfg);
-    float *g = malloc(gn * sizeof(float));
-    float *z = malloc((size_t)FIXED_SAMPLES * cfg->latent_dim * sizeof(float));
-    float *img = malloc((size_t)FIXED_SAMPLES * GAN_IMAGE_PIXELS * sizeof(float));
-    int rc = -1;
-    if (!g || !z || !img) {
-        gan_fail(err, "", "out of memory rendering samples");
-        goto out;
-    }
-    if (gan_trainer_download_sampler(t, g, err) != 0)
-        goto out;
-    gan_fill_noise(cfg, cfg->seed, GK_PURPOSE_FIXED, FIXED_SAMPLES, z);
-    if (gan_generate(cfg, g, z, FIXED_SAMPLES, img, err) != 0)
-        goto out;
+    float *g = malloc(gan_generator_param_count(cfg) * sizeof(float));
+    if (!g)
+        return gan_fail(err, "", "out of memory rendering samples");
+    int rc = gan_trainer_download_sampler(t, g, err);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/samples/epoch-%06d.png", dir, epoch);
-    rc = gan_png_grid_write(path, img, FIXED_SAMPLES, GAN_IMAGE_ROWS, GAN_IMAGE_COLS, FIXED_SCALE,
-                            err);
-out:
+    if (rc == 0)
+        rc = gan_epoch_grid_write(cfg, g, path, err);
     free(g);
-    free(z);
-    free(img);
-    return rc;
-}
-
-static int append_line(const char *path, const char *line)
-{
-    FILE *f = fopen(path, "a");
-    if (!f)
-        return -1;
-    int rc = fputs(line, f) < 0 || fputc('\n', f) < 0 ? -1 : 0;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        rc = -1;
-    if (fclose(f) != 0)
-        rc = -1;
     return rc;
 }
 
@@ -111,22 +84,12 @@ static int evaluate(gan_trainer *t, gk_backend *be, const gand_cli_data *data, c
     int rc = gan_trainer_download_sampler(t, g, err);
     if (rc == 0)
         rc = gan_evaluate_parzen(be, cfg, g, &data->train, data->has_test ? &data->test : NULL,
-                                 &data->split, 10000, cfg->seed, &r, err);
+                                 &data->split, GAN_EVAL_AUTO_SAMPLES, GAN_EVAL_AUTO_SEED, &r, err);
     free(g);
     if (rc == 0)
         snprintf(buf, len, "\"parzen_ll\":%.3f,\"parzen_stderr\":%.3f,\"parzen_sigma\":%.4f",
                  r.mean_ll, r.stderr_ll, r.sigma);
     return rc;
-}
-
-void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len)
-{
-    snprintf(buf, len,
-             "{\"epoch\":%d,\"d_real\":%.6g,\"d_fake\":%.6g,\"d_loss\":%.6g,\"g_loss\":%.6g,"
-             "\"d_x\":%.6g,\"d_g_z\":%.6g,\"seconds\":%.4f,\"samples_per_sec\":%.1f,"
-             "\"lr_d\":%.6g,\"lr_g\":%.6g,\"batch_size\":%d}",
-             m->epoch, m->d_real, m->d_fake, m->d_loss, m->g_loss, m->d_x, m->d_g_z, m->seconds,
-             m->samples_per_sec, m->lr_d, m->lr_g, m->batch_size);
 }
 
 /* Cut metrics.jsonl to the lines of epochs ≤ keep (after a resume). */
@@ -343,8 +306,8 @@ int gand_cmd_train(int argc, char **argv)
         }
         char line[1400];
         gan_epoch_metrics_json(&m, line, sizeof line);
-        bool last_epoch = m.epoch >= live->epochs;
-        if (live->evaluate_every > 0 && (m.epoch % live->evaluate_every == 0 || last_epoch)) {
+        const gan_epoch_plan plan = gan_epoch_plan_for(live, m.epoch);
+        if (plan.evaluate) {
             char ev[384];
             if (evaluate(t, be, &data, ev, sizeof ev, &err) == 0) {
                 size_t len = strlen(line);
@@ -355,14 +318,11 @@ int gand_cmd_train(int argc, char **argv)
         }
         puts(line);
         fflush(stdout);
-        if (append_line(metrics, line) != 0)
+        if (gan_append_line(metrics, line) != 0)
             fprintf(stderr, "gand train: cannot append to %s: %s\n", metrics, strerror(errno));
-        bool last = last_epoch;
-        if (live->sample_every > 0 && (m.epoch % live->sample_every == 0 || last) &&
-            render_grid(t, out_dir, m.epoch, &err) != 0)
+        if (plan.grid && render_grid(t, out_dir, m.epoch, &err) != 0)
             fprintf(stderr, "gand train: sample grid: %s\n", err.message);
-        if ((m.epoch % live->checkpoint_every == 0 || last) &&
-            gan_trainer_save(t, ckpt, &err) != 0) {
+        if (plan.checkpoint && gan_trainer_save(t, ckpt, &err) != 0) {
             fprintf(stderr, "gand train: checkpoint: %s\n", err.message);
             status = 1;
             break;

@@ -44,7 +44,4 @@ int gand_cli_data_load(const char *cmd, const char *dataset, const char *data_pa
 void gand_cli_data_describe(const gand_cli_data *d, char *buf, size_t len);
 void gand_cli_data_free(gand_cli_data *d);
 
-/* One epoch record as a JSON object on one line (the metrics.jsonl format). */
-void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len);
-
 #endif

@@ -85,21 +85,19 @@
 #include "gan/evaluate.h"
 #include "gan/fsutil.h"
 #include "gan/idx.h"
+#include "gan/epoch.h"
 #include "gan/png_grid.h"
 #include "gan/safetensors.h"
 #include "gan/trainer.h"
 
 enum {
     RUN_ID_MAX = 40,        /* longest id accepted from a request */
-    FIXED_SAMPLES = 100,    /* digits in the per-epoch grid */
-    FIXED_SCALE = 2,        /* its upscale factor */
     IDLE_WAKE_MS = 1000,    /* an idle worker bumps the heartbeat this often */
     EVENTS_PER_CALL = 1000, /* most events one registry_events call returns */
     SAMPLE_N_LIMIT = 1024,  /* upper bound of max_sample_n */
     REASON_MAX = 512,
-    EVAL_GRACE_MS = 600000,    /* an evaluation keeps the heartbeat going this long */
-    EVAL_AUTO_SAMPLES = 10000, /* samples of the evaluate_every evaluations (the paper's) */
-    DATA_NAME_MAX = 192,       /* "NAME/BASENAME" of a data set file */
+    EVAL_GRACE_MS = 600000, /* an evaluation keeps the heartbeat going this long */
+    DATA_NAME_MAX = 192,    /* "NAME/BASENAME" of a data set file */
 };
 
 typedef enum run_state {
@@ -402,27 +400,6 @@ static bool grow(void **p, int *cap, int need, size_t elem)
     *p = q;
     *cap = c;
     return true;
-}
-
-/* Append one line and fsync; returns -1 with errno set. */
-static int append_line(const char *path, const char *line)
-{
-    FILE *f = fopen(path, "a");
-    if (!f)
-        return -1;
-    int rc = fputs(line, f) < 0 || fputc('\n', f) < 0 ? -1 : 0;
-    int e = rc ? errno : 0;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        e = e ? e : errno;
-        rc = -1;
-    }
-    if (fclose(f) != 0) {
-        e = e ? e : errno;
-        rc = -1;
-    }
-    if (rc)
-        errno = e;
-    return rc;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -858,7 +835,7 @@ static int store_files(run *r, pending_files *p)
     char path[PATH_MAX];
     if (p->event_line) {
         run_path(r, "events.jsonl", path, sizeof path);
-        if (append_line(path, p->event_line) != 0) {
+        if (gan_append_line(path, p->event_line) != 0) {
             log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
             rc = -1;
         }
@@ -1731,12 +1708,12 @@ static void eval_store(run *r, eval_lines *l)
     char path[PATH_MAX];
     if (!r->removed && l->eval_line) {
         run_path(r, "evaluations.jsonl", path, sizeof path);
-        if (append_line(path, l->eval_line) != 0)
+        if (gan_append_line(path, l->eval_line) != 0)
             log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
     }
     if (!r->removed && l->event_line) {
         run_path(r, "events.jsonl", path, sizeof path);
-        if (append_line(path, l->event_line) != 0)
+        if (gan_append_line(path, l->event_line) != 0)
             log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
     }
     free(l->eval_line);
@@ -1879,32 +1856,15 @@ static bool worker_evaluate_next(gand_registry *reg)
 
 /* ---- the worker --------------------------------------------------------- */
 
+/* The epoch's fixed-noise grid, samples/epoch-NNNNNN.png of the run. */
 static int render_grid(const run *r, const g_snapshot *s, gan_error *err)
 {
-    const gan_config *cfg = &s->cfg;
-    float *z = malloc((size_t)FIXED_SAMPLES * (size_t)cfg->latent_dim * sizeof(float));
-    float *img = malloc((size_t)FIXED_SAMPLES * GAN_IMAGE_PIXELS * sizeof(float));
-    int rc = -1;
-    if (!z || !img) {
-        gan_fail(err, "samples", "out of memory rendering samples");
-        goto out;
-    }
-    gan_fill_noise(cfg, cfg->seed, GK_PURPOSE_FIXED, FIXED_SAMPLES, z);
-    if (gan_generate(cfg, s->params, z, FIXED_SAMPLES, img, err) != 0)
-        goto out;
     char path[PATH_MAX];
     run_path(r, "samples", path, sizeof path);
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        gan_fail(err, "samples", "cannot create %s: %s", path, strerror(errno));
-        goto out;
-    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return gan_fail(err, "samples", "cannot create %s: %s", path, strerror(errno));
     sample_path(r, s->epoch, path, sizeof path);
-    rc = gan_png_grid_write(path, img, FIXED_SAMPLES, GAN_IMAGE_ROWS, GAN_IMAGE_COLS, FIXED_SCALE,
-                            err);
-out:
-    free(z);
-    free(img);
-    return rc;
+    return gan_epoch_grid_write(&s->cfg, s->params, path, err);
 }
 
 static g_snapshot *snapshot_from_trainer(gan_trainer *t, const gan_config *cfg, gan_error *err)
@@ -1990,7 +1950,7 @@ static void worker_queue_auto_eval(worker_run *w, g_snapshot *s)
         w->eval_warned = true;
     } else {
         atomic_fetch_add(&s->refs, 1);
-        evaluation *e = eval_add_locked(reg, r, EVAL_AUTO_SAMPLES, 0, true, s);
+        evaluation *e = eval_add_locked(reg, r, GAN_EVAL_AUTO_SAMPLES, GAN_EVAL_AUTO_SEED, true, s);
         if (e)
             l = eval_record_locked(reg, r, e, true);
         else
@@ -2020,12 +1980,12 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
         char *all = metrics_text_locked(r);
         pthread_mutex_unlock(&reg->lock);
         wrote = all && gan_write_file_atomic(path, all, strlen(all), err) == 0 &&
-                        append_line(path, line) == 0
+                        gan_append_line(path, line) == 0
                     ? 0
                     : -1;
         free(all);
     } else {
-        wrote = append_line(path, line);
+        wrote = gan_append_line(path, line);
     }
     int io_errno = errno;
 
@@ -2050,8 +2010,8 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
     g_snapshot *s = snapshot_from_trainer(w->t, live, err);
     if (!s)
         return 1;
-    bool last = m->epoch >= live->epochs;
-    if (live->sample_every > 0 && (m->epoch % live->sample_every == 0 || last)) {
+    const gan_epoch_plan plan = gan_epoch_plan_for(live, m->epoch);
+    if (plan.grid) {
         if (render_grid(r, s, err) != 0) {
             snapshot_release(s);
             return -1;
@@ -2062,10 +2022,10 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
             r->samples[r->nsamples++] = m->epoch;
         pthread_mutex_unlock(&reg->lock);
     }
-    if (live->evaluate_every > 0 && m->epoch % live->evaluate_every == 0)
+    if (plan.evaluate)
         worker_queue_auto_eval(w, s);
     snapshot_publish(reg, r, s);
-    if (m->epoch % live->checkpoint_every == 0 && worker_checkpoint(w, err) != 0)
+    if (plan.checkpoint && worker_checkpoint(w, err) != 0)
         return -1;
     return 0;
 }

@@ -111,3 +111,23 @@ int gan_read_file(const char *path, uint8_t **data, size_t *len, size_t max_len,
     *len = size;
     return 0;
 }
+
+int gan_append_line(const char *path, const char *line)
+{
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return -1;
+    int rc = fputs(line, f) < 0 || fputc('\n', f) < 0 ? -1 : 0;
+    int e = rc ? errno : 0;
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        e = e ? e : errno;
+        rc = -1;
+    }
+    if (fclose(f) != 0) {
+        e = e ? e : errno;
+        rc = -1;
+    }
+    if (rc)
+        errno = e;
+    return rc;
+}

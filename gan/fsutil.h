@@ -19,6 +19,9 @@ int gan_write_file_atomic(const char *path, const void *data, size_t len, gan_er
 /* Read a whole file into a malloc'd buffer (NUL-terminated for convenience; *len excludes it). */
 int gan_read_file(const char *path, uint8_t **data, size_t *len, size_t max_len, gan_error *err);
 
+/* Append one line (a '\n' is added) and fsync the file; -1 with errno set on failure. */
+int gan_append_line(const char *path, const char *line);
+
 /* fsync the directory that holds path (after a rename or create). */
 int gan_fsync_parent(const char *path);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`gand train` and `gand evaluate` on the bundled data sets: which images each trains
-on, chooses sigma on and scores, the training digits as the ceiling, and a clear error
-for every bad data option."""
+on, chooses sigma on and scores, the training digits as the ceiling, a clear error for
+every bad data option, and the same numbers from `gand train` as from `gand serve`."""
 import json
 import os
 import subprocess
@@ -103,6 +103,54 @@ class Cli(unittest.TestCase):
                     self.assertEqual(rc, 2, (out, err))
                     self.assertIn(named, err)
                     self.assertTrue(err.startswith("gand %s: " % cmd[0]), err)
+
+
+class TrainAndServeAgree(gandtest.DaemonTest):
+    """One epoch-end policy (gan/epoch.c): the same config gives the same epoch records,
+    grids and Parzen figures from `gand train` as from a run of `gand serve`."""
+
+    def test_same_config_same_numbers(self):
+        cfg = gandtest.tiny_config(dataset="mnist-10k", epochs=3, evaluate_every=2,
+                                   sample_every=2, checkpoint_every=1)
+        path = os.path.join(self.dir, "cfg.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        out = os.path.join(self.dir, "cli")
+        rc, _, err = gand("train", "--config", path, "--out", out, "--device", "cpu")
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            cli = [json.loads(line) for line in f]
+
+        d = self.daemon(extra_args=["--device", "cpu"]).start()
+        rid = d.create_run(cfg)
+        d.wait_for(rid, lambda x: x["state"] == "completed", what="completed")
+        d.wait_for(rid, lambda x: (x["last_evaluation"] or {}).get("result", {}).get("epoch") == 3,
+                   what="the last epoch's evaluation")
+        served = d.get_json("/api/v1/runs/%s/metrics" % rid)["epochs"]
+        evals = {e["result"]["epoch"]: e for e in
+                 d.get_json("/api/v1/runs/%s/evaluations" % rid)["evaluations"]}
+
+        timing = ("seconds", "samples_per_sec")
+        self.assertEqual(len(cli), 3)
+        for a, b in zip(cli, served):
+            mine = {k: v for k, v in a.items() if k not in timing and not k.startswith("parzen")}
+            self.assertEqual(mine, {k: v for k, v in b.items() if k not in timing})
+        # evaluated every 2 epochs and at the last, with the same noise (seed 0)
+        self.assertEqual([r["epoch"] for r in cli if "parzen_ll" in r], [2, 3])
+        self.assertEqual(sorted(evals), [2, 3])
+        for r in cli[1:]:
+            e = evals[r["epoch"]]
+            self.assertEqual((e["seed"], e["samples"], e["trigger"]), (0, 10000, "evaluate_every"))
+            self.assertEqual(r["parzen_ll"], round(e["result"]["parzen_ll"], 3))
+            self.assertEqual(r["parzen_sigma"], round(e["result"]["sigma"], 4))
+        # grids at epochs 2 and 3, byte for byte
+        self.assertEqual(sorted(os.listdir(os.path.join(out, "samples"))),
+                         ["epoch-000002.png", "epoch-000003.png"])
+        for epoch in (2, 3):
+            with open(os.path.join(out, "samples", "epoch-%06d.png" % epoch), "rb") as f:
+                self.assertEqual(f.read(), d.request(
+                    "GET", "/api/v1/runs/%s/samples/%d.png" % (rid, epoch)).body)
+        self.assertEqual(d.stop(), 0)
 
 
 if __name__ == "__main__":
