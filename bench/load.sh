@@ -24,7 +24,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-gand=${1:-${GAND:-$root/build/api/gand}}
+gand=${1:-${GAND:-$root/build/cmd/gand}}
 window=${WINDOW_S:-30}
 sse_clients=${SSE_CLIENTS:-200}
 wrk_conns=${WRK_CONNECTIONS:-32}

@@ -1,7 +1,5 @@
 #include "daemon/paths.h"
-#include "daemon/commands.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,18 +35,4 @@ const gand_bundled_dataset *gand_bundled_dataset_find(const char *name)
         if (strcmp(gand_bundled_datasets[i].name, name) == 0)
             return &gand_bundled_datasets[i];
     return NULL;
-}
-
-bool gand_option_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "gand %s: %s must be an integer in %ld..%ld, got '%s'\n", cmd, opt, lo, hi,
-                s);
-        return false;
-    }
-    *out = v;
-    return true;
 }

@@ -79,7 +79,6 @@
 #include <cjson/cJSON.h>
 #include <zlib.h>
 
-#include "daemon/commands.h"
 #include "daemon/log.h"
 #include "gan/config.h"
 #include "gan/evaluate.h"

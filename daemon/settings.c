@@ -69,7 +69,7 @@ static const key_desc keys[] = {
     {"server", "log_level", K_LOG_LEVEL, OFF(log_level), 0, 0, true, NULL},
     {"server", "web_dir", K_PATH, OFF(web_dir), 0, 0, false, NULL},
     {"server", "javascript_dir", K_PATH, OFF(javascript_dir), 0, 0, false, NULL},
-    /* the token file is re-read on SIGHUP; see cmd_serve.c's reload */
+    /* the token file is re-read on SIGHUP; see cmd/serve.c's reload */
     {"server", "token_file", K_FILE, OFF(token_file), 0, 0, true, NULL},
     {"server", "public_reads", K_BOOL, OFF(public_reads), 0, 0, true, NULL},
     {"limits", "max_body_bytes", K_LONG, OFF(limits.max_body_bytes), 1024, 1L << 30, true, NULL},

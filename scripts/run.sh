@@ -13,4 +13,4 @@ else
     meson setup build-release -Dbuildtype=release -Dtests=false >/dev/null
 fi
 ninja -C build-release
-exec build-release/api/gand serve --state-dir "${GAND_STATE_DIR:-$PWD/gand-state}" "$@"
+exec build-release/cmd/gand serve --state-dir "${GAND_STATE_DIR:-$PWD/gand-state}" "$@"

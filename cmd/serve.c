@@ -1,5 +1,5 @@
 /*
- * daemon/cmd_serve.c — `gand serve` (and `gand` alone): the daemon.
+ * cmd/serve.c — `gand serve` (and `gand` alone): the daemon.
  *
  * Start-up order: settings (exit 2 on any bad one), signals blocked before
  * any thread exists, the listening socket (systemd's when socket-activated),
@@ -38,7 +38,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
-#include "daemon/commands.h"
+#include "cmd/commands.h"
 #include "daemon/log.h"
 #include "daemon/registry.h"
 #include "daemon/settings.h"

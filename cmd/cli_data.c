@@ -1,11 +1,14 @@
 /*
- * daemon/cli_data.c — the data of `gand train` and `gand evaluate`: a bundled
- * data set by name, or an IDX file with an optional test file, and its split.
+ * cmd/cli_data.c — what the one-shot commands share: their integer options,
+ * and their data (a bundled data set by name, or an IDX file with an optional
+ * test file, and its split).
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "daemon/commands.h"
+#include "cmd/commands.h"
 #include "daemon/paths.h"
 
 int gand_cli_data_load(const char *cmd, const char *dataset, const char *data_path,
@@ -84,4 +87,18 @@ void gand_cli_data_free(gand_cli_data *d)
     if (d->has_test)
         gan_dataset_free(&d->test);
     d->has_test = false;
+}
+
+bool gand_option_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "gand %s: %s must be an integer in %ld..%ld, got '%s'\n", cmd, opt, lo, hi,
+                s);
+        return false;
+    }
+    *out = v;
+    return true;
 }

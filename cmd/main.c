@@ -1,5 +1,5 @@
 /*
- * daemon/main.c — the `gand` binary: dispatch to a subcommand.
+ * cmd/main.c — the `gand` binary: dispatch to a subcommand.
  *
  * `gand` alone, or `gand --some-flag ...`, is `gand serve`: that is what a
  * service manager or a user trying the daemon runs.
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/commands.h"
+#include "cmd/commands.h"
 #include "kernels/backend.h"
 
 #ifndef GAND_VERSION

@@ -1,5 +1,5 @@
 /*
- * daemon/cmd_train.c — `gand train`: one run in the foreground.
+ * cmd/train.c — `gand train`: one run in the foreground.
  *
  * Prints one JSON object per epoch on stdout, writes per-epoch fixed-noise
  * grids and a checkpoint into the output directory, and resumes from that
@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/commands.h"
+#include "cmd/commands.h"
 #include "gan/epoch.h"
 #include "daemon/paths.h"
 #include "gan/config.h"

@@ -1,6 +1,6 @@
-/* daemon/commands.h — the subcommands of the one `gand` binary. */
-#ifndef GAND_DAEMON_COMMANDS_H
-#define GAND_DAEMON_COMMANDS_H
+/* cmd/commands.h — the subcommands of the one `gand` binary. */
+#ifndef GAND_CMD_COMMANDS_H
+#define GAND_CMD_COMMANDS_H
 
 #include <limits.h>
 #include <stdbool.h>
@@ -9,7 +9,7 @@
 #include "gan/evaluate.h"
 #include "gan/trainer.h"
 
-/* daemon/cmd_serve.c: the service (linked into the gand executable with the API) */
+/* cmd/serve.c, cmd/train.c, cmd/evaluate.c */
 int gand_cmd_serve(int argc, char **argv);
 int gand_cmd_train(int argc, char **argv);
 int gand_cmd_evaluate(int argc, char **argv);
@@ -22,7 +22,7 @@ int gand_cmd_evaluate(int argc, char **argv);
 bool gand_option_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 
 /*
- * The data of a command that trains or evaluates (daemon/cli_data.c): the
+ * The data of a command that trains or evaluates (cmd/cli_data.c): the
  * training file, the test file if any, and the split (gan_split_make).
  */
 typedef struct gand_cli_data {

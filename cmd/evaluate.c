@@ -1,5 +1,5 @@
 /*
- * daemon/cmd_evaluate.c — `gand evaluate`: the Parzen-window estimate of a
+ * cmd/evaluate.c — `gand evaluate`: the Parzen-window estimate of a
  * checkpoint's generator on a data set's held-out images, as one JSON line.
  */
 #include <getopt.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/commands.h"
+#include "cmd/commands.h"
 #include "daemon/paths.h"
 #include "gan/evaluate.h"
 #include "gan/trainer.h"
