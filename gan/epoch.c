@@ -19,7 +19,7 @@ gan_epoch_plan gan_epoch_plan_for(const gan_config *cfg, int epoch)
     gan_epoch_plan p;
     p.last = epoch >= cfg->epochs;
     p.grid = every(cfg->sample_every, epoch, p.last);
-    p.evaluate = every(cfg->evaluate_every, epoch, p.last);
+    p.evaluate = every(cfg->evaluate_every, epoch, false);
     p.checkpoint = every(cfg->checkpoint_every, epoch, p.last);
     return p;
 }

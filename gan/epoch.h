@@ -26,7 +26,7 @@ enum {
 typedef struct gan_epoch_plan {
     bool last;       /* the run's last epoch */
     bool grid;       /* draw the fixed-noise grid: every sample_every epochs and the last */
-    bool evaluate;   /* Parzen evaluation: every evaluate_every epochs and the last */
+    bool evaluate;   /* Parzen evaluation: every evaluate_every epochs (not also the last) */
     bool checkpoint; /* every checkpoint_every epochs and the last */
 } gan_epoch_plan;
 

@@ -110,7 +110,7 @@ class TrainAndServeAgree(gandtest.DaemonTest):
     grids and Parzen figures from `gand train` as from a run of `gand serve`."""
 
     def test_same_config_same_numbers(self):
-        cfg = gandtest.tiny_config(dataset="mnist-10k", epochs=3, evaluate_every=2,
+        cfg = gandtest.tiny_config(dataset="mnist-10k", epochs=5, evaluate_every=2,
                                    sample_every=2, checkpoint_every=1)
         path = os.path.join(self.dir, "cfg.json")
         with open(path, "w") as f:
@@ -124,29 +124,29 @@ class TrainAndServeAgree(gandtest.DaemonTest):
         d = self.daemon(extra_args=["--device", "cpu"]).start()
         rid = d.create_run(cfg)
         d.wait_for(rid, lambda x: x["state"] == "completed", what="completed")
-        d.wait_for(rid, lambda x: (x["last_evaluation"] or {}).get("result", {}).get("epoch") == 3,
-                   what="the last epoch's evaluation")
+        d.wait_for(rid, lambda x: (x["last_evaluation"] or {}).get("result", {}).get("epoch") == 4,
+                   what="epoch 4's evaluation")
         served = d.get_json("/api/v1/runs/%s/metrics" % rid)["epochs"]
         evals = {e["result"]["epoch"]: e for e in
                  d.get_json("/api/v1/runs/%s/evaluations" % rid)["evaluations"]}
 
         timing = ("seconds", "samples_per_sec")
-        self.assertEqual(len(cli), 3)
+        self.assertEqual(len(cli), 5)
         for a, b in zip(cli, served):
             mine = {k: v for k, v in a.items() if k not in timing and not k.startswith("parzen")}
             self.assertEqual(mine, {k: v for k, v in b.items() if k not in timing})
-        # evaluated every 2 epochs and at the last, with the same noise (seed 0)
-        self.assertEqual([r["epoch"] for r in cli if "parzen_ll" in r], [2, 3])
-        self.assertEqual(sorted(evals), [2, 3])
-        for r in cli[1:]:
+        # evaluated every 2 epochs, with the same noise (seed 0)
+        self.assertEqual([r["epoch"] for r in cli if "parzen_ll" in r], [2, 4])
+        self.assertEqual(sorted(evals), [2, 4])
+        for r in (cli[1], cli[3]):
             e = evals[r["epoch"]]
             self.assertEqual((e["seed"], e["samples"], e["trigger"]), (0, 10000, "evaluate_every"))
             self.assertEqual(r["parzen_ll"], round(e["result"]["parzen_ll"], 3))
             self.assertEqual(r["parzen_sigma"], round(e["result"]["sigma"], 4))
-        # grids at epochs 2 and 3, byte for byte
+        # grids every 2 epochs and at the last, byte for byte
         self.assertEqual(sorted(os.listdir(os.path.join(out, "samples"))),
-                         ["epoch-000002.png", "epoch-000003.png"])
-        for epoch in (2, 3):
+                         ["epoch-000002.png", "epoch-000004.png", "epoch-000005.png"])
+        for epoch in (2, 4, 5):
             with open(os.path.join(out, "samples", "epoch-%06d.png" % epoch), "rb") as f:
                 self.assertEqual(f.read(), d.request(
                     "GET", "/api/v1/runs/%s/samples/%d.png" % (rid, epoch)).body)
