@@ -11,6 +11,7 @@
 
 #include "cmd/commands.h"
 #include "daemon/paths.h"
+#include "gan/checkpoint.h"
 #include "gan/evaluate.h"
 #include "gan/trainer.h"
 

@@ -19,6 +19,7 @@
 #include "cmd/commands.h"
 #include "gan/epoch.h"
 #include "daemon/paths.h"
+#include "gan/checkpoint.h"
 #include "gan/config.h"
 #include "gan/evaluate.h"
 #include "gan/fsutil.h"

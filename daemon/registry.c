@@ -84,6 +84,7 @@
 #include "gan/evaluate.h"
 #include "gan/fsutil.h"
 #include "gan/idx.h"
+#include "gan/checkpoint.h"
 #include "gan/epoch.h"
 #include "gan/png_grid.h"
 #include "gan/safetensors.h"
@@ -893,70 +894,6 @@ static void persist_run(gand_registry *reg, run *r)
 
 /* ---- checkpoints and metrics files ------------------------------------ */
 
-static int meta_int(const gan_st_file *f, const char *key, int *out)
-{
-    const char *s = gan_st_meta(f, key);
-    char *end;
-    if (!s || !*s)
-        return -1;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < 0 || v > INT_MAX)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-/*
- * Check that a checkpoint is whole and fits the run's model; read its
- * position, and G's weights into *g (malloc'd) when g is non-NULL.
- */
-static int checkpoint_inspect(const char *path, const gan_config *cfg, int *epoch, int *iteration,
-                              float **g, gan_error *err)
-{
-    gan_st_file f;
-    if (gan_st_read(path, &f, err) != 0)
-        return -1;
-    int rc = -1;
-    const char *fmt = gan_st_meta(&f, "format");
-    const char *json = gan_st_meta(&f, "config");
-    gan_config saved;
-    if (!fmt || strncmp(fmt, "gand-checkpoint-", 16) != 0) {
-        gan_fail(err, "checkpoint", "%s is not a gand checkpoint", path);
-        goto out;
-    }
-    if (!json || gan_config_from_json(&saved, json, 0, err) != 0) {
-        gan_fail(err, "checkpoint", "%s has no valid config in its metadata", path);
-        goto out;
-    }
-    if (saved.latent_dim != cfg->latent_dim || saved.g_hidden != cfg->g_hidden ||
-        saved.d_units != cfg->d_units || saved.d_pieces != cfg->d_pieces ||
-        saved.g_output != cfg->g_output) {
-        gan_fail(err, "checkpoint", "%s holds a model of other sizes than the run's config", path);
-        goto out;
-    }
-    if (meta_int(&f, "epoch", epoch) != 0 || meta_int(&f, "iteration", iteration) != 0) {
-        gan_fail(err, "checkpoint", "%s lacks a valid epoch and iteration", path);
-        goto out;
-    }
-    float *params = NULL;
-    if (g && !(params = malloc(gan_generator_param_count(cfg) * sizeof(float)))) {
-        gan_fail(err, "checkpoint", "out of memory reading %s", path);
-        goto out;
-    }
-    /* the weights to sample from: the average of G's weights when the run keeps one */
-    if (gan_generator_from_file(&f, path, cfg, params, err) != 0) {
-        free(params);
-        goto out;
-    }
-    if (g)
-        *g = params;
-    rc = 0;
-out:
-    gan_st_free(&f);
-    return rc;
-}
-
 static bool metrics_from_json(const cJSON *o, gan_epoch_metrics *m)
 {
     static const char *const names[] = {"epoch",           "d_real", "d_fake", "d_loss",
@@ -1335,13 +1272,13 @@ static run *load_run(gand_registry *reg, const char *id)
 
     bool ckpt_failed = false;
     if (!broken && access(ckpt, F_OK) == 0) {
-        int epoch = 0, iteration = 0;
-        if (checkpoint_inspect(ckpt, &r->cfg, &epoch, &iteration, NULL, &err) != 0) {
+        gan_checkpoint_position pos;
+        if (gan_checkpoint_inspect(ckpt, &r->cfg, &pos, NULL, &err) != 0) {
             log_err("run %s: %s; the run is marked failed", id, err.message);
             ckpt_failed = true;
         } else {
-            r->checkpoint_epoch = epoch;
-            r->iteration = iteration;
+            r->checkpoint_epoch = pos.epoch;
+            r->iteration = pos.iteration;
         }
     }
     /* a run that may train again continues from its checkpoint: history past it is cut */
@@ -1619,12 +1556,12 @@ static reg_status run_generator(gand_registry *reg, run *r, g_snapshot **out, ga
     pthread_mutex_unlock(&reg->lock);
     if (from_checkpoint) {
         char path[PATH_MAX];
-        int epoch, iteration;
+        gan_checkpoint_position pos;
         float *g = NULL;
         run_path(r, "checkpoint.safetensors", path, sizeof path);
-        if (checkpoint_inspect(path, &cfg, &epoch, &iteration, &g, err) != 0)
+        if (gan_checkpoint_inspect(path, &cfg, &pos, &g, err) != 0)
             return REG_INTERNAL;
-        s = snapshot_new(&cfg, epoch);
+        s = snapshot_new(&cfg, pos.epoch);
         if (!s) {
             free(g);
             gan_fail(err, "", "out of memory");

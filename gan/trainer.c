@@ -52,7 +52,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gan/safetensors.h"
+#include "gan/checkpoint.h"
 #include "kernels/elementwise.h"
 
 enum {
@@ -870,22 +870,7 @@ int gan_trainer_download_discriminator(gan_trainer *t, float *host, gan_error *e
     return check(t, err);
 }
 
-/* ---- checkpoints ------------------------------------------------------- */
-
-#define CKPT_FORMAT "gand-checkpoint-1"
-
-/* "generator.linear_1.weight" → "generator_ema.linear_1.weight" */
-static void ema_name(char *out, size_t len, const char *name)
-{
-    const char *dot = strchr(name, '.');
-    snprintf(out, len, "generator_ema%s", dot ? dot : "");
-}
-#define OPT_G_M(t)                                                                                 \
-    ((t)->cfg.optimizer == GAN_OPT_ADAM ? "optimizer.generator.exp_avg"                            \
-                                        : "optimizer.generator.momentum_buffer")
-#define OPT_D_M(t)                                                                                 \
-    ((t)->cfg.optimizer == GAN_OPT_ADAM ? "optimizer.discriminator.exp_avg"                        \
-                                        : "optimizer.discriminator.momentum_buffer")
+/* ---- checkpoints (the format: gan/checkpoint.c) --------------------------- */
 
 int gan_trainer_save(gan_trainer *t, const char *path, gan_error *err)
 {
@@ -894,232 +879,83 @@ int gan_trainer_save(gan_trainer *t, const char *path, gan_error *err)
     float *host = malloc(total * sizeof(float));
     if (!host)
         return gan_fail(err, "checkpoint", "out of memory saving a checkpoint");
-    float *g = host, *gm = g + t->g_n, *gv = gm + t->g_n;
-    float *d = gv + t->g_n, *dm = d + t->d_n, *dv = dm + t->d_n, *acc = dv + t->d_n;
-    be->ops->download(be, g, t->g_p, t->g_n * sizeof(float));
-    be->ops->download(be, gm, t->g_m, t->g_n * sizeof(float));
-    be->ops->download(be, gv, t->g_v, t->g_n * sizeof(float));
-    be->ops->download(be, d, t->d_p, t->d_n * sizeof(float));
-    be->ops->download(be, dm, t->d_m, t->d_n * sizeof(float));
-    be->ops->download(be, dv, t->d_v, t->d_n * sizeof(float));
-    be->ops->download(be, acc, t->acc, ACC_COUNT * sizeof(float));
-    float *ge = acc + ACC_COUNT;
+    gan_checkpoint_state s;
+    memset(&s, 0, sizeof s);
+    s.cfg = t->cfg;
+    s.g_n = t->g_n;
+    s.d_n = t->d_n;
+    s.acc_n = ACC_COUNT;
+    s.g = host;
+    s.g_m = s.g + t->g_n;
+    s.g_v = s.g_m + t->g_n;
+    s.d = s.g_v + t->g_n;
+    s.d_m = s.d + t->d_n;
+    s.d_v = s.d_m + t->d_n;
+    s.acc = s.d_v + t->d_n;
+    s.g_ema = t->g_e ? s.acc + ACC_COUNT : NULL;
+    be->ops->download(be, s.g, t->g_p, t->g_n * sizeof(float));
+    be->ops->download(be, s.g_m, t->g_m, t->g_n * sizeof(float));
+    be->ops->download(be, s.g_v, t->g_v, t->g_n * sizeof(float));
+    be->ops->download(be, s.d, t->d_p, t->d_n * sizeof(float));
+    be->ops->download(be, s.d_m, t->d_m, t->d_n * sizeof(float));
+    be->ops->download(be, s.d_v, t->d_v, t->d_n * sizeof(float));
+    be->ops->download(be, s.acc, t->acc, ACC_COUNT * sizeof(float));
     if (t->g_e)
-        be->ops->download(be, ge, t->g_e, t->g_n * sizeof(float));
-    if (check(t, err) != 0) {
-        free(host);
-        return -1;
-    }
-    gan_st_tensor ts[23];
-    int n = 0;
-    for (int net = 0; net < 3; net++) {
-        if (net == 2 && !t->g_e)
-            break;
-        const gan_tensor_info *ti = net == 1 ? t->d_t : t->g_t;
-        const float *base = net == 0 ? g : net == 1 ? d : ge;
-        for (int i = 0; i < 6; i++) {
-            gan_st_tensor *s = &ts[n++];
-            memset(s, 0, sizeof *s);
-            if (net == 2)
-                ema_name(s->name, sizeof s->name, ti[i].name);
-            else
-                snprintf(s->name, sizeof s->name, "%s", ti[i].name);
-            s->dtype = GAN_F32;
-            s->ndim = ti[i].cols ? 2 : 1;
-            s->shape[0] = ti[i].rows;
-            s->shape[1] = ti[i].cols;
-            s->data = base + ti[i].offset;
-            s->nbytes = (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1) * 4;
-        }
-    }
-    struct {
-        const char *name;
-        const float *data;
-        size_t n;
-    } extra[] = {{"train.accumulators", acc, ACC_COUNT},
-                 {OPT_G_M(t), gm, t->g_n},
-                 {OPT_D_M(t), dm, t->d_n},
-                 {"optimizer.generator.exp_avg_sq", gv, t->g_n},
-                 {"optimizer.discriminator.exp_avg_sq", dv, t->d_n}};
-    /* SGD keeps one buffer per network (PyTorch's momentum_buffer), Adam two */
-    size_t n_extra = t->cfg.optimizer == GAN_OPT_ADAM ? 5 : 3;
-    for (size_t i = 0; i < n_extra; i++) {
-        gan_st_tensor *s = &ts[n++];
-        memset(s, 0, sizeof *s);
-        snprintf(s->name, sizeof s->name, "%s", extra[i].name);
-        s->dtype = GAN_F32;
-        s->ndim = 1;
-        s->shape[0] = (int64_t)extra[i].n;
-        s->data = extra[i].data;
-        s->nbytes = extra[i].n * sizeof(float);
-    }
-    char *cfg_json = gan_config_to_json(&t->cfg);
-    char v[7][32];
-    snprintf(v[0], sizeof v[0], "%d", t->epoch);
-    snprintf(v[1], sizeof v[1], "%d", t->iteration);
-    snprintf(v[2], sizeof v[2], "%d", t->epoch_batch);
-    snprintf(v[3], sizeof v[3], "%lld", (long long)t->g_steps);
-    snprintf(v[4], sizeof v[4], "%lld", (long long)t->d_steps_done);
-    snprintf(v[5], sizeof v[5], "%lld", (long long)t->dropout_passes);
-    snprintf(v[6], sizeof v[6], "%d", t->d_steps_in_epoch);
-    char secs[40];
-    snprintf(secs, sizeof secs, "%.17g", t->epoch_seconds);
-    gan_st_metadata meta[] = {
-        {"format", CKPT_FORMAT},
-        {"config", cfg_json ? cfg_json : "{}"},
-        {"epoch", v[0]},
-        {"iteration", v[1]},
-        {"epoch_batch_size", v[2]},
-        {"generator_steps", v[3]},
-        {"discriminator_steps", v[4]},
-        {"dropout_passes", v[5]},
-        {"d_steps_in_epoch", v[6]},
-        {"epoch_seconds", secs},
-    };
-    int rc = gan_st_write(path, ts, n, meta, (int)(sizeof meta / sizeof meta[0]), err);
-    free(cfg_json);
+        be->ops->download(be, s.g_ema, t->g_e, t->g_n * sizeof(float));
+    s.pos = (gan_checkpoint_position){
+        t->epoch,        t->iteration,      t->epoch_batch,      t->g_steps,
+        t->d_steps_done, t->dropout_passes, t->d_steps_in_epoch, t->epoch_seconds};
+    int rc = check(t, err) == 0 ? gan_checkpoint_write(path, &s, err) : -1;
     free(host);
-    return rc;
-}
-
-static int meta_int(const gan_st_file *f, const char *key, long long lo, long long hi,
-                    long long *out, gan_error *err)
-{
-    const char *s = gan_st_meta(f, key);
-    char *end = NULL;
-    if (!s)
-        return gan_fail(err, "checkpoint", "checkpoint metadata lacks '%s'", key);
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return gan_fail(err, "checkpoint", "checkpoint metadata '%s' = '%s' is out of range", key,
-                        s);
-    *out = v;
-    return 0;
-}
-
-static int load_tensor(gan_trainer *t, const gan_st_file *f, const char *name, float *dst, size_t n,
-                       gan_error *err)
-{
-    const gan_st_tensor *s = gan_st_find(f, name);
-    if (!s)
-        return gan_fail(err, "checkpoint", "checkpoint lacks tensor '%s'", name);
-    if (s->dtype != GAN_F32 || s->nbytes != n * sizeof(float))
-        return gan_fail(err, "checkpoint",
-                        "tensor '%s' has %zu bytes, expected %zu float32 values for this config",
-                        name, s->nbytes, n);
-    /* tensors in a file buffer may be unaligned: upload copies bytes, never loads floats */
-    t->be->ops->upload(t->be, dst, s->data, s->nbytes);
-    return 0;
-}
-
-int gan_checkpoint_read_config(const char *path, gan_config *cfg, gan_error *err)
-{
-    gan_st_file f;
-    if (gan_st_read(path, &f, err) != 0)
-        return -1;
-    int rc = 0;
-    const char *fmt = gan_st_meta(&f, "format");
-    const char *json = gan_st_meta(&f, "config");
-    if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0)
-        rc = gan_fail(err, "checkpoint", "%s is not a gand checkpoint (format '%s', expected '%s')",
-                      path, fmt ? fmt : "(none)", CKPT_FORMAT);
-    else if (!json)
-        rc = gan_fail(err, "checkpoint", "%s has no config in its metadata", path);
-    else if (gan_config_from_json(cfg, json, 0, err) != 0)
-        rc = -1;
-    gan_st_free(&f);
     return rc;
 }
 
 int gan_trainer_load(gan_trainer *t, const char *path, gan_error *err)
 {
-    gan_st_file f;
-    if (gan_st_read(path, &f, err) != 0)
+    gan_checkpoint_state s;
+    if (gan_checkpoint_read(path, &t->cfg, ACC_COUNT, &s, err) != 0)
         return -1;
     int rc = -1;
-    gan_config saved;
-    long long epoch, iteration, batch, gs, ds, dp, dse;
-    const char *fmt = gan_st_meta(&f, "format");
-    const char *json = gan_st_meta(&f, "config");
-    if (!fmt || strcmp(fmt, CKPT_FORMAT) != 0) {
-        gan_fail(err, "checkpoint", "%s is not a gand checkpoint", path);
-        goto out;
-    }
-    if (!json || gan_config_from_json(&saved, json, 0, err) != 0)
-        goto out;
-    if (saved.latent_dim != t->cfg.latent_dim || saved.g_hidden != t->cfg.g_hidden ||
-        saved.d_units != t->cfg.d_units || saved.d_pieces != t->cfg.d_pieces ||
-        saved.optimizer != t->cfg.optimizer) {
-        gan_fail(err, "checkpoint", "checkpoint %s holds a model of other sizes", path);
-        goto out;
-    }
-    if ((saved.g_ema > 0) != (t->cfg.g_ema > 0)) {
+    const gan_checkpoint_position *p = &s.pos;
+    if (p->epoch_batch_size > t->count || p->iteration > t->count / p->epoch_batch_size) {
         gan_fail(err, "checkpoint",
-                 "checkpoint %s %s an average of G's weights (g_ema); this run %s", path,
-                 saved.g_ema > 0 ? "keeps" : "lacks",
-                 t->cfg.g_ema > 0 ? "needs one" : "keeps none");
+                 "checkpoint position (batch %d, iteration %d) does not fit this data set of %d "
+                 "images",
+                 p->epoch_batch_size, p->iteration, t->count);
         goto out;
     }
-    if (meta_int(&f, "epoch", 0, 100000000, &epoch, err) ||
-        meta_int(&f, "iteration", 0, 100000000, &iteration, err) ||
-        meta_int(&f, "epoch_batch_size", 1, 65536, &batch, err) ||
-        meta_int(&f, "generator_steps", 0, INT64_MAX, &gs, err) ||
-        meta_int(&f, "discriminator_steps", 0, INT64_MAX, &ds, err) ||
-        meta_int(&f, "dropout_passes", 0, INT64_MAX, &dp, err) ||
-        meta_int(&f, "d_steps_in_epoch", 0, INT64_MAX, &dse, err))
-        goto out;
-    if (batch > t->count || iteration > t->count / batch) {
-        gan_fail(err, "checkpoint",
-                 "checkpoint position (batch %lld, iteration %lld) does not "
-                 "fit this data set of %d images",
-                 batch, iteration, t->count);
-        goto out;
-    }
-    for (int net = 0; net < 2; net++) {
-        const gan_tensor_info *ti = net == 0 ? t->g_t : t->d_t;
-        float *base = net == 0 ? t->g_p : t->d_p;
-        for (int i = 0; i < 6; i++)
-            if (load_tensor(t, &f, ti[i].name, base + ti[i].offset,
-                            (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1), err))
-                goto out;
-    }
-    for (int i = 0; i < 6 && t->g_e; i++) {
-        char name[GAN_ST_NAME_MAX];
-        ema_name(name, sizeof name, t->g_t[i].name);
-        if (load_tensor(t, &f, name, t->g_e + t->g_t[i].offset,
-                        (size_t)t->g_t[i].rows * (size_t)(t->g_t[i].cols ? t->g_t[i].cols : 1),
-                        err))
-            goto out;
-    }
-    if (load_tensor(t, &f, OPT_G_M(t), t->g_m, t->g_n, err) ||
-        load_tensor(t, &f, OPT_D_M(t), t->d_m, t->d_n, err) ||
-        load_tensor(t, &f, "train.accumulators", t->acc, ACC_COUNT, err))
-        goto out;
-    if (t->cfg.optimizer == GAN_OPT_ADAM &&
-        (load_tensor(t, &f, "optimizer.generator.exp_avg_sq", t->g_v, t->g_n, err) ||
-         load_tensor(t, &f, "optimizer.discriminator.exp_avg_sq", t->d_v, t->d_n, err)))
-        goto out;
-    const char *secs = gan_st_meta(&f, "epoch_seconds");
-    t->epoch_seconds = secs ? strtod(secs, NULL) : 0.0;
+    gk_backend *be = t->be;
+    be->ops->upload(be, t->g_p, s.g, t->g_n * sizeof(float));
+    be->ops->upload(be, t->d_p, s.d, t->d_n * sizeof(float));
+    if (t->g_e)
+        be->ops->upload(be, t->g_e, s.g_ema, t->g_n * sizeof(float));
+    be->ops->upload(be, t->g_m, s.g_m, t->g_n * sizeof(float));
+    be->ops->upload(be, t->d_m, s.d_m, t->d_n * sizeof(float));
+    be->ops->upload(be, t->acc, s.acc, ACC_COUNT * sizeof(float));
+    if (s.g_v)
+        be->ops->upload(be, t->g_v, s.g_v, t->g_n * sizeof(float));
+    if (s.d_v)
+        be->ops->upload(be, t->d_v, s.d_v, t->d_n * sizeof(float));
+    t->epoch_seconds = p->epoch_seconds;
     drop_graph(t); /* the next step uploads the loaded counters and captures anew */
-    gan_trainer_set_config(t, &saved);
-    t->epoch = (int)epoch;
-    t->g_steps = gs;
-    t->d_steps_done = ds;
-    t->dropout_passes = dp;
-    t->d_steps_in_epoch = (int)dse;
+    gan_trainer_set_config(t, &s.cfg);
+    t->epoch = p->epoch;
+    t->g_steps = p->g_steps;
+    t->d_steps_done = p->d_steps;
+    t->dropout_passes = p->dropout_passes;
+    t->d_steps_in_epoch = (int)p->d_steps_in_epoch;
     /* rebuild the epoch in progress with the batch size it started with */
     int wanted = t->cfg.batch_size;
-    t->cfg.batch_size = (int)batch;
+    t->cfg.batch_size = p->epoch_batch_size;
     if (start_epoch(t) != 0) {
         check(t, err);
         goto out;
     }
     t->cfg.batch_size = wanted;
-    t->iteration = (int)iteration;
+    t->iteration = p->iteration;
     rc = check(t, err);
 out:
-    gan_st_free(&f);
+    gan_checkpoint_state_free(&s);
     return rc;
 }
 
@@ -1192,54 +1028,4 @@ int gan_trainer_set_params(gan_trainer *t, const float *g_host, const float *d_h
     if (d_host)
         t->be->ops->upload(t->be, t->d_p, d_host, t->d_n * sizeof(float));
     return check(t, err);
-}
-
-int gan_generator_from_file(const gan_st_file *f, const char *path, const gan_config *cfg,
-                            float *out, gan_error *err)
-{
-    gan_tensor_info ti[6];
-    gan_generator_tensors(cfg, ti);
-    /* a run that averages G's weights samples from the average (when the
-     * file has it: a plain state_dict from elsewhere has generator.* only) */
-    char first[GAN_ST_NAME_MAX];
-    ema_name(first, sizeof first, ti[0].name);
-    bool ema = cfg->g_ema > 0 && gan_st_find(f, first) != NULL;
-    int rc = 0;
-    for (int i = 0; i < 6 && rc == 0; i++) {
-        char name[GAN_ST_NAME_MAX];
-        if (ema)
-            ema_name(name, sizeof name, ti[i].name);
-        else
-            snprintf(name, sizeof name, "%s", ti[i].name);
-        const gan_st_tensor *s = gan_st_find(f, name);
-        size_t want = (size_t)ti[i].rows * (size_t)(ti[i].cols ? ti[i].cols : 1);
-        if (!s)
-            rc = gan_fail(err, "checkpoint", "%s lacks tensor '%s'", path, name);
-        else if (s->dtype != GAN_F32 || s->nbytes != want * sizeof(float))
-            rc = gan_fail(err, "checkpoint", "%s: tensor '%s' has %zu bytes, expected %zu", path,
-                          name, s->nbytes, want * sizeof(float));
-        else if (out)
-            memcpy(out + ti[i].offset, s->data, s->nbytes);
-    }
-    return rc;
-}
-
-int gan_checkpoint_read_generator(const char *path, const gan_config *cfg, float **g, int *epoch,
-                                  gan_error *err)
-{
-    gan_st_file f;
-    if (gan_st_read(path, &f, err) != 0)
-        return -1;
-    float *out = malloc(gan_generator_param_count(cfg) * sizeof(float));
-    int rc = out ? gan_generator_from_file(&f, path, cfg, out, err)
-                 : gan_fail(err, "checkpoint", "out of memory reading %s", path);
-    const char *e = gan_st_meta(&f, "epoch");
-    *epoch = e ? atoi(e) : 0;
-    gan_st_free(&f);
-    if (rc != 0) {
-        free(out);
-        return -1;
-    }
-    *g = out;
-    return 0;
 }

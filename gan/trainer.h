@@ -102,15 +102,16 @@ int gan_trainer_download_sampler(gan_trainer *t, float *host, gan_error *err);
 /* Copy D's flat parameters to host memory (for tests and tools). */
 int gan_trainer_download_discriminator(gan_trainer *t, float *host, gan_error *err);
 
-/* Save a checkpoint (safetensors, atomically). Legal between any two iterations. */
+/*
+ * Save a checkpoint (gan/checkpoint.h: safetensors, atomically). Legal between
+ * any two iterations.
+ */
 int gan_trainer_save(gan_trainer *t, const char *path, gan_error *err);
 /*
  * Load a checkpoint into a trainer built with the same immutable config.
  * Mutable fields stored in the checkpoint replace the trainer's.
  */
 int gan_trainer_load(gan_trainer *t, const char *path, gan_error *err);
-/* Read just the config stored in a checkpoint. */
-int gan_checkpoint_read_config(const char *path, gan_config *cfg, gan_error *err);
 
 /* Fill z (n × latent_dim) with standard normals from (seed, purpose, 0). Pure. */
 void gan_fill_noise(const gan_config *cfg, uint64_t seed, uint32_t purpose, int n, float *z);
@@ -133,8 +134,6 @@ typedef struct gan_tensor_info {
 int gan_generator_tensors(const gan_config *cfg, gan_tensor_info out[6]);
 int gan_discriminator_tensors(const gan_config *cfg, gan_tensor_info out[6]);
 
-#endif
-
 /* ---- for gradient checks in tests ---------------------------------------
  * Evaluate one network's loss on the current epoch's first batch (real
  * images from the permutation, noise from the current step counters) and its
@@ -149,20 +148,4 @@ int gan_trainer_eval_g_loss(gan_trainer *t, double *loss, float *grad_host, gan_
 int gan_trainer_set_params(gan_trainer *t, const float *g_host, const float *d_host,
                            gan_error *err);
 
-/*
- * Read G's flat parameters from a checkpoint (gand's or any safetensors
- * file with the generator.* tensors of cfg's sizes); with cfg->g_ema > 0 the
- * average (generator_ema.*) when the file has it. *g is malloc'd
- * (gan_generator_param_count floats); *epoch gets the checkpoint's completed
- * epochs (0 when the file does not say).
- */
-int gan_checkpoint_read_generator(const char *path, const gan_config *cfg, float **g, int *epoch,
-                                  gan_error *err);
-/*
- * The same from a safetensors file already read (`path` names it in errors):
- * G's flat parameters into out (gan_generator_param_count floats), or, with
- * out NULL, only the check that every tensor is there with its size.
- */
-struct gan_st_file;
-int gan_generator_from_file(const struct gan_st_file *f, const char *path, const gan_config *cfg,
-                            float *out, gan_error *err);
+#endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gan/checkpoint.h"
 #include "gan/config.h"
 #include "gan/idx.h"
 #include "gan/safetensors.h"
@@ -385,6 +386,86 @@ static void test_checkpoint_of_other_model_rejected(void **state)
     assert_non_null(strstr(err.message, "other sizes"));
     gan_trainer_free(b);
     unlink(path);
+}
+
+/*
+ * gan/checkpoint.c on its own: a trainer's file reads back as the state it
+ * saved (position, buffers), inspect agrees, and each way a checkpoint can
+ * fail to fit a run is named.
+ */
+static void test_checkpoint_module(void **state)
+{
+    (void)state;
+    gan_config c = tiny_config();
+    gan_dataset ds = prefix(100);
+    gan_error err;
+    char path[CKPT_PATH_MAX];
+    temp_checkpoint_path(path);
+    gan_trainer *a = gan_trainer_new(be, &c, &ds, &err);
+    run_until(a, 1, 2);
+    assert_int_equal(gan_trainer_save(a, path, &err), 0);
+    size_t gn = gan_generator_param_count(&c), dn = gan_discriminator_param_count(&c);
+    float *g = malloc(gn * 4), *d = malloc(dn * 4);
+    gan_trainer_download_generator(a, g, &err);
+    gan_trainer_download_discriminator(a, d, &err);
+
+    gan_checkpoint_state st;
+    assert_int_equal(gan_checkpoint_read(path, &c, 8, &st, &err), 0);
+    assert_int_equal(st.pos.epoch, 1);
+    assert_int_equal(st.pos.iteration, 2);
+    assert_int_equal(st.pos.epoch_batch_size, c.batch_size);
+    assert_true(st.pos.g_steps == gan_trainer_g_steps(a));
+    assert_int_equal(st.g_n, gn);
+    assert_memory_equal(st.g, g, gn * 4);
+    assert_memory_equal(st.d, d, dn * 4);
+    assert_non_null(st.g_v); /* Adam: two buffers per network */
+    assert_null(st.g_ema);
+    /* written again from the state read, the file reads back the same */
+    char path2[CKPT_PATH_MAX];
+    temp_checkpoint_path(path2);
+    assert_int_equal(gan_checkpoint_write(path2, &st, &err), 0);
+    gan_checkpoint_state st2;
+    assert_int_equal(gan_checkpoint_read(path2, &c, 8, &st2, &err), 0);
+    assert_memory_equal(st2.d_v, st.d_v, dn * 4);
+    assert_memory_equal(st2.acc, st.acc, 8 * 4);
+    assert_true(st2.pos.epoch_seconds == st.pos.epoch_seconds);
+    gan_checkpoint_state_free(&st2);
+    gan_checkpoint_state_free(&st);
+    unlink(path2);
+
+    gan_checkpoint_position pos;
+    float *sampler = NULL;
+    assert_int_equal(gan_checkpoint_inspect(path, &c, &pos, &sampler, &err), 0);
+    assert_int_equal(pos.epoch, 1);
+    assert_int_equal(pos.iteration, 2);
+    assert_memory_equal(sampler, g, gn * 4);
+    free(sampler);
+
+    /* what does not fit: sizes, output, optimiser, the average of G's weights */
+    gan_config other[4] = {c, c, c, c};
+    other[0].d_pieces = c.d_pieces + 1;
+    other[1].g_output = c.g_output == GAN_G_OUTPUT_RELU ? GAN_G_OUTPUT_SIGMOID : GAN_G_OUTPUT_RELU;
+    other[2].optimizer = GAN_OPT_SGD;
+    other[3].g_ema = 0.99;
+    const char *named[4] = {"other sizes", "other sizes", "another optimizer", "g_ema"};
+    for (int i = 0; i < 4; i++) {
+        err = (gan_error){{0}, {0}};
+        assert_int_equal(gan_checkpoint_inspect(path, &other[i], &pos, NULL, &err), -1);
+        assert_non_null(strstr(err.message, named[i]));
+        assert_string_equal(err.field, "checkpoint");
+        assert_int_equal(gan_checkpoint_read(path, &other[i], 8, &st, &err), -1);
+        assert_non_null(strstr(err.message, named[i]));
+    }
+    /* not a checkpoint at all */
+    FILE *f = fopen(path, "wb");
+    fputs("not a safetensors file", f);
+    fclose(f);
+    assert_int_equal(gan_checkpoint_inspect(path, &c, &pos, NULL, &err), -1);
+    assert_int_equal(gan_checkpoint_read_config(path, &other[0], &err), -1);
+    unlink(path);
+    gan_trainer_free(a);
+    free(g);
+    free(d);
 }
 
 /* ---- learning ----------------------------------------------------------- */
@@ -1232,6 +1313,7 @@ int main(void)
         cmocka_unit_test(test_resume_identity),
         cmocka_unit_test(test_generator_average),
         cmocka_unit_test(test_checkpoint_of_other_model_rejected),
+        cmocka_unit_test(test_checkpoint_module),
         cmocka_unit_test(test_discriminator_learns),
         cmocka_unit_test(test_batch_larger_than_data),
         cmocka_unit_test(test_counters_per_iteration),
