@@ -1,0 +1,276 @@
+/*
+ * daemon/evaluations.c — the evaluation queue: queueing, running (worker only) and reporting Parzen
+ * evaluations.
+ */
+#include "daemon/registry_internal.h"
+
+/* Queue an evaluation (reg->lock held); NULL when out of memory. Takes over `pinned`. */
+evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t seed, bool automatic,
+                            g_snapshot *pinned)
+{
+    if (!grow((void **)&r->evals, &r->evals_cap, r->nevals + 1, sizeof(evaluation))) {
+        snapshot_release(pinned);
+        return NULL;
+    }
+    evaluation *e = &r->evals[r->nevals];
+    memset(e, 0, sizeof *e);
+    e->id = ++r->nevals;
+    e->state = EVAL_QUEUED;
+    e->samples = samples;
+    e->seed = seed;
+    e->automatic = automatic;
+    e->pinned = pinned;
+    e->created_at = now_ms();
+    e->queue_seq = reg->next_eval_seq++;
+    r->evals_pending++;
+    reg->evals_queued++;
+    pthread_cond_broadcast(&reg->work_cond);
+    return e;
+}
+
+/*
+ * Record an evaluation's state change (r->io and reg->lock held): the
+ * "evaluation" event in memory; the lines to append (with only r->io held)
+ * come back for eval_store. persist: also a line of evaluations.jsonl.
+ */
+eval_lines eval_record_locked(gand_registry *reg, run *r, const evaluation *e, bool persist)
+{
+    eval_lines l = {NULL, NULL};
+    char *data = print_and_delete(eval_cjson(r, e));
+    if (data) {
+        if (persist)
+            l.eval_line = strdup(data);
+        l.event_line = event_line("evaluation", r->nmetrics, data);
+    }
+    event_add_locked(reg, r, "evaluation", data);
+    return l;
+}
+
+/* Append what eval_record_locked produced (r->io held, reg->lock not). */
+void eval_store(run *r, eval_lines *l)
+{
+    char path[PATH_MAX];
+    if (!r->removed && l->eval_line) {
+        run_path(r, "evaluations.jsonl", path, sizeof path);
+        if (gan_append_line(path, l->eval_line) != 0)
+            log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
+    }
+    if (!r->removed && l->event_line) {
+        run_path(r, "events.jsonl", path, sizeof path);
+        if (gan_append_line(path, l->event_line) != 0)
+            log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
+    }
+    free(l->eval_line);
+    free(l->event_line);
+    l->eval_line = l->event_line = NULL;
+}
+
+/*
+ * Run the oldest queued evaluation of any run (worker thread only: it uses
+ * the backend). Returns false when none is queued.
+ */
+bool worker_evaluate_next(gand_registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    run *r = NULL;
+    int idx = -1;
+    for (int i = 0; i < reg->nruns; i++)
+        for (int j = 0; j < reg->runs[i]->nevals; j++) {
+            const evaluation *e = &reg->runs[i]->evals[j];
+            if (e->state == EVAL_QUEUED && (!r || e->queue_seq < r->evals[idx].queue_seq)) {
+                r = reg->runs[i];
+                idx = j;
+            }
+        }
+    if (!r) {
+        reg->evals_queued = 0; /* nothing is queued, whatever the count said */
+        pthread_mutex_unlock(&reg->lock);
+        return false;
+    }
+    r->refs++;
+    pthread_mutex_unlock(&reg->lock);
+
+    pthread_mutex_lock(&r->io);
+    pthread_mutex_lock(&reg->lock);
+    evaluation *e = &r->evals[idx];
+    if (r->removed || e->state != EVAL_QUEUED) {
+        pthread_mutex_unlock(&reg->lock);
+        pthread_mutex_unlock(&r->io);
+        run_put(reg, r);
+        return true;
+    }
+    e->state = EVAL_RUNNING;
+    e->started_at = now_ms();
+    reg->evals_queued--;
+    g_snapshot *s = e->pinned;
+    e->pinned = NULL;
+    const int samples = e->samples, eid = e->id;
+    const uint64_t seed = e->seed;
+    char dataset[GAN_NAME_MAX];
+    str_printf(dataset, sizeof dataset, "%s", r->cfg.dataset);
+    eval_lines l = eval_record_locked(reg, r, e, false);
+    pthread_mutex_unlock(&reg->lock);
+    eval_store(r, &l);
+    pthread_mutex_unlock(&r->io);
+
+    atomic_store(&reg->eval_started_ms, mono_ms());
+    gan_error err = {{0}, {0}};
+    gan_parzen_result res;
+    memset(&res, 0, sizeof res);
+    dataset_info *d = NULL;
+    int rc = -1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (s || run_generator(reg, r, &s, &err) == REG_OK) {
+        d = worker_eval_dataset(reg, dataset, &err);
+        gk_backend *be = d ? run_backend(reg, &s->cfg, &err) : NULL;
+        if (be)
+            rc = gan_evaluate_parzen(be, &s->cfg, s->params, &d->loaded,
+                                     d->has_test ? &d->test_loaded : NULL, &d->split, samples, seed,
+                                     &res, &err);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    atomic_store(&reg->eval_started_ms, 0);
+
+    pthread_mutex_lock(&r->io);
+    pthread_mutex_lock(&reg->lock);
+    e = &r->evals[idx];
+    e->finished_at = now_ms();
+    if (rc == 0) {
+        e->state = EVAL_DONE;
+        e->reason[0] = '\0';
+        e->parzen_ll = res.mean_ll;
+        e->stderr_ll = res.stderr_ll;
+        e->sigma = res.sigma;
+        e->epoch = s->epoch;
+        e->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        e->valid_begin = d->split.valid_begin;
+        e->valid_end = d->split.valid_end;
+        e->test_begin = d->split.test_begin;
+        e->test_end = d->split.test_end;
+        str_printf(e->data, sizeof e->data, "%s", d->eval_name);
+        str_printf(e->valid_data, sizeof e->valid_data, "%s", d->valid_name);
+    } else {
+        e->state = EVAL_FAILED;
+        str_printf(e->reason, sizeof e->reason, "%s",
+                   err.message[0] ? err.message : "the evaluation failed");
+    }
+    r->evals_pending--;
+    l = eval_record_locked(reg, r, e, true);
+    pthread_mutex_unlock(&reg->lock);
+    eval_store(r, &l);
+    pthread_mutex_unlock(&r->io);
+    if (rc == 0)
+        log_info("run %s: evaluation %d (epoch %d, %d samples): Parzen log-likelihood %.2f ± %.2f "
+                 "nats, sigma %.4f, %.1f s",
+                 r->id, eid, s->epoch, samples, res.mean_ll, res.stderr_ll, res.sigma,
+                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    else
+        log_warning("run %s: evaluation %d failed: %s", r->id, eid, err.message);
+    snapshot_release(s);
+    run_put(reg, r);
+    return true;
+}
+
+/* ---- what a run learned: evaluations, samples, latent space ------------- */
+
+reg_status registry_evaluate(gand_registry *reg, const char *id, int samples, uint64_t seed,
+                             char **eval_json, int *eval_id, gan_error *err)
+{
+    *eval_json = NULL;
+    if (samples < 1 || samples > REG_EVAL_SAMPLES_MAX)
+        return gan_fail(err, "samples", "samples must be an integer in 1..%d, got %d",
+                        REG_EVAL_SAMPLES_MAX, samples),
+               REG_INVALID;
+    if (seed > ((uint64_t)1 << 53))
+        return gan_fail(err, "seed", "seed must be an integer in 0..9007199254740992"), REG_INVALID;
+    run *r = run_get(reg, id);
+    if (!r)
+        return not_found(id, err);
+    reg_status st = REG_OK;
+    eval_lines l = {NULL, NULL};
+    pthread_mutex_lock(&r->io);
+    pthread_mutex_lock(&reg->lock);
+    const dataset_info *d = dataset_find(reg, r->cfg.dataset);
+    if (r->removed) {
+        st = not_found(id, err);
+    } else if (!d || !d->ok) {
+        gan_fail(err, "", "run %s cannot be evaluated: its data set '%s' %s", r->id, r->cfg.dataset,
+                 d ? "cannot be read" : "is not configured in this daemon");
+        st = REG_CONFLICT;
+    } else if (!d->eval_ok) {
+        gan_fail(err, "", "run %s cannot be evaluated: data set '%s' has no held-out images: %s",
+                 r->id, d->entry.name, d->eval_error);
+        st = REG_CONFLICT;
+    } else if (!r->snap && r->checkpoint_epoch < 0 && !r->active) {
+        gan_fail(err, "",
+                 "run %s has no generator yet (state %s): it is made when the run starts "
+                 "training",
+                 r->id, state_names[r->state]);
+        st = REG_CONFLICT;
+    } else if (reg->evals_queued >= REG_EVAL_QUEUE_MAX) {
+        gan_fail(err, "",
+                 "%d evaluations are already waiting for the worker (the most gand queues); "
+                 "try again when some are done",
+                 reg->evals_queued);
+        st = REG_LIMIT;
+    } else {
+        evaluation *e = eval_add_locked(reg, r, samples, seed, false, NULL);
+        if (!e) {
+            gan_fail(err, "", "out of memory");
+            st = REG_INTERNAL;
+        } else {
+            l = eval_record_locked(reg, r, e, true);
+            *eval_json = print_and_delete(eval_cjson(r, e));
+            if (eval_id)
+                *eval_id = e->id;
+            log_info("run %s: evaluation %d queued (%d samples, seed %" PRIu64 ")", r->id, e->id,
+                     samples, seed);
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    eval_store(r, &l);
+    pthread_mutex_unlock(&r->io);
+    run_put(reg, r);
+    if (st == REG_OK && !*eval_json)
+        st = REG_INTERNAL;
+    return st;
+}
+
+reg_status registry_evaluations(gand_registry *reg, const char *id, char **json)
+{
+    *json = NULL;
+    pthread_mutex_lock(&reg->lock);
+    run *r = run_find_locked(reg, id);
+    cJSON *o = NULL;
+    if (r) {
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "run", r->id);
+        cJSON *a = cJSON_AddArrayToObject(o, "evaluations");
+        for (int i = 0; i < r->nevals; i++)
+            cJSON_AddItemToArray(a, eval_cjson(r, &r->evals[i]));
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (!r)
+        return REG_NOT_FOUND;
+    *json = print_and_delete(o);
+    return *json ? REG_OK : REG_INTERNAL;
+}
+
+reg_status registry_evaluation(gand_registry *reg, const char *id, int n, char **json,
+                               gan_error *err)
+{
+    *json = NULL;
+    pthread_mutex_lock(&reg->lock);
+    run *r = run_find_locked(reg, id);
+    cJSON *o = r && n >= 1 && n <= r->nevals ? eval_cjson(r, &r->evals[n - 1]) : NULL;
+    int count = r ? r->nevals : 0;
+    pthread_mutex_unlock(&reg->lock);
+    if (!r)
+        return not_found(id, err);
+    if (!o)
+        return gan_fail(err, "", "run %s has no evaluation %d (it has %d)", id, n, count),
+               REG_NOT_FOUND;
+    *json = print_and_delete(o);
+    return *json ? REG_OK : REG_INTERNAL;
+}

@@ -1,0 +1,75 @@
+/*
+ * daemon/events.c — a run's event sequence: publish, and read or wait for events.
+ */
+#include "daemon/registry_internal.h"
+
+/* ---- events ------------------------------------------------------------ */
+
+/* Append an event in memory (takes data) and wake waiters; returns its sequence number. */
+uint64_t event_add_locked(gand_registry *reg, run *r, const char *kind, char *data)
+{
+    if (!data || !grow((void **)&r->events, &r->events_cap, r->nevents + 1, sizeof(run_event))) {
+        log_err("run %s: out of memory recording a %s event", r->id, kind);
+        free(data);
+        return (uint64_t)r->nevents;
+    }
+    r->events[r->nevents].kind = kind;
+    r->events[r->nevents].data = data;
+    r->nevents++;
+    pthread_cond_broadcast(&reg->event_cond);
+    return (uint64_t)r->nevents;
+}
+
+/* The events.jsonl line of an event: kind, completed epochs, data. */
+char *event_line(const char *kind, int epoch, const char *data)
+{
+    sb b = {0};
+    sb_printf(&b, "{\"event\":\"%s\",\"epoch\":%d,\"data\":%s}", kind, epoch, data);
+    return sb_take(&b);
+}
+
+reg_status registry_events(gand_registry *reg, const char *id, uint64_t after, int timeout_ms,
+                           char **text, uint64_t *last, bool *ended)
+{
+    *text = NULL;
+    *last = after;
+    *ended = false;
+    run *r = run_get(reg, id);
+    if (!r)
+        return REG_NOT_FOUND;
+    struct timespec dl = deadline_after_ms(timeout_ms > 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&reg->lock);
+    for (;;) {
+        bool have = (uint64_t)r->nevents > after;
+        bool done = state_is_final(r->state) && !r->active && r->evals_pending == 0;
+        if (have || done || r->removed || reg->shutdown || timeout_ms <= 0)
+            break;
+        if (pthread_cond_timedwait(&reg->event_cond, &reg->lock, &dl) == ETIMEDOUT)
+            break;
+    }
+    reg_status st = REG_OK;
+    if (r->removed) {
+        st = REG_NOT_FOUND;
+    } else {
+        sb b = {0};
+        uint64_t n = (uint64_t)r->nevents;
+        uint64_t i = after;
+        for (; i < n && i < after + EVENTS_PER_CALL; i++)
+            sb_printf(&b, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", i + 1, r->events[i].kind,
+                      r->events[i].data);
+        if (i > after) {
+            *text = sb_take(&b);
+            if (!*text)
+                st = REG_INTERNAL;
+            else
+                *last = i;
+        } else {
+            free(b.p);
+        }
+        *ended = st == REG_OK && state_is_final(r->state) && !r->active && r->evals_pending == 0 &&
+                 *last >= n;
+    }
+    run_put_locked(r);
+    pthread_mutex_unlock(&reg->lock);
+    return st;
+}

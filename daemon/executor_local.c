@@ -1,0 +1,528 @@
+/*
+ * daemon/executor_local.c — the local executor: the worker thread that owns the backend and trains
+ * the active run.
+ */
+#include "daemon/registry_internal.h"
+
+/*
+ * The backend a run trains and evaluates on (worker thread only): the
+ * worker's own for device "auto" or when it is the named one; otherwise the
+ * other backend, opened on first use and kept, since a CUDA context belongs
+ * to the thread that made it and is slow to make.
+ */
+gk_backend *run_backend(gand_registry *reg, const gan_config *cfg, gan_error *err)
+{
+    const char *want = gan_device_name(cfg->device);
+    if (cfg->device == GAN_DEVICE_AUTO || strcmp(reg->be->ops->name, want) == 0)
+        return reg->be;
+    if (reg->be_alt && strcmp(reg->be_alt->ops->name, want) == 0)
+        return reg->be_alt;
+    char why[512];
+    gk_backend *be = gk_backend_open(want, why, sizeof why);
+    if (!be) {
+        gan_fail(err, "device", "device %s: %s", want, why);
+        return NULL;
+    }
+    log_info("worker: %s (%s) for runs that name device %s", why, be->device, want);
+    if (reg->be_alt)
+        gk_backend_close(reg->be_alt);
+    reg->be_alt = be;
+    return be;
+}
+
+/* ---- the worker --------------------------------------------------------- */
+
+/* The epoch's fixed-noise grid, samples/epoch-NNNNNN.png of the run. */
+static int render_grid(const run *r, const g_snapshot *s, gan_error *err)
+{
+    char path[PATH_MAX];
+    run_path(r, "samples", path, sizeof path);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return gan_fail(err, "samples", "cannot create %s: %s", path, strerror(errno));
+    sample_path(r, s->epoch, path, sizeof path);
+    return gan_epoch_grid_write(&s->cfg, s->params, path, err);
+}
+
+typedef struct worker_run {
+    gand_registry *reg;
+    run *r;
+    gan_trainer *t;
+    int saved_epoch, saved_iteration; /* position of the last checkpoint written */
+    bool eval_warned;                 /* said once that evaluate_every cannot be served */
+    /*
+     * metrics.jsonl lacks the last epoch: no checkpoint may go past it, or a
+     * restart would find a hole in the history. The run resumes from the
+     * checkpoint before and trains those epochs again.
+     */
+    bool history_behind;
+} worker_run;
+
+static int worker_checkpoint(worker_run *w, gan_error *err)
+{
+    int e = gan_trainer_epoch(w->t), it = gan_trainer_iteration(w->t);
+    if (e == w->saved_epoch && it == w->saved_iteration)
+        return 0;
+    char path[PATH_MAX];
+    run_path(w->r, "checkpoint.safetensors", path, sizeof path);
+    if (gan_trainer_save(w->t, path, err) != 0)
+        return -1;
+    w->saved_epoch = e;
+    w->saved_iteration = it;
+    pthread_mutex_lock(&w->reg->lock);
+    w->r->checkpoint_epoch = e;
+    pthread_mutex_unlock(&w->reg->lock);
+    persist_run(w->reg, w->r);
+    return 0;
+}
+
+/* An I/O failure: the run pauses with the reason (a user may free space and resume). */
+static void worker_io_pause(worker_run *w, const char *what, const gan_error *err)
+{
+    char reason[REASON_MAX];
+    str_printf(reason, sizeof reason, "%s: %s", what, err->message);
+    if (set_state(w->reg, w->r, RUN_PAUSED, reason, true))
+        log_err("run %s paused: %s", w->r->id, reason);
+    else
+        log_err("run %s: %s", w->r->id, reason);
+}
+
+static void worker_fail(worker_run *w, const char *what, const gan_error *err)
+{
+    char reason[REASON_MAX];
+    str_printf(reason, sizeof reason, "%s%s%s", what ? what : "", what ? ": " : "", err->message);
+    log_err("run %s failed: %s", w->r->id, reason);
+    set_state(w->reg, w->r, RUN_FAILED, reason, false);
+}
+
+/* evaluate_every: queue an evaluation of the G just published (s, a reference is taken). */
+static void worker_queue_auto_eval(worker_run *w, g_snapshot *s)
+{
+    gand_registry *reg = w->reg;
+    run *r = w->r;
+    eval_lines l = {NULL, NULL};
+    pthread_mutex_lock(&r->io);
+    pthread_mutex_lock(&reg->lock);
+    const dataset_info *d = dataset_find(reg, r->cfg.dataset);
+    if (!d || !d->eval_ok) {
+        if (!w->eval_warned)
+            log_warning("run %s: evaluate_every is %d, but data set '%s' cannot be evaluated "
+                        "on: %s",
+                        r->id, r->cfg.evaluate_every, r->cfg.dataset,
+                        d ? (d->ok ? d->eval_error : d->error) : "it is not configured");
+        w->eval_warned = true;
+    } else {
+        atomic_fetch_add(&s->refs, 1);
+        evaluation *e = eval_add_locked(reg, r, GAN_EVAL_AUTO_SAMPLES, GAN_EVAL_AUTO_SEED, true, s);
+        if (e)
+            l = eval_record_locked(reg, r, e, true);
+        else
+            log_err("run %s: out of memory queueing an evaluation", r->id);
+    }
+    pthread_mutex_unlock(&reg->lock);
+    eval_store(r, &l);
+    pthread_mutex_unlock(&r->io);
+}
+
+/* Epoch end: metrics line, epoch event, snapshot, grid, periodic checkpoint. 1 = device failure. */
+static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error *err)
+{
+    gand_registry *reg = w->reg;
+    run *r = w->r;
+    const gan_config *live = gan_trainer_config(w->t);
+    char line[1024], path[PATH_MAX];
+    gan_epoch_metrics_json(m, line, sizeof line);
+    run_path(r, "metrics.jsonl", path, sizeof path);
+
+    pthread_mutex_lock(&reg->lock);
+    bool stale = r->metrics_file_stale;
+    pthread_mutex_unlock(&reg->lock);
+    int wrote;
+    if (stale) { /* an earlier append failed: rewrite the whole history, then this line */
+        pthread_mutex_lock(&reg->lock);
+        char *all = metrics_text_locked(r);
+        pthread_mutex_unlock(&reg->lock);
+        wrote = all && gan_write_file_atomic(path, all, strlen(all), err) == 0 &&
+                        gan_append_line(path, line) == 0
+                    ? 0
+                    : -1;
+        free(all);
+    } else {
+        wrote = gan_append_line(path, line);
+    }
+    int io_errno = errno;
+
+    pthread_mutex_lock(&reg->lock);
+    bool stored = grow((void **)&r->metrics, &r->metrics_cap, r->nmetrics + 1, sizeof *m);
+    if (stored) {
+        r->metrics[r->nmetrics++] = *m;
+        r->iteration = 0;
+        r->updated_at = now_ms();
+        event_add_locked(reg, r, "epoch", strdup(line));
+    }
+    r->metrics_file_stale = wrote != 0;
+    pthread_mutex_unlock(&reg->lock);
+    if (!stored)
+        return gan_fail(err, "", "out of memory recording epoch %d", m->epoch);
+    if (wrote != 0) {
+        w->history_behind = true;
+        return gan_fail(err, "metrics", "cannot append to %s: %s", path, strerror(io_errno));
+    }
+    w->history_behind = false;
+
+    g_snapshot *s = snapshot_from_trainer(w->t, live, err);
+    if (!s)
+        return 1;
+    const gan_epoch_plan plan = gan_epoch_plan_for(live, m->epoch);
+    if (plan.grid) {
+        if (render_grid(r, s, err) != 0) {
+            snapshot_release(s);
+            return -1;
+        }
+        pthread_mutex_lock(&reg->lock);
+        if ((r->nsamples == 0 || r->samples[r->nsamples - 1] < m->epoch) &&
+            grow((void **)&r->samples, &r->samples_cap, r->nsamples + 1, sizeof(int)))
+            r->samples[r->nsamples++] = m->epoch;
+        pthread_mutex_unlock(&reg->lock);
+    }
+    if (plan.evaluate)
+        worker_queue_auto_eval(w, s);
+    snapshot_publish(reg, r, s);
+    if (plan.checkpoint && worker_checkpoint(w, err) != 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * The worker lets go of its run. Returns false (and keeps it) when a resume
+ * arrived while it was checkpointing for a pause.
+ */
+static bool worker_release(worker_run *w, const char *note)
+{
+    gand_registry *reg = w->reg;
+    run *r = w->r;
+    pthread_mutex_lock(&r->io);
+    pthread_mutex_lock(&reg->lock);
+    if (r->state == RUN_RUNNING && !reg->shutdown) {
+        pthread_mutex_unlock(&reg->lock);
+        pthread_mutex_unlock(&r->io);
+        return false;
+    }
+    if (note && !r->reason[0])
+        str_printf(r->reason, sizeof r->reason, "%s", note);
+    r->active = false;
+    r->iterations_per_epoch = 0;
+    reg->current = NULL;
+    pthread_cond_broadcast(&reg->event_cond); /* "ended" may now be true */
+    pending_files p = prepare_files_locked(reg, r, false);
+    pthread_mutex_unlock(&reg->lock);
+    store_files(r, &p);
+    pthread_mutex_unlock(&r->io);
+    return true;
+}
+
+/* Build the trainer for a run, resuming from its checkpoint when there is one. */
+static int worker_build(worker_run *w, gan_error *err)
+{
+    gand_registry *reg = w->reg;
+    run *r = w->r;
+    gan_config cfg;
+    pthread_mutex_lock(&reg->lock);
+    cfg = r->cfg;
+    r->cfg_dirty = false;
+    pthread_mutex_unlock(&reg->lock);
+    const dataset_info *d = worker_dataset(reg, cfg.dataset, err);
+    if (!d)
+        return -1;
+    gan_dataset train = d->loaded; /* a view of the images to train on: the trainer copies them */
+    train.count = d->train_images;
+    if (cfg.batch_size > train.count) {
+        gan_fail(err, "batch_size",
+                 "batch_size %d is more than the %d training images of data set '%s'",
+                 cfg.batch_size, train.count, cfg.dataset);
+        return -1;
+    }
+    gk_backend *be = run_backend(reg, &cfg, err);
+    if (!be)
+        return -1;
+    pthread_mutex_lock(&reg->lock);
+    str_printf(r->device, sizeof r->device, "%s", be->device);
+    pthread_mutex_unlock(&reg->lock);
+    w->t = gan_trainer_new(be, &cfg, &train, err);
+    if (!w->t)
+        return -1;
+    w->saved_epoch = w->saved_iteration = -1;
+    char ckpt[PATH_MAX];
+    run_path(r, "checkpoint.safetensors", ckpt, sizeof ckpt);
+    if (access(ckpt, F_OK) == 0) {
+        if (gan_trainer_load(w->t, ckpt, err) != 0) {
+            char m[sizeof err->message];
+            str_printf(m, sizeof m, "cannot resume from the checkpoint: %s", err->message);
+            str_printf(err->message, sizeof err->message, "%s", m);
+            return -1;
+        }
+        gan_trainer_set_config(w->t, &cfg); /* patches made since the checkpoint win */
+        w->saved_epoch = gan_trainer_epoch(w->t);
+        w->saved_iteration = gan_trainer_iteration(w->t);
+    }
+    int epoch = gan_trainer_epoch(w->t);
+    char *rewrite = NULL;
+    pthread_mutex_lock(&reg->lock);
+    r->iteration = gan_trainer_iteration(w->t);
+    r->iterations_per_epoch = gan_trainer_iterations_per_epoch(w->t);
+    if (r->nmetrics > epoch) { /* history past the checkpoint is trained again */
+        r->nmetrics = epoch;
+        r->metrics_file_stale = true;
+    }
+    if (r->metrics_file_stale)
+        rewrite = metrics_text_locked(r);
+    pthread_mutex_unlock(&reg->lock);
+    if (rewrite) {
+        char path[PATH_MAX];
+        run_path(r, "metrics.jsonl", path, sizeof path);
+        int rc = gan_write_file_atomic(path, rewrite, strlen(rewrite), err);
+        free(rewrite);
+        if (rc != 0)
+            return -2;
+        pthread_mutex_lock(&reg->lock);
+        r->metrics_file_stale = false;
+        pthread_mutex_unlock(&reg->lock);
+    }
+    g_snapshot *s = snapshot_from_trainer(w->t, gan_trainer_config(w->t), err);
+    if (!s)
+        return -1;
+    snapshot_publish(reg, r, s);
+    return 0;
+}
+
+/* Train the run the worker holds until it completes, fails, pauses, stops or shutdown. */
+static void worker_train(gand_registry *reg, run *r)
+{
+    worker_run w = {reg, r, NULL, -1, -1, false, false};
+    gan_error err = {{0}, {0}};
+    int rc = worker_build(&w, &err);
+    if (rc == -2) {
+        worker_io_pause(&w, "cannot rewrite metrics.jsonl", &err);
+        worker_release(&w, NULL);
+        gan_trainer_free(w.t);
+        return;
+    }
+    if (rc != 0) {
+        worker_fail(&w, NULL, &err);
+        worker_release(&w, NULL);
+        gan_trainer_free(w.t);
+        return;
+    }
+    log_info("run %s: training from epoch %d, iteration %d on %s", r->id, gan_trainer_epoch(w.t),
+             gan_trainer_iteration(w.t), r->device);
+
+    for (;;) {
+        bool leave, shutdown, apply = false, evaluate;
+        gan_config next;
+        pthread_mutex_lock(&reg->lock);
+        atomic_fetch_add(&reg->heartbeat, 1);
+        r->iteration = gan_trainer_iteration(w.t);
+        shutdown = reg->shutdown;
+        leave = shutdown || r->state != RUN_RUNNING;
+        evaluate = !shutdown && reg->evals_queued > 0;
+        if (r->cfg_dirty) {
+            next = r->cfg;
+            r->cfg_dirty = false;
+            apply = true;
+        }
+        pthread_mutex_unlock(&reg->lock);
+        if (apply)
+            gan_trainer_set_config(w.t, &next);
+        if (evaluate) { /* between two iterations: evaluations of any run go first */
+            worker_evaluate_next(reg);
+            continue;
+        }
+
+        if (leave) {
+            const char *note = NULL;
+            char buf[REASON_MAX];
+            if (w.history_behind) {
+                log_warning("run %s: no checkpoint past the metrics that could not be written; "
+                            "it resumes from its last checkpoint (epoch %d)",
+                            r->id, w.saved_epoch);
+            } else if (worker_checkpoint(&w, &err) != 0) {
+                log_err("run %s: checkpoint failed: %s", r->id, err.message);
+                str_printf(buf, sizeof buf, "the checkpoint could not be written: %s", err.message);
+                note = buf;
+            } else {
+                log_info("run %s: %s at epoch %d, iteration %d; checkpoint written", r->id,
+                         shutdown ? "interrupted by shutdown" : "left the worker",
+                         gan_trainer_epoch(w.t), gan_trainer_iteration(w.t));
+            }
+            if (worker_release(&w, shutdown ? NULL : note))
+                break;
+            continue; /* resumed while checkpointing: the trainer goes on from where it is */
+        }
+
+        const gan_config *live = gan_trainer_config(w.t);
+        if (gan_trainer_epoch(w.t) >= live->epochs) {
+            if (worker_checkpoint(&w, &err) != 0) {
+                worker_io_pause(&w, "the final checkpoint could not be written", &err);
+                continue; /* the pause path releases the run */
+            }
+            pthread_mutex_lock(&r->io);
+            pthread_mutex_lock(&reg->lock);
+            r->state = RUN_COMPLETED;
+            r->reason[0] = '\0';
+            r->finished_at = now_ms();
+            pending_files p = prepare_files_locked(reg, r, true);
+            r->active = false;
+            r->iterations_per_epoch = 0;
+            reg->current = NULL;
+            pthread_mutex_unlock(&reg->lock);
+            store_files(r, &p);
+            pthread_mutex_unlock(&r->io);
+            log_info("run %s completed %d epochs", r->id, gan_trainer_epoch(w.t));
+            break;
+        }
+        if (!gan_trainer_epoch_complete(w.t)) {
+            if (gan_trainer_step(w.t, &err) != 0) {
+                worker_fail(&w, NULL, &err);
+                worker_release(&w, NULL);
+                break;
+            }
+            continue;
+        }
+        gan_epoch_metrics m;
+        if (gan_trainer_finish_epoch(w.t, &m, &err) != 0) {
+            worker_fail(&w, NULL, &err);
+            worker_release(&w, NULL);
+            break;
+        }
+        rc = worker_end_epoch(&w, &m, &err);
+        if (rc > 0) {
+            worker_fail(&w, NULL, &err);
+            worker_release(&w, NULL);
+            break;
+        }
+        if (rc < 0)
+            worker_io_pause(&w, "cannot write the run's files", &err);
+    }
+    gan_trainer_free(w.t);
+}
+
+/* The oldest queued run, made running and held by the worker (NULL when none). */
+static run *worker_pick(gand_registry *reg)
+{
+    for (;;) {
+        run *best = NULL;
+        for (int i = 0; i < reg->nruns; i++) {
+            run *r = reg->runs[i];
+            if (r->state == RUN_QUEUED && !r->active && (!best || r->queue_seq < best->queue_seq))
+                best = r;
+        }
+        if (!best)
+            return NULL;
+        best->refs++;
+        pthread_mutex_unlock(&reg->lock);
+        pthread_mutex_lock(&best->io);
+        pthread_mutex_lock(&reg->lock);
+        if (best->removed || best->state != RUN_QUEUED || reg->shutdown) {
+            pthread_mutex_unlock(&best->io);
+            run_put_locked(best);
+            if (reg->shutdown)
+                return NULL;
+            continue;
+        }
+        best->state = RUN_RUNNING;
+        best->reason[0] = '\0';
+        best->active = true;
+        best->cfg_dirty = false;
+        if (!best->started_at)
+            best->started_at = now_ms();
+        reg->current = best;
+        pending_files p = prepare_files_locked(reg, best, true);
+        pthread_mutex_unlock(&reg->lock);
+        store_files(best, &p);
+        pthread_mutex_unlock(&best->io);
+        pthread_mutex_lock(&reg->lock);
+        return best;
+    }
+}
+
+void *worker_main(void *arg)
+{
+    gand_registry *reg = arg;
+    char why[512];
+    gk_backend *be = gk_backend_open(reg->device_req, why, sizeof why);
+    pthread_mutex_lock(&reg->lock);
+    str_printf(reg->be_why, sizeof reg->be_why, "%s", why);
+    if (!be) {
+        reg->worker_failed = true;
+        pthread_cond_broadcast(&reg->start_cond);
+        pthread_mutex_unlock(&reg->lock);
+        return NULL;
+    }
+    reg->be = be;
+    str_printf(reg->be_name, sizeof reg->be_name, "%s", be->ops->name);
+    str_printf(reg->be_device, sizeof reg->be_device, "%s", be->device);
+    reg->worker_ready = true;
+    pthread_cond_broadcast(&reg->start_cond);
+    log_info("worker: %s (%s)", why, be->device);
+
+    while (!reg->shutdown) {
+        atomic_fetch_add(&reg->heartbeat, 1);
+        if (reg->evals_queued > 0) {
+            pthread_mutex_unlock(&reg->lock);
+            worker_evaluate_next(reg);
+            pthread_mutex_lock(&reg->lock);
+            continue;
+        }
+        run *r = worker_pick(reg);
+        if (!r) {
+            if (reg->shutdown)
+                break;
+            struct timespec dl = deadline_after_ms(IDLE_WAKE_MS);
+            pthread_cond_timedwait(&reg->work_cond, &reg->lock, &dl);
+            continue;
+        }
+        pthread_mutex_unlock(&reg->lock);
+        worker_train(reg, r);
+        pthread_mutex_lock(&reg->lock);
+        run_put_locked(r);
+        if (reg->be_alt && gk_backend_error(reg->be_alt)) {
+            /* reopened when a run next names it */
+            log_warning("worker: closing the %s backend after: %s", reg->be_alt->ops->name,
+                        gk_backend_error(reg->be_alt));
+            gk_backend_close(reg->be_alt);
+            reg->be_alt = NULL;
+        }
+        if (gk_backend_error(reg->be)) {
+            /* a failed device context is not trusted for the next run */
+            pthread_mutex_unlock(&reg->lock);
+            log_warning("worker: reopening the backend after: %s", gk_backend_error(reg->be));
+            gk_backend_close(reg->be);
+            gk_backend *nb = gk_backend_open(reg->device_req, why, sizeof why);
+            pthread_mutex_lock(&reg->lock);
+            reg->be = nb;
+            if (!nb) {
+                /* no heartbeat from here on: the watchdog restarts the daemon */
+                log_err("worker: the backend cannot be reopened (%s); training stops", why);
+                str_printf(reg->be_why, sizeof reg->be_why, "backend lost: %s", why);
+                break;
+            }
+        }
+    }
+    reg->worker_exited = true;
+    pthread_mutex_unlock(&reg->lock);
+    for (int i = 0; i < reg->ndatasets; i++) {
+        if (reg->datasets[i].is_loaded) {
+            gan_dataset_free(&reg->datasets[i].loaded);
+            reg->datasets[i].is_loaded = false;
+        }
+        if (reg->datasets[i].test_is_loaded) {
+            gan_dataset_free(&reg->datasets[i].test_loaded);
+            reg->datasets[i].test_is_loaded = false;
+        }
+    }
+    if (reg->be)
+        gk_backend_close(reg->be);
+    if (reg->be_alt)
+        gk_backend_close(reg->be_alt);
+    reg->be = reg->be_alt = NULL;
+    return NULL;
+}

@@ -1,0 +1,311 @@
+/*
+ * daemon/registry_internal.h — what the files of the run registry share: the
+ * run table's types, the registry itself, and the functions one file of the
+ * registry calls in another (daemon/README.md maps which file owns what).
+ * Nothing outside daemon/ includes it.
+ */
+#ifndef GAND_DAEMON_REGISTRY_INTERNAL_H
+#define GAND_DAEMON_REGISTRY_INTERNAL_H
+
+#include "daemon/registry.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <zlib.h>
+
+#include "daemon/log.h"
+#include "gan/config.h"
+#include "gan/evaluate.h"
+#include "gan/fsutil.h"
+#include "gan/idx.h"
+#include "gan/checkpoint.h"
+#include "gan/epoch.h"
+#include "gan/png_grid.h"
+#include "gan/safetensors.h"
+#include "gan/trainer.h"
+
+enum {
+    RUN_ID_MAX = 40,        /* longest id accepted from a request */
+    IDLE_WAKE_MS = 1000,    /* an idle worker bumps the heartbeat this often */
+    EVENTS_PER_CALL = 1000, /* most events one registry_events call returns */
+    SAMPLE_N_LIMIT = 1024,  /* upper bound of max_sample_n */
+    REASON_MAX = 512,
+    EVAL_GRACE_MS = 600000, /* an evaluation keeps the heartbeat going this long */
+    DATA_NAME_MAX = 192,    /* "NAME/BASENAME" of a data set file */
+};
+
+typedef enum run_state {
+    RUN_QUEUED,
+    RUN_RUNNING,
+    RUN_PAUSED,
+    RUN_STOPPED,
+    RUN_COMPLETED,
+    RUN_FAILED,
+    RUN_STATE_COUNT
+} run_state;
+
+extern const char *const state_names[RUN_STATE_COUNT];
+
+static inline bool state_is_final(run_state s)
+{
+    return s == RUN_STOPPED || s == RUN_COMPLETED || s == RUN_FAILED;
+}
+
+/* An immutable host copy of G's weights; request threads render from it. */
+typedef struct g_snapshot {
+    atomic_int refs;
+    gan_config cfg;
+    int epoch;
+    float *params; /* gan_generator_param_count(&cfg) floats */
+} g_snapshot;
+
+typedef enum eval_state {
+    EVAL_QUEUED,
+    EVAL_RUNNING,
+    EVAL_DONE,
+    EVAL_FAILED,
+    EVAL_STATE_COUNT
+} eval_state;
+
+extern const char *const eval_state_names[EVAL_STATE_COUNT];
+
+/* One Parzen evaluation of a run (registry.h "evaluation"). */
+typedef struct evaluation {
+    int id; /* 1, 2, ... within the run */
+    eval_state state;
+    char reason[REASON_MAX]; /* "" = null */
+    bool automatic;          /* trigger "evaluate_every" (else "request") */
+    int samples;
+    uint64_t seed;
+    int64_t created_at, started_at, finished_at; /* ms, 0 = null */
+    int64_t queue_seq;                           /* FIFO order among queued evaluations */
+    struct g_snapshot *pinned;                   /* G to evaluate (evaluate_every), else NULL */
+    /* the result, when done */
+    double parzen_ll, stderr_ll, sigma, seconds;
+    int epoch;
+    int valid_begin, valid_end, test_begin, test_end;
+    char data[DATA_NAME_MAX];       /* "NAME/BASENAME" of the file the test range indexes */
+    char valid_data[DATA_NAME_MAX]; /* … and of the validation range's */
+} evaluation;
+
+typedef struct run_event {
+    const char *kind; /* "epoch" | "state" | "config" | "evaluation" (static strings) */
+    char *data;       /* one-line JSON object */
+} run_event;          /* its sequence number is its index + 1 */
+
+typedef struct run {
+    int refs;     /* table + request threads + worker (under reg->lock) */
+    bool removed; /* deleted: out of the table, freed at the last reference */
+    pthread_mutex_t io;
+
+    char id[RUN_ID_MAX + 1];
+    char dir[PATH_MAX];
+    gan_config cfg;
+    run_state state;
+    char reason[REASON_MAX];                                            /* "" = null */
+    int64_t created_at, started_at, updated_at, finished_at, queued_at; /* ms, 0 = null */
+    int64_t queue_seq;        /* FIFO order among queued runs */
+    int iteration;            /* iterations done in the epoch in progress */
+    int iterations_per_epoch; /* while active: the trainer's; else 0 = from the data set */
+    int checkpoint_epoch;     /* -1: no checkpoint */
+    char device[128];
+
+    bool active;             /* the worker holds it */
+    bool cfg_dirty;          /* mailbox: cfg changed since the worker read it */
+    bool persist_disabled;   /* run.json was unreadable: never overwrite it */
+    bool metrics_file_stale; /* metrics.jsonl lacks records memory has: rewrite it */
+
+    gan_epoch_metrics *metrics; /* metrics[i].epoch == i + 1 */
+    int nmetrics, metrics_cap;
+    run_event *events;
+    int nevents, events_cap;
+    int *samples; /* epochs with a saved grid, ascending */
+    int nsamples, samples_cap;
+    g_snapshot *snap;
+    evaluation *evals; /* by id: evals[i].id == i + 1 */
+    int nevals, evals_cap;
+    int evals_pending; /* queued or running */
+} run;
+
+typedef struct dataset_info {
+    gand_dataset_entry entry;
+    bool ok;
+    int images, rows, cols;
+    char error[300];
+    int holdout;      /* the last images of the training file, never trained on */
+    int train_images; /* images − holdout: what runs train on */
+    bool has_test;    /* the held-out images are a separate file */
+    int test_images;  /* of that file (0 when it cannot be read) */
+    bool eval_ok;     /* validation and test both hold images */
+    gan_split split;  /* validation and test ranges, each of the training or the test file */
+    char eval_error[400];
+    /* "NAME/BASENAME" of the training file, the test file, and of the files that the
+     * validation and the test range index */
+    char train_name[DATA_NAME_MAX], test_name[DATA_NAME_MAX];
+    char valid_name[DATA_NAME_MAX], eval_name[DATA_NAME_MAX];
+    /* worker only: loaded on first use, kept */
+    gan_dataset loaded, test_loaded;
+    bool is_loaded, test_is_loaded;
+} dataset_info;
+
+struct gand_registry {
+    pthread_mutex_t lock;
+    pthread_cond_t work_cond;  /* the worker: new work, resume, shutdown */
+    pthread_cond_t event_cond; /* event waiters: an event was published or a run let go */
+    pthread_cond_t start_cond; /* registry_start: the worker opened its backend (or failed) */
+
+    char state_dir[PATH_MAX];
+    char runs_dir[PATH_MAX];
+    char device_req[32];
+    int max_runs, max_sample_n;
+    dataset_info *datasets;
+    int ndatasets;
+
+    run **runs; /* sorted by id (= by creation) */
+    int nruns, runs_cap;
+    uint64_t last_id_value;
+    int64_t next_queue_seq;
+
+    pthread_t worker;
+    bool worker_started, worker_ready, worker_failed, worker_exited;
+    bool shutdown;
+    char be_name[16], be_device[128], be_why[512];
+    atomic_uint_least64_t heartbeat;
+    atomic_int_least64_t eval_started_ms; /* monotonic start of the running evaluation, 0 = none */
+    int evals_queued;                     /* queued evaluations, all runs */
+    int64_t next_eval_seq;
+    run *current;       /* the run the worker holds, or NULL */
+    gk_backend *be;     /* the worker's, opened for `device_req` */
+    gk_backend *be_alt; /* the other backend, opened for the first run that names it */
+};
+
+/* A growable string; on allocation failure it remembers and sb_take returns NULL. */
+typedef struct sb {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sb;
+
+/*
+ * A change that goes to disk: the caller holds r->io and reg->lock and has
+ * changed the run in memory. Records a "state" event when `state_event`,
+ * and returns what to write (with only r->io held) via store_files.
+ */
+typedef struct pending_files {
+    char *run_json;
+    char *event_line;
+} pending_files;
+
+/* What an evaluation's state change writes: its evaluations.jsonl and events.jsonl lines. */
+typedef struct eval_lines {
+    char *eval_line;
+    char *event_line;
+} eval_lines;
+
+/* ---- small helpers (util.c) ---- */
+
+__attribute__((format(printf, 3, 4))) int str_printf(char *buf, size_t len, const char *fmt, ...);
+int64_t now_ms(void);
+void format_time(int64_t ms, char *buf, size_t len);
+int64_t parse_time(const char *s);
+struct timespec deadline_after_ms(int ms);
+bool valid_run_id(const char *id);
+void sb_puts(sb *b, const char *s);
+__attribute__((format(printf, 2, 3))) void sb_printf(sb *b, const char *fmt, ...);
+char *sb_take(sb *b);
+bool grow(void **p, int *cap, int need, size_t elem);
+int remove_tree(const char *path);
+char *print_and_delete(cJSON *o);
+char *read_text(const char *path, size_t max, gan_error *err);
+int cmp_int(const void *a, const void *b);
+int64_t mono_ms(void);
+int make_dir(const char *path, gan_error *err);
+
+/* ---- the run table and its state (runs.c) ---- */
+
+void run_path(const run *r, const char *name, char *out, size_t len);
+void sample_path(const run *r, int epoch, char *out, size_t len);
+run *run_new(gand_registry *reg, const char *id);
+void run_free(run *r);
+run *run_find_locked(gand_registry *reg, const char *id);
+bool run_insert_locked(gand_registry *reg, run *r);
+run *run_get(gand_registry *reg, const char *id);
+void run_put_locked(run *r);
+void run_put(gand_registry *reg, run *r);
+int run_iterations_per_epoch_locked(const gand_registry *reg, const run *r);
+int queue_position_locked(const gand_registry *reg, const run *r);
+bool set_state(gand_registry *reg, run *r, run_state s, const char *reason, bool only_if_running);
+
+/* ---- G snapshots (snapshots.c) ---- */
+
+void snapshot_release(g_snapshot *s);
+void snapshot_publish(gand_registry *reg, run *r, g_snapshot *s);
+reg_status run_generator(gand_registry *reg, run *r, g_snapshot **out, gan_error *err);
+g_snapshot *snapshot_from_trainer(gan_trainer *t, const gan_config *cfg, gan_error *err);
+reg_status generator_acquire(gand_registry *reg, const char *id, run **r, g_snapshot **s,
+                             gan_error *err);
+void generator_release(gand_registry *reg, run *r, g_snapshot *s);
+
+/* ---- JSON shapes (run_json.c) ---- */
+
+void add_time(cJSON *o, const char *name, int64_t ms);
+cJSON *config_cjson(const gan_config *cfg);
+cJSON *split_cjson(const dataset_info *d);
+cJSON *eval_cjson(const run *r, const evaluation *e);
+const evaluation *last_done_locked(const run *r);
+cJSON *run_cjson_locked(const gand_registry *reg, const run *r);
+char *run_file_json_locked(const run *r);
+char *state_event_data_locked(const run *r);
+
+/* ---- events (events.c) ---- */
+
+uint64_t event_add_locked(gand_registry *reg, run *r, const char *kind, char *data);
+char *event_line(const char *kind, int epoch, const char *data);
+
+/* ---- the run store: a run's files (run_store.c) ---- */
+
+pending_files prepare_files_locked(gand_registry *reg, run *r, bool state_event);
+int store_files(run *r, pending_files *p);
+void persist_run(gand_registry *reg, run *r);
+char *metrics_text_locked(const run *r);
+void load_runs(gand_registry *reg);
+
+/* ---- data sets (datasets.c) ---- */
+
+const dataset_info *dataset_find(const gand_registry *reg, const char *name);
+void dataset_probe(dataset_info *d);
+dataset_info *worker_dataset(gand_registry *reg, const char *name, gan_error *err);
+dataset_info *worker_eval_dataset(gand_registry *reg, const char *name, gan_error *err);
+
+/* ---- the evaluation queue (evaluations.c) ---- */
+
+evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t seed, bool automatic,
+                            g_snapshot *pinned);
+eval_lines eval_record_locked(gand_registry *reg, run *r, const evaluation *e, bool persist);
+void eval_store(run *r, eval_lines *l);
+bool worker_evaluate_next(gand_registry *reg);
+
+/* ---- the local executor: the worker thread (executor_local.c) ---- */
+
+gk_backend *run_backend(gand_registry *reg, const gan_config *cfg, gan_error *err);
+void *worker_main(void *arg);
+
+/* ---- the façade (registry.c) ---- */
+
+reg_status not_found(const char *id, gan_error *err);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * daemon/run_json.c — the JSON shapes of runs, evaluations and data-set splits (registry.h).
+ */
+#include "daemon/registry_internal.h"
+
+const char *const eval_state_names[EVAL_STATE_COUNT] = {"queued", "running", "done", "failed"};
+
+/* ---- JSON -------------------------------------------------------------- */
+
+/* name: the string, or null when it is empty */
+static void add_string_or_null(cJSON *o, const char *name, const char *value)
+{
+    if (value[0])
+        cJSON_AddStringToObject(o, name, value);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+/* name: the number, or null when absent */
+static void add_number_or_null(cJSON *o, const char *name, bool present, double value)
+{
+    if (present)
+        cJSON_AddNumberToObject(o, name, value);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+/* name: the item (taken), or null when there is none */
+static void add_item_or_null(cJSON *o, const char *name, cJSON *item)
+{
+    if (item)
+        cJSON_AddItemToObject(o, name, item);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+void add_time(cJSON *o, const char *name, int64_t ms)
+{
+    if (ms > 0) {
+        char t[40];
+        format_time(ms, t, sizeof t);
+        cJSON_AddStringToObject(o, name, t);
+    } else {
+        cJSON_AddNullToObject(o, name);
+    }
+}
+
+cJSON *config_cjson(const gan_config *cfg)
+{
+    char *s = gan_config_to_json(cfg);
+    cJSON *o = s ? cJSON_Parse(s) : NULL;
+    free(s);
+    return o ? o : cJSON_CreateObject();
+}
+
+static cJSON *metrics_cjson(const gan_epoch_metrics *m)
+{
+    char line[1024];
+    gan_epoch_metrics_json(m, line, sizeof line);
+    cJSON *o = cJSON_Parse(line);
+    return o ? o : cJSON_CreateNull();
+}
+
+static cJSON *range_cjson(int begin, int end)
+{
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(begin));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(end));
+    return a;
+}
+
+/* A data set's split (registry.h "split"), or null when it cannot be read. */
+cJSON *split_cjson(const dataset_info *d)
+{
+    if (!d || !d->ok)
+        return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "train_data", d->train_name);
+    cJSON_AddItemToObject(o, "train", range_cjson(0, d->train_images));
+    if (d->eval_ok) {
+        cJSON_AddStringToObject(o, "data", d->eval_name);
+        cJSON_AddStringToObject(o, "validation_data", d->valid_name);
+        cJSON_AddItemToObject(o, "validation",
+                              range_cjson(d->split.valid_begin, d->split.valid_end));
+        cJSON_AddItemToObject(o, "test", range_cjson(d->split.test_begin, d->split.test_end));
+    } else {
+        cJSON_AddNullToObject(o, "data");
+        cJSON_AddNullToObject(o, "validation_data");
+        cJSON_AddNullToObject(o, "validation");
+        cJSON_AddNullToObject(o, "test");
+    }
+    return o;
+}
+
+/* The API's evaluation object (registry.h). */
+cJSON *eval_cjson(const run *r, const evaluation *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", e->id);
+    cJSON_AddStringToObject(o, "run", r->id);
+    cJSON_AddStringToObject(o, "state", eval_state_names[e->state]);
+    add_string_or_null(o, "reason", e->reason);
+    cJSON_AddStringToObject(o, "trigger", e->automatic ? "evaluate_every" : "request");
+    cJSON_AddNumberToObject(o, "samples", e->samples);
+    cJSON_AddNumberToObject(o, "seed", (double)e->seed);
+    if (e->state == EVAL_DONE) {
+        cJSON *res = cJSON_AddObjectToObject(o, "result");
+        cJSON_AddNumberToObject(res, "parzen_ll", e->parzen_ll);
+        cJSON_AddNumberToObject(res, "stderr", e->stderr_ll);
+        cJSON_AddNumberToObject(res, "sigma", e->sigma);
+        cJSON_AddNumberToObject(res, "samples", e->samples);
+        cJSON_AddNumberToObject(res, "epoch", e->epoch);
+        cJSON *sp = cJSON_AddObjectToObject(res, "split");
+        cJSON_AddItemToObject(sp, "validation", range_cjson(e->valid_begin, e->valid_end));
+        cJSON_AddItemToObject(sp, "test", range_cjson(e->test_begin, e->test_end));
+        cJSON_AddStringToObject(res, "data", e->data);
+        cJSON_AddStringToObject(res, "validation_data", e->valid_data);
+        cJSON_AddNumberToObject(res, "seconds", e->seconds);
+    } else {
+        cJSON_AddNullToObject(o, "result");
+    }
+    add_time(o, "created_at", e->created_at);
+    add_time(o, "started_at", e->started_at);
+    add_time(o, "finished_at", e->finished_at);
+    return o;
+}
+
+/* The latest evaluation that is done (they finish in id order), or NULL. */
+const evaluation *last_done_locked(const run *r)
+{
+    for (int i = r->nevals - 1; i >= 0; i--)
+        if (r->evals[i].state == EVAL_DONE)
+            return &r->evals[i];
+    return NULL;
+}
+
+/* The API's run object (registry.h). */
+cJSON *run_cjson_locked(const gand_registry *reg, const run *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "state", state_names[r->state]);
+    add_string_or_null(o, "reason", r->reason);
+    cJSON_AddItemToObject(o, "config", config_cjson(&r->cfg));
+    cJSON_AddNumberToObject(o, "epoch", r->nmetrics);
+    cJSON_AddNumberToObject(o, "iteration", r->iteration);
+    cJSON_AddNumberToObject(o, "iterations_per_epoch", run_iterations_per_epoch_locked(reg, r));
+    add_item_or_null(o, "last_metrics",
+                     r->nmetrics > 0 ? metrics_cjson(&r->metrics[r->nmetrics - 1]) : NULL);
+    add_time(o, "created_at", r->created_at);
+    add_time(o, "started_at", r->started_at);
+    add_time(o, "updated_at", r->updated_at);
+    add_time(o, "finished_at", r->finished_at);
+    int pos = queue_position_locked(reg, r);
+    add_number_or_null(o, "queue_position", pos > 0, pos);
+    add_string_or_null(o, "device", r->device);
+    cJSON *se = cJSON_AddArrayToObject(o, "samples_epochs");
+    for (int i = 0; i < r->nsamples; i++)
+        cJSON_AddItemToArray(se, cJSON_CreateNumber(r->samples[i]));
+    add_number_or_null(o, "checkpoint_epoch", r->checkpoint_epoch >= 0, r->checkpoint_epoch);
+    cJSON_AddItemToObject(o, "split", split_cjson(dataset_find(reg, r->cfg.dataset)));
+    const evaluation *e = last_done_locked(r);
+    add_item_or_null(o, "last_evaluation", e ? eval_cjson(r, e) : NULL);
+    return o;
+}
+
+/* run.json: what a restart needs, in the API's words where they overlap. */
+char *run_file_json_locked(const run *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "state", state_names[r->state]);
+    add_string_or_null(o, "reason", r->reason);
+    cJSON_AddItemToObject(o, "config", config_cjson(&r->cfg));
+    add_time(o, "created_at", r->created_at);
+    add_time(o, "started_at", r->started_at);
+    add_time(o, "updated_at", r->updated_at);
+    add_time(o, "finished_at", r->finished_at);
+    add_time(o, "queued_at", r->queued_at);
+    cJSON_AddNumberToObject(o, "epoch", r->nmetrics);
+    add_number_or_null(o, "checkpoint_epoch", r->checkpoint_epoch >= 0, r->checkpoint_epoch);
+    add_string_or_null(o, "device", r->device);
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+char *state_event_data_locked(const run *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "state", state_names[r->state]);
+    add_string_or_null(o, "reason", r->reason);
+    cJSON_AddNumberToObject(o, "epoch", r->nmetrics);
+    add_time(o, "at", now_ms());
+    return print_and_delete(o);
+}
