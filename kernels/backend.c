@@ -1,7 +1,7 @@
 /*
- * kernels/backend.c — picking a backend, and the sticky error every op reports through.
+ * kernels/backend.c — picking a backend. The backends themselves depend only
+ * on kernels/error.c (their sticky error), never on this file.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,20 +11,6 @@
 #ifdef GAND_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif
-
-void gk_backend_fail(gk_backend *be, const char *file, int line, const char *fmt, ...)
-{
-    if (be->error[0])
-        return; /* the first failure is the one worth reporting */
-    const char *base = strrchr(file, '/');
-    int off = snprintf(be->error, sizeof be->error, "%s:%d: ", base ? base + 1 : file, line);
-    if (off < 0 || (size_t)off >= sizeof be->error)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(be->error + off, sizeof be->error - (size_t)off, fmt, ap);
-    va_end(ap);
-}
 
 const char *gk_backends_built(void)
 {
@@ -82,7 +68,7 @@ gk_backend *gk_backend_open(const char *name, char *why, size_t why_len)
 
 void gk_backend_close(gk_backend *be)
 {
-    if (!be || be == gk_cpu_backend())
+    if (!be)
         return;
 #ifdef GAND_HAVE_CUDA
     if (strcmp(be->ops->name, "cuda") == 0) {

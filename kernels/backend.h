@@ -25,9 +25,15 @@
  *    counters_add. So one recorded iteration (a CUDA graph, see graph_begin)
  *    replays with the right values: its launches never hold the step itself.
  *
- * Thread safety: a backend context may be used by one thread at a time. The
- * CPU backend's ops keep no state, so `gk_cpu_backend()` may be shared by
- * any number of threads (the daemon's request threads render samples with it).
+ * Thread safety: a backend is used by one thread at a time, and its sticky
+ * error (gk_backend_fail) belongs to that thread. gand gives each backend to
+ * its worker thread; request threads render on the host (gan_generate),
+ * never through a backend.
+ *
+ * Empty shapes: every op given a count of 0, or 0 rows or columns (sgemm: m,
+ * n or k of 0), returns without touching memory or failing, on every
+ * backend, except the sums, which add the sum of nothing: bias_grad sets
+ * db = 0 (unless accumulating) and sum adds 0.
  */
 #ifndef GAND_KERNELS_BACKEND_H
 #define GAND_KERNELS_BACKEND_H
@@ -276,10 +282,7 @@ struct gk_backend {
     char device[128]; /* human-readable device name */
 };
 
-/* The CPU backend (OpenBLAS + C). Static, never freed, shareable across threads. */
-gk_backend *gk_cpu_backend(void);
-
-/* Record a failure once (the first one wins). Thread-unsafe by design: one owner. */
+/* Record a failure once (the first one wins), by the thread that owns be (kernels/error.c). */
 void gk_backend_fail(gk_backend *be, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define GK_FAIL(be, ...) gk_backend_fail((be), __FILE__, __LINE__, __VA_ARGS__)

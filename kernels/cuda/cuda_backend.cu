@@ -630,8 +630,8 @@ static void cuda_sgemm(gk_backend *be, bool trans_a, bool trans_b, int m, int n,
                        int ldc)
 {
     cuda_ctx *ctx = live_ctx(be);
-    if (!ctx)
-        return;
+    if (!ctx || m <= 0 || n <= 0 || k <= 0)
+        return; /* backend.h: an empty shape changes nothing */
     CUBLAS_CHECK(be, cublasSgemm(ctx->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b, ldb, a,
                                  lda, &beta, c, ldc));
@@ -849,8 +849,8 @@ static void cuda_gather_rows_u8(gk_backend *be, float *dst, const uint8_t *src,
 static void cuda_sum(gk_backend *be, float *acc, const float *x, size_t n)
 {
     cuda_ctx *c = live_ctx(be);
-    if (!c)
-        return;
+    if (!c || n == 0)
+        return; /* adds the sum of nothing */
     const unsigned blocks = reduce_grid(n);
     sum_partials_kernel<<<blocks, GKC_THREADS, 0, c->stream>>>(c->partials, x, n);
     if (!LAUNCH_CHECK(be, "sum_partials_kernel"))

@@ -1044,6 +1044,96 @@ static void test_linear_gradient(void **state)
         free(host[i]);
 }
 
+/* ---- copy, and empty shapes (backend.h) ---------------------------------- */
+
+static void test_copy(void **state)
+{
+    (void)state;
+    /* large enough for several blocks of a GPU copy, odd so no vector width divides it */
+    size_t n = 1000003;
+    float *x = rand_vec(n, -3, 3);
+    float *dx = dev_from(x, n * 4), *dy = be->ops->alloc(be, n * 4 + 4);
+    be->ops->fill(be, dy, n + 1, -7.0f);
+    be->ops->copy(be, dy, dx, n * 4);
+    float *got = host_from(dy, n * 4 + 4);
+    expect_exact("copy", got, x, n);
+    assert_true(got[n] == -7.0f);     /* nothing past the bytes asked for */
+    be->ops->copy(be, dy, dx + 1, 0); /* zero bytes: nothing */
+    free(got);
+    got = host_from(dy, 4);
+    assert_true(got[0] == x[0]);
+    assert_null(gk_backend_error(be));
+    be->ops->free(be, dx);
+    be->ops->free(be, dy);
+    free(x);
+    free(got);
+}
+
+/* Every op with an empty shape returns without touching memory or failing. */
+static void test_empty_shapes(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    float sentinel[N];
+    for (int i = 0; i < N; i++)
+        sentinel[i] = 0.5f + (float)i;
+    float *a = dev_from(sentinel, sizeof sentinel), *b = dev_from(sentinel, sizeof sentinel);
+    float *c = dev_from(sentinel, sizeof sentinel), *d = dev_from(sentinel, sizeof sentinel);
+    int32_t *arg = be->ops->alloc(be, N * sizeof(int32_t));
+    const gk_backend_ops *o = be->ops;
+    gk_rng rng = {1, GK_PURPOSE_DROPOUT, gk_step_value(0)};
+    gk_adam hp = {{1e-3, 1.0, 0.0}, 0.9f, 0.999f, 1e-8f, 0.0f, gk_step_value(1)};
+    gk_lr lr = {0.1, 1.0, 0.0};
+    gk_momentum mom = {0.5, 0.7, 0};
+    for (int dim = 0; dim < 3; dim++) { /* m, n or k of 0 */
+        int m = dim == 0 ? 0 : 4, nn = dim == 1 ? 0 : 4, k = dim == 2 ? 0 : 4;
+        o->sgemm(be, false, false, m, nn, k, 1.0f, a, 4, b, 4, 0.0f, c, 4);
+    }
+    o->bias_add(be, c, a, 0, 4);
+    o->bias_add(be, c, a, 4, 0);
+    o->bias_relu(be, c, a, b, 0, 4, 0.0f);
+    o->relu_forward(be, c, a, 0, 0.0f);
+    o->relu_backward(be, c, a, b, 0, 0.0f);
+    o->sigmoid_forward(be, c, a, 0);
+    o->sigmoid_backward(be, c, a, b, 0);
+    o->maxout_forward(be, c, arg, a, 0, 4, 2);
+    o->bias_maxout(be, c, arg, a, b, 0, 4, 2);
+    o->maxout_backward(be, c, a, arg, 0, 4, 2);
+    o->dropout_forward(be, c, d, a, 0, 0.5f, rng);
+    o->dropout_backward(be, c, a, b, 0);
+    o->sigmoid_bce(be, c, d, a, 0, 1.0f, 1.0f); /* acc (d) must not turn NaN */
+    o->adam(be, c, a, b, d, 0, hp);
+    o->sgd_momentum(be, c, a, b, 0, lr, gk_step_value(1), mom, gk_step_value(0));
+    o->fill_normal(be, c, 0, rng, 0.0f, 1.0f);
+    o->fill_uniform(be, c, 0, rng, 0.0f, 1.0f);
+    o->fill(be, c, 0, 9.0f);
+    o->axpy(be, c, a, 0, 2.0f);
+    o->ema_update(be, c, a, 0, 0.9, gk_step_value(1));
+    o->clip_row_norms(be, c, 0, 4, 1.0f);
+    o->mark_nonfinite(be, d, 0, 1, gk_step_value(3));
+    o->sum(be, d, a, 0); /* adds the sum of nothing */
+    o->copy(be, c, a, 0);
+    float *hc = host_from(c, sizeof sentinel), *hd = host_from(d, sizeof sentinel);
+    expect_exact("ops on empty shapes (output)", hc, sentinel, N);
+    expect_exact("ops on empty shapes (accumulators)", hd, sentinel, N);
+    free(hc);
+    /* an empty sum: bias_grad over 0 rows sets db = 0, or leaves it when accumulating */
+    o->bias_grad(be, d, a, 0, 4, true);
+    hd = (free(hd), host_from(d, sizeof sentinel));
+    expect_exact("bias_grad over 0 rows, accumulating", hd, sentinel, N);
+    o->bias_grad(be, d, a, 0, 4, false);
+    free(hd);
+    hd = host_from(d, sizeof sentinel);
+    const float zeros[4] = {0, 0, 0, 0};
+    expect_exact("bias_grad over 0 rows", hd, zeros, 4);
+    expect_exact("bias_grad over 0 rows (past cols)", hd + 4, sentinel + 4, N - 4);
+    assert_null(gk_backend_error(be));
+    free(hd);
+    void *dev[] = {a, b, c, d, arg};
+    for (size_t i = 0; i < 5; i++)
+        be->ops->free(be, dev[i]);
+}
+
 /* ---- runner ------------------------------------------------------------- */
 
 int main(void)
@@ -1066,6 +1156,8 @@ int main(void)
         cmocka_unit_test(test_mark_nonfinite),
         cmocka_unit_test(test_clip_row_norms),
         cmocka_unit_test(test_step_counters),
+        cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_empty_shapes),
     };
     const struct CMUnitTest shared_tests[] = {cmocka_unit_test(test_philox_known_answers)};
     int failed = cmocka_run_group_tests_name("elementwise", shared_tests, NULL, NULL);
