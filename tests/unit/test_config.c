@@ -132,7 +132,7 @@ static void test_presets(void **state)
     assert_int_equal(gan_config_from_json(&st, "{\"preset\":\"stable\",\"seed\":3}", 0, &perr), 0);
     assert_string_equal(st.preset, "stable");
     assert_int_equal(st.batch_size, 32);
-    assert_int_equal(st.epochs, 40);
+    assert_int_equal(st.epochs, 10);
     assert_int_equal(st.seed, 3);
     assert_int_equal(st.optimizer, GAN_OPT_ADAM);
     assert_int_equal(st.g_output, GAN_G_OUTPUT_SIGMOID);
