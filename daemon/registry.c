@@ -395,14 +395,57 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
     return REG_OK;
 }
 
+/* A queued run's place in the queue: its FIFO number and its index in the table. */
+typedef struct queued_at {
+    int64_t seq;
+    int index;
+} queued_at;
+
+static int cmp_queued(const void *a, const void *b)
+{
+    const queued_at *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Every run, copied out under the lock in one pass (queue positions from one
+ * sort of the queued runs, not a scan per run); the JSON is built and printed
+ * with nothing locked.
+ */
 reg_status registry_list_runs(gand_registry *reg, char **json)
 {
+    *json = NULL;
     pthread_mutex_lock(&reg->lock);
+    int n = reg->nruns, nq = 0;
+    run_view *views = calloc((size_t)n + 1, sizeof *views);
+    queued_at *queued = malloc(((size_t)n + 1) * sizeof *queued);
+    int *pos = calloc((size_t)n + 1, sizeof *pos);
+    if (!views || !queued || !pos) {
+        pthread_mutex_unlock(&reg->lock);
+        free(views);
+        free(queued);
+        free(pos);
+        return REG_INTERNAL;
+    }
+    for (int i = 0; i < n; i++)
+        if (reg->runs[i]->state == RUN_QUEUED)
+            queued[nq++] = (queued_at){reg->runs[i]->queue_seq, i};
+    qsort(queued, (size_t)nq, sizeof *queued, cmp_queued);
+    for (int q = 0; q < nq; q++)
+        pos[queued[q].index] = q + 1;
+    for (int i = 0; i < n; i++)
+        run_view_take_locked(reg, reg->runs[i], pos[i], &views[i]);
+    pthread_mutex_unlock(&reg->lock);
+
     cJSON *o = cJSON_CreateObject();
     cJSON *a = cJSON_AddArrayToObject(o, "runs");
-    for (int i = 0; i < reg->nruns; i++)
-        cJSON_AddItemToArray(a, run_cjson_locked(reg, reg->runs[i]));
-    pthread_mutex_unlock(&reg->lock);
+    for (int i = 0; i < n; i++) {
+        cJSON_AddItemToArray(a, run_view_cjson(&views[i]));
+        run_view_free(&views[i]);
+    }
+    free(views);
+    free(queued);
+    free(pos);
     *json = print_and_delete(o);
     return *json ? REG_OK : REG_INTERNAL;
 }
@@ -430,6 +473,35 @@ reg_status not_found(const char *id, gan_error *err)
     return REG_NOT_FOUND;
 }
 
+/* What PATCH says about the fields it changed: names, when each applies, and the values. */
+static void patch_report(const gan_config *next, unsigned changed, bool fresh, cJSON **names,
+                         cJSON **applies, cJSON **values)
+{
+    *names = cJSON_CreateArray();
+    *applies = cJSON_CreateObject();
+    *values = cJSON_CreateObject();
+    cJSON *all = config_cjson(next);
+    for (unsigned bit = 1; bit & GAN_F_MUTABLE; bit <<= 1) {
+        if (!(changed & bit))
+            continue;
+        const char *name = gan_field_name(bit);
+        cJSON_AddItemToArray(*names, cJSON_CreateString(name));
+        cJSON_AddStringToObject(*applies, name,
+                                fresh                    ? "now"
+                                : (bit & GAN_F_AT_EPOCH) ? "next_epoch"
+                                                         : "next_iteration");
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(all, name);
+        cJSON_AddItemToObject(*values, name, v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
+    }
+    cJSON_Delete(all);
+}
+
+/*
+ * PATCH: the body (up to max_body_bytes) is parsed and applied to a copy of
+ * the config with nothing locked; the lock is then held only to check that
+ * nothing changed meanwhile (else the patch is applied again to the new
+ * config) and to commit. The answer is built with nothing locked.
+ */
 reg_status registry_patch_run(gand_registry *reg, const char *id, const char *body, size_t len,
                               char **answer_json, gan_error *err)
 {
@@ -440,76 +512,97 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
     if (!body || (len == 0 && !body[0]))
         body = "{}", len = 2;
     reg_status st = REG_OK;
-    pthread_mutex_lock(&r->io);
-    pthread_mutex_lock(&reg->lock);
-    gan_config next = r->cfg;
-    unsigned changed = 0;
-    pending_files p = {NULL, NULL};
-    if (r->removed) {
-        st = not_found(id, err);
-        goto out;
+    for (;;) {
+        pthread_mutex_lock(&reg->lock);
+        const gan_config base = r->cfg;
+        const uint64_t version = r->cfg_version;
+        /* not yet started: the whole run uses the new values; else from the next step or epoch */
+        const bool fresh =
+            r->state == RUN_QUEUED && !r->active && r->checkpoint_epoch < 0 && r->nmetrics == 0;
+        const bool gone = r->removed, closed = r->state == RUN_STOPPED || r->state == RUN_FAILED;
+        const run_state state = r->state;
+        pthread_mutex_unlock(&reg->lock);
+        if (gone) {
+            st = not_found(id, err);
+            break;
+        }
+        if (closed) {
+            gan_fail(err, "", "cannot change the config of a run that is %s", state_names[state]);
+            st = REG_CONFLICT;
+            break;
+        }
+        gan_config next = base;
+        unsigned changed = 0;
+        if (gan_config_patch(&next, body, len, &changed, err) != 0) {
+            st = REG_INVALID;
+            break;
+        }
+        cJSON *names, *applies, *values;
+        patch_report(&next, changed, fresh, &names, &applies, &values);
+        char *data = NULL;
+        if (changed) {
+            cJSON *d = cJSON_CreateObject();
+            cJSON_AddItemToObject(d, "changed", values);
+            cJSON_AddItemToObject(d, "applies", cJSON_Duplicate(applies, true));
+            add_time(d, "at", now_ms());
+            data = print_and_delete(d);
+        } else {
+            cJSON_Delete(values);
+        }
+
+        pending_files p = {NULL, NULL};
+        char *line = data ? event_line("config", 0, data) : NULL;
+        pthread_mutex_lock(&r->io);
+        pthread_mutex_lock(&reg->lock);
+        bool raced = r->cfg_version != version || r->removed || r->state != state ||
+                     fresh != (r->state == RUN_QUEUED && !r->active && r->checkpoint_epoch < 0 &&
+                               r->nmetrics == 0);
+        int batch_bad =
+            !raced && (changed & GAN_F_BATCH_SIZE) && check_dataset_locked(reg, &next, err) != 0;
+        uint64_t seq = 0;
+        run_view view;
+        if (!raced && !batch_bad) {
+            if (changed) {
+                r->cfg = next;
+                r->cfg_version++;
+                r->cfg_dirty = true;
+                p = prepare_files_locked(reg, r, false);
+                free(line); /* the line carries the epoch count at the time */
+                p.event_line = event_line("config", r->nmetrics, data);
+                seq = event_add_locked(reg, r, "config", data);
+                data = NULL;
+            }
+            run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);
+        } else {
+            free(line);
+        }
+        pthread_mutex_unlock(&reg->lock);
+        store_files(r, &p);
+        pthread_mutex_unlock(&r->io);
+        free(data);
+        if (raced || batch_bad) {
+            cJSON_Delete(names);
+            cJSON_Delete(applies);
+            if (batch_bad) {
+                st = REG_INVALID;
+                break;
+            }
+            continue; /* another change came first: patch the new config */
+        }
+        cJSON *answer = cJSON_CreateObject();
+        if (changed)
+            cJSON_AddNumberToObject(answer, "event_seq", (double)seq);
+        else
+            cJSON_AddNullToObject(answer, "event_seq");
+        cJSON_AddItemToObject(answer, "run", run_view_cjson(&view));
+        run_view_free(&view);
+        cJSON_AddItemToObject(answer, "changed", names);
+        cJSON_AddItemToObject(answer, "applies", applies);
+        *answer_json = print_and_delete(answer);
+        if (changed)
+            log_info("run %s: config patched", id);
+        break;
     }
-    if (r->state == RUN_STOPPED || r->state == RUN_FAILED) {
-        gan_fail(err, "", "cannot change the config of a run that is %s", state_names[r->state]);
-        st = REG_CONFLICT;
-        goto out;
-    }
-    if (gan_config_patch(&next, body, len, &changed, err) != 0) {
-        st = REG_INVALID;
-        goto out;
-    }
-    if ((changed & GAN_F_BATCH_SIZE) && check_dataset_locked(reg, &next, err) != 0) {
-        st = REG_INVALID;
-        goto out;
-    }
-    /* not yet started: the whole run uses the new values; else from the next step or epoch */
-    bool fresh =
-        r->state == RUN_QUEUED && !r->active && r->checkpoint_epoch < 0 && r->nmetrics == 0;
-    cJSON *answer = cJSON_CreateObject();
-    cJSON *names = cJSON_CreateArray();
-    cJSON *applies = cJSON_CreateObject();
-    cJSON *values = cJSON_CreateObject();
-    cJSON *all = config_cjson(&next);
-    for (unsigned bit = 1; bit & GAN_F_MUTABLE; bit <<= 1) {
-        if (!(changed & bit))
-            continue;
-        const char *name = gan_field_name(bit);
-        cJSON_AddItemToArray(names, cJSON_CreateString(name));
-        cJSON_AddStringToObject(applies, name,
-                                fresh                    ? "now"
-                                : (bit & GAN_F_AT_EPOCH) ? "next_epoch"
-                                                         : "next_iteration");
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(all, name);
-        cJSON_AddItemToObject(values, name, v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
-    }
-    cJSON_Delete(all);
-    if (changed) {
-        r->cfg = next;
-        r->cfg_dirty = true;
-        cJSON *data = cJSON_CreateObject();
-        cJSON_AddItemToObject(data, "changed", values);
-        cJSON_AddItemToObject(data, "applies", cJSON_Duplicate(applies, true));
-        add_time(data, "at", now_ms());
-        char *d = print_and_delete(data);
-        p = prepare_files_locked(reg, r, false);
-        if (d)
-            p.event_line = event_line("config", r->nmetrics, d);
-        uint64_t seq = event_add_locked(reg, r, "config", d);
-        cJSON_AddNumberToObject(answer, "event_seq", (double)seq);
-    } else {
-        cJSON_Delete(values);
-        cJSON_AddNullToObject(answer, "event_seq");
-    }
-    cJSON_AddItemToObject(answer, "run", run_cjson_locked(reg, r));
-    cJSON_AddItemToObject(answer, "changed", names);
-    cJSON_AddItemToObject(answer, "applies", applies);
-    *answer_json = print_and_delete(answer);
-    if (changed)
-        log_info("run %s: config patched", r->id);
-out:
-    pthread_mutex_unlock(&reg->lock);
-    store_files(r, &p);
-    pthread_mutex_unlock(&r->io);
     run_put(reg, r);
     if (st == REG_OK && !*answer_json)
         st = REG_INTERNAL;

@@ -126,6 +126,7 @@ typedef struct run {
 
     bool active;             /* the worker holds it */
     bool cfg_dirty;          /* mailbox: cfg changed since the worker read it */
+    uint64_t cfg_version;    /* bumped by every change of cfg (PATCH checks it) */
     bool persist_disabled;   /* run.json was unreadable: never overwrite it */
     bool metrics_file_stale; /* metrics.jsonl lacks records memory has: rewrite it */
 
@@ -216,6 +217,25 @@ typedef struct eval_lines {
     char *event_line;
 } eval_lines;
 
+/* A run as the API shows it, copied out under the lock (run_json.c); owns samples. */
+typedef struct run_view {
+    char id[RUN_ID_MAX + 1];
+    run_state state;
+    char reason[REASON_MAX];
+    gan_config cfg;
+    int epoch, iteration, iterations_per_epoch;
+    bool has_metrics, has_eval;
+    gan_epoch_metrics last_metrics;
+    int64_t created_at, started_at, updated_at, finished_at;
+    int queue_position; /* 0: not queued */
+    char device[128];
+    int *samples;
+    int nsamples;
+    int checkpoint_epoch;
+    const dataset_info *dataset;
+    evaluation last_eval;
+} run_view;
+
 /* ---- small helpers (util.c) ---- */
 
 __attribute__((format(printf, 3, 4))) int str_printf(char *buf, size_t len, const char *fmt, ...);
@@ -268,6 +288,9 @@ cJSON *split_cjson(const dataset_info *d);
 cJSON *eval_cjson(const run *r, const evaluation *e);
 const evaluation *last_done_locked(const run *r);
 cJSON *run_cjson_locked(const gand_registry *reg, const run *r);
+void run_view_take_locked(const gand_registry *reg, const run *r, int queue_position, run_view *v);
+cJSON *run_view_cjson(const run_view *v);
+void run_view_free(run_view *v);
 char *run_file_json_locked(const run *r);
 char *state_event_data_locked(const run *r);
 

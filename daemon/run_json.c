@@ -47,17 +47,13 @@ void add_time(cJSON *o, const char *name, int64_t ms)
 
 cJSON *config_cjson(const gan_config *cfg)
 {
-    char *s = gan_config_to_json(cfg);
-    cJSON *o = s ? cJSON_Parse(s) : NULL;
-    free(s);
+    cJSON *o = gan_config_to_cjson(cfg);
     return o ? o : cJSON_CreateObject();
 }
 
 static cJSON *metrics_cjson(const gan_epoch_metrics *m)
 {
-    char line[1024];
-    gan_epoch_metrics_json(m, line, sizeof line);
-    cJSON *o = cJSON_Parse(line);
+    cJSON *o = gan_epoch_metrics_cjson(m);
     return o ? o : cJSON_CreateNull();
 }
 
@@ -92,12 +88,12 @@ cJSON *split_cjson(const dataset_info *d)
     return o;
 }
 
-/* The API's evaluation object (registry.h). */
-cJSON *eval_cjson(const run *r, const evaluation *e)
+/* The API's evaluation object (registry.h) of run `run_id`. */
+static cJSON *eval_json(const char *run_id, const evaluation *e)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", e->id);
-    cJSON_AddStringToObject(o, "run", r->id);
+    cJSON_AddStringToObject(o, "run", run_id);
     cJSON_AddStringToObject(o, "state", eval_state_names[e->state]);
     add_string_or_null(o, "reason", e->reason);
     cJSON_AddStringToObject(o, "trigger", e->automatic ? "evaluate_every" : "request");
@@ -125,6 +121,11 @@ cJSON *eval_cjson(const run *r, const evaluation *e)
     return o;
 }
 
+cJSON *eval_cjson(const run *r, const evaluation *e)
+{
+    return eval_json(r->id, e);
+}
+
 /* The latest evaluation that is done (they finish in id order), or NULL. */
 const evaluation *last_done_locked(const run *r)
 {
@@ -134,33 +135,83 @@ const evaluation *last_done_locked(const run *r)
     return NULL;
 }
 
-/* The API's run object (registry.h). */
-cJSON *run_cjson_locked(const gand_registry *reg, const run *r)
+/*
+ * A run as the API shows it, copied out under the lock (run_view_take_locked)
+ * so that the JSON is built with nothing locked. Owns `samples`.
+ */
+void run_view_take_locked(const gand_registry *reg, const run *r, int queue_position, run_view *v)
+{
+    memset(v, 0, sizeof *v);
+    str_printf(v->id, sizeof v->id, "%s", r->id);
+    v->state = r->state;
+    str_printf(v->reason, sizeof v->reason, "%s", r->reason);
+    v->cfg = r->cfg;
+    v->epoch = r->nmetrics;
+    v->iteration = r->iteration;
+    v->iterations_per_epoch = run_iterations_per_epoch_locked(reg, r);
+    v->has_metrics = r->nmetrics > 0;
+    if (v->has_metrics)
+        v->last_metrics = r->metrics[r->nmetrics - 1];
+    v->created_at = r->created_at;
+    v->started_at = r->started_at;
+    v->updated_at = r->updated_at;
+    v->finished_at = r->finished_at;
+    v->queue_position = queue_position;
+    str_printf(v->device, sizeof v->device, "%s", r->device);
+    if (r->nsamples > 0 && (v->samples = malloc((size_t)r->nsamples * sizeof(int)))) {
+        memcpy(v->samples, r->samples, (size_t)r->nsamples * sizeof(int));
+        v->nsamples = r->nsamples;
+    }
+    v->checkpoint_epoch = r->checkpoint_epoch;
+    v->dataset = dataset_find(reg, r->cfg.dataset); /* fixed after registry_open */
+    const evaluation *e = last_done_locked(r);
+    v->has_eval = e != NULL;
+    if (e) {
+        v->last_eval = *e;
+        v->last_eval.pinned = NULL;
+    }
+}
+
+void run_view_free(run_view *v)
+{
+    free(v->samples);
+    v->samples = NULL;
+}
+
+/* The API's run object (registry.h), from a view: called with nothing locked. */
+cJSON *run_view_cjson(const run_view *v)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", r->id);
-    cJSON_AddStringToObject(o, "state", state_names[r->state]);
-    add_string_or_null(o, "reason", r->reason);
-    cJSON_AddItemToObject(o, "config", config_cjson(&r->cfg));
-    cJSON_AddNumberToObject(o, "epoch", r->nmetrics);
-    cJSON_AddNumberToObject(o, "iteration", r->iteration);
-    cJSON_AddNumberToObject(o, "iterations_per_epoch", run_iterations_per_epoch_locked(reg, r));
-    add_item_or_null(o, "last_metrics",
-                     r->nmetrics > 0 ? metrics_cjson(&r->metrics[r->nmetrics - 1]) : NULL);
-    add_time(o, "created_at", r->created_at);
-    add_time(o, "started_at", r->started_at);
-    add_time(o, "updated_at", r->updated_at);
-    add_time(o, "finished_at", r->finished_at);
-    int pos = queue_position_locked(reg, r);
-    add_number_or_null(o, "queue_position", pos > 0, pos);
-    add_string_or_null(o, "device", r->device);
+    cJSON_AddStringToObject(o, "id", v->id);
+    cJSON_AddStringToObject(o, "state", state_names[v->state]);
+    add_string_or_null(o, "reason", v->reason);
+    cJSON_AddItemToObject(o, "config", config_cjson(&v->cfg));
+    cJSON_AddNumberToObject(o, "epoch", v->epoch);
+    cJSON_AddNumberToObject(o, "iteration", v->iteration);
+    cJSON_AddNumberToObject(o, "iterations_per_epoch", v->iterations_per_epoch);
+    add_item_or_null(o, "last_metrics", v->has_metrics ? metrics_cjson(&v->last_metrics) : NULL);
+    add_time(o, "created_at", v->created_at);
+    add_time(o, "started_at", v->started_at);
+    add_time(o, "updated_at", v->updated_at);
+    add_time(o, "finished_at", v->finished_at);
+    add_number_or_null(o, "queue_position", v->queue_position > 0, v->queue_position);
+    add_string_or_null(o, "device", v->device);
     cJSON *se = cJSON_AddArrayToObject(o, "samples_epochs");
-    for (int i = 0; i < r->nsamples; i++)
-        cJSON_AddItemToArray(se, cJSON_CreateNumber(r->samples[i]));
-    add_number_or_null(o, "checkpoint_epoch", r->checkpoint_epoch >= 0, r->checkpoint_epoch);
-    cJSON_AddItemToObject(o, "split", split_cjson(dataset_find(reg, r->cfg.dataset)));
-    const evaluation *e = last_done_locked(r);
-    add_item_or_null(o, "last_evaluation", e ? eval_cjson(r, e) : NULL);
+    for (int i = 0; i < v->nsamples; i++)
+        cJSON_AddItemToArray(se, cJSON_CreateNumber(v->samples[i]));
+    add_number_or_null(o, "checkpoint_epoch", v->checkpoint_epoch >= 0, v->checkpoint_epoch);
+    cJSON_AddItemToObject(o, "split", split_cjson(v->dataset));
+    add_item_or_null(o, "last_evaluation", v->has_eval ? eval_json(v->id, &v->last_eval) : NULL);
+    return o;
+}
+
+/* The same for one run, under the lock (its queue position costs one pass over the table). */
+cJSON *run_cjson_locked(const gand_registry *reg, const run *r)
+{
+    run_view v;
+    run_view_take_locked(reg, r, queue_position_locked(reg, r), &v);
+    cJSON *o = run_view_cjson(&v);
+    run_view_free(&v);
     return o;
 }
 

@@ -645,7 +645,7 @@ int gan_config_validate(const gan_config *c, gan_error *err)
     return 0;
 }
 
-char *gan_config_to_json(const gan_config *c)
+cJSON *gan_config_to_cjson(const gan_config *c)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -693,7 +693,13 @@ char *gan_config_to_json(const gan_config *c)
             return NULL;
         }
     }
-    char *s = cJSON_PrintUnformatted(o);
+    return o;
+}
+
+char *gan_config_to_json(const gan_config *c)
+{
+    cJSON *o = gan_config_to_cjson(c);
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;
 }

@@ -105,6 +105,9 @@ int gan_config_validate(const gan_config *c, gan_error *err);
 
 /* The config as a JSON object string (malloc'd, caller frees). All fields, incl. preset. */
 char *gan_config_to_json(const gan_config *c);
+/* The same as a cJSON object (numbers as raw text, printed exactly as above); NULL on OOM. */
+struct cJSON;
+struct cJSON *gan_config_to_cjson(const gan_config *c);
 
 /*
  * Apply a JSON merge patch (RFC 7396 object) of mutable fields to c. On any

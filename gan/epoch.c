@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <cjson/cJSON.h>
+
 #include "gan/png_grid.h"
 #include "kernels/elementwise.h"
 
@@ -24,14 +26,43 @@ gan_epoch_plan gan_epoch_plan_for(const gan_config *cfg, int epoch)
     return p;
 }
 
+/* The record's fields and how each prints (raw text, so a cJSON tree prints the same line). */
+cJSON *gan_epoch_metrics_cjson(const gan_epoch_metrics *m)
+{
+    const struct {
+        const char *name, *fmt;
+        double v;
+    } f[] = {{"epoch", "%.0f", m->epoch},
+             {"d_real", "%.6g", m->d_real},
+             {"d_fake", "%.6g", m->d_fake},
+             {"d_loss", "%.6g", m->d_loss},
+             {"g_loss", "%.6g", m->g_loss},
+             {"d_x", "%.6g", m->d_x},
+             {"d_g_z", "%.6g", m->d_g_z},
+             {"seconds", "%.4f", m->seconds},
+             {"samples_per_sec", "%.1f", m->samples_per_sec},
+             {"lr_d", "%.6g", m->lr_d},
+             {"lr_g", "%.6g", m->lr_g},
+             {"batch_size", "%.0f", m->batch_size}};
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; o && i < sizeof f / sizeof f[0]; i++) {
+        char num[64];
+        snprintf(num, sizeof num, f[i].fmt, f[i].v);
+        if (!cJSON_AddRawToObject(o, f[i].name, num)) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
 void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len)
 {
-    snprintf(buf, len,
-             "{\"epoch\":%d,\"d_real\":%.6g,\"d_fake\":%.6g,\"d_loss\":%.6g,\"g_loss\":%.6g,"
-             "\"d_x\":%.6g,\"d_g_z\":%.6g,\"seconds\":%.4f,\"samples_per_sec\":%.1f,"
-             "\"lr_d\":%.6g,\"lr_g\":%.6g,\"batch_size\":%d}",
-             m->epoch, m->d_real, m->d_fake, m->d_loss, m->g_loss, m->d_x, m->d_g_z, m->seconds,
-             m->samples_per_sec, m->lr_d, m->lr_g, m->batch_size);
+    cJSON *o = gan_epoch_metrics_cjson(m);
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    snprintf(buf, len, "%s", s ? s : "{}");
+    cJSON_free(s);
+    cJSON_Delete(o);
 }
 
 int gan_epoch_grid_write(const gan_config *cfg, const float *g_params, const char *path,

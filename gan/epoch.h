@@ -35,6 +35,9 @@ gan_epoch_plan gan_epoch_plan_for(const gan_config *cfg, int epoch);
 
 /* One epoch record as a JSON object on one line (the metrics.jsonl format). */
 void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len);
+/* The same record as a cJSON object whose numbers print exactly as in that line. */
+struct cJSON;
+struct cJSON *gan_epoch_metrics_cjson(const gan_epoch_metrics *m);
 
 /*
  * The epoch's grid: GAN_GRID_SAMPLES digits from G (host weights) for the
