@@ -16,7 +16,8 @@ uint64_t event_add_locked(gand_registry *reg, run *r, const char *kind, char *da
     r->events[r->nevents].kind = kind;
     r->events[r->nevents].data = data;
     r->nevents++;
-    pthread_cond_broadcast(&reg->event_cond);
+    (void)reg;
+    pthread_cond_broadcast(&r->events_cond); /* this run's streams only */
     return (uint64_t)r->nevents;
 }
 
@@ -44,32 +45,38 @@ reg_status registry_events(gand_registry *reg, const char *id, uint64_t after, i
         bool done = state_is_final(r->state) && !r->active && r->evals_pending == 0;
         if (have || done || r->removed || reg->shutdown || timeout_ms <= 0)
             break;
-        if (pthread_cond_timedwait(&reg->event_cond, &reg->lock, &dl) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&r->events_cond, &reg->lock, &dl) == ETIMEDOUT)
             break;
     }
     reg_status st = REG_OK;
+    uint64_t n = (uint64_t)r->nevents, end = after;
+    run_event *copy = NULL;
     if (r->removed) {
         st = REG_NOT_FOUND;
-    } else {
-        sb b = {0};
-        uint64_t n = (uint64_t)r->nevents;
-        uint64_t i = after;
-        for (; i < n && i < after + EVENTS_PER_CALL; i++)
-            sb_printf(&b, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", i + 1, r->events[i].kind,
-                      r->events[i].data);
-        if (i > after) {
-            *text = sb_take(&b);
-            if (!*text)
-                st = REG_INTERNAL;
-            else
-                *last = i;
-        } else {
-            free(b.p);
-        }
-        *ended = st == REG_OK && state_is_final(r->state) && !r->active && r->evals_pending == 0 &&
-                 *last >= n;
+    } else if (n > after) {
+        /* the (kind, data) pairs; the strings stay put while we hold a reference */
+        end = n < after + EVENTS_PER_CALL ? n : after + EVENTS_PER_CALL;
+        copy = malloc((size_t)(end - after) * sizeof *copy);
+        if (copy)
+            memcpy(copy, r->events + after, (size_t)(end - after) * sizeof *copy);
+        else
+            st = REG_INTERNAL;
     }
-    run_put_locked(r);
+    bool final = state_is_final(r->state) && !r->active && r->evals_pending == 0;
     pthread_mutex_unlock(&reg->lock);
+
+    if (copy) { /* formatted with nothing locked */
+        sb b = {0};
+        for (uint64_t i = after; i < end; i++)
+            sb_printf(&b, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", i + 1, copy[i - after].kind,
+                      copy[i - after].data);
+        free(copy);
+        if (!(*text = sb_take(&b)))
+            st = REG_INTERNAL;
+        else
+            *last = end;
+    }
+    *ended = st == REG_OK && final && *last >= n;
+    run_put(reg, r);
     return st;
 }

@@ -77,7 +77,6 @@ gand_registry *registry_open(const registry_options *opt, gan_error *err)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&reg->work_cond, &ca);
-    pthread_cond_init(&reg->event_cond, &ca);
     pthread_cond_init(&reg->start_cond, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&reg->heartbeat, 0);
@@ -165,7 +164,8 @@ void registry_shutdown(gand_registry *r)
     bool started = r->worker_started;
     r->shutdown = true;
     pthread_cond_broadcast(&r->work_cond);
-    pthread_cond_broadcast(&r->event_cond);
+    for (int i = 0; i < r->nruns; i++) /* every event stream ends */
+        pthread_cond_broadcast(&r->runs[i]->events_cond);
     pthread_mutex_unlock(&r->lock);
     if (started) {
         pthread_join(r->worker, NULL);
@@ -192,7 +192,6 @@ void registry_close(gand_registry *r)
     }
     free(r->datasets);
     pthread_cond_destroy(&r->work_cond);
-    pthread_cond_destroy(&r->event_cond);
     pthread_cond_destroy(&r->start_cond);
     pthread_mutex_destroy(&r->lock);
     free(r);
@@ -721,7 +720,7 @@ reg_status registry_delete_run(gand_registry *reg, const char *id, gan_error *er
                     reg->evals_queued--;
             r->removed = true;
             r->refs--; /* the table's reference */
-            pthread_cond_broadcast(&reg->event_cond);
+            pthread_cond_broadcast(&r->events_cond);
         }
     }
     pthread_mutex_unlock(&reg->lock);

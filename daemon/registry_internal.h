@@ -111,6 +111,7 @@ typedef struct run {
     int refs;     /* table + request threads + worker (under reg->lock) */
     bool removed; /* deleted: out of the table, freed at the last reference */
     pthread_mutex_t io;
+    pthread_cond_t events_cond; /* this run's event waiters (with reg->lock): an event, let go */
 
     char id[RUN_ID_MAX + 1];
     char dir[PATH_MAX];
@@ -166,7 +167,6 @@ typedef struct dataset_info {
 struct gand_registry {
     pthread_mutex_t lock;
     pthread_cond_t work_cond;  /* the worker: new work, resume, shutdown */
-    pthread_cond_t event_cond; /* event waiters: an event was published or a run let go */
     pthread_cond_t start_cond; /* registry_start: the worker opened its backend (or failed) */
 
     char state_dir[PATH_MAX];

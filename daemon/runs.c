@@ -24,6 +24,11 @@ run *run_new(gand_registry *reg, const char *id)
     if (!r)
         return NULL;
     pthread_mutex_init(&r->io, NULL);
+    pthread_condattr_t ca; /* deadlines are CLOCK_MONOTONIC (deadline_after_ms) */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->events_cond, &ca);
+    pthread_condattr_destroy(&ca);
     str_printf(r->id, sizeof r->id, "%s", id);
     str_printf(r->dir, sizeof r->dir, "%s/%s", reg->runs_dir, id);
     r->checkpoint_epoch = -1;
@@ -45,6 +50,7 @@ void run_free(run *r)
     free(r->samples);
     snapshot_release(r->snap);
     pthread_mutex_destroy(&r->io);
+    pthread_cond_destroy(&r->events_cond);
     free(r);
 }
 
