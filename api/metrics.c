@@ -1,10 +1,12 @@
 /*
  * api/metrics.c — GET /metrics: Prometheus text exposition (format 0.0.4).
  *
- * The registry writes the runs' series; this file adds the HTTP server's own:
- * requests answered by status code, event streams open, build info.
+ * The runs' series come from a copy of the registry's figures (registry_stats),
+ * formatted here with nothing locked; then the HTTP server's own: requests
+ * answered by status code, event streams open, build info.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,83 @@ static void put(text_buf *b, const char *fmt, ...)
     }
 }
 
+/* The runs' series (gand_runs, gand_run_epochs_total, gand_run_state, the last epoch's
+ * losses and outputs, the latest Parzen estimate, gand_evaluations_queued). */
+static void put_runs(text_buf *b, const gand_registry_stats *st)
+{
+    put(b, "# HELP gand_runs Runs known to the daemon, by state.\n"
+           "# TYPE gand_runs gauge\n");
+    for (int s = 0; s < st->nstates; s++)
+        put(b, "gand_runs{state=\"%s\"} %d\n", st->state_names[s], st->runs_by_state[s]);
+    put(b, "# HELP gand_run_epochs_total Epochs a run has completed.\n"
+           "# TYPE gand_run_epochs_total counter\n");
+    for (int i = 0; i < st->nruns; i++)
+        put(b, "gand_run_epochs_total{run=\"%s\"} %d\n", st->runs[i].id, st->runs[i].epochs);
+    put(b, "# HELP gand_run_state The state a run is in (1 for its state).\n"
+           "# TYPE gand_run_state gauge\n");
+    for (int i = 0; i < st->nruns; i++)
+        put(b, "gand_run_state{run=\"%s\",state=\"%s\"} 1\n", st->runs[i].id, st->runs[i].state);
+    /* The last epoch's record (the d_* and g_* fields of /api/v1/runs/{id}/metrics), with
+     * names spelled out: promtool reads a "_d_" as days. */
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } gauges[] = {
+        {"gand_run_discriminator_loss",
+         "Discriminator loss of the last epoch: real plus fake loss (d_loss).",
+         offsetof(gan_epoch_metrics, d_loss)},
+        {"gand_run_discriminator_real_loss",
+         "Mean binary cross-entropy of the discriminator on real images in the last epoch "
+         "(d_real).",
+         offsetof(gan_epoch_metrics, d_real)},
+        {"gand_run_discriminator_fake_loss",
+         "Mean binary cross-entropy of the discriminator on generated images in the last "
+         "epoch (d_fake).",
+         offsetof(gan_epoch_metrics, d_fake)},
+        {"gand_run_generator_loss", "Generator loss of the last epoch (g_loss).",
+         offsetof(gan_epoch_metrics, g_loss)},
+        {"gand_run_discriminator_real_output",
+         "Mean discriminator output D(x) on real images in the last epoch (d_x).",
+         offsetof(gan_epoch_metrics, d_x)},
+        {"gand_run_discriminator_fake_output",
+         "Mean discriminator output D(G(z)) on generated images in the generator steps of "
+         "the last epoch (d_g_z).",
+         offsetof(gan_epoch_metrics, d_g_z)},
+        {"gand_run_samples_per_second",
+         "Training images per second in the last epoch (samples_per_sec).",
+         offsetof(gan_epoch_metrics, samples_per_sec)},
+    };
+    for (size_t g = 0; g < sizeof gauges / sizeof gauges[0]; g++) {
+        put(b, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g].name, gauges[g].help, gauges[g].name);
+        for (int i = 0; i < st->nruns; i++) {
+            if (!st->runs[i].has_metrics)
+                continue;
+            double v;
+            memcpy(&v, (const char *)&st->runs[i].last + gauges[g].offset, sizeof v);
+            put(b, "%s{run=\"%s\"} %.9g\n", gauges[g].name, st->runs[i].id, v);
+        }
+    }
+    put(b, "# HELP gand_run_parzen_log_likelihood Mean Parzen-window log-likelihood of the "
+           "held-out test images in the run's latest evaluation, nats.\n"
+           "# TYPE gand_run_parzen_log_likelihood gauge\n");
+    for (int i = 0; i < st->nruns; i++)
+        if (st->runs[i].has_evaluation)
+            put(b, "gand_run_parzen_log_likelihood{run=\"%s\"} %.9g\n", st->runs[i].id,
+                st->runs[i].parzen_ll);
+    put(b, "# HELP gand_run_parzen_log_likelihood_stderr Standard error of "
+           "gand_run_parzen_log_likelihood, nats.\n"
+           "# TYPE gand_run_parzen_log_likelihood_stderr gauge\n");
+    for (int i = 0; i < st->nruns; i++)
+        if (st->runs[i].has_evaluation)
+            put(b, "gand_run_parzen_log_likelihood_stderr{run=\"%s\"} %.9g\n", st->runs[i].id,
+                st->runs[i].parzen_stderr);
+    put(b,
+        "# HELP gand_evaluations_queued Evaluations waiting for the worker.\n"
+        "# TYPE gand_evaluations_queued gauge\n"
+        "gand_evaluations_queued %d\n",
+        st->evaluations_queued);
+}
+
 enum MHD_Result h_metrics(api_request *req, const char *const *params)
 {
     (void)params;
@@ -60,22 +139,20 @@ enum MHD_Result h_metrics(api_request *req, const char *const *params)
     enum MHD_Result rc = api_check_query(req, no_params, &ok);
     if (!ok)
         return rc;
-    char *runs = NULL;
-    reg_status st = registry_prometheus(req->api->reg, &runs);
+    gand_registry_stats stats;
+    reg_status st = registry_stats(req->api->reg, &stats);
     if (st != REG_OK)
         return api_problem_reg(req, st, NULL, NULL);
 
     text_buf b = {.cap = 4096};
     b.data = malloc(b.cap);
     if (!b.data) {
-        free(runs);
+        registry_stats_free(&stats);
         return api_problem(req, 500, "internal", NULL, "out of memory");
     }
     b.data[0] = '\0';
-    put(&b, "%s", runs ? runs : "");
-    free(runs);
-    if (b.len > 0 && b.data[b.len - 1] != '\n')
-        put(&b, "\n");
+    put_runs(&b, &stats);
+    registry_stats_free(&stats);
 
     put(&b, "# HELP gand_http_requests_total HTTP requests answered, by status code.\n"
             "# TYPE gand_http_requests_total counter\n");

@@ -63,6 +63,7 @@
 #include <stdint.h>
 
 #include "gan/error.h"
+#include "gan/trainer.h"
 #include "kernels/backend.h"
 
 typedef struct gand_registry gand_registry;
@@ -216,10 +217,29 @@ reg_status registry_interpolate(gand_registry *r, const char *id, uint64_t from,
                                 int steps, int scale, uint8_t **png, size_t *len, gan_error *err);
 
 /*
- * Prometheus text of the runs (gand_runs, gand_run_epochs_total, gand_run_state, the
- * losses and outputs of the last epoch, gand_run_parzen_log_likelihood[_stderr] of the
- * latest evaluation that is done, gand_evaluations_queued).
+ * What /metrics reports about the runs, copied out under the lock (api/metrics.c
+ * formats it): per run its state, epochs, the last epoch's record and the latest
+ * evaluation that is done; runs per state; evaluations waiting.
  */
-reg_status registry_prometheus(gand_registry *r, char **text);
+typedef struct gand_run_stats {
+    char id[48];
+    const char *state; /* a static name */
+    int epochs;
+    bool has_metrics, has_evaluation;
+    gan_epoch_metrics last;          /* when has_metrics */
+    double parzen_ll, parzen_stderr; /* when has_evaluation */
+} gand_run_stats;
+
+typedef struct gand_registry_stats {
+    int nstates;
+    const char *state_names[8];
+    int runs_by_state[8];
+    gand_run_stats *runs; /* sorted by id */
+    int nruns;
+    int evaluations_queued;
+} gand_registry_stats;
+
+reg_status registry_stats(gand_registry *r, gand_registry_stats *out);
+void registry_stats_free(gand_registry_stats *s);
 
 #endif

@@ -1,0 +1,49 @@
+/*
+ * daemon/stats.c — what /metrics reports about the runs, copied out under the
+ * lock; api/metrics.c formats it with nothing locked.
+ */
+#include "daemon/registry_internal.h"
+
+_Static_assert(RUN_STATE_COUNT <= 8, "gand_registry_stats holds at most 8 states");
+
+reg_status registry_stats(gand_registry *reg, gand_registry_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->nstates = RUN_STATE_COUNT;
+    for (int s = 0; s < RUN_STATE_COUNT; s++)
+        out->state_names[s] = state_names[s];
+    pthread_mutex_lock(&reg->lock);
+    out->runs = calloc((size_t)reg->nruns + 1, sizeof *out->runs);
+    if (!out->runs) {
+        pthread_mutex_unlock(&reg->lock);
+        return REG_INTERNAL;
+    }
+    out->nruns = reg->nruns;
+    for (int i = 0; i < reg->nruns; i++) {
+        const run *r = reg->runs[i];
+        gand_run_stats *s = &out->runs[i];
+        str_printf(s->id, sizeof s->id, "%s", r->id);
+        s->state = state_names[r->state];
+        out->runs_by_state[r->state]++;
+        s->epochs = r->nmetrics;
+        s->has_metrics = r->nmetrics > 0;
+        if (s->has_metrics)
+            s->last = r->metrics[r->nmetrics - 1];
+        const evaluation *e = last_done_locked(r);
+        s->has_evaluation = e != NULL;
+        if (e) {
+            s->parzen_ll = e->parzen_ll;
+            s->parzen_stderr = e->stderr_ll;
+        }
+    }
+    out->evaluations_queued = reg->evals_queued;
+    pthread_mutex_unlock(&reg->lock);
+    return REG_OK;
+}
+
+void registry_stats_free(gand_registry_stats *s)
+{
+    free(s->runs);
+    s->runs = NULL;
+    s->nruns = 0;
+}
