@@ -23,6 +23,7 @@
 
 #include "gan/config.h"
 #include "gan/idx.h"
+#include "testutil.h"
 #include "gan/trainer.h"
 #include "kernels/backend.h"
 
@@ -146,15 +147,9 @@ int main(void)
         return 1;
     }
     printf("graphs: %s\neager:  %s\n", gpu->device, eager->device);
-    const char *root = getenv("GAND_SOURCE_ROOT");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/data/mnist-10k-images-idx3-ubyte.gz", root ? root : ".");
     gan_dataset ds;
-    gan_error err;
-    if (gan_idx_load_images(path, &ds, &err) != 0) {
-        fprintf(stderr, "%s\n", err.message);
+    if (test_load_digits(&ds) != 0)
         return 1;
-    }
     int failed = 0;
     gan_config cfg;
 

@@ -15,12 +15,7 @@
 #include <unistd.h>
 
 #include "gan/idx.h"
-
-static const char *source_root(void)
-{
-    const char *r = getenv("GAND_SOURCE_ROOT");
-    return r && *r ? r : ".";
-}
+#include "testutil.h"
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -95,8 +90,8 @@ static void test_default_dataset_loads(void **state)
 {
     (void)state;
     char img[4096], lab[4096];
-    snprintf(img, sizeof img, "%s/data/mnist-10k-images-idx3-ubyte.gz", source_root());
-    snprintf(lab, sizeof lab, "%s/data/mnist-10k-labels-idx1-ubyte.gz", source_root());
+    test_data_path("mnist-10k-images-idx3-ubyte.gz", img, sizeof img);
+    test_data_path("mnist-10k-labels-idx1-ubyte.gz", lab, sizeof lab);
     gan_dataset ds;
     gan_error err = {{0}, {0}};
     if (gan_idx_load_images(img, &ds, &err) != 0)

@@ -27,6 +27,7 @@
 #include "daemon/registry.h"
 #include "gan/fsutil.h"
 #include "gan/idx.h"
+#include "testutil.h"
 
 enum { DATA_IMAGES = 640 };
 
@@ -52,15 +53,10 @@ static int setup_all(void **state)
     snprintf(tmp_root, sizeof tmp_root, "/tmp/gand-test-registry-XXXXXX");
     if (!mkdtemp(tmp_root))
         return -1;
-    const char *root = getenv("GAND_SOURCE_ROOT");
-    char src[PATH_MAX];
-    snprintf(src, sizeof src, "%s/data/mnist-10k-images-idx3-ubyte.gz", root ? root : ".");
     gan_dataset ds;
     gan_error err;
-    if (gan_idx_load_images(src, &ds, &err) != 0) {
-        fprintf(stderr, "%s\n", err.message);
+    if (test_load_digits(&ds) != 0)
         return -1;
-    }
     uint8_t *gz;
     size_t len;
     int rc = gan_idx_encode_images_gz(ds.pixels, DATA_IMAGES, 28, 28, &gz, &len, &err);

@@ -21,6 +21,7 @@
 #include "gan/idx.h"
 #include "gan/safetensors.h"
 #include "gan/trainer.h"
+#include "testutil.h"
 #include "kernels/backend.h"
 #include "kernels/elementwise.h"
 
@@ -30,14 +31,8 @@ static gan_dataset digits; /* the bundled data set */
 static int load_digits(void **state)
 {
     (void)state;
-    const char *root = getenv("GAND_SOURCE_ROOT");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/data/mnist-10k-images-idx3-ubyte.gz", root ? root : ".");
-    gan_error err;
-    if (gan_idx_load_images(path, &digits, &err) != 0) {
-        fprintf(stderr, "%s\n", err.message);
+    if (test_load_digits(&digits) != 0)
         return -1;
-    }
     char why[256];
     be = gk_backend_open("cpu", why, sizeof why);
     return be ? 0 : -1;
