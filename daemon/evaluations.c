@@ -24,7 +24,7 @@ evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t se
     e->queue_seq = reg->next_eval_seq++;
     r->evals_pending++;
     reg->evals_queued++;
-    pthread_cond_broadcast(&reg->work_cond);
+    reg->exec->wake_locked(reg);
     return e;
 }
 

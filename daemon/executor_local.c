@@ -444,7 +444,7 @@ static run *worker_pick(gand_registry *reg)
     }
 }
 
-void *worker_main(void *arg)
+static void *worker_main(void *arg)
 {
     gand_registry *reg = arg;
     char why[512];
@@ -526,3 +526,63 @@ void *worker_main(void *arg)
     reg->be = reg->be_alt = NULL;
     return NULL;
 }
+
+/* ---- the executor interface (executor.h) ---------------------------------- */
+
+/* Start the worker thread and wait until it has opened its backend (or failed to). */
+static int local_start(gand_registry *r, gan_error *err)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->worker_started) {
+        pthread_mutex_unlock(&r->lock);
+        return 0;
+    }
+    r->shutdown = false;
+    r->worker_ready = r->worker_failed = r->worker_exited = false;
+    if (pthread_create(&r->worker, NULL, worker_main, r) != 0) {
+        pthread_mutex_unlock(&r->lock);
+        return gan_fail(err, "", "cannot start the worker thread");
+    }
+    r->worker_started = true;
+    while (!r->worker_ready && !r->worker_failed)
+        pthread_cond_wait(&r->start_cond, &r->lock);
+    bool failed = r->worker_failed;
+    char why[sizeof r->be_why];
+    str_printf(why, sizeof why, "%s", r->be_why);
+    pthread_mutex_unlock(&r->lock);
+    if (failed) {
+        pthread_join(r->worker, NULL);
+        pthread_mutex_lock(&r->lock);
+        r->worker_started = false;
+        pthread_mutex_unlock(&r->lock);
+        return gan_fail(err, "device", "%s", why);
+    }
+    return 0;
+}
+
+static void local_wake_locked(gand_registry *r)
+{
+    pthread_cond_broadcast(&r->work_cond);
+}
+
+/* reg->shutdown is set: the worker checkpoints its run and exits. */
+static void local_stop(gand_registry *r)
+{
+    pthread_mutex_lock(&r->lock);
+    bool started = r->worker_started;
+    pthread_mutex_unlock(&r->lock);
+    if (!started)
+        return;
+    pthread_join(r->worker, NULL);
+    pthread_mutex_lock(&r->lock);
+    r->worker_started = false;
+    pthread_mutex_unlock(&r->lock);
+    log_info("registry: worker stopped");
+}
+
+const gand_executor_ops gand_executor_local = {
+    .name = "local",
+    .start = local_start,
+    .wake_locked = local_wake_locked,
+    .stop = local_stop,
+};

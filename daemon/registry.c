@@ -79,6 +79,7 @@ gand_registry *registry_open(const registry_options *opt, gan_error *err)
     pthread_cond_init(&reg->work_cond, &ca);
     pthread_cond_init(&reg->start_cond, &ca);
     pthread_condattr_destroy(&ca);
+    reg->exec = &gand_executor_local;
     atomic_init(&reg->heartbeat, 0);
 
     str_printf(reg->state_dir, sizeof reg->state_dir, "%s", opt->state_dir);
@@ -128,32 +129,7 @@ gand_registry *registry_open(const registry_options *opt, gan_error *err)
 
 int registry_start(gand_registry *r, gan_error *err)
 {
-    pthread_mutex_lock(&r->lock);
-    if (r->worker_started) {
-        pthread_mutex_unlock(&r->lock);
-        return 0;
-    }
-    r->shutdown = false;
-    r->worker_ready = r->worker_failed = r->worker_exited = false;
-    if (pthread_create(&r->worker, NULL, worker_main, r) != 0) {
-        pthread_mutex_unlock(&r->lock);
-        return gan_fail(err, "", "cannot start the worker thread");
-    }
-    r->worker_started = true;
-    while (!r->worker_ready && !r->worker_failed)
-        pthread_cond_wait(&r->start_cond, &r->lock);
-    bool failed = r->worker_failed;
-    char why[sizeof r->be_why];
-    str_printf(why, sizeof why, "%s", r->be_why);
-    pthread_mutex_unlock(&r->lock);
-    if (failed) {
-        pthread_join(r->worker, NULL);
-        pthread_mutex_lock(&r->lock);
-        r->worker_started = false;
-        pthread_mutex_unlock(&r->lock);
-        return gan_fail(err, "device", "%s", why);
-    }
-    return 0;
+    return r->exec->start(r, err);
 }
 
 void registry_shutdown(gand_registry *r)
@@ -161,19 +137,12 @@ void registry_shutdown(gand_registry *r)
     if (!r)
         return;
     pthread_mutex_lock(&r->lock);
-    bool started = r->worker_started;
     r->shutdown = true;
-    pthread_cond_broadcast(&r->work_cond);
+    r->exec->wake_locked(r);
     for (int i = 0; i < r->nruns; i++) /* every event stream ends */
         pthread_cond_broadcast(&r->runs[i]->events_cond);
     pthread_mutex_unlock(&r->lock);
-    if (started) {
-        pthread_join(r->worker, NULL);
-        pthread_mutex_lock(&r->lock);
-        r->worker_started = false;
-        pthread_mutex_unlock(&r->lock);
-        log_info("registry: worker stopped");
-    }
+    r->exec->stop(r);
 }
 
 void registry_close(gand_registry *r)
@@ -386,7 +355,7 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
     }
     if (run_json)
         *run_json = print_and_delete(run_cjson_locked(reg, r));
-    pthread_cond_broadcast(&reg->work_cond);
+    reg->exec->wake_locked(reg);
     pthread_mutex_unlock(&reg->lock);
     if (id_out && id_len)
         str_printf(id_out, id_len, "%s", id);
@@ -670,7 +639,7 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
         r->queue_seq = reg->next_queue_seq++;
         r->queued_at = now_ms();
         r->finished_at = 0;
-        pthread_cond_broadcast(&reg->work_cond);
+        reg->exec->wake_locked(reg);
     }
     if (state_is_final(to))
         r->finished_at = now_ms();

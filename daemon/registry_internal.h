@@ -7,6 +7,7 @@
 #ifndef GAND_DAEMON_REGISTRY_INTERNAL_H
 #define GAND_DAEMON_REGISTRY_INTERNAL_H
 
+#include "daemon/executor.h"
 #include "daemon/registry.h"
 
 #include <dirent.h>
@@ -166,8 +167,9 @@ typedef struct dataset_info {
 
 struct gand_registry {
     pthread_mutex_t lock;
-    pthread_cond_t work_cond;  /* the worker: new work, resume, shutdown */
-    pthread_cond_t start_cond; /* registry_start: the worker opened its backend (or failed) */
+    const gand_executor_ops *exec; /* what trains the runs (executor.h) */
+    pthread_cond_t work_cond;      /* the local worker: new work, resume, shutdown */
+    pthread_cond_t start_cond;     /* registry_start: the worker opened its backend (or failed) */
 
     char state_dir[PATH_MAX];
     char runs_dir[PATH_MAX];
@@ -325,7 +327,6 @@ bool worker_evaluate_next(gand_registry *reg);
 /* ---- the local executor: the worker thread (executor_local.c) ---- */
 
 gk_backend *run_backend(gand_registry *reg, const gan_config *cfg, gan_error *err);
-void *worker_main(void *arg);
 
 /* ---- the façade (registry.c) ---- */
 
