@@ -383,17 +383,35 @@ static int cmp_queued(const void *a, const void *b)
 reg_status registry_list_runs(gand_registry *reg, char **json)
 {
     *json = NULL;
+    /* the memory first, with nothing locked (page faults included); more runs may have
+     * been created meanwhile: then again, with room for them */
     pthread_mutex_lock(&reg->lock);
-    int n = reg->nruns, nq = 0;
-    run_view *views = calloc((size_t)n + 1, sizeof *views);
-    queued_at *queued = malloc(((size_t)n + 1) * sizeof *queued);
-    int *pos = calloc((size_t)n + 1, sizeof *pos);
-    if (!views || !queued || !pos) {
+    int cap = reg->nruns + 16, n, nq = 0;
+    pthread_mutex_unlock(&reg->lock);
+    run_view *views;
+    queued_at *queued;
+    int *pos;
+    for (;;) {
+        views = malloc((size_t)cap * sizeof *views);
+        queued = malloc((size_t)cap * sizeof *queued);
+        pos = malloc((size_t)cap * sizeof *pos);
+        if (!views || !queued || !pos) {
+            free(views);
+            free(queued);
+            free(pos);
+            return REG_INTERNAL;
+        }
+        memset(views, 0, (size_t)cap * sizeof *views);
+        memset(pos, 0, (size_t)cap * sizeof *pos);
+        pthread_mutex_lock(&reg->lock);
+        n = reg->nruns;
+        if (n <= cap)
+            break;
         pthread_mutex_unlock(&reg->lock);
         free(views);
         free(queued);
         free(pos);
-        return REG_INTERNAL;
+        cap = n + 16;
     }
     for (int i = 0; i < n; i++)
         if (reg->runs[i]->state == RUN_QUEUED)
