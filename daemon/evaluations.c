@@ -189,6 +189,7 @@ reg_status registry_evaluate(gand_registry *reg, const char *id, int samples, ui
         return not_found(id, err);
     reg_status st = REG_OK;
     eval_lines l = {NULL, NULL};
+    evaluation queued = {0};
     pthread_mutex_lock(&r->io);
     pthread_mutex_lock(&reg->lock);
     const dataset_info *d = dataset_find(reg, r->cfg.dataset);
@@ -221,16 +222,20 @@ reg_status registry_evaluate(gand_registry *reg, const char *id, int samples, ui
             st = REG_INTERNAL;
         } else {
             l = eval_record_locked(reg, r, e, true);
-            *eval_json = print_and_delete(eval_cjson(r, e));
+            queued = *e;
+            queued.pinned = NULL;
             if (eval_id)
                 *eval_id = e->id;
-            log_info("run %s: evaluation %d queued (%d samples, seed %" PRIu64 ")", r->id, e->id,
-                     samples, seed);
         }
     }
     pthread_mutex_unlock(&reg->lock);
     eval_store(r, &l);
     pthread_mutex_unlock(&r->io);
+    if (queued.id > 0) { /* the answer and the log line, with nothing locked */
+        *eval_json = print_and_delete(eval_cjson(r, &queued));
+        log_info("run %s: evaluation %d queued (%d samples, seed %" PRIu64 ")", id, queued.id,
+                 samples, seed);
+    }
     run_put(reg, r);
     if (st == REG_OK && !*eval_json)
         st = REG_INTERNAL;

@@ -100,15 +100,16 @@ static void worker_queue_auto_eval(worker_run *w, g_snapshot *s)
     gand_registry *reg = w->reg;
     run *r = w->r;
     eval_lines l = {NULL, NULL};
+    char warning[640] = "";
     pthread_mutex_lock(&r->io);
     pthread_mutex_lock(&reg->lock);
     const dataset_info *d = dataset_find(reg, r->cfg.dataset);
     if (!d || !d->eval_ok) {
         if (!w->eval_warned)
-            log_warning("run %s: evaluate_every is %d, but data set '%s' cannot be evaluated "
-                        "on: %s",
-                        r->id, r->cfg.evaluate_every, r->cfg.dataset,
-                        d ? (d->ok ? d->eval_error : d->error) : "it is not configured");
+            str_printf(warning, sizeof warning,
+                       "run %s: evaluate_every is %d, but data set '%s' cannot be evaluated on: %s",
+                       r->id, r->cfg.evaluate_every, r->cfg.dataset,
+                       d ? (d->ok ? d->eval_error : d->error) : "it is not configured");
         w->eval_warned = true;
     } else {
         atomic_fetch_add(&s->refs, 1);
@@ -116,11 +117,14 @@ static void worker_queue_auto_eval(worker_run *w, g_snapshot *s)
         if (e)
             l = eval_record_locked(reg, r, e, true);
         else
-            log_err("run %s: out of memory queueing an evaluation", r->id);
+            str_printf(warning, sizeof warning, "run %s: out of memory queueing an evaluation",
+                       r->id);
     }
     pthread_mutex_unlock(&reg->lock);
     eval_store(r, &l);
     pthread_mutex_unlock(&r->io);
+    if (warning[0])
+        log_warning("%s", warning);
 }
 
 /* Epoch end: metrics line, epoch event, snapshot, grid, periodic checkpoint. 1 = device failure. */
@@ -448,6 +452,7 @@ static void *worker_main(void *arg)
 {
     gand_registry *reg = arg;
     char why[512];
+    bool lost = false;
     gk_backend *be = gk_backend_open(reg->device_req, why, sizeof why);
     pthread_mutex_lock(&reg->lock);
     str_printf(reg->be_why, sizeof reg->be_why, "%s", why);
@@ -485,11 +490,14 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&reg->lock);
         run_put_locked(r);
         if (reg->be_alt && gk_backend_error(reg->be_alt)) {
-            /* reopened when a run next names it */
-            log_warning("worker: closing the %s backend after: %s", reg->be_alt->ops->name,
-                        gk_backend_error(reg->be_alt));
-            gk_backend_close(reg->be_alt);
+            /* reopened when a run next names it; closed and logged with the lock let go */
+            gk_backend *alt = reg->be_alt;
             reg->be_alt = NULL;
+            pthread_mutex_unlock(&reg->lock);
+            log_warning("worker: closing the %s backend after: %s", alt->ops->name,
+                        gk_backend_error(alt));
+            gk_backend_close(alt);
+            pthread_mutex_lock(&reg->lock);
         }
         if (gk_backend_error(reg->be)) {
             /* a failed device context is not trusted for the next run */
@@ -501,14 +509,16 @@ static void *worker_main(void *arg)
             reg->be = nb;
             if (!nb) {
                 /* no heartbeat from here on: the watchdog restarts the daemon */
-                log_err("worker: the backend cannot be reopened (%s); training stops", why);
                 str_printf(reg->be_why, sizeof reg->be_why, "backend lost: %s", why);
+                lost = true;
                 break;
             }
         }
     }
     reg->worker_exited = true;
     pthread_mutex_unlock(&reg->lock);
+    if (lost)
+        log_err("worker: the backend cannot be reopened (%s); training stops", why);
     for (int i = 0; i < reg->ndatasets; i++) {
         if (reg->datasets[i].is_loaded) {
             gan_dataset_free(&reg->datasets[i].loaded);

@@ -615,6 +615,9 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
         return not_found(id, err);
     reg_status st = REG_OK;
     pending_files p = {NULL, NULL};
+    run_view view;
+    bool changed = false;
+    run_state from = RUN_QUEUED, to_state = RUN_QUEUED;
     pthread_mutex_lock(&r->io);
     pthread_mutex_lock(&reg->lock);
     run_state s = r->state, to = s;
@@ -662,12 +665,20 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
     if (state_is_final(to))
         r->finished_at = now_ms();
     p = prepare_files_locked(reg, r, true);
-    *run_json = print_and_delete(run_cjson_locked(reg, r));
-    log_info("run %s: %s → %s (%s requested)", r->id, state_names[s], state_names[to], action);
+    run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);
+    changed = true;
+    from = s;
+    to_state = to;
 out:
     pthread_mutex_unlock(&reg->lock);
     store_files(r, &p);
     pthread_mutex_unlock(&r->io);
+    if (changed) { /* the answer and the log line, with nothing locked */
+        *run_json = print_and_delete(run_view_cjson(&view));
+        run_view_free(&view);
+        log_info("run %s: %s → %s (%s requested)", id, state_names[from], state_names[to_state],
+                 action);
+    }
     run_put(reg, r);
     if (st == REG_OK && !*run_json)
         st = REG_INTERNAL;
