@@ -599,13 +599,13 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
                             gan_error *err)
 {
     *run_json = NULL;
-    enum { PAUSE, RESUME, STOP } act;
+    run_action act;
     if (action && strcmp(action, "pause") == 0)
-        act = PAUSE;
+        act = RUN_ACTION_PAUSE;
     else if (action && strcmp(action, "resume") == 0)
-        act = RESUME;
+        act = RUN_ACTION_RESUME;
     else if (action && strcmp(action, "stop") == 0)
-        act = STOP;
+        act = RUN_ACTION_STOP;
     else
         return gan_fail(err, "action", "action must be pause, resume or stop, got '%s'",
                         action ? action : ""),
@@ -625,29 +625,14 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
         st = not_found(id, err);
         goto out;
     }
-    switch (act) {
-    case PAUSE:
-        if (s == RUN_RUNNING || s == RUN_QUEUED)
-            to = RUN_PAUSED;
-        break;
-    case RESUME:
-        if (s == RUN_PAUSED)
-            to = r->active ? RUN_RUNNING : RUN_QUEUED;
-        else if (s == RUN_COMPLETED && !r->active && r->cfg.epochs > r->nmetrics)
-            to = RUN_QUEUED;
-        else if (s == RUN_COMPLETED) {
-            gan_fail(err, "",
-                     "cannot resume a run that is completed: it has done all %d of its epochs; "
-                     "raise epochs with PATCH first",
-                     r->nmetrics);
-            st = REG_CONFLICT;
-            goto out;
-        }
-        break;
-    case STOP:
-        if (s == RUN_QUEUED || s == RUN_RUNNING || s == RUN_PAUSED)
-            to = RUN_STOPPED;
-        break;
+    to = run_transition(s, act, r->active, r->cfg.epochs > r->nmetrics);
+    if (to == s && act == RUN_ACTION_RESUME && s == RUN_COMPLETED) {
+        gan_fail(err, "",
+                 "cannot resume a run that is completed: it has done all %d of its epochs; "
+                 "raise epochs with PATCH first",
+                 r->nmetrics);
+        st = REG_CONFLICT;
+        goto out;
     }
     if (to == s) {
         gan_fail(err, "", "cannot %s a run that is %s", action, state_names[s]);

@@ -238,6 +238,9 @@ typedef struct run_view {
     evaluation last_eval;
 } run_view;
 
+/* What a request asks of a run (POST /api/v1/runs/{id}/pause, resume, stop). */
+typedef enum run_action { RUN_ACTION_PAUSE, RUN_ACTION_RESUME, RUN_ACTION_STOP } run_action;
+
 /* ---- small helpers (util.c) ---- */
 
 __attribute__((format(printf, 3, 4))) int str_printf(char *buf, size_t len, const char *fmt, ...);
@@ -271,6 +274,16 @@ void run_put(gand_registry *reg, run *r);
 int run_iterations_per_epoch_locked(const gand_registry *reg, const run *r);
 int queue_position_locked(const gand_registry *reg, const run *r);
 bool set_state(gand_registry *reg, run *r, run_state s, const char *reason, bool only_if_running);
+/*
+ * The state machine of requests, as a pure table (runs.c): the state an action
+ * takes a run in state `from` to, given whether the worker holds it (`active`)
+ * and whether it has epochs left to train; `from` itself when it is refused.
+ *   pause   queued | running → paused
+ *   resume  paused → running (still held by the worker) or queued; completed →
+ *           queued when PATCH raised epochs above those done and the worker let go
+ *   stop    queued | running | paused → stopped
+ */
+run_state run_transition(run_state from, run_action action, bool active, bool epochs_left);
 
 /* ---- G snapshots (snapshots.c) ---- */
 

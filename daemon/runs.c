@@ -156,3 +156,20 @@ bool set_state(gand_registry *reg, run *r, run_state s, const char *reason, bool
     pthread_mutex_unlock(&r->io);
     return true;
 }
+
+run_state run_transition(run_state from, run_action action, bool active, bool epochs_left)
+{
+    switch (action) {
+    case RUN_ACTION_PAUSE:
+        return from == RUN_RUNNING || from == RUN_QUEUED ? RUN_PAUSED : from;
+    case RUN_ACTION_RESUME:
+        if (from == RUN_PAUSED)
+            return active ? RUN_RUNNING : RUN_QUEUED;
+        if (from == RUN_COMPLETED && !active && epochs_left)
+            return RUN_QUEUED;
+        return from;
+    case RUN_ACTION_STOP:
+        return from == RUN_QUEUED || from == RUN_RUNNING || from == RUN_PAUSED ? RUN_STOPPED : from;
+    }
+    return from;
+}
