@@ -211,6 +211,10 @@ static int ctx_score(parzen_ctx *c, const float *x, int n, const char *name, con
     }
 
     long seen = 0;
+    /* Distances in full fp32 whatever a trainer on the same backend asked for: TF32 is
+     * state of the backend (cuBLAS's math mode), and a run's precision is the run's. */
+    if (be->ops->set_tf32)
+        be->ops->set_tf32(be, false);
     for (int r0 = 0; r0 < n; r0 += c->block) {
         int rows = n - r0 < c->block ? n - r0 : c->block;
         rc = stage_rows(c, x, r0, rows, c->x_norm, name, err);

@@ -685,6 +685,10 @@ int gan_trainer_step(gan_trainer *t, gan_error *err)
         return gan_fail(err, "", "epoch %d is complete; finish it before stepping", t->epoch + 1);
     double t0 = now_seconds();
     gk_backend *be = t->be;
+    /* the run's precision, again at every step: an evaluation between two steps on the
+     * same backend sets its own (gan/parzen.c) */
+    if (be->ops->set_tf32)
+        be->ops->set_tf32(be, t->cfg.precision == GAN_PRECISION_TF32);
     if (t->graph && t->graph_batch != t->epoch_batch)
         drop_graph(t);
     sync_counters(t);

@@ -509,6 +509,47 @@ static void test_evaluate_train_and_test_files(void **state)
     free(g);
 }
 
+/* ---- precision: Parzen's distances never in TF32 ------------------------------ */
+
+static bool spy_tf32;       /* the math mode the spy backend is in */
+static int spy_sgemms_tf32; /* sgemm calls made while it was on */
+static void spy_set_tf32(gk_backend *b, bool on)
+{
+    (void)b;
+    spy_tf32 = on;
+}
+static void spy_sgemm(gk_backend *b, bool ta, bool tb, int m, int n, int k, float alpha,
+                      const float *a, int lda, const float *bb, int ldb, float beta, float *c,
+                      int ldc)
+{
+    spy_sgemms_tf32 += spy_tf32;
+    be->ops->sgemm(b, ta, tb, m, n, k, alpha, a, lda, bb, ldb, beta, c, ldc);
+}
+
+/* A trainer on the same backend may have left TF32 on: the evaluation turns it off. */
+static void test_evaluation_is_fp32(void **state)
+{
+    (void)state;
+    gk_backend_ops ops = *be->ops;
+    ops.set_tf32 = spy_set_tf32;
+    ops.sgemm = spy_sgemm;
+    gk_backend spy = *be;
+    spy.ops = &ops;
+    lcg_seed(5);
+    const int m = 40, nv = 20, nt = 30, d = 12;
+    float *s = uniform_set(m, d), *v = uniform_set(nv, d), *t = uniform_set(nt, d);
+    gan_parzen_result res;
+    gan_error err = {0};
+    spy_tf32 = true;
+    spy_sgemms_tf32 = 0;
+    assert_int_equal(gan_parzen_evaluate(&spy, s, m, v, nv, t, nt, d, &res, &err), 0);
+    assert_int_equal(spy_sgemms_tf32, 0);
+    assert_false(spy_tf32);
+    free(s);
+    free(v);
+    free(t);
+}
+
 /* ---- bad inputs --------------------------------------------------------- */
 
 #define EXPECT_FIELD(call, name)                                                                   \
@@ -603,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_evaluate_two_sets),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_splits),
+        cmocka_unit_test(test_evaluation_is_fp32),
         cmocka_unit_test(test_evaluate_train_and_test_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -396,6 +396,48 @@ static void test_checkpoint_module(void **state)
     free(d);
 }
 
+/* ---- precision ------------------------------------------------------------ */
+
+static bool spy_tf32;
+static int spy_sgemms, spy_sgemms_fp32;
+static void spy_set_tf32(gk_backend *b, bool on)
+{
+    (void)b;
+    spy_tf32 = on;
+}
+static void spy_sgemm(gk_backend *b, bool ta, bool tb, int m, int n, int k, float alpha,
+                      const float *a, int lda, const float *bb, int ldb, float beta, float *c,
+                      int ldc)
+{
+    spy_sgemms++;
+    spy_sgemms_fp32 += !spy_tf32;
+    be->ops->sgemm(b, ta, tb, m, n, k, alpha, a, lda, bb, ldb, beta, c, ldc);
+}
+
+/* A TF32 run's steps run in TF32 even after an evaluation turned the mode off. */
+static void test_tf32_run_keeps_its_precision(void **state)
+{
+    (void)state;
+    gk_backend_ops ops = *be->ops;
+    ops.set_tf32 = spy_set_tf32;
+    ops.sgemm = spy_sgemm;
+    gk_backend spy = *be;
+    spy.ops = &ops;
+    gan_config c = tiny_config();
+    c.precision = GAN_PRECISION_TF32;
+    gan_dataset ds = prefix(64);
+    gan_error err;
+    gan_trainer *t = gan_trainer_new(&spy, &c, &ds, &err);
+    assert_non_null(t);
+    spy_sgemms = spy_sgemms_fp32 = 0;
+    assert_int_equal(gan_trainer_step(t, &err), 0);
+    spy_set_tf32(&spy, false); /* what an evaluation in between does */
+    assert_int_equal(gan_trainer_step(t, &err), 0);
+    assert_true(spy_sgemms > 0);
+    assert_int_equal(spy_sgemms_fp32, 0);
+    gan_trainer_free(t);
+}
+
 /* ---- learning ----------------------------------------------------------- */
 
 /* One iteration per epoch, so each epoch record is one iteration's numbers. */
@@ -560,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_generator_average),
         cmocka_unit_test(test_checkpoint_of_other_model_rejected),
         cmocka_unit_test(test_checkpoint_module),
+        cmocka_unit_test(test_tf32_run_keeps_its_precision),
         cmocka_unit_test(test_discriminator_learns),
         cmocka_unit_test(test_batch_larger_than_data),
         cmocka_unit_test(test_counters_per_iteration),
