@@ -1157,10 +1157,21 @@ fail:
     return NULL;
 }
 
+/*
+ * After a failure the primary context may be poisoned (an illegal address, a
+ * kernel fault: every later call in the process fails the same way), and a
+ * new backend on it could not recover. So closing a failed backend resets the
+ * device, which drops the primary context and everything in it; the next
+ * gk_cuda_backend_open starts on a fresh one. gand holds at most one CUDA
+ * backend at a time (the worker's), so nothing else loses its memory.
+ */
 extern "C" void gk_cuda_backend_close(gk_backend *be)
 {
     if (!be)
         return;
+    bool failed = be->error[0] != '\0';
     destroy_ctx((cuda_ctx *)be->ctx);
     free(be);
+    if (failed)
+        cudaDeviceReset();
 }
