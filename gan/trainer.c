@@ -112,6 +112,7 @@ struct gan_trainer {
     bool graph_warm;         /* an eager iteration ran since the graph was last dropped */
     gk_counters graph_delta; /* what one iteration of `graph` adds to the counters */
     int graph_batch;         /* batch size the graph was captured with */
+    int64_t graph_launches;  /* iterations run by launching a captured graph */
 };
 
 /* The step counters of the backend block (the rest of the GK_COUNTERS are unused). */
@@ -639,6 +640,11 @@ int64_t gan_trainer_g_steps(const gan_trainer *t)
     return t->g_steps;
 }
 
+int64_t gan_trainer_graph_launches(const gan_trainer *t)
+{
+    return t->graph_launches;
+}
+
 void gan_trainer_set_config(gan_trainer *t, const gan_config *c)
 {
     drop_graph(t); /* lr, betas, g_loss and d_steps are baked into the captured launches */
@@ -694,6 +700,7 @@ int gan_trainer_step(gan_trainer *t, gan_error *err)
     sync_counters(t);
     if (t->graph) {
         be->ops->graph_launch(be, t->graph);
+        t->graph_launches++;
         /* count on the host what the graph's ops count on the backend */
         const gk_counters *d = &t->graph_delta;
         t->d_steps_done += d->v[CTR_D_STEP];
@@ -718,6 +725,7 @@ int gan_trainer_step(gan_trainer *t, gan_error *err)
                 t->graph_delta = delta;
                 t->graph_batch = t->epoch_batch;
                 be->ops->graph_launch(be, t->graph); /* captured ops have not run yet */
+                t->graph_launches++;
             }
         }
     }

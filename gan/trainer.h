@@ -69,6 +69,8 @@ int gan_trainer_epoch(const gan_trainer *t);     /* completed epochs */
 int gan_trainer_iteration(const gan_trainer *t); /* iterations done in the current epoch */
 int gan_trainer_iterations_per_epoch(const gan_trainer *t);
 int64_t gan_trainer_g_steps(const gan_trainer *t); /* total G steps (= iterations) so far */
+/* Iterations run by replaying a captured graph (0 on a backend without graphs): for tests. */
+int64_t gan_trainer_graph_launches(const gan_trainer *t);
 
 /*
  * Change the mutable fields (GAN_F_MUTABLE). Learning rates, betas, g_loss

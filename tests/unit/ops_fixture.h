@@ -85,6 +85,12 @@ static inline void expect_exact(const char *what, const float *got, const float 
     }
 }
 
+/* Whether the backend under test is a GPU (tests then use sizes beyond one wave of its grid). */
+static inline bool on_gpu(void)
+{
+    return strcmp(be->ops->name, "cpu") != 0;
+}
+
 #define TOL 1e-10 /* fp32 vs fp64: NMSE this small means agreement to ~1e-5 relative */
 
 /* Run `tests` once per backend built in, as group "<name>-<backend>"; the number failed. */

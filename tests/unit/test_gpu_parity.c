@@ -47,7 +47,7 @@ static double rel_diff(const float *a, const float *b, size_t n)
  */
 static int run(gk_backend *be, const gan_config *cfg, const gan_dataset *ds, int epochs,
                const gan_config *patch, int patch_epoch, int patch_iteration, double losses[][4],
-               float *g, float *d)
+               float *g, float *d, int64_t *graph_launches)
 {
     gan_error err;
     gan_trainer *t = gan_trainer_new(be, cfg, ds, &err);
@@ -72,6 +72,7 @@ static int run(gk_backend *be, const gan_config *cfg, const gan_dataset *ds, int
     }
     int rc =
         gan_trainer_download_generator(t, g, &err) | gan_trainer_download_discriminator(t, d, &err);
+    *graph_launches = gan_trainer_graph_launches(t);
     gan_trainer_free(t);
     return rc;
 fail:
@@ -82,18 +83,23 @@ fail:
 
 /*
  * Run cfg on backends a and b and compare losses and weights against `tol`
- * (relative). Returns 1 on a mismatch or a failed run, else 0.
+ * (relative). With `graphs`, b must have replayed captured graphs and a none
+ * (else "graphs vs eager" could compare eager with eager). Returns 1 on a
+ * mismatch or a failed run, else 0.
  */
 static int compare(const char *what, gk_backend *a, gk_backend *b, const gan_config *cfg,
                    const gan_dataset *ds, int epochs, const gan_config *patch, int patch_epoch,
-                   int patch_iteration, double tol)
+                   int patch_iteration, double tol, bool graphs)
 {
     size_t gn = gan_generator_param_count(cfg), dn = gan_discriminator_param_count(cfg);
     float *ga = malloc(gn * 4), *da = malloc(dn * 4), *gb = malloc(gn * 4), *db = malloc(dn * 4);
     double la[MAX_EPOCHS][4], lb[MAX_EPOCHS][4];
     int failed = 0;
-    if (run(a, cfg, ds, epochs, patch, patch_epoch, patch_iteration, la, ga, da) != 0 ||
-        run(b, cfg, ds, epochs, patch, patch_epoch, patch_iteration, lb, gb, db) != 0) {
+    int64_t launches_a = 0, launches_b = 0;
+    if (run(a, cfg, ds, epochs, patch, patch_epoch, patch_iteration, la, ga, da, &launches_a) !=
+            0 ||
+        run(b, cfg, ds, epochs, patch, patch_epoch, patch_iteration, lb, gb, db, &launches_b) !=
+            0) {
         printf("FAIL %s: a run failed\n", what);
         failed = 1;
         goto out;
@@ -117,6 +123,12 @@ static int compare(const char *what, gk_backend *a, gk_backend *b, const gan_con
            what, worst, epochs, rg, rd, tol, identical ? "; bit-identical" : "");
     if (rg > tol || rd > tol)
         failed = 1;
+    if (graphs && (launches_b == 0 || launches_a != 0)) {
+        printf("FAIL %s: %lld graph replays on %s and %lld on the eager side: not graphs vs "
+               "eager\n",
+               what, (long long)launches_b, b->device, (long long)launches_a);
+        failed = 1;
+    }
 out:
     free(ga);
     free(da);
@@ -159,13 +171,30 @@ int main(void)
     gan_dataset one = ds;
     one.count = BATCH;
     failed |= compare("cpu vs cuda, seed, 20 iterations", cpu, gpu, &cfg, &one, ITERATIONS, NULL,
-                      -1, -1, 1e-4);
+                      -1, -1, 1e-4, false);
+
+    /* every other part of the step on both backends: SGD with decay and a momentum ramp,
+     * clip_row_norms, the average of G's weights, uniform noise, sigmoid output, leaky
+     * ReLU, input and final dropout, label smoothing, minimax, two D steps */
+    gan_config all;
+    gan_config_preset(&all, "paper", NULL);
+    all.batch_size = BATCH;
+    all.momentum_epochs = 5;
+    all.g_ema = 0.99;
+    all.g_activation = GAN_G_ACT_LEAKY_RELU;
+    all.label_smoothing = 0.1;
+    all.g_loss = GAN_G_LOSS_MINIMAX;
+    all.d_steps = 2;
+    gan_dataset two = ds;
+    two.count = 2 * BATCH; /* two D batches an iteration */
+    failed |= compare("cpu vs cuda, paper + the rest, 20 iterations", cpu, gpu, &all, &two,
+                      ITERATIONS, NULL, -1, -1, 1e-4, false);
 
     /* 2. CUDA graphs vs eager CUDA */
     gan_dataset five = ds;
     five.count = 5 * BATCH; /* 5 iterations an epoch */
     failed |= compare("cuda graphs vs eager, seed, 4 epochs x 5", eager, gpu, &cfg, &five, 4, NULL,
-                      -1, -1, 1e-6);
+                      -1, -1, 1e-6, true);
 
     gan_config avg = cfg;
     avg.g_ema = 0.99;
@@ -173,7 +202,7 @@ int main(void)
     avg.g_activation = GAN_G_ACT_LEAKY_RELU;
     avg.g_output = GAN_G_OUTPUT_SIGMOID;
     failed |= compare("cuda graphs vs eager, g_ema + 2 D steps", eager, gpu, &avg, &five, 4, NULL,
-                      -1, -1, 1e-6);
+                      -1, -1, 1e-6, true);
 
     gan_config paper;
     gan_config_preset(&paper, "paper", NULL);
@@ -185,7 +214,7 @@ int main(void)
     gan_dataset paper_ds = ds;
     paper_ds.count = 5 * paper.batch_size;
     failed |= compare("cuda graphs vs eager, paper + patch", eager, gpu, &paper, &paper_ds, 4,
-                      &patch, 1, 2, 1e-6);
+                      &patch, 1, 2, 1e-6, true);
 
     printf("%s\n", failed ? "FAIL" : "PASS");
     gk_backend_close(gpu);

@@ -248,7 +248,10 @@ static void test_bias_maxout(void **state)
 static void test_relu_sigmoid(void **state)
 {
     (void)state;
-    size_t n = 70001; /* above the threading threshold, odd */
+    /* above the threading threshold, odd; on a GPU beyond one wave of a large grid (an
+     * H200: 132 SMs × 8 blocks × 256 threads ≈ 270,000 threads), so grid-stride loops go
+     * round more than once (on the CPU that size only slows valgrind down) */
+    size_t n = on_gpu() ? 1500007 : 70001;
     float *x = rand_vec(n, -3, 3), *dy = rand_vec(n, -1, 1);
     x[0] = 0.0f; /* ReLU at the kink: output 0, gradient 0 */
     double *ref = malloc(n * sizeof(double));
@@ -353,7 +356,7 @@ static void test_maxout(void **state)
 static void test_dropout(void **state)
 {
     (void)state;
-    size_t n = 100003;
+    size_t n = on_gpu() ? 4400009 : 100003; /* a thread per 4 elements: more than one wave */
     float p = 0.8f;
     gk_rng rng = {42, GK_PURPOSE_DROPOUT, {NULL, 7}};
     float *x = rand_vec(n, -1, 1);
@@ -511,7 +514,7 @@ static void test_sgd_momentum(void **state)
 static void test_fills(void **state)
 {
     (void)state;
-    size_t n = 200001;
+    size_t n = on_gpu() ? 4400009 : 200001; /* more than one wave on a GPU (test_relu_sigmoid) */
     gk_rng rng = {0x123456789abcdefULL, GK_PURPOSE_NOISE_D, {NULL, 3}};
     float *d = be->ops->alloc(be, n * 4);
     be->ops->fill_normal(be, d, n, rng, 0.0f, 1.0f);
