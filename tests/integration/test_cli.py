@@ -110,18 +110,20 @@ class TrainAndServeAgree(gandtest.DaemonTest):
     grids and Parzen figures from `gand train` as from a run of `gand serve`."""
 
     def test_same_config_same_numbers(self):
-        cfg = gandtest.tiny_config(dataset="mnist-10k", epochs=5, evaluate_every=2,
-                                   sample_every=2, checkpoint_every=1)
+        # the small set (2,000 digits), its last 200 held out, in both
+        cfg = gandtest.tiny_config(epochs=5, evaluate_every=2, sample_every=2, checkpoint_every=1)
         path = os.path.join(self.dir, "cfg.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
         out = os.path.join(self.dir, "cli")
-        rc, _, err = gand("train", "--config", path, "--out", out, "--device", "cpu")
+        rc, _, err = gand("train", "--config", path, "--data", self.small, "--holdout", "200",
+                          "--out", out, "--device", "cpu")
         self.assertEqual(rc, 0, err)
         with open(os.path.join(out, "metrics.jsonl")) as f:
             cli = [json.loads(line) for line in f]
 
-        d = self.daemon(extra_args=["--device", "cpu"]).start()
+        d = self.daemon(config=self.conf("[datasets]\nsmall.holdout = 200\n"),
+                        extra_args=["--device", "cpu"]).start()
         rid = d.create_run(cfg)
         d.wait_for(rid, lambda x: x["state"] == "completed", what="completed")
         d.wait_for(rid, lambda x: (x["last_evaluation"] or {}).get("result", {}).get("epoch") == 4,
