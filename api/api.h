@@ -24,8 +24,9 @@ typedef struct api_options {
     const char *javascript_dir; /* system JavaScript libraries, served under /javascript/ */
     const char *token;          /* bearer token (NULL or token_len 0: no authentication) */
     size_t token_len;
-    bool public_reads;        /* with a token: reads need none */
-    const char *tls_cert_pem; /* HTTPS when both are set (PEM texts, copied) */
+    bool public_reads;         /* with a token: reads need none */
+    const char *allowed_hosts; /* names a Host may carry besides IPs and localhost (or NULL) */
+    const char *tls_cert_pem;  /* HTTPS when both are set (PEM texts, copied) */
     const char *tls_key_pem;
 } api_options;
 

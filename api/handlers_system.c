@@ -90,7 +90,8 @@ enum MHD_Result h_openapi(api_request *req, const char *const *params)
 static const struct {
     const char *name, *description;
 } preset_descriptions[] = {
-    {"seed", "the PyTorch reference run of Goodfellow et al. 2014 (Adam 1e-3, batch 1024, 500 epochs)"},
+    {"seed",
+     "the PyTorch reference run of Goodfellow et al. 2014 (Adam 1e-3, batch 1024, 500 epochs)"},
     {"paper",
      "Goodfellow et al.'s pylearn2 configuration (SGD with momentum, dropout, sigmoid output)"},
     {"stable", "digits of all ten classes in a short CPU run (docs/stable-preset.md)"},

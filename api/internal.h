@@ -45,6 +45,8 @@ struct gand_api {
     size_t token_len;
     atomic_bool auth_on;
     atomic_bool public_reads;
+    /* origins (origin.c): host names a request's Host may carry besides IPs and localhost */
+    char allowed_hosts[1024];
     /* TLS (server.c): the PEM texts MHD was started with, wiped and freed by api_stop */
     char *tls_cert;
     char *tls_key;
@@ -128,6 +130,16 @@ bool api_body_is_json_object(api_request *req, enum MHD_Result *rc);
  * *ok = true: go on. *ok = false: a 401 problem has been queued; return rc.
  */
 enum MHD_Result api_auth_check(api_request *req, bool *ok);
+
+/* ---- origins (origin.c) ---- */
+
+/* Whether a Host header value names this server (an IP, localhost, or allowed_hosts). */
+bool api_host_allowed(const gand_api *api, const char *host);
+/*
+ * Refuse (403 problem, *ok false) a Host that does not name this server, and a
+ * write that a browser says comes from another origin; else *ok true.
+ */
+enum MHD_Result api_origin_check(api_request *req, bool *ok);
 
 /* ---- the handlers (router.c dispatches to them) ---- */
 

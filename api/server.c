@@ -160,7 +160,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (over_limit(conn))
             return too_many_connections(req);
         bool ok;
-        enum MHD_Result rc = api_auth_check(req, &ok);
+        enum MHD_Result rc = api_origin_check(req, &ok);
+        if (!ok)
+            return rc; /* before the body, as for auth */
+        rc = api_auth_check(req, &ok);
         if (!ok)
             return rc; /* before the body: MHD does not read it, and closes afterwards */
         const char *cl =
@@ -233,6 +236,8 @@ gand_api *api_start(const api_options *opt, char *err, size_t err_len)
     pthread_mutex_init(&api->auth_lock, NULL);
     api->max_connections = opt->limits->max_connections;
     api_set_auth(api, opt->token, opt->token_len, opt->public_reads);
+    snprintf(api->allowed_hosts, sizeof api->allowed_hosts, "%s",
+             opt->allowed_hosts ? opt->allowed_hosts : "");
     bool tls = opt->tls_cert_pem && opt->tls_key_pem;
     if (tls) {
         if (!api_tls_supported()) {

@@ -47,7 +47,8 @@ typedef enum key_kind {
     K_INT,
     K_LONG,
     K_FILE,
-    K_BOOL
+    K_BOOL,
+    K_HOSTS
 } key_kind;
 
 typedef struct key_desc {
@@ -72,6 +73,7 @@ static const key_desc keys[] = {
     /* the token file is re-read on SIGHUP; see cmd/serve.c's reload */
     {"server", "token_file", K_FILE, OFF(token_file), 0, 0, true, NULL},
     {"server", "public_reads", K_BOOL, OFF(public_reads), 0, 0, true, NULL},
+    {"server", "allowed_hosts", K_HOSTS, OFF(allowed_hosts), 0, 0, false, NULL},
     {"limits", "max_body_bytes", K_LONG, OFF(limits.max_body_bytes), 1024, 1L << 30, true, NULL},
     {"limits", "max_connections", K_INT, OFF(limits.max_connections), 2, 10000, false, NULL},
     {"limits", "connection_timeout_s", K_INT, OFF(limits.connection_timeout_s), 0, 86400, false,
@@ -263,6 +265,21 @@ static int set_key(gand_settings *s, const key_desc *k, const char *value, const
         snprintf(msg, len, "must be true or false (or yes/no, on/off, 1/0), got '%s'", value);
         return -1;
     }
+    case K_HOSTS: /* names separated by commas or spaces, each 1..253 of A-Z a-z 0-9 . - */
+        for (const char *c = value; *c; c++)
+            if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+                  (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == ',' || *c == ' ')) {
+                snprintf(msg, len,
+                         "must be host names (A-Z a-z 0-9 . -) separated by commas, got '%s'",
+                         value);
+                return -1;
+            }
+        if (strlen(value) >= sizeof s->allowed_hosts) {
+            snprintf(msg, len, "is longer than %zu bytes", sizeof s->allowed_hosts - 1);
+            return -1;
+        }
+        snprintf(p, sizeof s->allowed_hosts, "%s", value);
+        return 0;
     case K_DEVICE:
         for (size_t i = 0; i < sizeof device_names / sizeof device_names[0]; i++)
             if (strcmp(value, device_names[i]) == 0) {
@@ -686,6 +703,7 @@ static bool key_equal(const gand_settings *a, const gand_settings *b, const key_
     case K_PATH:
     case K_DEVICE:
     case K_FILE:
+    case K_HOSTS:
         return strcmp(pa, pb) == 0;
     case K_BOOL:
         return memcmp(pa, pb, sizeof(bool)) == 0;

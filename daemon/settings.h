@@ -46,6 +46,7 @@ typedef struct gand_settings {
     char javascript_dir[PATH_MAX]; /* system JavaScript libraries (/javascript/); "" = none */
     char token_file[PATH_MAX];     /* bearer token for the API; "" = no authentication */
     bool public_reads;             /* with a token: GET/HEAD need none (writes still do) */
+    char allowed_hosts[1024]; /* host names a request's Host may carry, besides IPs and localhost */
     gand_limits limits;
     char tls_cert[PATH_MAX]; /* [tls] PEM certificate (chain); "" = plain HTTP */
     char tls_key[PATH_MAX];  /* [tls] its PEM private key */

@@ -483,6 +483,69 @@ class Limits(gandtest.DaemonTest):
         return out
 
 
+class Origins(gandtest.DaemonTest):
+    """A web page of another site cannot drive gand: Host must name this server, and a
+    browser's cross-origin writes are refused; curl-like clients are not affected."""
+
+    def test_host_must_name_this_server(self):
+        d = self.daemon(config=self.conf("[server]\nallowed_hosts = gand.lab, Trainer-1\n")).start()
+        for host in ("127.0.0.1:%d" % d.port, "localhost:%d" % d.port, "LOCALHOST",
+                     "[::1]:%d" % d.port, "10.0.0.7", "gand.lab:8080", "trainer-1"):
+            with self.subTest(host=host):
+                self.assertEqual(d.request("GET", "/api/v1/runs", headers={"Host": host}).status,
+                                 200)
+        # DNS rebinding: the attacker's own name, for reads and writes alike
+        for method, path in (("GET", "/api/v1/runs"), ("POST", "/api/v1/runs"),
+                             ("GET", "/healthz")):
+            for host in ("evil.example", "evil.example:%d" % d.port, "gand.lab.evil.example"):
+                with self.subTest(method=method, host=host):
+                    r = d.request(method, path, headers={"Host": host})
+                    p = self.assertProblem(r, 403)
+                    self.assertEqual(p["type"], "urn:gand:problem:host-not-allowed")
+                    self.assertIn(host.split(":")[0], p["detail"])
+                    self.assertIn("allowed_hosts", p["detail"])
+        self.assertEqual(d.get_json("/api/v1/runs")["runs"], [], "no run was created")
+        self.assertEqual(d.stop(), 0)
+
+    def test_cross_origin_writes_are_refused(self):
+        d = self.daemon().start()
+        rid = d.create_run(gandtest.tiny_config(epochs=100000, checkpoint_every=1000))
+        own = "http://127.0.0.1:%d" % d.port
+        attacks = [
+            ("POST", "/api/v1/runs", {"Origin": "http://evil.example"}),           # no body
+            ("POST", "/api/v1/runs/%s/stop" % rid, {"Origin": "null"}),            # sandboxed
+            ("POST", "/api/v1/runs/%s/stop" % rid, {"Origin": own + "1"}),         # other port
+            ("DELETE", "/api/v1/runs/%s" % rid, {"Sec-Fetch-Site": "cross-site"}),
+            ("PATCH", "/api/v1/runs/%s" % rid, {"Sec-Fetch-Site": "same-site"}),
+        ]
+        for method, path, headers in attacks:
+            with self.subTest(method=method, headers=headers):
+                r = d.request(method, path, headers=dict(headers, **{"Content-Type": "text/plain"}))
+                p = self.assertProblem(r, 403)
+                self.assertEqual(p["type"], "urn:gand:problem:cross-origin")
+        self.assertEqual(len(d.get_json("/api/v1/runs")["runs"]), 1)
+        self.assertEqual(d.run(rid)["state"], "running")
+        # reads from anywhere are fine (the same-origin policy keeps their answers from the
+        # page); its own pages and non-browser clients may write
+        self.assertEqual(d.request("GET", "/api/v1/runs", headers={"Origin": "http://evil.example",
+                                                                   "Sec-Fetch-Site": "cross-site"}
+                                   ).status, 200)
+        r = d.request("POST", "/api/v1/runs/%s/pause" % rid,
+                      headers={"Origin": own, "Sec-Fetch-Site": "same-origin"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(d.request("POST", "/api/v1/runs/%s/stop" % rid,
+                                   headers={"Sec-Fetch-Site": "none"}).status, 200)
+        self.assertEqual(d.stop(), 0)
+
+    def test_allowed_hosts_is_checked(self):
+        rc = subprocess.run([gandtest.GAND, "serve", "--check", "--config",
+                             self.conf("[server]\nallowed_hosts = good.name, bad/name\n")],
+                            capture_output=True, text=True)
+        self.assertEqual(rc.returncode, 2, rc)
+        self.assertIn("allowed_hosts", rc.stderr)
+        self.assertIn("host names", rc.stderr)
+
+
 def main():
     if sys.argv[1:] == ["TLS"]:
         why = tls_unavailable()
