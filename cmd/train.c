@@ -190,14 +190,14 @@ int gand_cmd_train(int argc, char **argv)
         cfg.epochs = (int)epochs;
 
     gand_cli_data data;
-    if (dataset && data_path) {
-        fprintf(stderr, "gand train: give either --dataset or --data, not both\n");
-        return 2;
-    }
-    if (dataset)
+    if (dataset && !data_path)
         snprintf(cfg.dataset, sizeof cfg.dataset, "%s", dataset);
-    if (gand_cli_data_load("train", data_path ? NULL : cfg.dataset, data_path, test_path, holdout,
-                           &data) != 0)
+    /* --dataset, else --data, else the config's data set; both flags: cli_data says so */
+    if (gand_cli_data_load("train",
+                           dataset     ? dataset
+                           : data_path ? NULL
+                                       : cfg.dataset,
+                           data_path, test_path, holdout, &data) != 0)
         return 2;
     gan_dataset train_ds = data.train;
     train_ds.count = data.split.train_count;

@@ -502,7 +502,8 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
         pthread_mutex_lock(&reg->lock);
         const gan_config base = r->cfg;
         const uint64_t version = r->cfg_version;
-        /* not yet started: the whole run uses the new values; else from the next step or epoch */
+        /* a run that never started uses the new values throughout; else from the next step or epoch
+         */
         const bool fresh =
             r->state == RUN_QUEUED && !r->active && r->checkpoint_epoch < 0 && r->nmetrics == 0;
         const bool gone = r->removed, closed = r->state == RUN_STOPPED || r->state == RUN_FAILED;
@@ -722,24 +723,31 @@ reg_status registry_metrics(gand_registry *reg, const char *id, int since, char 
     *json = NULL;
     if (since < 0)
         since = 0;
+    run *r = run_get(reg, id);
+    if (!r)
+        return REG_NOT_FOUND;
+    /* the records are copied under the lock and formatted after */
+    pthread_mutex_lock(&reg->lock);
+    int from = since < r->nmetrics ? since : r->nmetrics, n = r->nmetrics - from;
+    gan_epoch_metrics *copy = malloc(((size_t)n + 1) * sizeof *copy);
+    if (copy && n > 0)
+        memcpy(copy, r->metrics + from, (size_t)n * sizeof *copy);
+    pthread_mutex_unlock(&reg->lock);
+    if (!copy) {
+        run_put(reg, r);
+        return REG_INTERNAL;
+    }
     sb b = {0};
     char line[1024];
-    pthread_mutex_lock(&reg->lock);
-    run *r = run_find_locked(reg, id);
-    if (!r) {
-        pthread_mutex_unlock(&reg->lock);
-        return REG_NOT_FOUND;
-    }
-    sb_printf(&b, "{\"run\":\"%s\",\"since\":%d,\"epochs\":[", r->id, since);
-    bool first = true;
-    for (int i = since < r->nmetrics ? since : r->nmetrics; i < r->nmetrics; i++) {
-        gan_epoch_metrics_json(&r->metrics[i], line, sizeof line);
-        sb_puts(&b, first ? "" : ",");
+    sb_printf(&b, "{\"run\":\"%s\",\"since\":%d,\"epochs\":[", id, since);
+    for (int i = 0; i < n; i++) {
+        gan_epoch_metrics_json(&copy[i], line, sizeof line);
+        sb_puts(&b, i ? "," : "");
         sb_puts(&b, line);
-        first = false;
     }
-    pthread_mutex_unlock(&reg->lock);
     sb_puts(&b, "]}");
+    free(copy);
+    run_put(reg, r);
     *json = sb_take(&b);
     return *json ? REG_OK : REG_INTERNAL;
 }

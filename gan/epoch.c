@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -26,29 +27,41 @@ gan_epoch_plan gan_epoch_plan_for(const gan_config *cfg, int epoch)
     return p;
 }
 
-/* The record's fields and how each prints (raw text, so a cJSON tree prints the same line). */
+/* The record's fields in order, and how each prints: the one definition of the format. */
+typedef struct metric_field {
+    const char *name, *fmt;
+    double v;
+} metric_field;
+enum { METRIC_FIELDS = 12 };
+
+static void metric_fields(const gan_epoch_metrics *m, metric_field f[METRIC_FIELDS])
+{
+    const metric_field all[METRIC_FIELDS] = {
+        {"epoch", "%.0f", m->epoch},
+        {"d_real", "%.6g", m->d_real},
+        {"d_fake", "%.6g", m->d_fake},
+        {"d_loss", "%.6g", m->d_loss},
+        {"g_loss", "%.6g", m->g_loss},
+        {"d_x", "%.6g", m->d_x},
+        {"d_g_z", "%.6g", m->d_g_z},
+        {"seconds", "%.4f", m->seconds},
+        {"samples_per_sec", "%.1f", m->samples_per_sec},
+        {"lr_d", "%.6g", m->lr_d},
+        {"lr_g", "%.6g", m->lr_g},
+        {"batch_size", "%.0f", m->batch_size},
+    };
+    memcpy(f, all, sizeof all);
+}
+
 cJSON *gan_epoch_metrics_cjson(const gan_epoch_metrics *m)
 {
-    const struct {
-        const char *name, *fmt;
-        double v;
-    } f[] = {{"epoch", "%.0f", m->epoch},
-             {"d_real", "%.6g", m->d_real},
-             {"d_fake", "%.6g", m->d_fake},
-             {"d_loss", "%.6g", m->d_loss},
-             {"g_loss", "%.6g", m->g_loss},
-             {"d_x", "%.6g", m->d_x},
-             {"d_g_z", "%.6g", m->d_g_z},
-             {"seconds", "%.4f", m->seconds},
-             {"samples_per_sec", "%.1f", m->samples_per_sec},
-             {"lr_d", "%.6g", m->lr_d},
-             {"lr_g", "%.6g", m->lr_g},
-             {"batch_size", "%.0f", m->batch_size}};
+    metric_field f[METRIC_FIELDS];
+    metric_fields(m, f);
     cJSON *o = cJSON_CreateObject();
-    for (size_t i = 0; o && i < sizeof f / sizeof f[0]; i++) {
+    for (size_t i = 0; o && i < METRIC_FIELDS; i++) {
         char num[64];
         snprintf(num, sizeof num, f[i].fmt, f[i].v);
-        if (!cJSON_AddRawToObject(o, f[i].name, num)) {
+        if (!cJSON_AddRawToObject(o, f[i].name, num)) { /* raw: it prints exactly that text */
             cJSON_Delete(o);
             o = NULL;
         }
@@ -56,13 +69,22 @@ cJSON *gan_epoch_metrics_cjson(const gan_epoch_metrics *m)
     return o;
 }
 
+/* Formatted straight into buf, no allocation: the daemon writes and serves many of these. */
 void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len)
 {
-    cJSON *o = gan_epoch_metrics_cjson(m);
-    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-    snprintf(buf, len, "%s", s ? s : "{}");
-    cJSON_free(s);
-    cJSON_Delete(o);
+    metric_field f[METRIC_FIELDS];
+    metric_fields(m, f);
+    size_t at = 0;
+    for (size_t i = 0; i < METRIC_FIELDS && at < len; i++) {
+        int n = snprintf(buf + at, len - at, "%s\"%s\":", i ? "," : "{", f[i].name);
+        if (n < 0)
+            break;
+        at += (size_t)n;
+        if (at < len && (n = snprintf(buf + at, len - at, f[i].fmt, f[i].v)) > 0)
+            at += (size_t)n;
+    }
+    if (at < len)
+        snprintf(buf + at, len - at, "}");
 }
 
 int gan_epoch_grid_write(const gan_config *cfg, const float *g_params, const char *path,

@@ -26,8 +26,8 @@
 #include "kernels/elementwise.h"
 
 /* ---- graph replay, emulated on the CPU ----------------------------------
- * A backend that wraps the CPU's ops and implements graph_* as CUDA's stream
- * capture behaves: between graph_begin and graph_end the ops are recorded,
+ * A backend that wraps the CPU's ops and whose graph_* behave as CUDA's stream
+ * capture does: between graph_begin and graph_end the ops are recorded,
  * not run, and graph_launch runs the recording again with the arguments the
  * ops were issued with. Anything per-iteration that the trainer baked into
  * an op's arguments instead of reading it through a gk_step, a counter the

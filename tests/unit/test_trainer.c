@@ -16,8 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "gan/checkpoint.h"
 #include "gan/config.h"
+#include "gan/epoch.h"
 #include "gan/idx.h"
 #include "gan/safetensors.h"
 #include "gan/trainer.h"
@@ -396,6 +399,41 @@ static void test_checkpoint_module(void **state)
     free(d);
 }
 
+/* ---- the epoch record ----------------------------------------------------- */
+
+/* One format (gan/epoch.c): the line, and a cJSON tree that prints the same line. */
+static void test_epoch_record_format(void **state)
+{
+    (void)state;
+    gan_epoch_metrics m = {.epoch = 12,
+                           .iterations = 7,
+                           .d_real = 0.25,
+                           .d_fake = 1.0 / 3.0,
+                           .d_loss = 0.5833333,
+                           .g_loss = 2.5e-7,
+                           .d_x = 0.9,
+                           .d_g_z = 0.1,
+                           .seconds = 1.23456,
+                           .samples_per_sec = 1234.56,
+                           .lr_d = 2e-4,
+                           .lr_g = 1e-3,
+                           .batch_size = 32};
+    char line[1024];
+    gan_epoch_metrics_json(&m, line, sizeof line);
+    assert_string_equal(line, "{\"epoch\":12,\"d_real\":0.25,\"d_fake\":0.333333,"
+                              "\"d_loss\":0.583333,\"g_loss\":2.5e-07,\"d_x\":0.9,"
+                              "\"d_g_z\":0.1,\"seconds\":1.2346,\"samples_per_sec\":1234.6,"
+                              "\"lr_d\":0.0002,\"lr_g\":0.001,\"batch_size\":32}");
+    cJSON *o = gan_epoch_metrics_cjson(&m);
+    char *printed = cJSON_PrintUnformatted(o);
+    assert_string_equal(printed, line);
+    cJSON_free(printed);
+    cJSON_Delete(o);
+    char cut[20]; /* a short buffer is filled, never overrun */
+    gan_epoch_metrics_json(&m, cut, sizeof cut);
+    assert_int_equal(strlen(cut), sizeof cut - 1);
+}
+
 /* ---- precision ------------------------------------------------------------ */
 
 static bool spy_tf32;
@@ -603,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_of_other_model_rejected),
         cmocka_unit_test(test_checkpoint_module),
         cmocka_unit_test(test_tf32_run_keeps_its_precision),
+        cmocka_unit_test(test_epoch_record_format),
         cmocka_unit_test(test_discriminator_learns),
         cmocka_unit_test(test_batch_larger_than_data),
         cmocka_unit_test(test_counters_per_iteration),
