@@ -124,6 +124,12 @@ static void put_runs(text_buf *b, const gand_registry_stats *st)
         if (st->runs[i].has_evaluation)
             put(b, "gand_run_parzen_log_likelihood_stderr{run=\"%s\"} %.9g\n", st->runs[i].id,
                 st->runs[i].parzen_stderr);
+    put(b, "# HELP gand_run_alerts_total Watch rules of a run that fired, by kind.\n"
+           "# TYPE gand_run_alerts_total counter\n");
+    for (int i = 0; i < st->nruns; i++)
+        for (int k = 0; k < GAN_WATCH_KINDS; k++)
+            put(b, "gand_run_alerts_total{run=\"%s\",kind=\"%s\"} %d\n", st->runs[i].id,
+                gan_watch_kind_name((gan_watch_kind)k), st->runs[i].alerts[k]);
     put(b,
         "# HELP gand_evaluations_queued Evaluations waiting for the worker.\n"
         "# TYPE gand_evaluations_queued gauge\n"

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cmd/commands.h"
 #include "gan/epoch.h"
 #include "daemon/paths.h"
@@ -58,6 +60,24 @@ static void usage(FILE *f)
 }
 
 /* The epoch's fixed-noise grid, samples/epoch-NNNNNN.png. */
+/*
+ * The watch rules on the newest epoch record: each alert on stderr. -1 when a
+ * rule whose action is pause fired (the run ends, exit status 3).
+ */
+static int watch_epoch(const gan_watch *w, const gan_epoch_metrics *history, int n)
+{
+    gan_alert fired[GAN_WATCH_MAX];
+    int k = gan_watch_after_epoch(w, history, n, fired, GAN_WATCH_MAX);
+    int rc = 0;
+    for (int i = 0; i < k; i++) {
+        fprintf(stderr, "gand train: alert (watch rule %d, %s): %s\n", fired[i].rule,
+                gan_watch_kind_name(fired[i].kind), fired[i].message);
+        if (fired[i].action == GAN_WATCH_PAUSE)
+            rc = -1;
+    }
+    return rc;
+}
+
 static int render_grid(gan_trainer *t, const char *dir, int epoch, gan_error *err)
 {
     const gan_config *cfg = gan_trainer_config(t);
@@ -94,6 +114,43 @@ static int evaluate(gan_trainer *t, gk_backend *be, const gand_cli_data *data, c
 }
 
 /* Cut metrics.jsonl to the lines of epochs ≤ keep (after a resume). */
+/* The records of metrics.jsonl (after truncate_metrics): the history the watch rules see. */
+static int read_history(const char *path, gan_epoch_metrics **out, int *n, int *cap)
+{
+    uint8_t *data;
+    size_t len;
+    if (gan_read_file(path, &data, &len, (size_t)1 << 30, NULL) != 0)
+        return 0; /* no history: the rules start afresh */
+    char *text = realloc(data, len + 1);
+    if (!text) {
+        free(data);
+        return -1;
+    }
+    text[len] = '\0';
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(l);
+        gan_epoch_metrics m;
+        int ok = gan_epoch_metrics_from_cjson(o, &m);
+        cJSON_Delete(o);
+        if (ok != 0)
+            continue;
+        if (*n == *cap) {
+            int c = *cap ? 2 * *cap : 64;
+            gan_epoch_metrics *h = realloc(*out, (size_t)c * sizeof *h);
+            if (!h) {
+                free(text);
+                return -1;
+            }
+            *out = h;
+            *cap = c;
+        }
+        (*out)[(*n)++] = m;
+    }
+    free(text);
+    return 0;
+}
+
 static void truncate_metrics(const char *path, int keep)
 {
     uint8_t *data;
@@ -284,7 +341,13 @@ int gand_cmd_train(int argc, char **argv)
 
     int status = 0;
     const gan_config *live = gan_trainer_config(t);
-    while (gan_trainer_epoch(t) < live->epochs) {
+    gan_epoch_metrics *history = NULL; /* the run's epoch records, for the watch rules */
+    int nhistory = 0, history_cap = 0;
+    if (resuming && read_history(metrics, &history, &nhistory, &history_cap) != 0) {
+        fprintf(stderr, "gand train: out of memory reading %s\n", metrics);
+        status = 1;
+    }
+    while (status == 0 && gan_trainer_epoch(t) < live->epochs) {
         if (stop_requested) {
             fprintf(stderr, "gand train: stopping at epoch %d, iteration %d\n",
                     gan_trainer_epoch(t), gan_trainer_iteration(t));
@@ -328,11 +391,28 @@ int gand_cmd_train(int argc, char **argv)
             status = 1;
             break;
         }
+        if (nhistory == history_cap) {
+            int cap = history_cap ? 2 * history_cap : 64;
+            gan_epoch_metrics *h = realloc(history, (size_t)cap * sizeof *h);
+            if (!h) {
+                fprintf(stderr, "gand train: out of memory keeping the epoch records\n");
+                status = 1;
+                break;
+            }
+            history = h;
+            history_cap = cap;
+        }
+        history[nhistory++] = m;
+        if (watch_epoch(&live->watch, history, nhistory) != 0) {
+            status = 3;
+            break;
+        }
     }
+    free(history);
     if (status != 1 && gan_trainer_save(t, ckpt, &err) != 0) {
         fprintf(stderr, "gand train: checkpoint: %s\n", err.message);
         status = 1;
-    } else if (status == 130) {
+    } else if (status == 130 || status == 3) {
         fprintf(stderr, "gand train: checkpoint written to %s; run the same command to resume\n",
                 ckpt);
     }

@@ -127,6 +127,32 @@ static void worker_queue_auto_eval(worker_run *w, g_snapshot *s)
         log_warning("%s", warning);
 }
 
+/*
+ * The watch rules on the epoch just recorded: they look back at most as far as
+ * the longest d_wins streak, so that much of the history is copied out.
+ */
+static void worker_watch_epoch(worker_run *w, const gan_config *live)
+{
+    int look = 0;
+    for (int i = 0; i < live->watch.n; i++)
+        if (live->watch.rules[i].kind == GAN_WATCH_D_WINS && live->watch.rules[i].epochs > look)
+            look = live->watch.rules[i].epochs;
+    if (look == 0)
+        return;
+    look++; /* and the epoch before the streak */
+    gan_epoch_metrics *tail = malloc((size_t)look * sizeof *tail);
+    if (!tail)
+        return;
+    pthread_mutex_lock(&w->reg->lock);
+    int n = w->r->nmetrics < look ? w->r->nmetrics : look;
+    memcpy(tail, w->r->metrics + (w->r->nmetrics - n), (size_t)n * sizeof *tail);
+    pthread_mutex_unlock(&w->reg->lock);
+    gan_alert fired[GAN_WATCH_MAX];
+    int k = gan_watch_after_epoch(&live->watch, tail, n, fired, GAN_WATCH_MAX);
+    free(tail);
+    alerts_raise(w->reg, w->r, fired, k);
+}
+
 /* Epoch end: metrics line, epoch event, snapshot, grid, periodic checkpoint. 1 = device failure. */
 static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error *err)
 {
@@ -172,6 +198,7 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
         return gan_fail(err, "metrics", "cannot append to %s: %s", path, strerror(io_errno));
     }
     w->history_behind = false;
+    worker_watch_epoch(w, live);
 
     g_snapshot *s = snapshot_from_trainer(w->t, live, err);
     if (!s)

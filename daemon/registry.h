@@ -228,6 +228,7 @@ typedef struct gand_run_stats {
     bool has_metrics, has_evaluation;
     gan_epoch_metrics last;          /* when has_metrics */
     double parzen_ll, parzen_stderr; /* when has_evaluation */
+    int alerts[GAN_WATCH_KINDS];     /* watch rules that fired, by kind */
 } gand_run_stats;
 
 typedef struct gand_registry_stats {

@@ -38,6 +38,7 @@
 #include "gan/png_grid.h"
 #include "gan/safetensors.h"
 #include "gan/trainer.h"
+#include "gan/watch.h"
 
 enum {
     RUN_ID_MAX = 40,        /* longest id accepted from a request */
@@ -142,6 +143,8 @@ typedef struct run {
     evaluation *evals; /* by id: evals[i].id == i + 1 */
     int nevals, evals_cap;
     int evals_pending; /* queued or running */
+    gan_alert *alerts; /* the watch rules that fired (alerts.c), oldest first */
+    int nalerts, alerts_cap;
 } run;
 
 typedef struct dataset_info {
@@ -236,7 +239,11 @@ typedef struct run_view {
     int checkpoint_epoch;
     const dataset_info *dataset;
     evaluation last_eval;
+    gan_alert *alerts; /* the newest RUN_VIEW_ALERTS, oldest first (owned) */
+    int nalerts, alerts_total;
 } run_view;
+
+enum { RUN_VIEW_ALERTS = 10 }; /* alerts a run's JSON shows; events have them all */
 
 /* What a request asks of a run (POST /api/v1/runs/{id}/pause, resume, stop). */
 typedef enum run_action { RUN_ACTION_PAUSE, RUN_ACTION_RESUME, RUN_ACTION_STOP } run_action;
@@ -313,6 +320,13 @@ char *state_event_data_locked(const run *r);
 
 uint64_t event_add_locked(gand_registry *reg, run *r, const char *kind, char *data);
 char *event_line(const char *kind, int epoch, const char *data);
+
+/* ---- alerts: watch rules that fired (alerts.c) ---- */
+
+/* Publish n alerts of run r (nothing locked); pauses it when one says so. Returns true then. */
+bool alerts_raise(gand_registry *reg, run *r, const gan_alert *a, int n);
+/* Remember an alert read back from events.jsonl (reg->lock held or not yet shared). */
+void alert_keep_locked(run *r, const gan_alert *a);
 
 /* ---- the run store: a run's files (run_store.c) ---- */
 

@@ -170,12 +170,20 @@ void run_view_take_locked(const gand_registry *reg, const run *r, int queue_posi
         v->last_eval = *e;
         v->last_eval.pinned = NULL;
     }
+    v->alerts_total = r->nalerts;
+    int na = r->nalerts < RUN_VIEW_ALERTS ? r->nalerts : RUN_VIEW_ALERTS;
+    if (na > 0 && (v->alerts = malloc((size_t)na * sizeof *v->alerts))) {
+        memcpy(v->alerts, r->alerts + (r->nalerts - na), (size_t)na * sizeof *v->alerts);
+        v->nalerts = na;
+    }
 }
 
 void run_view_free(run_view *v)
 {
     free(v->samples);
+    free(v->alerts);
     v->samples = NULL;
+    v->alerts = NULL;
 }
 
 /* The API's run object (registry.h), from a view: called with nothing locked. */
@@ -202,6 +210,10 @@ cJSON *run_view_cjson(const run_view *v)
     add_number_or_null(o, "checkpoint_epoch", v->checkpoint_epoch >= 0, v->checkpoint_epoch);
     cJSON_AddItemToObject(o, "split", split_cjson(v->dataset));
     add_item_or_null(o, "last_evaluation", v->has_eval ? eval_json(v->id, &v->last_eval) : NULL);
+    cJSON_AddNumberToObject(o, "alerts_total", v->alerts_total);
+    cJSON *al = cJSON_AddArrayToObject(o, "alerts");
+    for (int i = 0; i < v->nalerts; i++)
+        cJSON_AddItemToArray(al, gan_alert_to_cjson(&v->alerts[i]));
     return o;
 }
 

@@ -61,36 +61,6 @@ void persist_run(gand_registry *reg, run *r)
 
 /* ---- checkpoints and metrics files ------------------------------------ */
 
-static bool metrics_from_json(const cJSON *o, gan_epoch_metrics *m)
-{
-    static const char *const names[] = {"epoch",           "d_real", "d_fake", "d_loss",
-                                        "g_loss",          "d_x",    "d_g_z",  "seconds",
-                                        "samples_per_sec", "lr_d",   "lr_g",   "batch_size"};
-    double v[12];
-    if (!cJSON_IsObject(o))
-        return false;
-    for (int i = 0; i < 12; i++) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, names[i]);
-        if (!cJSON_IsNumber(it))
-            return false;
-        v[i] = it->valuedouble;
-    }
-    memset(m, 0, sizeof *m);
-    m->epoch = (int)v[0];
-    m->d_real = v[1];
-    m->d_fake = v[2];
-    m->d_loss = v[3];
-    m->g_loss = v[4];
-    m->d_x = v[5];
-    m->d_g_z = v[6];
-    m->seconds = v[7];
-    m->samples_per_sec = v[8];
-    m->lr_d = v[9];
-    m->lr_g = v[10];
-    m->batch_size = (int)v[11];
-    return true;
-}
-
 /* metrics.jsonl's text for the records in memory (under reg->lock). */
 char *metrics_text_locked(const run *r)
 {
@@ -124,7 +94,7 @@ static int load_metrics(run *r, bool *cut)
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         cJSON *o = cJSON_Parse(line);
         gan_epoch_metrics m;
-        bool ok = metrics_from_json(o, &m) && m.epoch == r->nmetrics + 1;
+        bool ok = gan_epoch_metrics_from_cjson(o, &m) == 0 && m.epoch == r->nmetrics + 1;
         cJSON_Delete(o);
         if (!ok) {
             log_warning("run %s: metrics.jsonl line %d is not the record of epoch %d; "
@@ -167,6 +137,8 @@ static void load_events(gand_registry *reg, run *r)
             k = "config";
         else if (cJSON_IsString(kind) && strcmp(kind->valuestring, "evaluation") == 0)
             k = "evaluation";
+        else if (cJSON_IsString(kind) && strcmp(kind->valuestring, "alert") == 0)
+            k = "alert";
         if (!k || !cJSON_IsNumber(ep) || !cJSON_IsObject(data)) {
             log_warning("run %s: events.jsonl has an unreadable line; later events are dropped",
                         r->id);
@@ -177,6 +149,9 @@ static void load_events(gand_registry *reg, run *r)
             gan_epoch_metrics_json(&r->metrics[mi++], line, sizeof line);
             event_add_locked(reg, r, "epoch", strdup(line));
         }
+        gan_alert a;
+        if (strcmp(k, "alert") == 0 && gan_alert_from_cjson(&a, data) == 0)
+            alert_keep_locked(r, &a);
         event_add_locked(reg, r, k, cJSON_PrintUnformatted(data));
         cJSON_Delete(o);
     }

@@ -48,6 +48,7 @@ void run_free(run *r)
     free(r->evals);
     free(r->metrics);
     free(r->samples);
+    free(r->alerts);
     snapshot_release(r->snap);
     pthread_mutex_destroy(&r->io);
     pthread_cond_destroy(&r->events_cond);

@@ -29,6 +29,9 @@ reg_status registry_stats(gand_registry *reg, gand_registry_stats *out)
         s->has_metrics = r->nmetrics > 0;
         if (s->has_metrics)
             s->last = r->metrics[r->nmetrics - 1];
+        for (int a = 0; a < r->nalerts; a++)
+            if (r->alerts[a].kind >= 0 && r->alerts[a].kind < GAN_WATCH_KINDS)
+                s->alerts[r->alerts[a].kind]++;
         const evaluation *e = last_done_locked(r);
         s->has_evaluation = e != NULL;
         if (e) {

@@ -112,6 +112,8 @@ static void seed_defaults(gan_config *c)
     c->sample_every = 1;
     c->checkpoint_every = 5;
     c->evaluate_every = 0;
+    c->watch_every = 1;
+    gan_watch_defaults(&c->watch);
     c->noise = GAN_NOISE_NORMAL;
     c->optimizer = GAN_OPT_ADAM;
     c->momentum = 0.5;
@@ -152,6 +154,7 @@ typedef enum field_type {
     FT_U64,    /* uint64_t, JSON number without a fractional part, at most 2^53 */
     FT_DOUBLE, /* double, finite */
     FT_ENUM,   /* enum stored as int, JSON string from a NULL-terminated list */
+    FT_WATCH,  /* gan_watch, a JSON array of rules (gan/watch.c parses and checks it) */
 } field_type;
 
 typedef struct field_desc {
@@ -210,6 +213,8 @@ static const field_desc fields[] = {
     ROW_INT(sample_every, 0, 1000000, GAN_F_SAMPLE_EVERY),
     ROW_INT(checkpoint_every, 1, 1000000, GAN_F_CHECKPOINT_EVERY),
     ROW_INT(evaluate_every, 0, 1000000, GAN_F_EVALUATE_EVERY),
+    ROW_INT(watch_every, 0, 1000000, GAN_F_WATCH_EVERY),
+    {"watch", FT_WATCH, OFF(watch), 0, 0, false, false, NULL, GAN_F_WATCH},
     ROW_ENUM(precision, precision_names, 0),
     ROW_ENUM(device, device_names, 0),
     ROW_ENUM(noise, noise_names, 0),
@@ -343,6 +348,9 @@ static void range_text(const field_desc *f, char *buf, size_t size)
         join_names(names, sizeof names, f->enum_names, "\"");
         snprintf(buf, size, "one of %s", names);
         break;
+    case FT_WATCH:
+        snprintf(buf, size, "an array of at most %d watch rules", GAN_WATCH_MAX);
+        break;
     }
 }
 
@@ -392,6 +400,9 @@ static void stored_text(const gan_config *c, const field_desc *f, char *buf, siz
         break;
     case FT_DOUBLE:
         format_double(buf, size, get_double(c, f));
+        break;
+    case FT_WATCH:
+        snprintf(buf, size, "%d rules", c->watch.n);
         break;
     }
 }
@@ -453,6 +464,8 @@ static int set_field(gan_config *c, const field_desc *f, const cJSON *v, gan_err
                     return 0;
                 }
         return fail_json_range(err, f, v);
+    case FT_WATCH:
+        return gan_watch_from_cjson(&c->watch, v, err);
     }
     return gan_fail(err, f->name, "internal error: unknown field type");
 }
@@ -470,6 +483,8 @@ static bool same_value(const gan_config *a, const gan_config *b, const field_des
         return get_u64(a, f) == get_u64(b, f);
     case FT_DOUBLE:
         return get_double(a, f) == get_double(b, f);
+    case FT_WATCH:
+        return gan_watch_equal(&a->watch, &b->watch);
     }
     return false;
 }
@@ -635,6 +650,11 @@ int gan_config_validate(const gan_config *c, gan_error *err)
             ok = v >= 0 && v < enum_count(f);
             break;
         }
+        case FT_WATCH:
+            if (gan_watch_validate(&c->watch, err) != 0)
+                return -1;
+            ok = true;
+            break;
         }
         if (!ok) {
             char got[80];
@@ -685,6 +705,13 @@ cJSON *gan_config_to_cjson(const gan_config *c)
                 item = cJSON_AddStringToObject(o, f->name, f->enum_names[v]);
             else
                 item = cJSON_AddNullToObject(o, f->name);
+            break;
+        }
+        case FT_WATCH: {
+            cJSON *a = gan_watch_to_cjson(&c->watch);
+            item = a && cJSON_AddItemToObject(o, f->name, a) ? a : NULL;
+            if (!item)
+                cJSON_Delete(a);
             break;
         }
         }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "gan/error.h"
+#include "gan/watch.h"
 
 typedef enum gan_g_output { GAN_G_OUTPUT_RELU, GAN_G_OUTPUT_SIGMOID } gan_g_output;
 typedef enum gan_g_loss { GAN_G_LOSS_NONSATURATING, GAN_G_LOSS_MINIMAX } gan_g_loss;
@@ -47,6 +48,8 @@ typedef struct gan_config {
     int sample_every;           /* 0..1000000 epochs (0 = never), default 1 */
     int checkpoint_every;       /* 1..1000000 epochs, default 5 */
     int evaluate_every;         /* 0..1000000 epochs (0 = never), default 0 */
+    int watch_every;            /* 0..1000000 epochs between watch evaluations (0 = never), 1 */
+    gan_watch watch;            /* the watch rules (gan/watch.h), default one of each kind */
     gan_precision precision;    /* "fp32" | "tf32" (CUDA tensor cores for sgemm), default fp32 */
     gan_device device;          /* "auto" (the daemon's backend) | "cpu" | "cuda", default auto */
 
@@ -82,9 +85,11 @@ enum gan_field_bit {
     GAN_F_SAMPLE_EVERY = 1u << 8,
     GAN_F_CHECKPOINT_EVERY = 1u << 9,
     GAN_F_EVALUATE_EVERY = 1u << 10,
+    GAN_F_WATCH_EVERY = 1u << 11,
+    GAN_F_WATCH = 1u << 12,
 };
 /* Fields a patch may change; the rest are fixed when a run is created. */
-#define GAN_F_MUTABLE 0x7FFu
+#define GAN_F_MUTABLE 0x1FFFu
 /* Of the mutable fields, those that apply at the next epoch (the rest: next iteration). */
 #define GAN_F_AT_EPOCH (GAN_F_BATCH_SIZE)
 

@@ -106,3 +106,35 @@ out:
     free(img);
     return rc;
 }
+
+/* The names come from the same table that prints the record. */
+int gan_epoch_metrics_from_cjson(const cJSON *o, gan_epoch_metrics *m)
+{
+    gan_epoch_metrics zero;
+    memset(&zero, 0, sizeof zero);
+    metric_field f[METRIC_FIELDS];
+    metric_fields(&zero, f);
+    double v[METRIC_FIELDS];
+    if (!cJSON_IsObject(o))
+        return -1;
+    for (int i = 0; i < METRIC_FIELDS; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, f[i].name);
+        if (!cJSON_IsNumber(it))
+            return -1;
+        v[i] = it->valuedouble;
+    }
+    memset(m, 0, sizeof *m);
+    m->epoch = (int)v[0];
+    m->d_real = v[1];
+    m->d_fake = v[2];
+    m->d_loss = v[3];
+    m->g_loss = v[4];
+    m->d_x = v[5];
+    m->d_g_z = v[6];
+    m->seconds = v[7];
+    m->samples_per_sec = v[8];
+    m->lr_d = v[9];
+    m->lr_g = v[10];
+    m->batch_size = (int)v[11];
+    return 0;
+}

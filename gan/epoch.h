@@ -38,6 +38,8 @@ void gan_epoch_metrics_json(const gan_epoch_metrics *m, char *buf, size_t len);
 /* The same record as a cJSON object whose numbers print exactly as in that line. */
 struct cJSON;
 struct cJSON *gan_epoch_metrics_cjson(const gan_epoch_metrics *m);
+/* Read a record back from such an object: -1 unless every field is a number. */
+int gan_epoch_metrics_from_cjson(const struct cJSON *o, gan_epoch_metrics *m);
 
 /*
  * The epoch's grid: GAN_GRID_SAMPLES digits from G (host weights) for the

@@ -659,6 +659,8 @@ void gan_trainer_set_config(gan_trainer *t, const gan_config *c)
     t->cfg.sample_every = c->sample_every;
     t->cfg.checkpoint_every = c->checkpoint_every;
     t->cfg.evaluate_every = c->evaluate_every;
+    t->cfg.watch_every = c->watch_every;
+    t->cfg.watch = c->watch;
 }
 
 bool gan_trainer_epoch_complete(const gan_trainer *t)

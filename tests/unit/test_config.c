@@ -543,7 +543,8 @@ static void test_patch_mutable(void **state)
     c = seed_config();
     const char *all = "{\"batch_size\": 64, \"epochs\": 9, \"lr_d\": 0.5, \"lr_g\": 0.25,"
                       " \"beta1\": 0.5, \"beta2\": 0.99, \"g_loss\": \"minimax\", \"d_steps\": 3,"
-                      " \"sample_every\": 0, \"checkpoint_every\": 2, \"evaluate_every\": 4}";
+                      " \"sample_every\": 0, \"checkpoint_every\": 2, \"evaluate_every\": 4,"
+                      " \"watch_every\": 2, \"watch\": [{\"kind\": \"d_wins\", \"epochs\": 5}]}";
     assert_int_equal(gan_config_patch(&c, all, 0, &changed, &err), 0);
     assert_int_equal(changed, GAN_F_MUTABLE);
     assert_int_equal(c.batch_size, 64);
@@ -673,6 +674,8 @@ static void test_names(void **state)
         {GAN_F_SAMPLE_EVERY, "sample_every"},
         {GAN_F_CHECKPOINT_EVERY, "checkpoint_every"},
         {GAN_F_EVALUATE_EVERY, "evaluate_every"},
+        {GAN_F_WATCH_EVERY, "watch_every"},
+        {GAN_F_WATCH, "watch"},
     };
     unsigned all = 0;
     for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++) {
@@ -683,7 +686,7 @@ static void test_names(void **state)
     assert_int_equal(all, GAN_F_MUTABLE);
     assert_null(gan_field_name(0));
     assert_null(gan_field_name(GAN_F_LR_D | GAN_F_LR_G));
-    assert_null(gan_field_name(1u << 11));
+    assert_null(gan_field_name(1u << 13));
 
     assert_string_equal(gan_g_output_name(GAN_G_OUTPUT_RELU), "relu");
     assert_string_equal(gan_g_output_name(GAN_G_OUTPUT_SIGMOID), "sigmoid");
