@@ -53,7 +53,7 @@
 #include <time.h>
 
 #include "gan/checkpoint.h"
-#include "kernels/elementwise.h"
+#include "gan/layers.h"
 
 enum {
     ACC_D_REAL,    /* sum of batch-mean BCE(D(x), 1) */
@@ -195,21 +195,6 @@ static int batch_alloc(gk_backend *be, const gan_config *c, int B, batch_buffers
 
 /* ---- forward and backward passes ---------------------------------------- */
 
-/* y[B][out] = x[B][in] · Wᵀ, W out × in (the bias is added by the caller, fused or not) */
-static void matmul_wt(gk_backend *be, float *y, const float *x, const float *W, int B, int in,
-                      int out)
-{
-    be->ops->sgemm(be, false, true, B, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
-}
-
-/* y[B][out] = x[B][in] · Wᵀ + b */
-static void linear_forward(gk_backend *be, float *y, const float *x, const float *W,
-                           const float *bias, int B, int in, int out)
-{
-    matmul_wt(be, y, x, W, B, in, out);
-    be->ops->bias_add(be, y, bias, B, out);
-}
-
 /*
  * G's three layers on z (n × L) into h1, h2 (n × H) and out (n × 784): bias
  * and activation fused into one op per layer except a sigmoid output.
@@ -220,11 +205,11 @@ static void generator_layers(gk_backend *be, const gan_config *c, const float *W
 {
     const float slope = gan_config_g_slope(c);
     int L = c->latent_dim, H = c->g_hidden, P = GAN_IMAGE_PIXELS;
-    matmul_wt(be, h1, z, W + ti[0].offset, n, L, H);
+    gan_matmul_wt(be, h1, z, W + ti[0].offset, n, L, H);
     be->ops->bias_relu(be, h1, h1, W + ti[1].offset, n, H, slope);
-    matmul_wt(be, h2, h1, W + ti[2].offset, n, H, H);
+    gan_matmul_wt(be, h2, h1, W + ti[2].offset, n, H, H);
     be->ops->bias_relu(be, h2, h2, W + ti[3].offset, n, H, slope);
-    matmul_wt(be, out, h2, W + ti[4].offset, n, H, P);
+    gan_matmul_wt(be, out, h2, W + ti[4].offset, n, H, P);
     if (c->g_output == GAN_G_OUTPUT_SIGMOID) {
         be->ops->bias_add(be, out, W + ti[5].offset, n, P);
         be->ops->sigmoid_forward(be, out, out, (size_t)n * P);
@@ -238,19 +223,6 @@ static gk_step ctr_step(const gan_trainer *t, int which, int64_t host)
 {
     gk_step s = {t->ctr + which, host - t->ctr_base.v[which]};
     return s;
-}
-
-/* dW (+)= dyᵀ · x, db (+)= Σ dy; dx = dy · W when dx is non-NULL */
-static void linear_backward(gk_backend *be, float *dx, float *dW, float *db, const float *dy,
-                            const float *x, const float *W, int B, int in, int out, bool accumulate)
-{
-    if (dW) {
-        be->ops->sgemm(be, true, false, out, in, B, 1.0f, dy, out, x, in, accumulate ? 1.0f : 0.0f,
-                       dW, in);
-        be->ops->bias_grad(be, db, dy, B, out, accumulate);
-    }
-    if (dx)
-        be->ops->sgemm(be, false, false, B, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);
 }
 
 #define GP(i) (t->g_p + t->g_t[i].offset)
@@ -275,11 +247,11 @@ static void generator_backward(gan_trainer *t, int B)
         be->ops->sigmoid_backward(be, b->g_dout, b->g_dout, b->g_out, (size_t)B * P);
     else
         be->ops->relu_backward(be, b->g_dout, b->g_dout, b->g_out, (size_t)B * P, 0.0f);
-    linear_backward(be, b->g_dh2, GG(4), GG(5), b->g_dout, b->g_h2, GP(4), B, H, P, false);
+    gan_linear_backward(be, b->g_dh2, GG(4), GG(5), b->g_dout, b->g_h2, GP(4), B, H, P, false);
     be->ops->relu_backward(be, b->g_dh2, b->g_dh2, b->g_h2, (size_t)B * H, slope);
-    linear_backward(be, b->g_dh1, GG(2), GG(3), b->g_dh2, b->g_h1, GP(2), B, H, H, false);
+    gan_linear_backward(be, b->g_dh1, GG(2), GG(3), b->g_dh2, b->g_h1, GP(2), B, H, H, false);
     be->ops->relu_backward(be, b->g_dh1, b->g_dh1, b->g_h1, (size_t)B * H, slope);
-    linear_backward(be, NULL, GG(0), GG(1), b->g_dh1, b->z, GP(0), B, L, H, false);
+    gan_linear_backward(be, NULL, GG(0), GG(1), b->g_dh1, b->z, GP(0), B, L, H, false);
 }
 
 /*
@@ -301,19 +273,19 @@ static const float *discriminator_forward(gan_trainer *t, const float *x, int B)
         in = b->d_in;
     }
     /* d_a1, d_a2 keep x·Wᵀ without the bias: the fused op adds it on the fly */
-    matmul_wt(be, b->d_a1, in, DP(0), B, P, UK);
+    gan_matmul_wt(be, b->d_a1, in, DP(0), B, P, UK);
     be->ops->bias_maxout(be, b->d_m1, b->d_arg1, b->d_a1, DP(1), B, U, K);
     gk_rng rng = {t->cfg.seed, GK_PURPOSE_DROPOUT, pass};
     be->ops->dropout_forward(be, b->d_m1, b->d_mask, b->d_m1, (size_t)B * U,
                              (float)t->cfg.d_dropout, rng);
-    matmul_wt(be, b->d_a2, b->d_m1, DP(2), B, U, UK);
+    gan_matmul_wt(be, b->d_a2, b->d_m1, DP(2), B, U, UK);
     be->ops->bias_maxout(be, b->d_m2, b->d_arg2, b->d_a2, DP(3), B, U, K);
     if (t->cfg.d_final_dropout > 0) {
         gk_rng r = {t->cfg.seed, GK_PURPOSE_DROPOUT_FINAL, pass};
         be->ops->dropout_forward(be, b->d_m2, b->d_mask2, b->d_m2, (size_t)B * U,
                                  (float)t->cfg.d_final_dropout, r);
     }
-    linear_forward(be, b->d_logit, b->d_m2, DP(4), DP(5), B, U, 1);
+    gan_linear_forward(be, b->d_logit, b->d_m2, DP(4), DP(5), B, U, 1);
     return in;
 }
 
@@ -328,17 +300,17 @@ static void discriminator_backward(gan_trainer *t, const float *in, int B, bool 
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
     int U = t->cfg.d_units, K = t->cfg.d_pieces, UK = U * K, P = GAN_IMAGE_PIXELS;
-    linear_backward(be, b->d_dm2, weight_grads ? DG(4) : NULL, DG(5), b->d_dlogit, b->d_m2, DP(4),
-                    B, U, 1, accumulate);
+    gan_linear_backward(be, b->d_dm2, weight_grads ? DG(4) : NULL, DG(5), b->d_dlogit, b->d_m2,
+                        DP(4), B, U, 1, accumulate);
     if (t->cfg.d_final_dropout > 0)
         be->ops->dropout_backward(be, b->d_dm2, b->d_dm2, b->d_mask2, (size_t)B * U);
     be->ops->maxout_backward(be, b->d_da2, b->d_dm2, b->d_arg2, B, U, K);
-    linear_backward(be, b->d_dm1, weight_grads ? DG(2) : NULL, DG(3), b->d_da2, b->d_m1, DP(2), B,
-                    U, UK, accumulate);
+    gan_linear_backward(be, b->d_dm1, weight_grads ? DG(2) : NULL, DG(3), b->d_da2, b->d_m1, DP(2),
+                        B, U, UK, accumulate);
     be->ops->dropout_backward(be, b->d_dm1, b->d_dm1, b->d_mask, (size_t)B * U);
     be->ops->maxout_backward(be, b->d_da1, b->d_dm1, b->d_arg1, B, U, K);
-    linear_backward(be, dx, weight_grads ? DG(0) : NULL, DG(1), b->d_da1, in, DP(0), B, P, UK,
-                    accumulate);
+    gan_linear_backward(be, dx, weight_grads ? DG(0) : NULL, DG(1), b->d_da1, in, DP(0), B, P, UK,
+                        accumulate);
     if (dx && t->cfg.d_input_dropout > 0)
         be->ops->dropout_backward(be, dx, dx, b->d_in_mask, (size_t)B * P);
 }
@@ -439,20 +411,6 @@ static void generator_step(gan_trainer *t, int B)
         t->be->ops->ema_update(t->be, t->g_e, t->g_p, t->g_n, t->cfg.g_ema, step);
 }
 
-/* Fisher–Yates driven by Philox (seed, SHUFFLE, epoch): a pure function of both. */
-static void make_permutation(int32_t *perm, int n, uint64_t seed, int epoch)
-{
-    for (int i = 0; i < n; i++)
-        perm[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        gk_philox4 r = gk_philox_block(seed, GK_PURPOSE_SHUFFLE, (uint32_t)epoch, (uint64_t)i >> 2);
-        uint32_t j = (uint32_t)(((uint64_t)r.v[i & 3] * (uint64_t)(i + 1)) >> 32);
-        int32_t tmp = perm[i];
-        perm[i] = perm[j];
-        perm[j] = tmp;
-    }
-}
-
 /* ---- step counters and the captured iteration ------------------------- */
 
 static void drop_graph(gan_trainer *t)
@@ -509,7 +467,7 @@ static int start_epoch(gan_trainer *t)
         if (batch_alloc(be, &t->cfg, t->epoch_batch, &t->b) != 0)
             return -1;
     }
-    make_permutation(t->perm_host, t->count, t->cfg.seed, t->epoch);
+    gan_permutation(t->perm_host, t->count, t->cfg.seed, t->epoch);
     be->ops->upload(be, t->perm, t->perm_host, (size_t)t->count * sizeof(int32_t));
     return gk_backend_error(be) ? -1 : 0;
 }

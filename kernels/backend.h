@@ -33,7 +33,9 @@
  * Empty shapes: every op given a count of 0, or 0 rows or columns (sgemm: m,
  * n or k of 0), returns without touching memory or failing, on every
  * backend, except the sums, which add the sum of nothing: bias_grad sets
- * db = 0 (unless accumulating) and sum adds 0.
+ * db = 0 (unless accumulating) and sum adds 0. The losses, which add means,
+ * add nothing over nothing: sigmoid_bce with n = 0 and softmax_ce with 0 rows
+ * or 0 columns leave acc as it was (and check no labels).
  */
 #ifndef GAND_KERNELS_BACKEND_H
 #define GAND_KERNELS_BACKEND_H
@@ -196,6 +198,34 @@ typedef struct gk_backend_ops {
      */
     void (*sigmoid_bce)(gk_backend *be, float *dlogit, float *acc, const float *logit, int n,
                         float target, float grad_scale);
+
+    /*
+     * Row-wise softmax, max-subtracted: with m_r = max_c x[r][c],
+     *   y[r][c] = exp(x[r][c] − m_r) / Σ_c' exp(x[r][c'] − m_r)
+     * (exp and the sum in double, rounded once to float, so the backends'
+     * results differ only where the order of the sum shows). In place allowed.
+     */
+    void (*softmax_forward)(gk_backend *be, float *y, const float *x, int rows, int cols);
+    /*
+     * Fused softmax + cross-entropy over rows × cols logits against integer
+     * labels (backend memory, one per row, each in 0..cols−1). With p the
+     * softmax of each row (softmax_forward's formula) and l_r = labels[r]:
+     *   loss = mean_r −log(max(p[r][l_r], FLT_MIN)), computed as
+     *          mean_r −max(x[r][l_r] − m_r − log Σ_c exp(x[r][c] − m_r), log FLT_MIN)
+     *   dlogit[r][c] = grad_scale · (p[r][c] − [c == l_r]) / rows
+     * which is PyTorch's CrossEntropyLoss (mean reduction) on the logits and
+     * its gradient, except that a row's loss is capped at −log FLT_MIN ≈ 87.3
+     * (PyTorch's is not); the gradient is that of the uncapped loss. acc[0] +=
+     * loss, acc[1] += the fraction of rows whose arg-max logit (ties to the
+     * lowest index) is the label. dlogit may be NULL (forward only).
+     * A label outside 0..cols−1 is the backend's sticky error: the CPU fails
+     * before writing anything; CUDA, which learns of it only in the kernel,
+     * computes the other rows (that row: dlogit 0, nothing added to acc) and
+     * records the lowest such row, which becomes the sticky error at the next
+     * call that waits for the device (upload, download, synchronize).
+     */
+    void (*softmax_ce)(gk_backend *be, float *dlogit, float *acc, const float *logit,
+                       const int32_t *labels, int rows, int cols, float grad_scale);
 
     /*
      * p −= lr_t/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps), torch.optim.Adam,

@@ -21,6 +21,7 @@
  * called (which is when it runs); there are no graphs (graph_* are NULL).
  */
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -298,6 +299,72 @@ static void cpu_sigmoid_bce(gk_backend *be, float *dlogit, float *acc, const flo
     acc[1] += (float)(prob_sum / n);
 }
 
+/* The arg-max of a row (ties to the lowest index) and Σ_c exp(x[c] − max), in double. */
+static int row_argmax_expsum(const float *x, int cols, double *sum)
+{
+    int arg = 0;
+    for (int c = 1; c < cols; c++)
+        if (x[c] > x[arg]) /* strict: ties keep the lowest index */
+            arg = c;
+    double s = 0.0;
+    for (int c = 0; c < cols; c++)
+        s += exp((double)x[c] - (double)x[arg]);
+    *sum = s;
+    return arg;
+}
+
+static void cpu_softmax_forward(gk_backend *be, float *y, const float *x, int rows, int cols)
+{
+    (void)be;
+    if (rows <= 0 || cols <= 0)
+        return;
+    size_t total = (size_t)rows * (size_t)cols;
+    (void)total;
+    GK_PARALLEL_FOR_PLAIN(total)
+    for (int r = 0; r < rows; r++) {
+        const float *in = x + (size_t)r * (size_t)cols;
+        float *out = y + (size_t)r * (size_t)cols;
+        double s;
+        const double m = in[row_argmax_expsum(in, cols, &s)];
+        for (int c = 0; c < cols; c++) /* in place: in[c] is read before out[c] is written */
+            out[c] = (float)(exp((double)in[c] - m) / s);
+    }
+}
+
+static void cpu_softmax_ce(gk_backend *be, float *dlogit, float *acc, const float *logit,
+                           const int32_t *labels, int rows, int cols, float grad_scale)
+{
+    if (rows <= 0 || cols <= 0)
+        return; /* backend.h: a mean over nothing adds nothing */
+    /* every label first, so a bad one fails the op before anything is written */
+    for (int r = 0; r < rows; r++)
+        if (labels[r] < 0 || labels[r] >= cols) {
+            GK_FAIL(be, "softmax_ce: row %d has label %d, not a class index 0..%d", r,
+                    (int)labels[r], cols - 1);
+            return;
+        }
+    /* a batch: serial, in row order, so the loss is reproducible */
+    const double log_tiny = log((double)FLT_MIN), scale = (double)grad_scale / rows;
+    double loss = 0.0, correct = 0.0;
+    for (int r = 0; r < rows; r++) {
+        const float *x = logit + (size_t)r * (size_t)cols;
+        const int l = labels[r];
+        double s;
+        const int arg = row_argmax_expsum(x, cols, &s);
+        const double m = x[arg];
+        correct += arg == l;
+        const double log_p = (double)x[l] - m - log(s);
+        loss -= log_p > log_tiny ? log_p : log_tiny;
+        if (dlogit) {
+            float *d = dlogit + (size_t)r * (size_t)cols;
+            for (int c = 0; c < cols; c++)
+                d[c] = (float)(scale * (exp((double)x[c] - m) / s - (c == l ? 1.0 : 0.0)));
+        }
+    }
+    acc[0] += (float)(loss / rows);
+    acc[1] += (float)(correct / rows);
+}
+
 static void cpu_adam(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
                      gk_adam hp)
 {
@@ -480,6 +547,8 @@ static const gk_backend_ops cpu_ops = {
     .dropout_forward = cpu_dropout_forward,
     .dropout_backward = cpu_dropout_backward,
     .sigmoid_bce = cpu_sigmoid_bce,
+    .softmax_forward = cpu_softmax_forward,
+    .softmax_ce = cpu_softmax_ce,
     .adam = cpu_adam,
     .sgd_momentum = cpu_sgd_momentum,
     .fill_normal = cpu_fill_normal,

@@ -22,15 +22,20 @@
  *    per element. The fills use __fmul_rn/__fadd_rn so lo + span·u rounds
  *    twice, as on the CPU, instead of being fused into an FMA.
  *  - Deterministic sums, no float atomics: sum and sigmoid_bce reduce a
- *    grid-stride slice per thread, then a fixed shuffle tree per block into
- *    per-block partials (double), then one block adds the partials in order.
- *    The grid size depends on n only. bias_grad gives each column to one
- *    block, with a fixed tree over rows. Reruns are bit-identical on the same
- *    GPU and toolkit.
+ *    grid-stride slice per thread (softmax_ce: a slice of rows per warp),
+ *    then a fixed shuffle tree per block into per-block partials (double),
+ *    then one block adds the partials in order. The grid size depends on n
+ *    (rows) only. bias_grad gives each column to one block, with a fixed tree
+ *    over rows. Reruns are bit-identical on the same GPU and toolkit.
  *  - Built with --fmad=false (kernels/meson.build): Adam, SGD and axpy then
  *    round like the CPU code; these kernels are bound by memory, not FLOPs.
  *  - upload and download wait for the copy, so the host buffer may be reused
  *    (or read) on return; every other op is queued on the backend's stream.
+ *  - softmax_ce's labels live on the device, so a bad one is found by the
+ *    kernel, too late to fail the call: the kernel keeps the lowest bad row in
+ *    a device word, and the next wait for the stream (upload, download,
+ *    synchronize: stream_wait) fetches it with its copy and makes it the
+ *    sticky error. Backends that never ran softmax_ce skip the fetch.
  *  - Per-iteration values arrive as gk_step (a device pointer into the
  *    trainer's int64 counter block plus a fixed offset): kernels read the
  *    counter when they run. Values derived from a step (Adam's bias
@@ -60,6 +65,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -77,6 +83,8 @@
 #define GKC_BG_COLS 32          /* bias_grad: columns per block (one warp wide) */
 #define GKC_BG_ROWS 32          /* bias_grad: row lanes per block */
 #define GKC_BLAS_WORKSPACE ((size_t)32 << 20) /* cuBLAS's recommended workspace on Hopper */
+#define GKC_WARPS (GKC_THREADS / 32)          /* rows per block of the row-wise softmax kernels */
+#define GKC_NO_FAULT 0xffffffffffffffffull    /* label_fault when no bad label was seen */
 
 typedef struct cuda_ctx {
     cudaStream_t stream;
@@ -84,8 +92,12 @@ typedef struct cuda_ctx {
     void *blas_ws;       /* GKC_BLAS_WORKSPACE bytes: cuBLAS never allocates (graph capture) */
     double *partials;    /* 2 × GKC_REDUCE_BLOCKS per-block sums of the reductions */
     unsigned max_blocks; /* grid cap of element-wise kernels: one full wave on the GPU */
-    bool graphs;         /* graph_begin may capture (GAND_CUDA_GRAPHS is not "0") */
-    bool capturing;      /* between a successful graph_begin and its graph_end */
+    /* softmax_ce's bad labels (see stream_wait): the lowest (row << 32 | label) a kernel
+     * found, GKC_NO_FAULT when none; on the device, and its pinned copy on the host */
+    unsigned long long *label_fault, *label_fault_host;
+    bool label_checks; /* a softmax_ce was issued: every wait fetches label_fault */
+    bool graphs;       /* graph_begin may capture (GAND_CUDA_GRAPHS is not "0") */
+    bool capturing;    /* between a successful graph_begin and its graph_end */
 } cuda_ctx;
 
 /* An instantiated graph of one captured op sequence. */
@@ -200,6 +212,41 @@ static __device__ void block_sum2(double *a, double *b)
     }
     *a = x;
     *b = y;
+}
+
+/*
+ * The arg-max (ties to the lowest index) of a row of cols values and
+ * Σ_c exp(x[c] − max) in double, by the 32 lanes of a warp: lane j reads
+ * columns j, j + 32, ... in order, then a butterfly over the lanes. Every lane
+ * gets the same results (each step adds the same two numbers in every lane).
+ * All 32 lanes must call it with the same row.
+ */
+static __device__ int warp_row_argmax_expsum(const float *x, int cols, double *sum)
+{
+    const int lane = (int)(threadIdx.x & 31u);
+    float best = -INFINITY;
+    int arg = cols; /* a lane without columns loses every comparison */
+    for (int c = lane; c < cols; c += 32)
+        if (arg == cols || x[c] > best) {
+            best = x[c];
+            arg = c;
+        }
+    for (int off = 16; off > 0; off >>= 1) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, off);
+        const int oa = __shfl_xor_sync(0xffffffffu, arg, off);
+        if (oa < cols && (arg == cols || ob > best || (ob == best && oa < arg))) {
+            best = ob;
+            arg = oa;
+        }
+    }
+    const double m = (double)x[arg];
+    double s = 0.0;
+    for (int c = lane; c < cols; c += 32)
+        s += exp((double)x[c] - m);
+    for (int off = 16; off > 0; off >>= 1)
+        s += __shfl_xor_sync(0xffffffffu, s, off);
+    *sum = s;
+    return arg;
 }
 
 /* ---- kernels (same names as the CPU functions, plus _kernel) -------------- */
@@ -392,6 +439,66 @@ static __global__ void sigmoid_bce_kernel(float *dlogit, double *partials, const
     }
 }
 
+/* One warp per row (grid-stride over rows); y == x allowed: lane j alone touches column j. */
+static __global__ void softmax_forward_kernel(float *y, const float *x, int rows, int cols)
+{
+    const int lane = (int)(threadIdx.x & 31u);
+    const int warps = (int)(gridDim.x * GKC_WARPS);
+    for (int r = (int)(blockIdx.x * GKC_WARPS + (threadIdx.x >> 5)); r < rows; r += warps) {
+        const float *in = x + (size_t)r * (size_t)cols;
+        float *out = y + (size_t)r * (size_t)cols;
+        double s;
+        const double m = (double)in[warp_row_argmax_expsum(in, cols, &s)];
+        for (int c = lane; c < cols; c += 32)
+            out[c] = (float)(exp((double)in[c] - m) / s);
+    }
+}
+
+/*
+ * Fused softmax + cross-entropy, one warp per row: writes dlogit (when asked)
+ * and the block's loss and correct-row sums into partials[block] and
+ * partials[GKC_REDUCE_BLOCKS + block]. A row whose label is not a class index
+ * gets dlogit 0, adds nothing, and its (row << 32 | label) goes into *fault
+ * by atomicMin, so the lowest such row is the one reported.
+ */
+static __global__ void softmax_ce_kernel(float *dlogit, double *partials, unsigned long long *fault,
+                                         const float *logit, const int32_t *labels, int rows,
+                                         int cols, double scale, double log_tiny)
+{
+    const int lane = (int)(threadIdx.x & 31u);
+    const int warps = (int)(gridDim.x * GKC_WARPS);
+    double loss = 0.0, correct = 0.0; /* lane 0 of each warp keeps its rows' sums */
+    for (int r = (int)(blockIdx.x * GKC_WARPS + (threadIdx.x >> 5)); r < rows; r += warps) {
+        const float *x = logit + (size_t)r * (size_t)cols;
+        float *d = dlogit ? dlogit + (size_t)r * (size_t)cols : NULL;
+        const int l = labels[r];
+        if (l < 0 || l >= cols) {
+            if (lane == 0)
+                atomicMin(fault, ((unsigned long long)(unsigned)r << 32) | (unsigned)l);
+            if (d)
+                for (int c = lane; c < cols; c += 32)
+                    d[c] = 0.0f;
+            continue;
+        }
+        double s;
+        const int arg = warp_row_argmax_expsum(x, cols, &s);
+        const double m = (double)x[arg];
+        if (lane == 0) {
+            correct += arg == l ? 1.0 : 0.0;
+            const double log_p = (double)x[l] - m - log(s);
+            loss -= log_p > log_tiny ? log_p : log_tiny;
+        }
+        if (d)
+            for (int c = lane; c < cols; c += 32)
+                d[c] = (float)(scale * (exp((double)x[c] - m) / s - (c == l ? 1.0 : 0.0)));
+    }
+    block_sum2(&loss, &correct);
+    if (threadIdx.x == 0) {
+        partials[blockIdx.x] = loss;
+        partials[GKC_REDUCE_BLOCKS + blockIdx.x] = correct;
+    }
+}
+
 static __global__ void sum_partials_kernel(double *partials, const float *x, size_t n)
 {
     double s = 0.0, unused = 0.0;
@@ -549,6 +656,32 @@ static __global__ void ema_update_kernel(float *y, const float *x, size_t n, dou
 
 /* ---- ops ------------------------------------------------------------------ */
 
+/*
+ * Wait for everything queued on the stream. Once a softmax_ce has been
+ * issued, the wait also fetches the bad-label record its kernels keep
+ * (label_fault, copied into pinned memory on the stream, so the copy costs
+ * no extra wait) and turns a recorded row into the sticky error, as the CPU
+ * reports a bad label at once. The record is then reset, so the error is
+ * reported once. False when the wait or the record failed.
+ */
+static bool stream_wait(gk_backend *be, cuda_ctx *c)
+{
+    if (c->label_checks &&
+        !CUDA_CHECK(be, cudaMemcpyAsync(c->label_fault_host, c->label_fault, sizeof *c->label_fault,
+                                        cudaMemcpyDeviceToHost, c->stream)))
+        return false;
+    if (!CUDA_CHECK(be, cudaStreamSynchronize(c->stream)))
+        return false;
+    if (!c->label_checks || *c->label_fault_host == GKC_NO_FAULT)
+        return true;
+    const unsigned long long f = *c->label_fault_host;
+    *c->label_fault_host = GKC_NO_FAULT;
+    CUDA_CHECK(be, cudaMemsetAsync(c->label_fault, 0xff, sizeof *c->label_fault, c->stream));
+    GK_FAIL(be, "softmax_ce: row %u has label %d, not a class index 0..cols-1 (found on the GPU)",
+            (unsigned)(f >> 32), (int)(unsigned)(f & 0xffffffffu));
+    return false;
+}
+
 static void *cuda_alloc(gk_backend *be, size_t bytes)
 {
     cuda_ctx *c = live_ctx(be);
@@ -586,7 +719,7 @@ static void cuda_upload(gk_backend *be, void *dst, const void *host_src, size_t 
     if (!c || bytes == 0)
         return;
     if (CUDA_CHECK(be, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->stream)))
-        CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
+        stream_wait(be, c);
 }
 
 static void cuda_download(gk_backend *be, void *host_dst, const void *src, size_t bytes)
@@ -595,7 +728,7 @@ static void cuda_download(gk_backend *be, void *host_dst, const void *src, size_
     if (!c || bytes == 0)
         return; /* after a failure host_dst keeps what it held (e.g. the last good weights) */
     if (CUDA_CHECK(be, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, c->stream)))
-        CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
+        stream_wait(be, c);
 }
 
 /* memmove meaning: overlapping ranges go through a stream-ordered temporary. */
@@ -621,7 +754,7 @@ static void cuda_synchronize(gk_backend *be)
 {
     cuda_ctx *c = live_ctx(be);
     if (c)
-        CUDA_CHECK(be, cudaStreamSynchronize(c->stream));
+        stream_wait(be, c);
 }
 
 /* Row-major C = α·op(A)·op(B) + β·C as column-major Cᵀ = α·op(B)ᵀ·op(A)ᵀ + β·Cᵀ. */
@@ -786,6 +919,40 @@ static void cuda_sigmoid_bce(gk_backend *be, float *dlogit, float *acc, const fl
     if (!LAUNCH_CHECK(be, "sigmoid_bce_kernel"))
         return;
     reduce_finish_kernel<<<1, GKC_THREADS, 0, c->stream>>>(acc, c->partials, blocks, 2, (double)n);
+    LAUNCH_CHECK(be, "reduce_finish_kernel");
+}
+
+static void cuda_softmax_forward(gk_backend *be, float *y, const float *x, int rows, int cols)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || rows <= 0 || cols <= 0)
+        return;
+    size_t blocks = ((size_t)rows + GKC_WARPS - 1) / GKC_WARPS;
+    if (blocks > c->max_blocks)
+        blocks = c->max_blocks;
+    softmax_forward_kernel<<<(unsigned)blocks, GKC_THREADS, 0, c->stream>>>(y, x, rows, cols);
+    LAUNCH_CHECK(be, "softmax_forward_kernel");
+}
+
+static void cuda_softmax_ce(gk_backend *be, float *dlogit, float *acc, const float *logit,
+                            const int32_t *labels, int rows, int cols, float grad_scale)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c || rows <= 0 || cols <= 0)
+        return; /* backend.h: a mean over nothing adds nothing */
+    /* from now on every wait looks for a bad label */
+    c->label_checks = true;
+    /* a function of rows only, so the sums are reproducible */
+    size_t blocks = ((size_t)rows + GKC_WARPS - 1) / GKC_WARPS;
+    if (blocks > GKC_REDUCE_BLOCKS)
+        blocks = GKC_REDUCE_BLOCKS;
+    const double scale = (double)grad_scale / rows, log_tiny = log((double)FLT_MIN);
+    softmax_ce_kernel<<<(unsigned)blocks, GKC_THREADS, 0, c->stream>>>(
+        dlogit, c->partials, c->label_fault, logit, labels, rows, cols, scale, log_tiny);
+    if (!LAUNCH_CHECK(be, "softmax_ce_kernel"))
+        return;
+    reduce_finish_kernel<<<1, GKC_THREADS, 0, c->stream>>>(acc, c->partials, (unsigned)blocks, 2,
+                                                           (double)rows);
     LAUNCH_CHECK(be, "reduce_finish_kernel");
 }
 
@@ -1017,6 +1184,8 @@ static const gk_backend_ops cuda_ops = {
     .dropout_forward = cuda_dropout_forward,
     .dropout_backward = cuda_dropout_backward,
     .sigmoid_bce = cuda_sigmoid_bce,
+    .softmax_forward = cuda_softmax_forward,
+    .softmax_ce = cuda_softmax_ce,
     .adam = cuda_adam,
     .sgd_momentum = cuda_sgd_momentum,
     .fill_normal = cuda_fill_normal,
@@ -1056,6 +1225,10 @@ static void destroy_ctx(cuda_ctx *c)
         cudaFree(c->blas_ws);
     if (c->partials)
         cudaFree(c->partials);
+    if (c->label_fault)
+        cudaFree(c->label_fault);
+    if (c->label_fault_host)
+        cudaFreeHost(c->label_fault_host);
     if (c->stream)
         cudaStreamDestroy(c->stream);
     free(c);
@@ -1129,6 +1302,10 @@ extern "C" gk_backend *gk_cuda_backend_open(char *why, size_t why_len)
         goto fail;
     }
     OPEN_CHECK(cudaMalloc((void **)&c->partials, 2 * GKC_REDUCE_BLOCKS * sizeof(double)));
+    OPEN_CHECK(cudaMalloc((void **)&c->label_fault, sizeof *c->label_fault));
+    OPEN_CHECK(cudaMemsetAsync(c->label_fault, 0xff, sizeof *c->label_fault, c->stream));
+    OPEN_CHECK(cudaMallocHost((void **)&c->label_fault_host, sizeof *c->label_fault_host));
+    *c->label_fault_host = GKC_NO_FAULT;
     {
         unsigned per_sm = (unsigned)prop.maxThreadsPerMultiProcessor / GKC_THREADS;
         c->max_blocks = (unsigned)prop.multiProcessorCount * (per_sm ? per_sm : 1);
