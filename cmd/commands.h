@@ -9,10 +9,11 @@
 #include "gan/evaluate.h"
 #include "gan/trainer.h"
 
-/* cmd/serve.c, cmd/train.c, cmd/evaluate.c */
+/* cmd/serve.c, cmd/train.c, cmd/evaluate.c, cmd/classifier.c */
 int gand_cmd_serve(int argc, char **argv);
 int gand_cmd_train(int argc, char **argv);
 int gand_cmd_evaluate(int argc, char **argv);
+int gand_cmd_classifier(int argc, char **argv);
 
 /*
  * An integer command-line option in lo..hi (whole string, base 10). On a bad

@@ -23,6 +23,9 @@ static void usage(FILE *f)
                "            gand serve --help)\n"
                "  train     train one GAN in the foreground (gand train --help)\n"
                "  evaluate  Parzen-window estimate of a checkpoint (gand evaluate --help)\n"
+               "  classifier\n"
+               "            train or check the digit classifier that evaluations use\n"
+               "            (gand classifier --help)\n"
                "  version   print the version and the backends built in\n");
 }
 
@@ -37,6 +40,8 @@ int main(int argc, char **argv)
         return gand_cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "evaluate") == 0)
         return gand_cmd_evaluate(argc - 1, argv + 1);
+    if (strcmp(cmd, "classifier") == 0)
+        return gand_cmd_classifier(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("gand %s (backends: %s)\n", GAND_VERSION, gk_backends_built());
         return 0;

@@ -49,13 +49,14 @@ enum gk_purpose {
     GK_PURPOSE_INIT = 1,          /* weight initialisation; step = tensor number */
     GK_PURPOSE_NOISE_D = 2,       /* z for the D step; step = D-step number */
     GK_PURPOSE_NOISE_G = 3,       /* z' for the G step; step = G-step number */
-    GK_PURPOSE_DROPOUT = 4,       /* dropout mask; step = forward-pass number */
+    GK_PURPOSE_DROPOUT = 4,       /* dropout mask (classifier: hidden 1); step = forward pass */
     GK_PURPOSE_SHUFFLE = 5,       /* epoch permutation; step = epoch */
     GK_PURPOSE_FIXED = 6,         /* fixed sample noise; step = 0 */
     GK_PURPOSE_REQUEST = 7,       /* noise for an on-request sample grid */
     GK_PURPOSE_DROPOUT_IN = 8,    /* input dropout (preset paper) */
-    GK_PURPOSE_DROPOUT_FINAL = 9, /* dropout after the second maxout (preset paper) */
-    GK_PURPOSE_EVAL = 10          /* noise of the samples an evaluation scores */
+    GK_PURPOSE_DROPOUT_FINAL = 9, /* after the second maxout (paper), the classifier's hidden 2 */
+    GK_PURPOSE_EVAL = 10,         /* noise of the samples an evaluation scores */
+    GK_PURPOSE_AUGMENT = 11       /* the classifier's image shifts; step = epoch */
 };
 
 /*
