@@ -4,8 +4,8 @@
  *
  * Synthetic but structured data stand in for the classifier's output: real
  * features from 10 Gaussian clusters in d dimensions, generated ones from 9
- * of them with shifted centres, unequal weights and another spread, so that
- * precision, recall and the radii are neither all-in nor all-out; class
+ * of them with unequal weights and centres shifted by 0.1·N(0, I), so that
+ * precision and recall come out near ½, neither all-in nor all-out; class
  * probabilities peaked on each point's cluster. The real reference
  * (moments, k-NN radii, histogram) is prepared and timed apart, since an
  * evaluation reuses it; then gan_sample_metrics_compute is timed whole and
@@ -16,7 +16,11 @@
  * each. The same sgemms (1024 × 1024 tiles, k = d) are replayed alone, and
  * the evaluation's rate over those flops is reported as a ratio to theirs:
  * 1 would mean the scans, the exact recomputations and the moments were
- * free. A benchmark prints numbers; it asserts nothing. Usage:
+ * free. On a shared machine other OpenMP programs inflate every time —
+ * the moments' many small BLAS and LAPACK calls most, each a parallel
+ * region whose barrier waits for a descheduled thread — and the ratio, both
+ * sides timed in the same run, least. A benchmark prints numbers; it
+ * asserts nothing. Usage:
  *   bench_sample_metrics [--gen N] [--real N] [--dims D] [--repeats R]
  */
 #include <getopt.h>
