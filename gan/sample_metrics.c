@@ -46,7 +46,8 @@ extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a,
 
 enum {
     MOMENT_BLOCK = 512, /* rows per dsyrk update (a 512 × d double block) */
-    TILE = 1024         /* rows and columns of one distance tile (4 MB of floats) */
+    TILE = 1024,        /* rows and columns of one distance tile (4 MB of floats) */
+    KNN_CHUNK = 64      /* columns looked at together for a nearer neighbour */
 };
 
 /*
@@ -389,17 +390,28 @@ static void knn_tile(const float *dist, int i0, int ri, int j0, int rj, const fl
         float *b = best + (size_t)self * (size_t)k;
         int *bj = best_j + (size_t)self * (size_t)k;
         float worst = b[k - 1];
-        for (int j = 0; j < rj; j++) {
-            float s = ni + norm2[j0 + j] + row[j];
-            if (s < worst && j0 + j != self) {
-                int p = k - 1;
-                for (; p > 0 && b[p - 1] > s; p--) {
-                    b[p] = b[p - 1];
-                    bj[p] = bj[p - 1];
+        /* chunks with nothing nearer than the current k-th are skipped after one vectorised
+         * look; after the first tiles, that is nearly all of them */
+        for (int c0 = 0; c0 < rj; c0 += KNN_CHUNK) {
+            const int c1 = rj - c0 < KNN_CHUNK ? rj : c0 + KNN_CHUNK;
+            int nearer = 0;
+#pragma omp simd reduction(| : nearer)
+            for (int j = c0; j < c1; j++)
+                nearer |= ni + norm2[j0 + j] + row[j] < worst;
+            if (!nearer)
+                continue;
+            for (int j = c0; j < c1; j++) {
+                float s = ni + norm2[j0 + j] + row[j];
+                if (s < worst && j0 + j != self) {
+                    int p = k - 1;
+                    for (; p > 0 && b[p - 1] > s; p--) {
+                        b[p] = b[p - 1];
+                        bj[p] = bj[p - 1];
+                    }
+                    b[p] = s;
+                    bj[p] = j0 + j;
+                    worst = b[k - 1];
                 }
-                b[p] = s;
-                bj[p] = j0 + j;
-                worst = b[k - 1];
             }
         }
     }
@@ -500,33 +512,56 @@ static inline int inside(float s, float base, float t, float kappa, const float 
     return exact_d2(a, b, d) <= r2;
 }
 
+/*
+ * One generated row g against the tile's real columns [j0, j0+rj): whether
+ * g is in some real ball (gen_in), and which columns are in g's (mine). The
+ * first loop decides what the float distances can and is vectorised; the
+ * second, with the exact distances, runs only for a row where some pair fell
+ * within the margin (rare: pairs within ~1e-5 relative of a radius).
+ */
+static void coverage_row(const coverage *c, const float *row, int g, int j0, int rj,
+                         unsigned char *mine)
+{
+    const float ni = c->ng2[g], tgi = c->tg[g], kappa = c->kappa;
+    const float *nr2 = c->nr2 + j0, *tr = c->tr + j0;
+    int in = c->gen_in[g], sure_p = 0, maybe_p = 0, maybe_r = 0;
+#pragma omp simd reduction(| : sure_p, maybe_p, maybe_r)
+    for (int j = 0; j < rj; j++) {
+        float base = ni + nr2[j], s = base + row[j];
+        float mp = kappa * (base + tr[j]), mr = kappa * (base + tgi);
+        int sr = s <= tgi - mr;
+        sure_p |= s <= tr[j] - mp;
+        maybe_p |= s < tr[j] + mp;
+        maybe_r |= !sr & (s < tgi + mr);
+        mine[j] |= (unsigned char)sr;
+    }
+    in |= sure_p;
+    if ((!in && maybe_p) || maybe_r) {
+        const size_t dz = (size_t)c->d;
+        const float *gp = c->gen + (size_t)g * dz;
+        for (int j = 0; j < rj; j++) {
+            const float *rp = c->real + (size_t)(j0 + j) * dz;
+            float base = ni + nr2[j], s = base + row[j];
+            if (!in)
+                in = inside(s, base, tr[j], kappa, gp, rp, c->d, c->rr2[j0 + j]);
+            if (!mine[j])
+                mine[j] = (unsigned char)inside(s, base, tgi, kappa, gp, rp, c->d, c->rg2[g]);
+        }
+    }
+    c->gen_in[g] = (unsigned char)in;
+}
+
 /* Generated rows [i0, i0+ri) × real columns [j0, j0+rj): mark who is inside whose ball. */
 static void coverage_tile(const coverage *c, const float *dist, int i0, int ri, int j0, int rj)
 {
-    const size_t dz = (size_t)c->d;
 #pragma omp parallel
     {
         unsigned char *mine = c->thread_cols + (size_t)thread_num() * TILE;
         memcpy(mine, c->real_in + j0, (size_t)rj); /* read only in this region */
 #pragma omp for schedule(static)
-        for (int i = 0; i < ri; i++) {
-            const int g = i0 + i;
-            const float *row = dist + (size_t)i * (size_t)rj, ni = c->ng2[g], tgi = c->tg[g];
-            const float *gp = c->gen + (size_t)g * dz;
-            int in = c->gen_in[g];
-            for (int j = 0; j < rj; j++) {
-                const int r = j0 + j;
-                float base = ni + c->nr2[r], s = base + row[j];
-                if (!in)
-                    in = inside(s, base, c->tr[r], c->kappa, gp, c->real + (size_t)r * dz, c->d,
-                                c->rr2[r]);
-                if (!mine[j])
-                    mine[j] = (unsigned char)inside(s, base, tgi, c->kappa, gp,
-                                                    c->real + (size_t)r * dz, c->d, c->rg2[g]);
-            }
-            c->gen_in[g] = (unsigned char)in;
-        }
-        /* after the loop's barrier: no thread reads real_in any more */
+        for (int i = 0; i < ri; i++)
+            coverage_row(c, dist + (size_t)i * (size_t)rj, i0 + i, j0, rj, mine);
+            /* after the loop's barrier: no thread reads real_in any more */
 #pragma omp critical(gan_sample_metrics_cover)
         for (int j = 0; j < rj; j++)
             c->real_in[j0 + j] |= mine[j];

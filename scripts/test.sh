@@ -13,7 +13,7 @@ scripts/deps.sh test
 
 logs=() # "label=path" of each meson test log this run wrote
 # run again under each forced OpenBLAS kernel (see below)
-kernel_tests=(generate parzen ops trainer graph_replay classifier integration_evaluate)
+kernel_tests=(generate parzen sample_metrics ops trainer graph_replay classifier integration_evaluate)
 
 run_suite() { # build dir, extra meson options...
     local dir=$1
