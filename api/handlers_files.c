@@ -101,18 +101,30 @@ enum MHD_Result h_run_epoch_png(api_request *req, const char *const *params)
 
 enum MHD_Result h_run_checkpoint(api_request *req, const char *const *params)
 {
-    static const char *const no_params[] = {NULL};
+    static const char *const allowed[] = {"which", NULL};
     bool ok;
-    enum MHD_Result rc = api_check_query(req, no_params, &ok);
+    enum MHD_Result rc = api_check_query(req, allowed, &ok);
     if (!ok)
         return rc;
+    const char *which = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "which");
+    bool best = which && strcmp(which, "best") == 0;
+    if (which && !best && strcmp(which, "latest") != 0)
+        return api_problem(req, 422, "invalid-field", "which",
+                           "which must be latest (the default: the newest checkpoint) or best "
+                           "(that of the evaluation with the lowest Fréchet distance)");
     const char *id = params[0];
     char path[PATH_MAX];
-    reg_status st = registry_checkpoint_path(req->api->reg, id, path, sizeof path);
+    reg_status st = registry_checkpoint_path(req->api->reg, id, best, path, sizeof path);
     if (st == REG_NOT_FOUND) {
         char *run = NULL;
         if (registry_get_run(req->api->reg, id, &run) == REG_OK) {
             free(run);
+            if (best)
+                return api_problem(req, 404, "not-found", NULL,
+                                   "run %s has no best checkpoint yet (it is kept at the watch "
+                                   "or evaluate_every evaluation with the lowest Fréchet "
+                                   "distance; its data set needs a digit classifier)",
+                                   id);
             return api_problem(req, 404, "not-found", NULL,
                                "run %s has no checkpoint yet (one is written every "
                                "checkpoint_every epochs, and on pause and stop)",
@@ -128,7 +140,8 @@ enum MHD_Result h_run_checkpoint(api_request *req, const char *const *params)
         safe[j++] = isalnum((unsigned char)id[i]) || id[i] == '-' || id[i] == '_' ? id[i] : '_';
     safe[j] = '\0';
     char disposition[160];
-    snprintf(disposition, sizeof disposition, "attachment; filename=\"%s.safetensors\"", safe);
+    snprintf(disposition, sizeof disposition, "attachment; filename=\"%s%s.safetensors\"", safe,
+             best ? "-best" : "");
     const char *headers[] = {MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition,
                              MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache", NULL};
     return api_send_file(req, path, "application/octet-stream", NULL, headers);

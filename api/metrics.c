@@ -124,6 +124,40 @@ static void put_runs(text_buf *b, const gand_registry_stats *st)
         if (st->runs[i].has_evaluation)
             put(b, "gand_run_parzen_log_likelihood_stderr{run=\"%s\"} %.9g\n", st->runs[i].id,
                 st->runs[i].parzen_stderr);
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } judged[] = {
+        {"gand_run_frechet_distance",
+         "Fréchet distance between the digit classifier's features of G's samples and of the "
+         "held-out test images, in the run's latest evaluation with a classifier (fid).",
+         offsetof(gan_sample_metrics, fid)},
+        {"gand_run_sample_precision",
+         "Fraction of G's samples inside the real images' manifold (k = 3), latest (precision).",
+         offsetof(gan_sample_metrics, precision)},
+        {"gand_run_sample_recall",
+         "Fraction of the real images inside the samples' manifold (k = 3), latest (recall).",
+         offsetof(gan_sample_metrics, recall)},
+        {"gand_run_class_kl_divergence",
+         "KL divergence of the samples' class histogram from the real one, nats, latest (kl).",
+         offsetof(gan_sample_metrics, kl)},
+    };
+    for (size_t g = 0; g < sizeof judged / sizeof judged[0]; g++) {
+        put(b, "# HELP %s %s\n# TYPE %s gauge\n", judged[g].name, judged[g].help, judged[g].name);
+        for (int i = 0; i < st->nruns; i++) {
+            if (!st->runs[i].has_sample_metrics)
+                continue;
+            double v;
+            memcpy(&v, (const char *)&st->runs[i].sample_metrics + judged[g].offset, sizeof v);
+            put(b, "%s{run=\"%s\"} %.9g\n", judged[g].name, st->runs[i].id, v);
+        }
+    }
+    put(b, "# HELP gand_run_sample_modes Digit classes the samples cover (of 10), latest (modes).\n"
+           "# TYPE gand_run_sample_modes gauge\n");
+    for (int i = 0; i < st->nruns; i++)
+        if (st->runs[i].has_sample_metrics)
+            put(b, "gand_run_sample_modes{run=\"%s\"} %d\n", st->runs[i].id,
+                st->runs[i].sample_metrics.modes);
     put(b, "# HELP gand_run_alerts_total Watch rules of a run that fired, by kind.\n"
            "# TYPE gand_run_alerts_total counter\n");
     for (int i = 0; i < st->nruns; i++)

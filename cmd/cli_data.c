@@ -81,8 +81,40 @@ void gand_cli_data_describe(const gand_cli_data *d, char *buf, size_t len)
              s->test_in_test ? d->test_path : d->train_path);
 }
 
+int gand_cli_data_judge(const char *cmd, gand_cli_data *d, const char *dataset,
+                        const char *data_path, const char *classifier_path, gk_backend *be)
+{
+    gan_error err = {{0}, {0}};
+    if (classifier_path) {
+        snprintf(d->classifier_path, sizeof d->classifier_path, "%s", classifier_path);
+    } else if (!data_path) {
+        const gand_bundled_dataset *b =
+            gand_bundled_dataset_find(dataset ? dataset : gand_bundled_datasets[0].name);
+        if (b && b->classifier &&
+            gand_data_file(b->classifier, d->classifier_path, sizeof d->classifier_path) != 0)
+            d->classifier_path[0] = '\0';
+    }
+    if (!d->classifier_path[0] || !gan_split_evaluable(&d->split))
+        return 0;
+    if (gan_classifier_load(d->classifier_path, &d->classifier, &err) != 0) {
+        fprintf(stderr, "gand %s: --classifier: %s\n", cmd, err.message);
+        return 2;
+    }
+    d->has_classifier = true;
+    if (gan_eval_classifier_prepare(be, &d->classifier, &d->train, d->has_test ? &d->test : NULL,
+                                    &d->split, &d->judge, &err) != 0) {
+        fprintf(stderr, "gand %s: the classifier's reference: %s\n", cmd, err.message);
+        return 2;
+    }
+    return 0;
+}
+
 void gand_cli_data_free(gand_cli_data *d)
 {
+    gan_eval_classifier_release(&d->judge);
+    if (d->has_classifier)
+        gan_classifier_free(&d->classifier);
+    d->has_classifier = false;
     gan_dataset_free(&d->train);
     if (d->has_test)
         gan_dataset_free(&d->test);

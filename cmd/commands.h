@@ -31,6 +31,10 @@ typedef struct gand_cli_data {
     gan_dataset train, test;
     bool has_test;
     gan_split split;
+    char classifier_path[PATH_MAX]; /* "" = none */
+    bool has_classifier;
+    gan_classifier classifier;
+    gan_eval_classifier judge; /* after gand_cli_data_judge */
 } gand_cli_data;
 
 /*
@@ -41,6 +45,13 @@ typedef struct gand_cli_data {
  */
 int gand_cli_data_load(const char *cmd, const char *dataset, const char *data_path,
                        const char *test_path, long holdout, gand_cli_data *out);
+/*
+ * The digit classifier of the evaluations: the file classifier_path, else the
+ * bundled data set's (none for a --data file). With one, its reference of the
+ * test images is made on be. On failure prints "gand CMD: …" and returns 2.
+ */
+int gand_cli_data_judge(const char *cmd, gand_cli_data *d, const char *dataset,
+                        const char *data_path, const char *classifier_path, gk_backend *be);
 /* One line: which images are trained on, choose σ and are scored. */
 void gand_cli_data_describe(const gand_cli_data *d, char *buf, size_t len);
 void gand_cli_data_free(gand_cli_data *d);

@@ -335,6 +335,8 @@ static void log_settings(const gand_settings *s, FILE *f)
         fprintf(f, "%s = %s\n%s.holdout = %d\n", d->name, d->path, d->name, d->holdout);
         if (d->test_path[0])
             fprintf(f, "%s.test = %s\n", d->name, d->test_path);
+        if (d->classifier_path[0])
+            fprintf(f, "%s.classifier = %s\n", d->name, d->classifier_path);
     }
 }
 

@@ -41,7 +41,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: gand train [--config FILE] [--dataset NAME | --data IDX_PATH]\n"
                "                  [--test IDX_PATH] [--holdout N] [--out DIR] [--epochs N]\n"
-               "                  [--device auto|cpu|cuda]\n"
+               "                  [--device auto|cpu|cuda] [--classifier FILE]\n"
                "\n"
                "Trains one GAN in the foreground. FILE is a run config in JSON (fields as in\n"
                "POST /api/v1/runs; absent fields take preset 'seed'). NAME (default: the\n"
@@ -53,13 +53,16 @@ static void usage(FILE *f)
                "sigma is chosen on them and the test file is scored; without one, on their\n"
                "first half, and the rest is scored; with a test file and N = 0, on the test\n"
                "file's first half. With evaluate_every in the config, that Parzen estimate is\n"
-               "added to those epochs' records.\n"
+               "added to those epochs' records. The digit classifier FILE (default: the\n"
+               "bundled data set's) adds fid, precision, recall, modes, kl, mean_top_prob and\n"
+               "histogram to them, and to the records of every watch_every epochs.\n"
+               "The config's watch rules print an alert on stderr when they fire; a rule whose\n"
+               "action is pause ends the run (checkpoint written) with exit status 3.\n"
                "DIR receives checkpoint.safetensors, metrics.jsonl and\n"
                "samples/epoch-NNNNNN.png (default ./gand-train); a DIR that holds a checkpoint\n"
                "resumes from it.\n");
 }
 
-/* The epoch's fixed-noise grid, samples/epoch-NNNNNN.png. */
 /*
  * The watch rules on the newest epoch record: each alert on stderr. -1 when a
  * rule whose action is pause fired (the run ends, exit status 3).
@@ -78,6 +81,32 @@ static int watch_epoch(const gan_watch *w, const gan_epoch_metrics *history, int
     return rc;
 }
 
+/* The same for an evaluation's classifier metrics, kept in *pts for the rules after it. */
+static int watch_point(const gan_watch *w, gan_watch_point **pts, int *n, int *cap,
+                       gan_watch_point pt)
+{
+    if (*n == *cap) {
+        int c = *cap ? 2 * *cap : 64;
+        gan_watch_point *p = realloc(*pts, (size_t)c * sizeof *p);
+        if (!p)
+            return 0; /* the rules miss one point; the run goes on */
+        *pts = p;
+        *cap = c;
+    }
+    (*pts)[(*n)++] = pt;
+    gan_alert fired[GAN_WATCH_MAX];
+    int k = gan_watch_after_evaluation(w, *pts, *n, fired, GAN_WATCH_MAX);
+    int rc = 0;
+    for (int i = 0; i < k; i++) {
+        fprintf(stderr, "gand train: alert (watch rule %d, %s): %s\n", fired[i].rule,
+                gan_watch_kind_name(fired[i].kind), fired[i].message);
+        if (fired[i].action == GAN_WATCH_PAUSE)
+            rc = -1;
+    }
+    return rc;
+}
+
+/* The epoch's fixed-noise grid, samples/epoch-NNNNNN.png. */
 static int render_grid(gan_trainer *t, const char *dir, int epoch, gan_error *err)
 {
     const gan_config *cfg = gan_trainer_config(t);
@@ -93,29 +122,56 @@ static int render_grid(gan_trainer *t, const char *dir, int epoch, gan_error *er
     return rc;
 }
 
-/* The Parzen estimate of G now on the held-out split, as JSON members. */
-static int evaluate(gan_trainer *t, gk_backend *be, const gand_cli_data *data, char *buf,
-                    size_t len, gan_error *err)
+/*
+ * Evaluate G now on the held-out split (the Parzen estimate when `parzen`,
+ * the classifier's metrics when there is a classifier), as JSON members for
+ * the epoch record; the classifier's point for the watch rules into *pt.
+ */
+static int evaluate(gan_trainer *t, gk_backend *be, const gand_cli_data *data, bool parzen,
+                    int samples, char *buf, size_t len, gan_watch_point *pt, bool *has_pt,
+                    gan_error *err)
 {
     const gan_config *cfg = gan_trainer_config(t);
     float *g = malloc(gan_generator_param_count(cfg) * sizeof(float));
     if (!g)
         return gan_fail(err, "", "out of memory");
-    gan_parzen_result r;
+    gan_evaluation r;
     int rc = gan_trainer_download_sampler(t, g, err);
     if (rc == 0)
-        rc = gan_evaluate_parzen(be, cfg, g, &data->train, data->has_test ? &data->test : NULL,
-                                 &data->split, GAN_EVAL_AUTO_SAMPLES, GAN_EVAL_AUTO_SEED, &r, err);
+        rc = gan_evaluate_generator(be, cfg, g, samples, GAN_EVAL_AUTO_SEED, &data->train,
+                                    data->has_test ? &data->test : NULL, &data->split, parzen,
+                                    data->has_classifier ? &data->judge : NULL, &r, err);
     free(g);
-    if (rc == 0)
-        snprintf(buf, len, "\"parzen_ll\":%.3f,\"parzen_stderr\":%.3f,\"parzen_sigma\":%.4f",
-                 r.mean_ll, r.stderr_ll, r.sigma);
-    return rc;
+    if (rc != 0)
+        return rc;
+    size_t at = 0;
+    buf[0] = '\0';
+    if (r.has_parzen)
+        at = (size_t)snprintf(buf, len,
+                              "\"parzen_ll\":%.3f,\"parzen_stderr\":%.3f,"
+                              "\"parzen_sigma\":%.4f",
+                              r.parzen.mean_ll, r.parzen.stderr_ll, r.parzen.sigma);
+    *has_pt = r.has_metrics;
+    if (r.has_metrics && at < len) {
+        *pt = (gan_watch_point){gan_trainer_epoch(t), r.metrics.modes, r.metrics.fid};
+        cJSON *o = cJSON_CreateObject();
+        char *text = o && gan_sample_metrics_add_cjson(&r.metrics, o) == 0
+                         ? cJSON_PrintUnformatted(o)
+                         : NULL;
+        cJSON_Delete(o);
+        if (!text)
+            return gan_fail(err, "", "out of memory");
+        size_t n = strlen(text); /* {"fid":…}: its members without the braces */
+        snprintf(buf + at, len - at, "%s%.*s", at ? "," : "", (int)(n - 2), text + 1);
+        cJSON_free(text);
+    }
+    return 0;
 }
 
 /* Cut metrics.jsonl to the lines of epochs ≤ keep (after a resume). */
 /* The records of metrics.jsonl (after truncate_metrics): the history the watch rules see. */
-static int read_history(const char *path, gan_epoch_metrics **out, int *n, int *cap)
+static int read_history(const char *path, gan_epoch_metrics **out, int *n, int *cap,
+                        gan_watch_point **pts, int *npts, int *pts_cap)
 {
     uint8_t *data;
     size_t len;
@@ -132,9 +188,27 @@ static int read_history(const char *path, gan_epoch_metrics **out, int *n, int *
         cJSON *o = cJSON_Parse(l);
         gan_epoch_metrics m;
         int ok = gan_epoch_metrics_from_cjson(o, &m);
+        const cJSON *fid = cJSON_GetObjectItemCaseSensitive(o, "fid");
+        const cJSON *modes = cJSON_GetObjectItemCaseSensitive(o, "modes");
+        gan_watch_point pt = {m.epoch, cJSON_IsNumber(modes) ? modes->valueint : 0,
+                              cJSON_IsNumber(fid) ? fid->valuedouble : 0};
+        bool judged = cJSON_IsNumber(fid) && cJSON_IsNumber(modes);
         cJSON_Delete(o);
         if (ok != 0)
             continue;
+        if (judged) {
+            if (*npts == *pts_cap) {
+                int c = *pts_cap ? 2 * *pts_cap : 64;
+                gan_watch_point *p = realloc(*pts, (size_t)c * sizeof *p);
+                if (!p) {
+                    free(text);
+                    return -1;
+                }
+                *pts = p;
+                *pts_cap = c;
+            }
+            (*pts)[(*npts)++] = pt;
+        }
         if (*n == *cap) {
             int c = *cap ? 2 * *cap : 64;
             gan_epoch_metrics *h = realloc(*out, (size_t)c * sizeof *h);
@@ -171,14 +245,19 @@ static void truncate_metrics(const char *path, int keep)
 
 int gand_cmd_train(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},  {"data", required_argument, NULL, 'd'},
-        {"out", required_argument, NULL, 'o'},     {"epochs", required_argument, NULL, 'e'},
-        {"device", required_argument, NULL, 'D'},  {"holdout", required_argument, NULL, 'H'},
-        {"dataset", required_argument, NULL, 'n'}, {"test", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"epochs", required_argument, NULL, 'e'},
+                                         {"device", required_argument, NULL, 'D'},
+                                         {"holdout", required_argument, NULL, 'H'},
+                                         {"dataset", required_argument, NULL, 'n'},
+                                         {"test", required_argument, NULL, 't'},
+                                         {"classifier", required_argument, NULL, 'C'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *data_path = NULL, *out_dir = "gand-train", *device = NULL;
-    const char *dataset = NULL, *test_path = NULL;
+    const char *dataset = NULL, *test_path = NULL, *classifier_path = NULL;
     long epochs = -1, holdout = -1;
     int c;
     optind = 1;
@@ -195,6 +274,9 @@ int gand_cmd_train(int argc, char **argv)
             break;
         case 't':
             test_path = optarg;
+            break;
+        case 'C':
+            classifier_path = optarg;
             break;
         case 'o':
             out_dir = optarg;
@@ -288,6 +370,22 @@ int gand_cmd_train(int argc, char **argv)
         return 2;
     }
     fprintf(stderr, "gand train: %s (%s)\n", why, be->device);
+    if (gand_cli_data_judge("train", &data,
+                            dataset     ? dataset
+                            : data_path ? NULL
+                                        : cfg.dataset,
+                            data_path, classifier_path, be) != 0) {
+        gand_cli_data_free(&data);
+        gk_backend_close(be);
+        return 2;
+    }
+    if (data.has_classifier)
+        fprintf(stderr, "gand train: evaluations look through the digit classifier %s\n",
+                data.classifier_path);
+    else if (cfg.watch_every > 0 && gan_split_evaluable(&data.split))
+        fprintf(stderr,
+                "gand train: no digit classifier (--classifier FILE): no watch evaluations, "
+                "and no fid, precision, recall, modes or kl\n");
 
     bool resuming = access(ckpt, F_OK) == 0;
     if (resuming) {
@@ -343,7 +441,10 @@ int gand_cmd_train(int argc, char **argv)
     const gan_config *live = gan_trainer_config(t);
     gan_epoch_metrics *history = NULL; /* the run's epoch records, for the watch rules */
     int nhistory = 0, history_cap = 0;
-    if (resuming && read_history(metrics, &history, &nhistory, &history_cap) != 0) {
+    gan_watch_point *points = NULL; /* and its evaluations' classifier metrics */
+    int npoints = 0, points_cap = 0;
+    if (resuming && read_history(metrics, &history, &nhistory, &history_cap, &points, &npoints,
+                                 &points_cap) != 0) {
         fprintf(stderr, "gand train: out of memory reading %s\n", metrics);
         status = 1;
     }
@@ -371,9 +472,14 @@ int gand_cmd_train(int argc, char **argv)
         char line[1400];
         gan_epoch_metrics_json(&m, line, sizeof line);
         const gan_epoch_plan plan = gan_epoch_plan_for(live, m.epoch);
-        if (plan.evaluate) {
-            char ev[384];
-            if (evaluate(t, be, &data, ev, sizeof ev, &err) == 0) {
+        bool judged = false;
+        gan_watch_point pt;
+        bool watch_now = plan.watch && data.has_classifier;
+        if (plan.evaluate || watch_now) {
+            char ev[1024];
+            int n = plan.evaluate ? GAN_EVAL_AUTO_SAMPLES
+                                  : gan_watch_samples(data.split.test_end - data.split.test_begin);
+            if (evaluate(t, be, &data, plan.evaluate, n, ev, sizeof ev, &pt, &judged, &err) == 0) {
                 size_t len = strlen(line);
                 snprintf(line + len - 1, sizeof line - len + 1, ",%s}", ev);
             } else {
@@ -403,12 +509,16 @@ int gand_cmd_train(int argc, char **argv)
             history_cap = cap;
         }
         history[nhistory++] = m;
-        if (watch_epoch(&live->watch, history, nhistory) != 0) {
+        int paused = watch_epoch(&live->watch, history, nhistory);
+        if (judged && watch_point(&live->watch, &points, &npoints, &points_cap, pt) != 0)
+            paused = -1;
+        if (paused != 0) {
             status = 3;
             break;
         }
     }
     free(history);
+    free(points);
     if (status != 1 && gan_trainer_save(t, ckpt, &err) != 0) {
         fprintf(stderr, "gand train: checkpoint: %s\n", err.message);
         status = 1;

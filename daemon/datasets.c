@@ -49,6 +49,27 @@ static void data_name(const char *name, const char *path, char *out, size_t len)
     str_printf(out, len, "%s/%s", name, base ? base + 1 : path);
 }
 
+/* The data set's digit classifier, loaded now (host memory): a bad file is said at start-up. */
+static void dataset_probe_classifier(dataset_info *d)
+{
+    if (!d->entry.classifier_path[0]) {
+        str_printf(d->classifier_error, sizeof d->classifier_error,
+                   "it has no digit classifier (set [datasets] %s.classifier = PATH; gand "
+                   "classifier train makes one)",
+                   d->entry.name);
+        return;
+    }
+    gan_error err;
+    if (gan_classifier_load(d->entry.classifier_path, &d->classifier, &err) != 0) {
+        str_printf(d->classifier_error, sizeof d->classifier_error,
+                   "its classifier cannot be used: %s", err.message);
+        return;
+    }
+    data_name(d->entry.name, d->entry.classifier_path, d->classifier_name,
+              sizeof d->classifier_name);
+    d->has_classifier = true;
+}
+
 /* The image count, and which images are trained on and which are held out. */
 void dataset_probe(dataset_info *d)
 {
@@ -89,6 +110,7 @@ void dataset_probe(dataset_info *d)
                    d->holdout ? "only one image" : "no images", d->entry.name, d->entry.name);
         return;
     }
+    dataset_probe_classifier(d);
     str_printf(d->valid_name, sizeof d->valid_name, "%s",
                d->split.valid_in_test ? d->test_name : d->train_name);
     str_printf(d->eval_name, sizeof d->eval_name, "%s",
@@ -165,6 +187,26 @@ dataset_info *worker_eval_dataset(gand_registry *reg, const char *name, gan_erro
     return d;
 }
 
+/*
+ * The classifier's reference of a data set's test images, made on first use
+ * (worker thread only, after worker_eval_dataset); NULL when it has no classifier.
+ */
+const gan_eval_classifier *worker_judge(gand_registry *reg, dataset_info *d, gk_backend *be,
+                                        gan_error *err)
+{
+    if (!d->has_classifier)
+        return NULL;
+    if (!d->judge_ready) {
+        if (gan_eval_classifier_prepare(be, &d->classifier, &d->loaded,
+                                        d->has_test ? &d->test_loaded : NULL, &d->split, &d->judge,
+                                        err) != 0)
+            return NULL;
+        d->judge_ready = true;
+        (void)reg;
+    }
+    return &d->judge;
+}
+
 reg_status registry_datasets(gand_registry *reg, char **json)
 {
     cJSON *o = cJSON_CreateObject();
@@ -183,6 +225,10 @@ reg_status registry_datasets(gand_registry *reg, char **json)
         else
             cJSON_AddNullToObject(e, "test_images");
         cJSON_AddItemToObject(e, "split", split_cjson(d));
+        if (d->has_classifier)
+            cJSON_AddStringToObject(e, "classifier", d->classifier_name);
+        else
+            cJSON_AddNullToObject(e, "classifier");
         if (!d->ok)
             cJSON_AddStringToObject(e, "error", "the data set's file cannot be read (see the log)");
         else if (!d->eval_ok)

@@ -5,8 +5,8 @@
 #include "daemon/registry_internal.h"
 
 /* Queue an evaluation (reg->lock held); NULL when out of memory. Takes over `pinned`. */
-evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t seed, bool automatic,
-                            g_snapshot *pinned)
+evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t seed,
+                            eval_trigger trigger, g_snapshot *pinned)
 {
     if (!grow((void **)&r->evals, &r->evals_cap, r->nevals + 1, sizeof(evaluation))) {
         snapshot_release(pinned);
@@ -18,7 +18,7 @@ evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t se
     e->state = EVAL_QUEUED;
     e->samples = samples;
     e->seed = seed;
-    e->automatic = automatic;
+    e->trigger = trigger;
     e->pinned = pinned;
     e->created_at = now_ms();
     e->queue_seq = reg->next_eval_seq++;
@@ -106,6 +106,7 @@ bool worker_evaluate_next(gand_registry *reg)
     e->pinned = NULL;
     const int samples = e->samples, eid = e->id;
     const uint64_t seed = e->seed;
+    const eval_trigger trigger = e->trigger;
     char dataset[GAN_NAME_MAX];
     str_printf(dataset, sizeof dataset, "%s", r->cfg.dataset);
     eval_lines l = eval_record_locked(reg, r, e, false);
@@ -115,8 +116,9 @@ bool worker_evaluate_next(gand_registry *reg)
 
     atomic_store(&reg->eval_started_ms, mono_ms());
     gan_error err = {{0}, {0}};
-    gan_parzen_result res;
+    gan_evaluation res;
     memset(&res, 0, sizeof res);
+    const gan_parzen_result *pz = &res.parzen;
     dataset_info *d = NULL;
     int rc = -1;
     struct timespec t0, t1;
@@ -124,10 +126,15 @@ bool worker_evaluate_next(gand_registry *reg)
     if (s || run_generator(reg, r, &s, &err) == REG_OK) {
         d = worker_eval_dataset(reg, dataset, &err);
         gk_backend *be = d ? run_backend(reg, &s->cfg, &err) : NULL;
-        if (be)
-            rc = gan_evaluate_parzen(be, &s->cfg, s->params, &d->loaded,
-                                     d->has_test ? &d->test_loaded : NULL, &d->split, samples, seed,
-                                     &res, &err);
+        const gan_eval_classifier *judge = be ? worker_judge(reg, d, be, &err) : NULL;
+        if (be && (judge || !d->has_classifier)) {
+            if (trigger == EVAL_WATCH && !judge)
+                gan_fail(&err, "classifier", "data set '%s' has no digit classifier", dataset);
+            else
+                rc = gan_evaluate_generator(be, &s->cfg, s->params, samples, seed, &d->loaded,
+                                            d->has_test ? &d->test_loaded : NULL, &d->split,
+                                            trigger != EVAL_WATCH, judge, &res, &err);
+        }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     atomic_store(&reg->eval_started_ms, 0);
@@ -139,9 +146,12 @@ bool worker_evaluate_next(gand_registry *reg)
     if (rc == 0) {
         e->state = EVAL_DONE;
         e->reason[0] = '\0';
-        e->parzen_ll = res.mean_ll;
-        e->stderr_ll = res.stderr_ll;
-        e->sigma = res.sigma;
+        e->has_parzen = res.has_parzen;
+        e->parzen_ll = pz->mean_ll;
+        e->stderr_ll = pz->stderr_ll;
+        e->sigma = pz->sigma;
+        e->has_metrics = res.has_metrics;
+        e->metrics = res.metrics;
         e->epoch = s->epoch;
         e->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
         e->valid_begin = d->split.valid_begin;
@@ -157,16 +167,44 @@ bool worker_evaluate_next(gand_registry *reg)
     }
     r->evals_pending--;
     l = eval_record_locked(reg, r, e, true);
+    /* the watch rules and the best checkpoint read the automatic evaluations' metrics */
+    gan_watch_point *pts = NULL;
+    int npts = 0;
+    gan_watch rules = r->cfg.watch;
+    bool watched = rc == 0 && trigger != EVAL_REQUEST && res.has_metrics;
+    if (watched && (pts = malloc((size_t)r->nevals * sizeof *pts))) {
+        for (int i = 0; i < r->nevals; i++) {
+            const evaluation *x = &r->evals[i];
+            if (x->state == EVAL_DONE && x->trigger != EVAL_REQUEST && x->has_metrics)
+                pts[npts++] = (gan_watch_point){x->epoch, x->metrics.modes, x->metrics.fid};
+        }
+        if (npts > 0 && (r->best_epoch < 0 || res.metrics.fid < r->best_fid) &&
+            pts[npts - 1].epoch == s->epoch) {
+            r->best_pending_epoch = s->epoch; /* the worker saves it (executor_local.c) */
+            r->best_pending_fid = res.metrics.fid;
+        }
+    }
     pthread_mutex_unlock(&reg->lock);
     eval_store(r, &l);
     pthread_mutex_unlock(&r->io);
-    if (rc == 0)
+    const double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    if (rc == 0 && res.has_parzen)
         log_info("run %s: evaluation %d (epoch %d, %d samples): Parzen log-likelihood %.2f ± %.2f "
                  "nats, sigma %.4f, %.1f s",
-                 r->id, eid, s->epoch, samples, res.mean_ll, res.stderr_ll, res.sigma,
-                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
-    else
+                 r->id, eid, s->epoch, samples, pz->mean_ll, pz->stderr_ll, pz->sigma, secs);
+    if (rc == 0 && res.has_metrics)
+        log_info("run %s: evaluation %d (epoch %d, %d samples): Fréchet distance %.2f, precision "
+                 "%.3f, recall %.3f, %d modes, KL %.3f, %.1f s",
+                 r->id, eid, s->epoch, samples, res.metrics.fid, res.metrics.precision,
+                 res.metrics.recall, res.metrics.modes, res.metrics.kl, secs);
+    if (rc != 0)
         log_warning("run %s: evaluation %d failed: %s", r->id, eid, err.message);
+    if (npts > 0) {
+        gan_alert fired[GAN_WATCH_MAX];
+        int k = gan_watch_after_evaluation(&rules, pts, npts, fired, GAN_WATCH_MAX);
+        alerts_raise(reg, r, fired, k);
+    }
+    free(pts);
     snapshot_release(s);
     run_put(reg, r);
     return true;
@@ -216,7 +254,7 @@ reg_status registry_evaluate(gand_registry *reg, const char *id, int samples, ui
                  reg->evals_queued);
         st = REG_LIMIT;
     } else {
-        evaluation *e = eval_add_locked(reg, r, samples, seed, false, NULL);
+        evaluation *e = eval_add_locked(reg, r, samples, seed, EVAL_REQUEST, NULL);
         if (!e) {
             gan_fail(err, "", "out of memory");
             st = REG_INTERNAL;

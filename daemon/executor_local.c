@@ -94,8 +94,11 @@ static void worker_fail(worker_run *w, const char *what, const gan_error *err)
     set_state(w->reg, w->r, RUN_FAILED, reason, false);
 }
 
-/* evaluate_every: queue an evaluation of the G just published (s, a reference is taken). */
-static void worker_queue_auto_eval(worker_run *w, g_snapshot *s)
+/*
+ * evaluate_every or watch_every: queue an evaluation of the G just published
+ * (s, a reference is taken). The worker runs it before the next iteration.
+ */
+static void worker_queue_auto_eval(worker_run *w, g_snapshot *s, eval_trigger trigger)
 {
     gand_registry *reg = w->reg;
     run *r = w->r;
@@ -104,7 +107,9 @@ static void worker_queue_auto_eval(worker_run *w, g_snapshot *s)
     pthread_mutex_lock(&r->io);
     pthread_mutex_lock(&reg->lock);
     const dataset_info *d = dataset_find(reg, r->cfg.dataset);
-    if (!d || !d->eval_ok) {
+    if (trigger == EVAL_WATCH && (!d || !d->eval_ok || !d->has_classifier)) {
+        /* said once at start-up: the data set has no classifier (or no held-out images) */
+    } else if (!d || !d->eval_ok) {
         if (!w->eval_warned)
             str_printf(warning, sizeof warning,
                        "run %s: evaluate_every is %d, but data set '%s' cannot be evaluated on: %s",
@@ -113,7 +118,9 @@ static void worker_queue_auto_eval(worker_run *w, g_snapshot *s)
         w->eval_warned = true;
     } else {
         atomic_fetch_add(&s->refs, 1);
-        evaluation *e = eval_add_locked(reg, r, GAN_EVAL_AUTO_SAMPLES, GAN_EVAL_AUTO_SEED, true, s);
+        int n = trigger == EVAL_WATCH ? gan_watch_samples(d->split.test_end - d->split.test_begin)
+                                      : GAN_EVAL_AUTO_SAMPLES;
+        evaluation *e = eval_add_locked(reg, r, n, GAN_EVAL_AUTO_SEED, trigger, s);
         if (e)
             l = eval_record_locked(reg, r, e, true);
         else
@@ -216,11 +223,46 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
         pthread_mutex_unlock(&reg->lock);
     }
     if (plan.evaluate)
-        worker_queue_auto_eval(w, s);
+        worker_queue_auto_eval(w, s, EVAL_EVALUATE_EVERY);
+    else if (plan.watch)
+        worker_queue_auto_eval(w, s, EVAL_WATCH);
     snapshot_publish(reg, r, s);
     if (plan.checkpoint && worker_checkpoint(w, err) != 0)
         return -1;
     return 0;
+}
+
+/*
+ * An evaluation of the epoch the trainer has just finished found the lowest
+ * Fréchet distance yet: that state becomes checkpoint-best.safetensors.
+ * Evaluations queued at an epoch's end run before the next iteration, so the
+ * trainer is still where the evaluated G came from; if it has moved on (the
+ * evaluation waited behind a pause), the chance is let go.
+ */
+static void worker_save_best(worker_run *w)
+{
+    run *r = w->r;
+    pthread_mutex_lock(&w->reg->lock);
+    int epoch = r->best_pending_epoch;
+    double fid = r->best_pending_fid;
+    r->best_pending_epoch = -1;
+    pthread_mutex_unlock(&w->reg->lock);
+    if (epoch < 0 || epoch != gan_trainer_epoch(w->t) || gan_trainer_iteration(w->t) != 0)
+        return;
+    char path[PATH_MAX];
+    gan_error err;
+    run_path(r, "checkpoint-best.safetensors", path, sizeof path);
+    if (gan_trainer_save(w->t, path, &err) != 0) {
+        log_warning("run %s: the best checkpoint (epoch %d) could not be written: %s", r->id, epoch,
+                    err.message);
+        return;
+    }
+    pthread_mutex_lock(&w->reg->lock);
+    r->best_epoch = epoch;
+    r->best_fid = fid;
+    pthread_mutex_unlock(&w->reg->lock);
+    log_info("run %s: epoch %d is the best yet (Fréchet distance %.2f); checkpoint-best written",
+             r->id, epoch, fid);
 }
 
 /*
@@ -367,6 +409,7 @@ static void worker_train(gand_registry *reg, run *r)
             worker_evaluate_next(reg);
             continue;
         }
+        worker_save_best(&w);
 
         if (leave) {
             const char *note = NULL;

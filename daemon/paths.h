@@ -27,6 +27,7 @@ typedef struct gand_bundled_dataset {
     const char *labels;
     const char *test_images; /* NULL: none */
     int holdout;
+    const char *classifier; /* its digit classifier (data/make-classifiers.sh) */
 } gand_bundled_dataset;
 
 extern const gand_bundled_dataset gand_bundled_datasets[];

@@ -116,6 +116,14 @@ gand_registry *registry_open(const registry_options *opt, gan_error *err)
                          d->entry.name, d->images, d->entry.path, d->train_images, d->eval_error);
             else
                 log_err("data set %s: %s; runs cannot use it", d->entry.name, d->error);
+            if (d->ok && d->eval_ok && d->has_classifier)
+                log_info("data set %s: evaluations look through the digit classifier %s (%s)",
+                         d->entry.name, d->classifier_name, d->classifier.accuracy_on);
+            else if (d->ok && d->eval_ok)
+                log_notice("data set %s: %s, so its evaluations have no fid, precision, recall, "
+                           "modes or kl, it has no watch evaluations, and the mode_collapse and "
+                           "divergence rules and the best checkpoint of its runs cannot act",
+                           d->entry.name, d->classifier_error);
         }
     }
     uint64_t t = (uint64_t)now_ms();
@@ -158,6 +166,9 @@ void registry_close(gand_registry *r)
             gan_dataset_free(&r->datasets[i].loaded);
         if (r->datasets[i].test_is_loaded)
             gan_dataset_free(&r->datasets[i].test_loaded);
+        gan_eval_classifier_release(&r->datasets[i].judge);
+        if (r->datasets[i].has_classifier)
+            gan_classifier_free(&r->datasets[i].classifier);
     }
     free(r->datasets);
     pthread_cond_destroy(&r->work_cond);

@@ -63,6 +63,7 @@
 #include <stdint.h>
 
 #include "gan/error.h"
+#include "gan/sample_metrics.h"
 #include "gan/trainer.h"
 #include "kernels/backend.h"
 
@@ -92,6 +93,7 @@ typedef struct gand_dataset_entry {
      * scored (gan_split_make).
      */
     char test_path[1024];
+    char classifier_path[1024]; /* the digit classifier of its evaluations ("" = none) */
 } gand_dataset_entry;
 
 typedef struct registry_options {
@@ -155,8 +157,9 @@ reg_status registry_sample_png(gand_registry *r, const char *id, int n, uint64_t
 /* Path of the fixed-noise grid saved at an epoch (404 when none was saved). */
 reg_status registry_epoch_png_path(gand_registry *r, const char *id, int epoch, char *path,
                                    size_t len);
-/* Path of the run's latest checkpoint (404 before the first one). */
-reg_status registry_checkpoint_path(gand_registry *r, const char *id, char *path, size_t len);
+/* Path of the run's latest checkpoint, or with best its best (404 before there is one). */
+reg_status registry_checkpoint_path(gand_registry *r, const char *id, bool best, char *path,
+                                    size_t len);
 
 /*
  * {"datasets":[{"name","images","rows","cols","train_images","holdout",
@@ -227,8 +230,10 @@ typedef struct gand_run_stats {
     int epochs;
     bool has_metrics, has_evaluation;
     gan_epoch_metrics last;          /* when has_metrics */
-    double parzen_ll, parzen_stderr; /* when has_evaluation */
-    int alerts[GAN_WATCH_KINDS];     /* watch rules that fired, by kind */
+    double parzen_ll, parzen_stderr; /* when has_evaluation: the latest Parzen estimate */
+    bool has_sample_metrics;
+    gan_sample_metrics sample_metrics; /* when has_sample_metrics: the latest classifier metrics */
+    int alerts[GAN_WATCH_KINDS];       /* watch rules that fired, by kind */
 } gand_run_stats;
 
 typedef struct gand_registry_stats {

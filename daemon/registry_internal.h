@@ -86,17 +86,24 @@ typedef enum eval_state {
 extern const char *const eval_state_names[EVAL_STATE_COUNT];
 
 /* One Parzen evaluation of a run (registry.h "evaluation"). */
+/* Why an evaluation was made: a request, evaluate_every, or watch_every (no Parzen estimate). */
+typedef enum eval_trigger { EVAL_REQUEST, EVAL_EVALUATE_EVERY, EVAL_WATCH } eval_trigger;
+extern const char *const eval_trigger_names[3];
+
 typedef struct evaluation {
     int id; /* 1, 2, ... within the run */
     eval_state state;
     char reason[REASON_MAX]; /* "" = null */
-    bool automatic;          /* trigger "evaluate_every" (else "request") */
+    eval_trigger trigger;
     int samples;
     uint64_t seed;
     int64_t created_at, started_at, finished_at; /* ms, 0 = null */
     int64_t queue_seq;                           /* FIFO order among queued evaluations */
     struct g_snapshot *pinned;                   /* G to evaluate (evaluate_every), else NULL */
     /* the result, when done */
+    bool has_parzen;            /* every trigger but watch */
+    bool has_metrics;           /* the data set has a classifier */
+    gan_sample_metrics metrics; /* when has_metrics */
     double parzen_ll, stderr_ll, sigma, seconds;
     int epoch;
     int valid_begin, valid_end, test_begin, test_end;
@@ -143,6 +150,11 @@ typedef struct run {
     evaluation *evals; /* by id: evals[i].id == i + 1 */
     int nevals, evals_cap;
     int evals_pending; /* queued or running */
+    /* the best checkpoint: of the automatic evaluation with the lowest Fréchet distance */
+    int best_epoch; /* -1: none */
+    double best_fid;
+    int best_pending_epoch; /* an evaluation found a new best at this epoch: the worker saves it */
+    double best_pending_fid;
     gan_alert *alerts; /* the watch rules that fired (alerts.c), oldest first */
     int nalerts, alerts_cap;
 } run;
@@ -163,9 +175,16 @@ typedef struct dataset_info {
      * validation and the test range index */
     char train_name[DATA_NAME_MAX], test_name[DATA_NAME_MAX];
     char valid_name[DATA_NAME_MAX], eval_name[DATA_NAME_MAX];
+    /* its digit classifier (loaded at start-up), "" / false when it has none */
+    bool has_classifier;
+    gan_classifier classifier;
+    char classifier_name[DATA_NAME_MAX]; /* "NAME/BASENAME" */
+    char classifier_error[600];          /* why there is none, for the start-up line */
     /* worker only: loaded on first use, kept */
     gan_dataset loaded, test_loaded;
     bool is_loaded, test_is_loaded;
+    gan_eval_classifier judge; /* the classifier's reference of the test images */
+    bool judge_ready;
 } dataset_info;
 
 struct gand_registry {
@@ -241,6 +260,8 @@ typedef struct run_view {
     evaluation last_eval;
     gan_alert *alerts; /* the newest RUN_VIEW_ALERTS, oldest first (owned) */
     int nalerts, alerts_total;
+    int best_epoch;
+    double best_fid;
 } run_view;
 
 enum { RUN_VIEW_ALERTS = 10 }; /* alerts a run's JSON shows; events have them all */
@@ -342,11 +363,13 @@ const dataset_info *dataset_find(const gand_registry *reg, const char *name);
 void dataset_probe(dataset_info *d);
 dataset_info *worker_dataset(gand_registry *reg, const char *name, gan_error *err);
 dataset_info *worker_eval_dataset(gand_registry *reg, const char *name, gan_error *err);
+const gan_eval_classifier *worker_judge(gand_registry *reg, dataset_info *d, gk_backend *be,
+                                        gan_error *err);
 
 /* ---- the evaluation queue (evaluations.c) ---- */
 
-evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t seed, bool automatic,
-                            g_snapshot *pinned);
+evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t seed,
+                            eval_trigger trigger, g_snapshot *pinned);
 eval_lines eval_record_locked(gand_registry *reg, run *r, const evaluation *e, bool persist);
 void eval_store(run *r, eval_lines *l);
 bool worker_evaluate_next(gand_registry *reg);

@@ -64,14 +64,15 @@ reg_status registry_epoch_png_path(gand_registry *reg, const char *id, int epoch
     return REG_OK;
 }
 
-reg_status registry_checkpoint_path(gand_registry *reg, const char *id, char *path, size_t len)
+reg_status registry_checkpoint_path(gand_registry *reg, const char *id, bool best, char *path,
+                                    size_t len)
 {
     pthread_mutex_lock(&reg->lock);
     run *r = run_find_locked(reg, id);
     char p[PATH_MAX];
-    bool have = r && r->checkpoint_epoch >= 0;
+    bool have = r && (best ? r->best_epoch >= 0 : r->checkpoint_epoch >= 0);
     if (have)
-        run_path(r, "checkpoint.safetensors", p, sizeof p);
+        run_path(r, best ? "checkpoint-best.safetensors" : "checkpoint.safetensors", p, sizeof p);
     pthread_mutex_unlock(&reg->lock);
     if (!have || access(p, R_OK) != 0)
         return REG_NOT_FOUND;

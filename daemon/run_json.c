@@ -4,6 +4,7 @@
 #include "daemon/registry_internal.h"
 
 const char *const eval_state_names[EVAL_STATE_COUNT] = {"queued", "running", "done", "failed"};
+const char *const eval_trigger_names[3] = {"request", "evaluate_every", "watch_every"};
 
 /* ---- JSON -------------------------------------------------------------- */
 
@@ -96,14 +97,20 @@ static cJSON *eval_json(const char *run_id, const evaluation *e)
     cJSON_AddStringToObject(o, "run", run_id);
     cJSON_AddStringToObject(o, "state", eval_state_names[e->state]);
     add_string_or_null(o, "reason", e->reason);
-    cJSON_AddStringToObject(o, "trigger", e->automatic ? "evaluate_every" : "request");
+    cJSON_AddStringToObject(o, "trigger", eval_trigger_names[e->trigger]);
     cJSON_AddNumberToObject(o, "samples", e->samples);
     cJSON_AddNumberToObject(o, "seed", (double)e->seed);
     if (e->state == EVAL_DONE) {
         cJSON *res = cJSON_AddObjectToObject(o, "result");
-        cJSON_AddNumberToObject(res, "parzen_ll", e->parzen_ll);
-        cJSON_AddNumberToObject(res, "stderr", e->stderr_ll);
-        cJSON_AddNumberToObject(res, "sigma", e->sigma);
+        add_number_or_null(res, "parzen_ll", e->has_parzen, e->parzen_ll);
+        add_number_or_null(res, "stderr", e->has_parzen, e->stderr_ll);
+        add_number_or_null(res, "sigma", e->has_parzen, e->sigma);
+        if (e->has_metrics) {
+            cJSON *m = cJSON_AddObjectToObject(res, "metrics");
+            gan_sample_metrics_add_cjson(&e->metrics, m);
+        } else {
+            cJSON_AddNullToObject(res, "metrics");
+        }
         cJSON_AddNumberToObject(res, "samples", e->samples);
         cJSON_AddNumberToObject(res, "epoch", e->epoch);
         cJSON *sp = cJSON_AddObjectToObject(res, "split");
@@ -170,6 +177,8 @@ void run_view_take_locked(const gand_registry *reg, const run *r, int queue_posi
         v->last_eval = *e;
         v->last_eval.pinned = NULL;
     }
+    v->best_epoch = r->best_epoch;
+    v->best_fid = r->best_fid;
     v->alerts_total = r->nalerts;
     int na = r->nalerts < RUN_VIEW_ALERTS ? r->nalerts : RUN_VIEW_ALERTS;
     if (na > 0 && (v->alerts = malloc((size_t)na * sizeof *v->alerts))) {
@@ -210,6 +219,13 @@ cJSON *run_view_cjson(const run_view *v)
     add_number_or_null(o, "checkpoint_epoch", v->checkpoint_epoch >= 0, v->checkpoint_epoch);
     cJSON_AddItemToObject(o, "split", split_cjson(v->dataset));
     add_item_or_null(o, "last_evaluation", v->has_eval ? eval_json(v->id, &v->last_eval) : NULL);
+    if (v->best_epoch >= 0) {
+        cJSON *b = cJSON_AddObjectToObject(o, "best");
+        cJSON_AddNumberToObject(b, "epoch", v->best_epoch);
+        cJSON_AddNumberToObject(b, "fid", v->best_fid);
+    } else {
+        cJSON_AddNullToObject(o, "best");
+    }
     cJSON_AddNumberToObject(o, "alerts_total", v->alerts_total);
     cJSON *al = cJSON_AddArrayToObject(o, "alerts");
     for (int i = 0; i < v->nalerts; i++)

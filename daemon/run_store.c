@@ -219,7 +219,10 @@ static bool eval_from_json(const cJSON *o, evaluation *e)
     e->state = (eval_state)s;
     e->samples = samples->valueint;
     e->seed = (uint64_t)seed->valuedouble;
-    e->automatic = cJSON_IsString(trigger) && strcmp(trigger->valuestring, "evaluate_every") == 0;
+    e->trigger = EVAL_REQUEST;
+    for (int i = 0; i < 3; i++)
+        if (cJSON_IsString(trigger) && strcmp(trigger->valuestring, eval_trigger_names[i]) == 0)
+            e->trigger = (eval_trigger)i;
     str_printf(e->reason, sizeof e->reason, "%s",
                cJSON_IsString(reason) ? reason->valuestring : "");
     static const char *const tnames[] = {"created_at", "started_at", "finished_at"};
@@ -237,16 +240,25 @@ static bool eval_from_json(const cJSON *o, evaluation *e)
     const cJSON *split = cJSON_GetObjectItemCaseSensitive(res, "split");
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(res, "data");
     const cJSON *secs = cJSON_GetObjectItemCaseSensitive(res, "seconds");
-    if (!cJSON_IsNumber(ll) || !cJSON_IsNumber(se) || !cJSON_IsNumber(sigma) ||
+    const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(res, "metrics");
+    e->has_parzen = cJSON_IsNumber(ll);
+    e->has_metrics = cJSON_IsObject(metrics);
+    if (e->has_metrics && gan_sample_metrics_from_cjson(metrics, &e->metrics) != 0)
+        return false;
+    if (!e->has_parzen && !e->has_metrics)
+        return false;
+    if ((e->has_parzen && (!cJSON_IsNumber(se) || !cJSON_IsNumber(sigma))) ||
         !cJSON_IsNumber(epoch) || !cJSON_IsString(data) ||
         !range_from_json(cJSON_GetObjectItemCaseSensitive(split, "validation"), &e->valid_begin,
                          &e->valid_end) ||
         !range_from_json(cJSON_GetObjectItemCaseSensitive(split, "test"), &e->test_begin,
                          &e->test_end))
         return false;
-    e->parzen_ll = ll->valuedouble;
-    e->stderr_ll = se->valuedouble;
-    e->sigma = sigma->valuedouble;
+    if (e->has_parzen) {
+        e->parzen_ll = ll->valuedouble;
+        e->stderr_ll = se->valuedouble;
+        e->sigma = sigma->valuedouble;
+    }
     e->epoch = epoch->valueint;
     e->seconds = cJSON_IsNumber(secs) ? secs->valuedouble : 0;
     str_printf(e->data, sizeof e->data, "%s", data->valuestring);
@@ -307,6 +319,33 @@ static void load_evaluations(gand_registry *reg, run *r)
                      r->id, e->id);
         }
     }
+}
+
+/* checkpoint-best.safetensors: its epoch, and the Fréchet distance measured there. */
+static void load_best(run *r)
+{
+    char path[PATH_MAX];
+    run_path(r, "checkpoint-best.safetensors", path, sizeof path);
+    if (access(path, F_OK) != 0)
+        return;
+    gan_checkpoint_position pos;
+    gan_error err;
+    if (gan_checkpoint_inspect(path, &r->cfg, &pos, NULL, &err) != 0) {
+        log_warning("run %s: its best checkpoint is not used: %s", r->id, err.message);
+        return;
+    }
+    for (int i = 0; i < r->nevals; i++) {
+        const evaluation *e = &r->evals[i];
+        if (e->state == EVAL_DONE && e->trigger != EVAL_REQUEST && e->has_metrics &&
+            e->epoch == pos.epoch && (r->best_epoch < 0 || e->metrics.fid < r->best_fid)) {
+            r->best_epoch = pos.epoch;
+            r->best_fid = e->metrics.fid;
+        }
+    }
+    if (r->best_epoch < 0)
+        log_warning("run %s: no evaluation of epoch %d, the epoch of its best checkpoint, is "
+                    "recorded; the next better one replaces it",
+                    r->id, pos.epoch);
 }
 
 static int parse_run_file(run *r, const char *text, gan_error *err)
@@ -430,6 +469,7 @@ static run *load_run(gand_registry *reg, const char *id)
     }
     load_events(reg, r);
     load_evaluations(reg, r);
+    load_best(r);
 
     if (ckpt_failed) {
         char reason[REASON_MAX];

@@ -32,6 +32,7 @@ run *run_new(gand_registry *reg, const char *id)
     str_printf(r->id, sizeof r->id, "%s", id);
     str_printf(r->dir, sizeof r->dir, "%s/%s", reg->runs_dir, id);
     r->checkpoint_epoch = -1;
+    r->best_epoch = r->best_pending_epoch = -1;
     r->refs = 1; /* the table's */
     return r;
 }

@@ -335,12 +335,12 @@ static bool valid_dataset_name(const char *s)
 }
 
 /*
- * [datasets] keys: NAME = PATH (the training images), NAME.holdout = N and
- * NAME.test = PATH (see gand_dataset_entry). The attributes may come before
- * or after NAME's path, or belong to a data set that a --data flag names;
- * settings_load checks at the end that every data set has a path.
+ * [datasets] keys: NAME = PATH (the training images), NAME.holdout = N,
+ * NAME.test = PATH and NAME.classifier = PATH (see gand_dataset_entry). The attributes may come
+ * before or after NAME's path, or belong to a data set that a --data flag names; settings_load
+ * checks at the end that every data set has a path.
  */
-static const char *const dataset_attrs[] = {"holdout", "test"};
+static const char *const dataset_attrs[] = {"holdout", "test", "classifier"};
 enum { HOLDOUT_MAX = 100000000 };
 
 /* The data set called name, added (without a path, holdout unset) when new; NULL when full. */
@@ -441,7 +441,10 @@ static int set_dataset_attr(gand_settings *s, const char *key, const char *value
     gand_dataset_entry *d = dataset_slot(s, name, msg, len);
     if (!d)
         return -1;
-    snprintf(d->test_path, sizeof d->test_path, "%s", path);
+    if (a == 1)
+        snprintf(d->test_path, sizeof d->test_path, "%s", path);
+    else
+        snprintf(d->classifier_path, sizeof d->classifier_path, "%s", path);
     return 1;
 }
 
@@ -488,6 +491,9 @@ static int resolve_datasets(gand_settings *s, char *err, size_t err_len)
             if (!d->test_path[0] && b->test_images &&
                 gand_data_file(b->test_images, d->test_path, sizeof d->test_path) != 0)
                 d->test_path[0] = '\0';
+            if (!d->classifier_path[0] && b->classifier &&
+                gand_data_file(b->classifier, d->classifier_path, sizeof d->classifier_path) != 0)
+                d->classifier_path[0] = '\0';
         }
         if (d->holdout < 0)
             d->holdout = 0;
@@ -510,7 +516,7 @@ typedef struct parse_ctx {
     char base_dir[PATH_MAX];
     char first_error[768];
     bool seen[N_KEYS];
-    char seen_datasets[GAND_MAX_DATASETS * 3][80]; /* NAME, NAME.holdout, NAME.test */
+    char seen_datasets[GAND_MAX_DATASETS * 4][80]; /* NAME and its attributes */
     int seen_dataset_count;
 } parse_ctx;
 
@@ -535,7 +541,7 @@ static int on_ini_value(void *user, const char *section, const char *name, const
             else if (rc == 1)
                 rc = 0;
         }
-        if (rc == 0 && ctx->seen_dataset_count < GAND_MAX_DATASETS * 3)
+        if (rc == 0 && ctx->seen_dataset_count < GAND_MAX_DATASETS * 4)
             snprintf(ctx->seen_datasets[ctx->seen_dataset_count++], 80, "%.79s", name);
     } else if (strcmp(section, "server") != 0 && strcmp(section, "limits") != 0 &&
                strcmp(section, "tls") != 0) {
@@ -739,7 +745,8 @@ void settings_diff(const gand_settings *old_s, const gand_settings *new_s, char 
         same = strcmp(old_s->datasets[i].name, new_s->datasets[i].name) == 0 &&
                strcmp(old_s->datasets[i].path, new_s->datasets[i].path) == 0 &&
                old_s->datasets[i].holdout == new_s->datasets[i].holdout &&
-               strcmp(old_s->datasets[i].test_path, new_s->datasets[i].test_path) == 0;
+               strcmp(old_s->datasets[i].test_path, new_s->datasets[i].test_path) == 0 &&
+               strcmp(old_s->datasets[i].classifier_path, new_s->datasets[i].classifier_path) == 0;
     if (!same)
         append(restart, restart_len, "datasets");
 }

@@ -32,11 +32,19 @@ reg_status registry_stats(gand_registry *reg, gand_registry_stats *out)
         for (int a = 0; a < r->nalerts; a++)
             if (r->alerts[a].kind >= 0 && r->alerts[a].kind < GAN_WATCH_KINDS)
                 s->alerts[r->alerts[a].kind]++;
-        const evaluation *e = last_done_locked(r);
-        s->has_evaluation = e != NULL;
-        if (e) {
-            s->parzen_ll = e->parzen_ll;
-            s->parzen_stderr = e->stderr_ll;
+        for (int k = r->nevals - 1; k >= 0 && !(s->has_evaluation && s->has_sample_metrics); k--) {
+            const evaluation *e = &r->evals[k];
+            if (e->state != EVAL_DONE)
+                continue;
+            if (e->has_parzen && !s->has_evaluation) {
+                s->has_evaluation = true;
+                s->parzen_ll = e->parzen_ll;
+                s->parzen_stderr = e->stderr_ll;
+            }
+            if (e->has_metrics && !s->has_sample_metrics) {
+                s->has_sample_metrics = true;
+                s->sample_metrics = e->metrics;
+            }
         }
     }
     out->evaluations_queued = reg->evals_queued;

@@ -24,7 +24,14 @@ gan_epoch_plan gan_epoch_plan_for(const gan_config *cfg, int epoch)
     p.grid = every(cfg->sample_every, epoch, p.last);
     p.evaluate = every(cfg->evaluate_every, epoch, false);
     p.checkpoint = every(cfg->checkpoint_every, epoch, p.last);
+    p.watch = !p.evaluate && every(cfg->watch_every, epoch, false);
     return p;
+}
+
+/* Precision and recall compare sets of equal size best; FD needs no more than this. */
+int gan_watch_samples(int test_images)
+{
+    return test_images < GAN_EVAL_AUTO_SAMPLES ? test_images : GAN_EVAL_AUTO_SAMPLES;
 }
 
 /* The record's fields in order, and how each prints: the one definition of the format. */

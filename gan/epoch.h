@@ -20,6 +20,8 @@ enum {
     GAN_GRID_SCALE = 2,           /* its upscale factor */
     GAN_EVAL_AUTO_SAMPLES = 10000 /* samples of the evaluate_every evaluations (the paper's) */
 };
+/* Samples of a watch evaluation: as many as the test images, at most GAN_EVAL_AUTO_SAMPLES. */
+int gan_watch_samples(int test_images);
 /* Noise seed of the evaluate_every evaluations (a request names its own). */
 #define GAN_EVAL_AUTO_SEED UINT64_C(0)
 
@@ -27,6 +29,8 @@ typedef struct gan_epoch_plan {
     bool last;       /* the run's last epoch */
     bool grid;       /* draw the fixed-noise grid: every sample_every epochs and the last */
     bool evaluate;   /* Parzen evaluation: every evaluate_every epochs (not also the last) */
+    bool watch;      /* watch evaluation (classifier metrics only): every watch_every epochs,
+                        unless the evaluation above measures them already */
     bool checkpoint; /* every checkpoint_every epochs and the last */
 } gan_epoch_plan;
 

@@ -1,10 +1,13 @@
 /*
- * gan/evaluate.c — held-out splits and the Parzen evaluation of a generator.
+ * gan/evaluate.c — held-out splits, and what an evaluation of a generator
+ * measures: the Parzen estimate and the digit classifier's metrics, both on
+ * the same generated images.
  */
 #include "gan/evaluate.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gan/trainer.h"
 #include "kernels/elementwise.h"
@@ -123,6 +126,109 @@ int gan_evaluate_parzen(gk_backend *be, const gan_config *cfg, const float *g_pa
     int rc = gan_generate_many(cfg, g_params, samples, seed, GK_PURPOSE_EVAL, gen, err);
     if (rc == 0)
         rc = gan_evaluate_images(be, gen, samples, train_ds, test_ds, split, out, err);
+    free(gen);
+    return rc;
+}
+
+/* The split's test images: where they are, and how many. */
+static const gan_dataset *test_file(const gan_dataset *train_ds, const gan_dataset *test_ds,
+                                    const gan_split *split)
+{
+    return split->test_in_test ? test_ds : train_ds;
+}
+
+int gan_eval_classifier_prepare(gk_backend *be, const gan_classifier *c,
+                                const gan_dataset *train_ds, const gan_dataset *test_ds,
+                                const gan_split *split, gan_eval_classifier *out, gan_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const gan_dataset *tds = test_file(train_ds, test_ds, split);
+    int n = split->test_end - split->test_begin;
+    if (!tds || n <= GAN_SAMPLE_K || split->test_end > tds->count)
+        return gan_fail(err, "holdout",
+                        "the classifier's metrics need more than %d held-out test images, the "
+                        "data set has %d",
+                        GAN_SAMPLE_K, n > 0 ? n : 0);
+    float *real = gan_dataset_rows_float(tds, split->test_begin, split->test_end);
+    float *probs = malloc((size_t)n * GAN_CLASSIFIER_CLASSES * sizeof(float));
+    float *feat = malloc((size_t)n * GAN_CLASSIFIER_FEATURES * sizeof(float));
+    int rc = -1;
+    if (!real || !probs || !feat)
+        gan_fail(err, "classifier", "out of memory preparing the classifier's reference");
+    else if (gan_classifier_forward(be, c, real, n, probs, feat, err) == 0 &&
+             (out->reference =
+                  gan_sample_reference_new(probs, feat, n, GAN_CLASSIFIER_FEATURES, err)))
+        rc = 0;
+    free(real);
+    free(probs);
+    free(feat);
+    if (rc == 0)
+        out->classifier = c;
+    return rc;
+}
+
+void gan_eval_classifier_release(gan_eval_classifier *ec)
+{
+    gan_sample_reference_free(ec->reference);
+    memset(ec, 0, sizeof *ec);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+int gan_evaluate_samples(gk_backend *be, const float *images, int n, const gan_dataset *train_ds,
+                         const gan_dataset *test_ds, const gan_split *split, bool parzen,
+                         const gan_eval_classifier *ec, gan_evaluation *out, gan_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!parzen && !ec)
+        return gan_fail(err, "classifier",
+                        "nothing to measure: no Parzen estimate asked for and no classifier");
+    struct timespec t0;
+    if (parzen) {
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (gan_evaluate_images(be, images, n, train_ds, test_ds, split, &out->parzen, err) != 0)
+            return -1;
+        out->has_parzen = true;
+        out->parzen_seconds = seconds_since(&t0);
+    }
+    if (ec) {
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        float *probs = malloc((size_t)n * GAN_CLASSIFIER_CLASSES * sizeof(float));
+        float *feat = malloc((size_t)n * GAN_CLASSIFIER_FEATURES * sizeof(float));
+        int rc = -1;
+        if (!probs || !feat)
+            gan_fail(err, "samples", "out of memory for the classifier's metrics");
+        else if (gan_classifier_forward(be, ec->classifier, images, n, probs, feat, err) == 0)
+            rc = gan_sample_metrics_compute(ec->reference, probs, feat, n, GAN_CLASSIFIER_FEATURES,
+                                            &out->metrics, err);
+        free(probs);
+        free(feat);
+        if (rc != 0)
+            return -1;
+        out->has_metrics = true;
+        out->metrics_seconds = seconds_since(&t0);
+    }
+    return 0;
+}
+
+int gan_evaluate_generator(gk_backend *be, const gan_config *cfg, const float *g_params, int n,
+                           uint64_t seed, const gan_dataset *train_ds, const gan_dataset *test_ds,
+                           const gan_split *split, bool parzen, const gan_eval_classifier *ec,
+                           gan_evaluation *out, gan_error *err)
+{
+    if (n < 1 || n > 100000)
+        return gan_fail(err, "samples", "samples must be an integer in 1..100000, got %d", n);
+    float *gen = malloc((size_t)n * GAN_IMAGE_PIXELS * sizeof(float));
+    if (!gen)
+        return gan_fail(err, "samples", "out of memory for the evaluation");
+    int rc = gan_generate_many(cfg, g_params, n, seed, GK_PURPOSE_EVAL, gen, err);
+    if (rc == 0)
+        rc = gan_evaluate_samples(be, gen, n, train_ds, test_ds, split, parzen, ec, out, err);
     free(gen);
     return rc;
 }

@@ -23,7 +23,9 @@
 #include "gan/config.h"
 #include "gan/error.h"
 #include "gan/idx.h"
+#include "gan/classifier.h"
 #include "gan/parzen.h"
+#include "gan/sample_metrics.h"
 #include "kernels/backend.h"
 
 /* Image index ranges [begin, end): of the training file, or of the test file where flagged. */
@@ -69,6 +71,45 @@ int gan_evaluate_parzen(gk_backend *be, const gan_config *cfg, const float *g_pa
 int gan_evaluate_images(gk_backend *be, const float *images, int samples,
                         const gan_dataset *train_ds, const gan_dataset *test_ds,
                         const gan_split *split, gan_parzen_result *out, gan_error *err);
+
+/*
+ * The classifier's side of evaluations: a digit classifier and the reference
+ * that its view of the split's test images makes (gan/sample_metrics.h),
+ * prepared once per data set and read only afterwards.
+ */
+typedef struct gan_eval_classifier {
+    const gan_classifier *classifier; /* borrowed */
+    gan_sample_reference *reference;  /* owned */
+} gan_eval_classifier;
+
+/* Run c over the split's test images and keep the reference; err names "classifier". */
+int gan_eval_classifier_prepare(gk_backend *be, const gan_classifier *c,
+                                const gan_dataset *train_ds, const gan_dataset *test_ds,
+                                const gan_split *split, gan_eval_classifier *out, gan_error *err);
+void gan_eval_classifier_release(gan_eval_classifier *ec);
+
+/* What one evaluation measured: the Parzen estimate, the classifier's metrics, or both. */
+typedef struct gan_evaluation {
+    bool has_parzen;
+    gan_parzen_result parzen;
+    bool has_metrics;
+    gan_sample_metrics metrics;
+    double parzen_seconds, metrics_seconds;
+} gan_evaluation;
+
+/*
+ * Measure n images (n × 784 floats in [0, 1]): the Parzen estimate when
+ * `parzen`, and the classifier's metrics when ec is non-NULL, on the same
+ * images. At least one of the two must be asked for.
+ */
+int gan_evaluate_samples(gk_backend *be, const float *images, int n, const gan_dataset *train_ds,
+                         const gan_dataset *test_ds, const gan_split *split, bool parzen,
+                         const gan_eval_classifier *ec, gan_evaluation *out, gan_error *err);
+/* The same for n images generated from G with noise (seed, GK_PURPOSE_EVAL). */
+int gan_evaluate_generator(gk_backend *be, const gan_config *cfg, const float *g_params, int n,
+                           uint64_t seed, const gan_dataset *train_ds, const gan_dataset *test_ds,
+                           const gan_split *split, bool parzen, const gan_eval_classifier *ec,
+                           gan_evaluation *out, gan_error *err);
 
 /* Generate n images from G on the CPU, in chunks, noise from (seed, purpose). */
 int gan_generate_many(const gan_config *cfg, const float *g_params, int n, uint64_t seed,

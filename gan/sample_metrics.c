@@ -890,3 +890,39 @@ int gan_sample_metrics_add_cjson(const gan_sample_metrics *m, cJSON *obj)
     }
     return 0;
 }
+
+int gan_sample_metrics_from_cjson(const cJSON *obj, gan_sample_metrics *m)
+{
+    static const char *const names[] = {"fid",   "precision", "recall",
+                                        "modes", "kl",        "mean_top_prob"};
+    double v[6];
+    if (!cJSON_IsObject(obj))
+        return -1;
+    for (int i = 0; i < 6; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, names[i]);
+        if (!cJSON_IsNumber(it))
+            return -1;
+        v[i] = it->valuedouble;
+    }
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(obj, "histogram");
+    if (!cJSON_IsArray(h) || cJSON_GetArraySize(h) != GAN_SAMPLE_CLASSES)
+        return -1;
+    memset(m, 0, sizeof *m);
+    int c = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, h)
+    {
+        if (!cJSON_IsNumber(it))
+            return -1;
+        m->histogram[c] = it->valueint;
+        m->generated += it->valueint;
+        c++;
+    }
+    m->fid = v[0];
+    m->precision = v[1];
+    m->recall = v[2];
+    m->modes = (int)v[3];
+    m->kl = v[4];
+    m->mean_top_prob = v[5];
+    return 0;
+}

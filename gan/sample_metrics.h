@@ -170,5 +170,7 @@ int gan_sample_metrics_compute(const gan_sample_reference *ref, const float *pro
  */
 struct cJSON;
 int gan_sample_metrics_add_cjson(const gan_sample_metrics *m, struct cJSON *obj);
+/* Read those fields back (generated = the histogram's sum, real 0); -1 when one is missing. */
+int gan_sample_metrics_from_cjson(const struct cJSON *obj, gan_sample_metrics *m);
 
 #endif

@@ -63,6 +63,7 @@ class Evaluations(Base):
         self.assertEqual({k: v for k, v in sets["mnist"].items() if k != "name"},
                          {"images": 60000, "rows": 28, "cols": 28, "train_images": 50000,
                           "holdout": 10000, "test_images": 10000,
+                          "classifier": "mnist/mnist-classifier.safetensors",
                           "split": {"train_data": "mnist/" + train, "train": [0, 50000],
                                     "validation_data": "mnist/" + train, "validation": [50000, 60000],
                                     "data": "mnist/" + t10k, "test": [0, 10000]}})

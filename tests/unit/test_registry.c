@@ -326,7 +326,7 @@ static void test_run_completes(void **state)
     assert_int_equal(registry_epoch_png_path(r, id, 2, path, sizeof path), REG_OK);
     assert_int_equal(access(path, R_OK), 0);
     assert_int_equal(registry_epoch_png_path(r, id, 4, path, sizeof path), REG_NOT_FOUND);
-    assert_int_equal(registry_checkpoint_path(r, id, path, sizeof path), REG_OK);
+    assert_int_equal(registry_checkpoint_path(r, id, false, path, sizeof path), REG_OK);
     assert_int_equal(access(path, R_OK), 0);
 
     run_file(path, sizeof path, dir, id, "metrics.jsonl");
@@ -434,9 +434,10 @@ static void test_transitions(void **state)
     control_conflict(r, id, "pause", "cannot pause a run that is paused");
     /* the pause checkpoints the exact position */
     char path[PATH_MAX];
-    for (int i = 0; i < 2000 && registry_checkpoint_path(r, id, path, sizeof path) != REG_OK; i++)
+    for (int i = 0; i < 2000 && registry_checkpoint_path(r, id, false, path, sizeof path) != REG_OK;
+         i++)
         usleep(5000);
-    assert_int_equal(registry_checkpoint_path(r, id, path, sizeof path), REG_OK);
+    assert_int_equal(registry_checkpoint_path(r, id, false, path, sizeof path), REG_OK);
     int epoch_paused;
     run_state(r, id, (char[32]){0}, 32, &epoch_paused);
     usleep(100000);
@@ -633,7 +634,7 @@ static void test_invalid_create(void **state)
     assert_int_equal(registry_sample_png(r, id, 4, 1, 2, &png, &len, &err), REG_CONFLICT);
     assert_non_null(strstr(err.message, "no generator yet (state queued)"));
     char path[PATH_MAX];
-    assert_int_equal(registry_checkpoint_path(r, id, path, sizeof path), REG_NOT_FOUND);
+    assert_int_equal(registry_checkpoint_path(r, id, false, path, sizeof path), REG_NOT_FOUND);
     registry_close(r);
 }
 
