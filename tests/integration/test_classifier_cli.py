@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""`gand classifier train|evaluate`: a short training run's output, and a clear
-error and exit status 2 for every bad input."""
+"""`gand classifier train|evaluate`: a short training run's output, a clear error
+and exit status 2 for every bad input, and the committed classifiers scoring what
+data/README.md says they score."""
 import json
 import os
 import subprocess
@@ -96,6 +97,23 @@ class ClassifierCli(unittest.TestCase):
                 self.assertIn(message, err)
                 self.assertEqual(out, "")
 
+    def test_the_committed_classifiers_score_what_they_say(self):
+        t10k = [os.path.join(DATA, "mnist-t10k-" + k + "-idx" + d + "-ubyte.gz")
+                for k, d in (("images", "3"), ("labels", "1"))]
+        for name, args, trained_on, least in [
+                ("mnist", ["--images", t10k[0], "--labels", t10k[1]],
+                 "mnist-train-images-idx3-ubyte.gz images 0..49999", 0.98),
+                ("mnist-10k", ["--images", IMAGES, "--labels", LABELS, "--last", "2000"],
+                 "mnist-10k-images-idx3-ubyte.gz images 0..7999", 0.97)]:
+            with self.subTest(name=name):
+                rc, out, err = gand("evaluate", "--classifier",
+                                    os.path.join(DATA, name + "-classifier.safetensors"), *args,
+                                    "--backend", "cpu")
+                self.assertEqual(rc, 0, err)
+                r = json.loads(out)
+                self.assertGreaterEqual(r["accuracy"], least)
+                self.assertEqual(r["accuracy"], r["saved_accuracy"])
+                self.assertEqual(r["trained_on"], trained_on)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
