@@ -38,6 +38,7 @@ class Readme(gandtest.DaemonTest):
                         r'-X POST "\$GAND\$RUN2?/stop"', r'\$GAND\$RUN/metrics',
                         r'\$GAND\$RUN/events', r'\$GAND\$RUN/samples\.png',
                         r'\$GAND\$RUN/samples/\d+\.png', r'\$GAND\$RUN/checkpoint',
+                        r'\$GAND\$RUN/checkpoint\?which=best', r'"watch": \[',
                         r'-X POST "\$GAND\$RUN/evaluations"', r'curl -fsS "\$GAND\$EVAL"',
                         r'curl -fsS "\$GAND\$RUN/evaluations"', r'\$GAND\$RUN/samples\?',
                         r'-X POST "\$GAND\$RUN/generate', r'\$GAND\$RUN/interpolate\?']:
@@ -48,8 +49,11 @@ class Readme(gandtest.DaemonTest):
         self.assertGreaterEqual(len(blocks), 10)
         # "mnist" is the 10,000-digit set here, as it was when these examples were written:
         # the full MNIST would make every epoch and evaluation of them ten times longer
+        # (with the 10,000-digit set's classifier, so that the watch examples have metrics)
+        classifier = os.path.join(gandtest.SOURCE_ROOT, "data", "mnist-10k-classifier.safetensors")
         d = self.daemon(config=self.conf("[datasets]\nmnist = %s\nmnist.holdout = 2000\n"
-                                         % gandtest.BUNDLED_IMAGES)).start()
+                                         "mnist.classifier = %s\n"
+                                         % (gandtest.BUNDLED_IMAGES, classifier))).start()
         work = os.path.join(self.dir, "cwd")
         os.makedirs(work)
         script = "".join('echo "### README API example %d" >&2\n%s' % (i + 1, b)
