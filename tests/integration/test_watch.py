@@ -63,6 +63,57 @@ class WatchRules(gandtest.DaemonTest):
         run = d.wait_for(rid, lambda r: r["state"] == "completed", what="completion")
         self.assertEqual(run["alerts_total"], 1, run["alerts"])
 
+    def test_a_collapsed_generator_is_flagged_and_paused_and_its_best_kept(self):
+        # mnist-10k has a digit classifier: every epoch gets a watch evaluation. G of the
+        # TINY model after one epoch draws one or two classes: a collapse.
+        d = self.daemon().start()
+        sets = {s["name"]: s for s in d.get_json("/api/v1/datasets")["datasets"]}
+        self.assertEqual(sets["mnist-10k"]["classifier"], "mnist-10k/mnist-10k-classifier.safetensors")
+        self.assertIsNone(sets["small"]["classifier"])
+        cfg = dict(gandtest.TINY, dataset="mnist-10k", epochs=50,
+                   watch=[{"kind": "mode_collapse", "modes_below": 10, "action": "pause"}])
+        rid = d.create_run(cfg)
+        run = d.wait_for(rid, lambda r: r["state"] == "paused", what="the collapse pause")
+        a = run["alerts"][-1]
+        self.assertEqual((a["kind"], a["action"]), ("mode_collapse", "pause"))
+        self.assertLess(a["value"], 10)
+        self.assertIn("Mode collapse", run["reason"])
+        evs = d.get_json("/api/v1/runs/%s/evaluations" % rid)["evaluations"]
+        watch = [e for e in evs if e["trigger"] == "watch_every"]
+        self.assertTrue(watch, evs)
+        res = watch[0]["result"]
+        self.assertIsNone(res["parzen_ll"])
+        self.assertEqual(res["samples"], 1000)  # as many as mnist-10k's test images
+        m = res["metrics"]
+        self.assertEqual(len(m["histogram"]), 10)
+        self.assertEqual(sum(m["histogram"]), 1000)
+        self.assertEqual(m["modes"], a["value"])
+        self.assertGreater(m["fid"], 0)
+        # the best checkpoint: the epoch of the lowest Fréchet distance, served by which=best
+        fids = {e["result"]["epoch"]: e["result"]["metrics"]["fid"] for e in watch}
+        best = run["best"]
+        self.assertEqual(best["fid"], min(fids.values()))
+        self.assertEqual(fids[best["epoch"]], best["fid"])
+        r = d.request("GET", "/api/v1/runs/%s/checkpoint?which=best" % rid)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn('-best.safetensors"', r.header("Content-Disposition"))
+        self.assertProblem(d.request("GET", "/api/v1/runs/%s/checkpoint?which=first" % rid),
+                           422, "which")
+        text = d.request("GET", "/metrics").body.decode()
+        self.assertRegex(text, r'(?m)^gand_run_frechet_distance\{run="%s"\} ' % rid)
+        self.assertRegex(text, r'(?m)^gand_run_sample_modes\{run="%s"\} \d+$' % rid)
+        self.assertEqual(alerts_total(d, rid, "mode_collapse"), 1)
+        # a restart keeps the best checkpoint and the evaluations' metrics
+        d.stop()
+        d.start()
+        again = d.run(rid)
+        self.assertEqual(again["best"], best)
+        self.assertEqual(d.get_json("/api/v1/runs/%s/evaluations" % rid)["evaluations"], evs)
+        small = d.create_run(tiny_config(epochs=1))
+        done = d.wait_for(small, lambda r: r["state"] == "completed", what="completion")
+        self.assertIsNone(done["best"])
+        self.assertProblem(d.request("GET", "/api/v1/runs/%s/checkpoint?which=best" % small), 404)
+
     def test_patch_changes_a_live_runs_rules(self):
         d = self.daemon().start()
         rid = d.create_run(tiny_config(epochs=1000, watch=[]))

@@ -19,6 +19,7 @@
 #include "gan/classifier.h"
 #include "gan/evaluate.h"
 #include "gan/safetensors.h"
+#include "gan/sample_metrics.h"
 
 enum { TRAIN = 2000, HELD_OUT = 2000, EPOCHS = 2 };
 
@@ -195,6 +196,40 @@ static void test_forward(void **state)
     free(again);
 }
 
+/*
+ * The committed mnist-10k classifier's class histogram of the held-out digits
+ * (what modes and KL compare samples with) matches their labels' histogram:
+ * every class within 3 % of the images.
+ */
+static void test_committed_histogram_matches_labels(void **state)
+{
+    (void)state;
+    char path[4096];
+    test_data_path("mnist-10k-classifier.safetensors", path, sizeof path);
+    gan_classifier c;
+    gan_error err = {{0}, {0}};
+    assert_int_equal(gan_classifier_load(path, &c, &err), 0);
+    const int n = HELD_OUT;
+    float *images = gan_dataset_rows_float(&digits, digits.count - n, digits.count);
+    float *probs = malloc((size_t)n * GAN_CLASSIFIER_CLASSES * sizeof(float));
+    assert_int_equal(gan_classifier_forward(be, &c, images, n, probs, NULL, &err), 0);
+    int predicted[GAN_SAMPLE_CLASSES], truth[GAN_SAMPLE_CLASSES] = {0};
+    double top;
+    assert_int_equal(gan_class_histogram(probs, n, predicted, &top, &err), 0);
+    for (int i = 0; i < n; i++)
+        truth[digits.labels[digits.count - n + i]]++;
+    for (int k = 0; k < GAN_SAMPLE_CLASSES; k++)
+        if (abs(predicted[k] - truth[k]) > n * 3 / 100) {
+            print_error("class %d: %d predicted, %d labelled\n", k, predicted[k], truth[k]);
+            fail();
+        }
+    assert_int_equal(gan_class_modes(predicted, truth), 10);
+    assert_true(top > 0.9);
+    free(images);
+    free(probs);
+    gan_classifier_free(&c);
+}
+
 #define EXPECT_FIELD(call, f)                                                                      \
     do {                                                                                           \
         gan_error e_ = {{0}, {0}};                                                                 \
@@ -259,7 +294,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_training),  cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_save_load), cmocka_unit_test(test_forward),
-        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_bad_input), cmocka_unit_test(test_committed_histogram_matches_labels),
     };
     int failed = run_on_each_backend("classifier", tests, sizeof tests / sizeof tests[0]);
     gan_classifier_free(&first);
