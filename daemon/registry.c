@@ -337,9 +337,8 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
     pthread_mutex_lock(&reg->lock);
     pending_files p = prepare_files_locked(reg, r, true);
     pthread_mutex_unlock(&reg->lock);
-    bool ok = p.run_json && p.event_line;
+    bool ok = p.has_record && p.event_line;
     if (!ok || store_files(r, &p) != 0) {
-        free(p.run_json);
         free(p.event_line);
         gan_fail(err, "", "cannot write the files of a new run under %s (see the log)",
                  reg->runs_dir);
@@ -548,7 +547,7 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
             cJSON_Delete(values);
         }
 
-        pending_files p = {NULL, NULL};
+        pending_files p = {0};
         char *line = data ? event_line("config", 0, data) : NULL;
         pthread_mutex_lock(&r->io);
         pthread_mutex_lock(&reg->lock);
@@ -626,7 +625,7 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
     if (!r)
         return not_found(id, err);
     reg_status st = REG_OK;
-    pending_files p = {NULL, NULL};
+    pending_files p = {0};
     run_view view;
     bool changed = false;
     run_state from = RUN_QUEUED, to_state = RUN_QUEUED;

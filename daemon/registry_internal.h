@@ -225,13 +225,26 @@ typedef struct sb {
     bool oom;
 } sb;
 
+/* What run.json holds, copied out under the lock and formatted after (run_json.c). */
+typedef struct run_record {
+    char id[RUN_ID_MAX + 1];
+    run_state state;
+    char reason[REASON_MAX];
+    gan_config cfg;
+    int64_t created_at, started_at, updated_at, finished_at, queued_at;
+    int epoch, checkpoint_epoch;
+    char device[128];
+} run_record;
+
 /*
  * A change that goes to disk: the caller holds r->io and reg->lock and has
  * changed the run in memory. Records a "state" event when `state_event`,
- * and returns what to write (with only r->io held) via store_files.
+ * and returns what to write (with only r->io held) via store_files, which
+ * also formats run.json from the record.
  */
 typedef struct pending_files {
-    char *run_json;
+    bool has_record; /* run.json is to be written */
+    run_record record;
     char *event_line;
 } pending_files;
 
@@ -334,7 +347,7 @@ cJSON *run_cjson_locked(const gand_registry *reg, const run *r);
 void run_view_take_locked(const gand_registry *reg, const run *r, int queue_position, run_view *v);
 cJSON *run_view_cjson(const run_view *v);
 void run_view_free(run_view *v);
-char *run_file_json_locked(const run *r);
+char *run_file_json(const run_record *r);
 char *state_event_data_locked(const run *r);
 
 /* ---- events (events.c) ---- */

@@ -243,8 +243,8 @@ cJSON *run_cjson_locked(const gand_registry *reg, const run *r)
     return o;
 }
 
-/* run.json: what a restart needs, in the API's words where they overlap. */
-char *run_file_json_locked(const run *r)
+/* run.json: what a restart needs, in the API's words where they overlap (nothing locked). */
+char *run_file_json(const run_record *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", r->id);
@@ -256,7 +256,7 @@ char *run_file_json_locked(const run *r)
     add_time(o, "updated_at", r->updated_at);
     add_time(o, "finished_at", r->finished_at);
     add_time(o, "queued_at", r->queued_at);
-    cJSON_AddNumberToObject(o, "epoch", r->nmetrics);
+    cJSON_AddNumberToObject(o, "epoch", r->epoch);
     add_number_or_null(o, "checkpoint_epoch", r->checkpoint_epoch >= 0, r->checkpoint_epoch);
     add_string_or_null(o, "device", r->device);
     char *s = cJSON_Print(o);

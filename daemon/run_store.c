@@ -6,7 +6,8 @@
 
 pending_files prepare_files_locked(gand_registry *reg, run *r, bool state_event)
 {
-    pending_files p = {NULL, NULL};
+    pending_files p;
+    memset(&p, 0, sizeof p);
     r->updated_at = now_ms();
     if (state_event) {
         char *data = state_event_data_locked(r);
@@ -14,8 +15,22 @@ pending_files prepare_files_locked(gand_registry *reg, run *r, bool state_event)
             p.event_line = event_line("state", r->nmetrics, data);
         event_add_locked(reg, r, "state", data);
     }
-    if (!r->persist_disabled)
-        p.run_json = run_file_json_locked(r);
+    if (!r->persist_disabled) {
+        run_record *rec = &p.record;
+        p.has_record = true;
+        str_printf(rec->id, sizeof rec->id, "%s", r->id);
+        rec->state = r->state;
+        str_printf(rec->reason, sizeof rec->reason, "%s", r->reason);
+        rec->cfg = r->cfg;
+        rec->created_at = r->created_at;
+        rec->started_at = r->started_at;
+        rec->updated_at = r->updated_at;
+        rec->finished_at = r->finished_at;
+        rec->queued_at = r->queued_at;
+        rec->epoch = r->nmetrics;
+        rec->checkpoint_epoch = r->checkpoint_epoch;
+        str_printf(rec->device, sizeof rec->device, "%s", r->device);
+    }
     return p;
 }
 
@@ -33,18 +48,23 @@ int store_files(run *r, pending_files *p)
             rc = -1;
         }
     }
-    if (p->run_json) {
+    if (p->has_record) {
         gan_error err;
+        char *json = run_file_json(&p->record);
         run_path(r, "run.json", path, sizeof path);
-        if (gan_write_file_atomic(path, p->run_json, strlen(p->run_json), &err) != 0) {
+        if (!json) {
+            log_err("run %s: out of memory formatting run.json", r->id);
+            rc = -1;
+        } else if (gan_write_file_atomic(path, json, strlen(json), &err) != 0) {
             log_err("run %s: cannot write run.json: %s", r->id, err.message);
             rc = -1;
         }
+        free(json);
     }
 out:
-    free(p->run_json);
     free(p->event_line);
-    p->run_json = p->event_line = NULL;
+    p->event_line = NULL;
+    p->has_record = false;
     return rc;
 }
 

@@ -181,7 +181,10 @@ class Faults(gandtest.DaemonTest):
                          (TRIALS, seen_cut))
         # the surviving checkpoint is served whole and loads
         d.request("POST", "/api/v1/runs/%s/pause" % rid)
-        d.wait_for(rid, lambda x: x["state"] == "paused", what="paused")
+        # "paused" comes at once; the worker writes the pause's checkpoint at its next
+        # iteration boundary, and a run killed before its first one has none until then
+        d.wait_for(rid, lambda x: x["state"] == "paused" and x["checkpoint_epoch"] is not None,
+                   what="paused with a checkpoint")
         r = d.request("GET", "/api/v1/runs/%s/checkpoint" % rid)
         self.assertEqual(r.status, 200)
         path = os.path.join(self.dir, "served.safetensors")
