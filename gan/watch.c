@@ -64,19 +64,26 @@ typedef enum {
 typedef struct key_desc {
     const char *name;
     key_id id;
-    int kind; /* the rule kind it belongs to; -1: every kind */
+    unsigned kinds; /* bits (1 << kind) of the rule kinds it belongs to; 0: every kind */
     double min, max;
     bool is_int, open; /* open: (min, max) instead of [min, max] */
 } key_desc;
 
 static const key_desc keys[] = {
-    {"kind", KEY_KIND, -1, 0, 0, false, false},
-    {"action", KEY_ACTION, -1, 0, 0, false, false},
-    {"d_g_z_below", KEY_D_G_Z_BELOW, GAN_WATCH_D_WINS, 0, 1, false, true},
-    {"epochs", KEY_EPOCHS, GAN_WATCH_D_WINS, 1, 1000, true, false},
-    {"modes_below", KEY_MODES_BELOW, GAN_WATCH_MODE_COLLAPSE, 1, 10, true, false},
-    {"evaluations", KEY_EVALS, GAN_WATCH_DIVERGENCE, 1, 100, true, false},
+    {"kind", KEY_KIND, 0, 0, 0, false, false},
+    {"action", KEY_ACTION, 0, 0, 0, false, false},
+    {"d_g_z_below", KEY_D_G_Z_BELOW, 1u << GAN_WATCH_D_WINS, 0, 1, false, true},
+    {"epochs", KEY_EPOCHS, 1u << GAN_WATCH_D_WINS, 1, 1000, true, false},
+    {"modes_below", KEY_MODES_BELOW, 1u << GAN_WATCH_MODE_COLLAPSE, 1, 10, true, false},
+    {"evaluations", KEY_EVALS, 1u << GAN_WATCH_MODE_COLLAPSE | 1u << GAN_WATCH_DIVERGENCE, 1, 100,
+     true, false},
 };
+
+/* A threshold of rules of this kind (kind and action belong to every rule). */
+static bool key_of(const key_desc *k, int kind)
+{
+    return k->kinds != 0 && (k->kinds & (1u << kind)) != 0;
+}
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 
 static const key_desc *find_key(const char *name)
@@ -191,7 +198,7 @@ static int rule_from_cjson(gan_watch_rule *out, int i, const cJSON *o, gan_error
             return gan_fail(err, field,
                             "%s is not a key of a watch rule; a rule has kind, action and its "
                             "kind's thresholds (d_wins: d_g_z_below, epochs; mode_collapse: "
-                            "modes_below; divergence: evaluations)",
+                            "modes_below, evaluations; divergence: evaluations)",
                             field);
         }
         snprintf(field, sizeof field, "watch[%d].%s", i, d->name);
@@ -206,9 +213,11 @@ static int rule_from_cjson(gan_watch_rule *out, int i, const cJSON *o, gan_error
             r.action = (gan_watch_action)a;
             continue;
         }
-        if (d->kind != k)
-            return gan_fail(err, field, "%s belongs to a %s rule, not to a %s rule", field,
-                            kind_names[d->kind], kind_names[k]);
+        if (!key_of(d, k))
+            return gan_fail(err, field,
+                            "%s is not a threshold of a %s rule (d_wins: d_g_z_below, epochs; "
+                            "mode_collapse: modes_below, evaluations; divergence: evaluations)",
+                            field, kind_names[k]);
         if (!cJSON_IsNumber(m) || !in_range(d, m->valuedouble)) {
             value_text(m, got, sizeof got);
             return fail_key_range(err, i, d, got);
@@ -260,7 +269,7 @@ cJSON *gan_watch_to_cjson(const gan_watch *w)
         bool ok = cJSON_AddStringToObject(o, "kind", gan_watch_kind_name(r->kind)) &&
                   cJSON_AddStringToObject(o, "action", gan_watch_action_name(r->action));
         for (int k = 0; k < N_KEYS && ok; k++)
-            if (keys[k].kind == (int)r->kind)
+            if (key_of(&keys[k], r->kind))
                 ok = cJSON_AddNumberToObject(o, keys[k].name, key_value(r, keys[k].id)) != NULL;
         if (!ok) {
             cJSON_Delete(a);
@@ -288,7 +297,7 @@ int gan_watch_validate(const gan_watch *w, gan_error *err)
             return gan_fail(err, field, "%s must be alert or pause", field);
         }
         for (int k = 0; k < N_KEYS; k++) {
-            if (keys[k].kind != (int)r->kind)
+            if (!key_of(&keys[k], r->kind))
                 continue;
             double v = key_value(r, keys[k].id);
             if (!in_range(&keys[k], v)) {
@@ -310,8 +319,7 @@ bool gan_watch_equal(const gan_watch *a, const gan_watch *b)
         if (x->kind != y->kind || x->action != y->action)
             return false;
         for (int k = 0; k < N_KEYS; k++)
-            if (keys[k].kind == (int)x->kind &&
-                key_value(x, keys[k].id) != key_value(y, keys[k].id))
+            if (key_of(&keys[k], x->kind) && key_value(x, keys[k].id) != key_value(y, keys[k].id))
                 return false;
     }
     return true;
@@ -375,17 +383,24 @@ int gan_watch_after_evaluation(const gan_watch *w, const gan_watch_point *pts, i
     for (int i = 0; i < w->n && fired < max; i++) {
         const gan_watch_rule *r = &w->rules[i];
         if (r->kind == GAN_WATCH_MODE_COLLAPSE) {
-            if (last->modes >= r->modes_below || (n > 1 && pts[n - 2].modes < r->modes_below))
+            int streak = 0; /* evaluations in a row, ending with the newest, below the bound */
+            while (streak < n && pts[n - 1 - streak].modes < r->modes_below &&
+                   streak <= r->evaluations)
+                streak++;
+            if (streak != r->evaluations)
                 continue;
             gan_alert a = alert_of(r, i, last->epoch);
             a.value = last->modes;
             a.threshold = r->modes_below;
+            a.count = streak;
             snprintf(a.message, sizeof a.message,
                      "Mode collapse: at epoch %d the digit classifier finds only %d of the 10 "
-                     "digit classes in the generator's samples (fewer than %d), so the generator "
-                     "draws a few digits whatever its noise. This rarely mends itself; a restart "
-                     "with another seed or preset, or a lower lr_g, usually helps.%s",
-                     last->epoch, last->modes, r->modes_below, pause_note(r));
+                     "digit classes in the generator's samples, fewer than %d for %d "
+                     "evaluation%s in a row, so the generator draws a few digits whatever its "
+                     "noise. A collapse this late rarely mends itself; a restart with another "
+                     "seed or preset, or a lower lr_g, usually helps.%s",
+                     last->epoch, last->modes, r->modes_below, streak, streak == 1 ? "" : "s",
+                     pause_note(r));
             out[fired++] = a;
         } else if (r->kind == GAN_WATCH_DIVERGENCE) {
             int rises = 0; /* rises in a row, ending with the newest point */

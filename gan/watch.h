@@ -5,8 +5,10 @@
  * Three kinds, each with its own thresholds:
  *  - d_wins: mean D(G(z)) in the G steps (`d_g_z`) below `d_g_z_below` for
  *    `epochs` epochs in a row: D rejects every sample and G learns little;
- *  - mode_collapse: a watched evaluation finds fewer than `modes_below` of
- *    the ten digit classes in G's samples (see gan/sample_metrics.h);
+ *  - mode_collapse: `evaluations` watched evaluations in a row find fewer
+ *    than `modes_below` of the ten digit classes in G's samples (see
+ *    gan/sample_metrics.h) — in a row, since a G that learns well covers few
+ *    classes in its first epoch too;
  *  - divergence: the Fréchet distance of the watched evaluations rose
  *    `evaluations` times in a row.
  * An `action` says what follows: `alert` (an event, a counter) or `pause`
@@ -43,7 +45,8 @@ typedef struct gan_watch_rule {
     double d_g_z_below; /* d_wins: (0, 1), default 0.05 */
     int epochs;         /* d_wins: 1..1000, default 3 */
     int modes_below;    /* mode_collapse: 1..10, default 8 */
-    int evaluations;    /* divergence: 1..100 rises in a row, default 3 */
+    int evaluations;    /* mode_collapse: evaluations in a row; divergence: rises in a row;
+                           1..100, default 3 */
 } gan_watch_rule;
 
 enum { GAN_WATCH_MAX = 8 };
@@ -91,7 +94,7 @@ typedef struct gan_alert {
     int epoch;         /* the epoch whose record (or evaluation) fired it */
     double value;      /* d_wins: d_g_z of that epoch; mode_collapse: modes; divergence: fid */
     double threshold;  /* d_g_z_below, modes_below, or the Fréchet distance the rises began at */
-    int count;         /* d_wins: epochs in a row; divergence: rises in a row; else 0 */
+    int count;         /* epochs (d_wins), evaluations (mode_collapse), rises in a row */
     char message[400]; /* a sentence a newcomer understands */
 } gan_alert;
 

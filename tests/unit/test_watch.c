@@ -34,10 +34,11 @@ static void test_defaults_and_round_trip(void **state)
     assert_int_equal(gan_watch_validate(&w, NULL), 0);
     cJSON *a = gan_watch_to_cjson(&w);
     char *s = cJSON_PrintUnformatted(a);
-    assert_string_equal(s, "[{\"kind\":\"d_wins\",\"action\":\"alert\",\"d_g_z_below\":0.05,"
-                           "\"epochs\":3},{\"kind\":\"mode_collapse\",\"action\":\"alert\","
-                           "\"modes_below\":8},{\"kind\":\"divergence\",\"action\":\"alert\","
-                           "\"evaluations\":3}]");
+    assert_string_equal(
+        s, "[{\"kind\":\"d_wins\",\"action\":\"alert\",\"d_g_z_below\":0.05,"
+           "\"epochs\":3},{\"kind\":\"mode_collapse\",\"action\":\"alert\","
+           "\"modes_below\":8,\"evaluations\":3},{\"kind\":\"divergence\",\"action\":\"alert\","
+           "\"evaluations\":3}]");
     gan_watch back;
     gan_error err;
     assert_int_equal(gan_watch_from_cjson(&back, a, &err), 0);
@@ -72,6 +73,8 @@ static void test_bad_rules_name_their_field(void **state)
         {"[{\"kind\":\"mode_collapse\",\"modes_below\":11}]", "watch[0].modes_below"},
         {"[{\"kind\":\"divergence\",\"evaluations\":0}]", "watch[0].evaluations"},
         {"[{\"kind\":\"divergence\",\"epochs\":3}]", "watch[0].epochs"},
+        {"[{\"kind\":\"d_wins\",\"evaluations\":3}]", "watch[0].evaluations"},
+        {"[{\"kind\":\"mode_collapse\",\"evaluations\":0}]", "watch[0].evaluations"},
         {"[{\"kind\":\"d_wins\",\"action\":\"stop\"}]", "watch[0].action"},
         {"[{\"kind\":\"d_wins\",\"limit\":3}]", "watch[0].limit"},
     };
@@ -146,14 +149,15 @@ static void test_mode_collapse_fires_when_modes_drop(void **state)
     gan_watch w;
     gan_error err;
     assert_int_equal(parse(&w,
-                           "[{\"kind\":\"mode_collapse\",\"modes_below\":8,\"action\":"
-                           "\"pause\"}]",
+                           "[{\"kind\":\"mode_collapse\",\"modes_below\":8,\"evaluations\":2,"
+                           "\"action\":\"pause\"}]",
                            &err),
                      0);
-    const int modes[] = {3, 2, 9, 10, 7, 7, 8};
-    const int fires_at[] = {1, 0, 0, 0, 1, 0, 0};
-    gan_watch_point p[7];
-    for (int i = 0; i < 7; i++) {
+    /* 2 in a row below 8: a first epoch's few classes alone do not fire */
+    const int modes[] = {3, 9, 2, 1, 0, 10, 7, 7, 8};
+    const int fires_at[] = {0, 0, 0, 1, 0, 0, 0, 1, 0};
+    gan_watch_point p[9];
+    for (int i = 0; i < 9; i++) {
         p[i] = (gan_watch_point){i + 1, modes[i], 10.0};
         gan_alert a[4];
         int n = gan_watch_after_evaluation(&w, p, i + 1, a, 4);
@@ -161,6 +165,7 @@ static void test_mode_collapse_fires_when_modes_drop(void **state)
         if (n) {
             assert_int_equal(a[0].action, GAN_WATCH_PAUSE);
             assert_true(a[0].value == modes[i]);
+            assert_int_equal(a[0].count, 2);
             assert_non_null(strstr(a[0].message, "Mode collapse"));
             assert_non_null(strstr(a[0].message, "paused"));
         }
