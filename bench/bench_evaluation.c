@@ -157,13 +157,14 @@ int main(int argc, char **argv)
     }
 
     double c_gen = sgemm_seconds(n, cfg.g_hidden, cfg.latent_dim) +
+                   sgemm_seconds(n, cfg.g_hidden, cfg.g_hidden) +
                    sgemm_seconds(n, GAN_IMAGE_PIXELS, cfg.g_hidden);
     double c_cls = sgemm_seconds(n, GAN_CLASSIFIER_HIDDEN, GAN_IMAGE_PIXELS) +
                    sgemm_seconds(n, GAN_CLASSIFIER_FEATURES, GAN_CLASSIFIER_HIDDEN) +
                    sgemm_seconds(n, GAN_CLASSIFIER_CLASSES, GAN_CLASSIFIER_FEATURES);
 
-    printf("one evaluation of %d samples, preset %s (G %d→%d→784), on %s\n", n, preset,
-           cfg.latent_dim, cfg.g_hidden, be->device);
+    printf("one evaluation of %d samples, preset %s (G %d→%d→%d→784), on %s\n", n, preset,
+           cfg.latent_dim, cfg.g_hidden, cfg.g_hidden, be->device);
     printf("| step | seconds | the same products as sgemm | × sgemm |\n| --- | ---: | ---: | ---: "
            "|\n");
     printf("| generate (host G, reproducible) | %.3f | %.3f | %.1f |\n", t_gen, c_gen,
