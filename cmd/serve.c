@@ -337,6 +337,10 @@ static void log_settings(const gand_settings *s, FILE *f)
             fprintf(f, "%s.test = %s\n", d->name, d->test_path);
         if (d->classifier_path[0])
             fprintf(f, "%s.classifier = %s\n", d->name, d->classifier_path);
+        if (d->labels_path[0])
+            fprintf(f, "%s.labels = %s\n", d->name, d->labels_path);
+        if (d->test_labels_path[0])
+            fprintf(f, "%s.test_labels = %s\n", d->name, d->test_labels_path);
     }
 }
 

@@ -188,6 +188,38 @@ dataset_info *worker_eval_dataset(gand_registry *reg, const char *name, gan_erro
 }
 
 /*
+ * With the scored images' labels ([datasets] NAME.labels, NAME.test_labels),
+ * how many of them the classifier gets right: said once, when it is first
+ * used, so that a classifier that does not fit its data set is noticed.
+ */
+static void judge_accuracy(dataset_info *d, gk_backend *be)
+{
+    bool in_test = d->split.test_in_test;
+    const char *path = in_test ? d->entry.test_labels_path : d->entry.labels_path;
+    gan_dataset *ds = in_test ? &d->test_loaded : &d->loaded;
+    if (!path[0])
+        return;
+    gan_error err;
+    double acc;
+    int n = d->split.test_end - d->split.test_begin;
+    if ((!ds->labels && gan_idx_load_labels(path, ds, &err) != 0) ||
+        gan_classifier_accuracy(be, &d->classifier,
+                                ds->pixels + (size_t)d->split.test_begin * GAN_IMAGE_PIXELS,
+                                ds->labels + d->split.test_begin, n, &acc, &err) != 0) {
+        log_warning("data set %s: the classifier's accuracy cannot be measured: %s", d->entry.name,
+                    err.message);
+        return;
+    }
+    log_info("data set %s: the classifier %s reads %.2f %% of the %d scored images right",
+             d->entry.name, d->classifier_name, 100.0 * acc, n);
+    if (acc < 0.9)
+        log_warning("data set %s: a classifier that reads only %.1f %% of its digits right makes "
+                    "its metrics (fid, modes, precision, recall) say little; train one on this "
+                    "data set with gand classifier train",
+                    d->entry.name, 100.0 * acc);
+}
+
+/*
  * The classifier's reference of a data set's test images, made on first use
  * (worker thread only, after worker_eval_dataset); NULL when it has no classifier.
  */
@@ -203,6 +235,7 @@ const gan_eval_classifier *worker_judge(gand_registry *reg, dataset_info *d, gk_
             return NULL;
         d->judge_ready = true;
         (void)reg;
+        judge_accuracy(d, be);
     }
     return &d->judge;
 }

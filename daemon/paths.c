@@ -21,12 +21,14 @@ int gand_data_file(const char *name, char *out, size_t len)
 
 const gand_bundled_dataset gand_bundled_datasets[] = {
     {"mnist", "mnist-train-images-idx3-ubyte.gz", "mnist-train-labels-idx1-ubyte.gz",
-     "mnist-t10k-images-idx3-ubyte.gz", 10000, "mnist-classifier.safetensors"},
+     "mnist-t10k-images-idx3-ubyte.gz", 10000, "mnist-classifier.safetensors",
+     "mnist-t10k-labels-idx1-ubyte.gz"},
     /* mnist's classifier: trained on 50,000 of these digits, never on the test digits */
     {"mnist-60k", "mnist-train-images-idx3-ubyte.gz", "mnist-train-labels-idx1-ubyte.gz",
-     "mnist-t10k-images-idx3-ubyte.gz", 0, "mnist-classifier.safetensors"},
+     "mnist-t10k-images-idx3-ubyte.gz", 0, "mnist-classifier.safetensors",
+     "mnist-t10k-labels-idx1-ubyte.gz"},
     {"mnist-10k", "mnist-10k-images-idx3-ubyte.gz", "mnist-10k-labels-idx1-ubyte.gz", NULL, 2000,
-     "mnist-10k-classifier.safetensors"},
+     "mnist-10k-classifier.safetensors", NULL},
 };
 const int gand_bundled_dataset_count =
     (int)(sizeof gand_bundled_datasets / sizeof gand_bundled_datasets[0]);

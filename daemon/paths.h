@@ -27,7 +27,8 @@ typedef struct gand_bundled_dataset {
     const char *labels;
     const char *test_images; /* NULL: none */
     int holdout;
-    const char *classifier; /* its digit classifier (data/make-classifiers.sh) */
+    const char *classifier;  /* its digit classifier (data/make-classifiers.sh) */
+    const char *test_labels; /* the test file's labels, NULL: none */
 } gand_bundled_dataset;
 
 extern const gand_bundled_dataset gand_bundled_datasets[];

@@ -117,8 +117,10 @@ gand_registry *registry_open(const registry_options *opt, gan_error *err)
             else
                 log_err("data set %s: %s; runs cannot use it", d->entry.name, d->error);
             if (d->ok && d->eval_ok && d->has_classifier)
-                log_info("data set %s: evaluations look through the digit classifier %s (%s)",
-                         d->entry.name, d->classifier_name, d->classifier.accuracy_on);
+                log_info("data set %s: evaluations look through the digit classifier %s "
+                         "(%.2f %% right on %s when it was made)",
+                         d->entry.name, d->classifier_name, 100.0 * d->classifier.accuracy,
+                         d->classifier.accuracy_on);
             else if (d->ok && d->eval_ok)
                 log_notice("data set %s: %s, so its evaluations have no fid, precision, recall, "
                            "modes or kl, it has no watch evaluations, and the mode_collapse and "

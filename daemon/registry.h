@@ -94,6 +94,9 @@ typedef struct gand_dataset_entry {
      */
     char test_path[1024];
     char classifier_path[1024]; /* the digit classifier of its evaluations ("" = none) */
+    /* labels (IDX1) of the training file and of the test file ("" = none): with them
+     * the classifier's accuracy on the scored images is measured and reported */
+    char labels_path[1024], test_labels_path[1024];
 } gand_dataset_entry;
 
 typedef struct registry_options {

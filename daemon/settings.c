@@ -340,7 +340,8 @@ static bool valid_dataset_name(const char *s)
  * before or after NAME's path, or belong to a data set that a --data flag names; settings_load
  * checks at the end that every data set has a path.
  */
-static const char *const dataset_attrs[] = {"holdout", "test", "classifier"};
+static const char *const dataset_attrs[] = {"holdout", "test", "classifier", "labels",
+                                            "test_labels"};
 enum { HOLDOUT_MAX = 100000000 };
 
 /* The data set called name, added (without a path, holdout unset) when new; NULL when full. */
@@ -441,10 +442,8 @@ static int set_dataset_attr(gand_settings *s, const char *key, const char *value
     gand_dataset_entry *d = dataset_slot(s, name, msg, len);
     if (!d)
         return -1;
-    if (a == 1)
-        snprintf(d->test_path, sizeof d->test_path, "%s", path);
-    else
-        snprintf(d->classifier_path, sizeof d->classifier_path, "%s", path);
+    char *slot[] = {NULL, d->test_path, d->classifier_path, d->labels_path, d->test_labels_path};
+    snprintf(slot[a], sizeof d->test_path, "%s", path);
     return 1;
 }
 
@@ -494,6 +493,13 @@ static int resolve_datasets(gand_settings *s, char *err, size_t err_len)
             if (!d->classifier_path[0] && b->classifier &&
                 gand_data_file(b->classifier, d->classifier_path, sizeof d->classifier_path) != 0)
                 d->classifier_path[0] = '\0';
+            if (!d->labels_path[0] && b->labels &&
+                gand_data_file(b->labels, d->labels_path, sizeof d->labels_path) != 0)
+                d->labels_path[0] = '\0';
+            if (!d->test_labels_path[0] && b->test_labels &&
+                gand_data_file(b->test_labels, d->test_labels_path, sizeof d->test_labels_path) !=
+                    0)
+                d->test_labels_path[0] = '\0';
         }
         if (d->holdout < 0)
             d->holdout = 0;
@@ -516,7 +522,7 @@ typedef struct parse_ctx {
     char base_dir[PATH_MAX];
     char first_error[768];
     bool seen[N_KEYS];
-    char seen_datasets[GAND_MAX_DATASETS * 4][80]; /* NAME and its attributes */
+    char seen_datasets[GAND_MAX_DATASETS * 6][80]; /* NAME and its attributes */
     int seen_dataset_count;
 } parse_ctx;
 
@@ -541,7 +547,7 @@ static int on_ini_value(void *user, const char *section, const char *name, const
             else if (rc == 1)
                 rc = 0;
         }
-        if (rc == 0 && ctx->seen_dataset_count < GAND_MAX_DATASETS * 4)
+        if (rc == 0 && ctx->seen_dataset_count < GAND_MAX_DATASETS * 6)
             snprintf(ctx->seen_datasets[ctx->seen_dataset_count++], 80, "%.79s", name);
     } else if (strcmp(section, "server") != 0 && strcmp(section, "limits") != 0 &&
                strcmp(section, "tls") != 0) {
@@ -742,11 +748,14 @@ void settings_diff(const gand_settings *old_s, const gand_settings *new_s, char 
     }
     bool same = old_s->dataset_count == new_s->dataset_count;
     for (int i = 0; same && i < old_s->dataset_count; i++)
-        same = strcmp(old_s->datasets[i].name, new_s->datasets[i].name) == 0 &&
-               strcmp(old_s->datasets[i].path, new_s->datasets[i].path) == 0 &&
-               old_s->datasets[i].holdout == new_s->datasets[i].holdout &&
-               strcmp(old_s->datasets[i].test_path, new_s->datasets[i].test_path) == 0 &&
-               strcmp(old_s->datasets[i].classifier_path, new_s->datasets[i].classifier_path) == 0;
+        same =
+            strcmp(old_s->datasets[i].name, new_s->datasets[i].name) == 0 &&
+            strcmp(old_s->datasets[i].path, new_s->datasets[i].path) == 0 &&
+            old_s->datasets[i].holdout == new_s->datasets[i].holdout &&
+            strcmp(old_s->datasets[i].test_path, new_s->datasets[i].test_path) == 0 &&
+            strcmp(old_s->datasets[i].classifier_path, new_s->datasets[i].classifier_path) == 0 &&
+            strcmp(old_s->datasets[i].labels_path, new_s->datasets[i].labels_path) == 0 &&
+            strcmp(old_s->datasets[i].test_labels_path, new_s->datasets[i].test_labels_path) == 0;
     if (!same)
         append(restart, restart_len, "datasets");
 }

@@ -87,7 +87,10 @@ class WatchRules(gandtest.DaemonTest):
         m = res["metrics"]
         self.assertEqual(len(m["histogram"]), 10)
         self.assertEqual(sum(m["histogram"]), 1000)
-        self.assertEqual(m["modes"], a["value"])
+        at = [e for e in watch if e["result"]["epoch"] == a["epoch"]]
+        self.assertEqual(at[0]["result"]["metrics"]["modes"], a["value"])
+        self.assertEqual(a["count"], 3)  # three evaluations in a row (the default)
+        self.assertEqual(a["epoch"], 3)
         self.assertGreater(m["fid"], 0)
         # the best checkpoint: the epoch of the lowest Fréchet distance, served by which=best
         fids = {e["result"]["epoch"]: e["result"]["metrics"]["fid"] for e in watch}
