@@ -29,40 +29,57 @@ evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t se
 }
 
 /*
- * Record an evaluation's state change (r->io and reg->lock held): the
- * "evaluation" event in memory; the lines to append (with only r->io held)
- * come back for eval_store. persist: also a line of evaluations.jsonl.
+ * Record an evaluation's state change (r->io and reg->lock held): a copy to
+ * publish with eval_store once reg->lock is let go. persist: also a line of
+ * evaluations.jsonl.
  */
 eval_lines eval_record_locked(gand_registry *reg, run *r, const evaluation *e, bool persist)
 {
-    eval_lines l = {NULL, NULL};
-    char *data = print_and_delete(eval_cjson(r, e));
-    if (data) {
-        if (persist)
-            l.eval_line = strdup(data);
-        l.event_line = event_line("evaluation", r->nmetrics, data);
-    }
-    event_add_locked(reg, r, "evaluation", data);
+    (void)reg;
+    eval_lines l;
+    memset(&l, 0, sizeof l);
+    l.pending = true;
+    l.persist = persist;
+    l.copy = *e;
+    l.copy.pinned = NULL;
+    l.run_epoch = r->nmetrics;
     return l;
 }
 
-/* Append what eval_record_locked produced (r->io held, reg->lock not). */
-void eval_store(run *r, eval_lines *l)
+/*
+ * Publish what eval_record_locked copied (r->io held, reg->lock not): the
+ * JSON is made with nothing locked, the lock is taken only to add the event
+ * (and, for a finished evaluation, to stop counting it as pending in the same
+ * step, so that a stream never ends before its last evaluation event).
+ */
+void eval_store(gand_registry *reg, run *r, eval_lines *l)
 {
+    if (!l->pending)
+        return;
+    l->pending = false;
+    char *data = print_and_delete(eval_cjson(r, &l->copy));
+    char *event = data ? event_line("evaluation", l->run_epoch, data) : NULL;
+    char *eval_line = data && l->persist ? strdup(data) : NULL;
+    pthread_mutex_lock(&reg->lock);
+    if (l->finished)
+        r->evals_pending--;
+    event_add_locked(reg, r, "evaluation", data);
+    pthread_mutex_unlock(&reg->lock);
+    if (!data)
+        log_err("run %s: out of memory recording evaluation %d", r->id, l->copy.id);
     char path[PATH_MAX];
-    if (!r->removed && l->eval_line) {
+    if (!r->removed && eval_line) {
         run_path(r, "evaluations.jsonl", path, sizeof path);
-        if (gan_append_line(path, l->eval_line) != 0)
+        if (gan_append_line(path, eval_line) != 0)
             log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
     }
-    if (!r->removed && l->event_line) {
+    if (!r->removed && event) {
         run_path(r, "events.jsonl", path, sizeof path);
-        if (gan_append_line(path, l->event_line) != 0)
+        if (gan_append_line(path, event) != 0)
             log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
     }
-    free(l->eval_line);
-    free(l->event_line);
-    l->eval_line = l->event_line = NULL;
+    free(eval_line);
+    free(event);
 }
 
 /*
@@ -111,7 +128,7 @@ bool worker_evaluate_next(gand_registry *reg)
     str_printf(dataset, sizeof dataset, "%s", r->cfg.dataset);
     eval_lines l = eval_record_locked(reg, r, e, false);
     pthread_mutex_unlock(&reg->lock);
-    eval_store(r, &l);
+    eval_store(reg, r, &l);
     pthread_mutex_unlock(&r->io);
 
     atomic_store(&reg->eval_started_ms, mono_ms());
@@ -165,8 +182,8 @@ bool worker_evaluate_next(gand_registry *reg)
         str_printf(e->reason, sizeof e->reason, "%s",
                    err.message[0] ? err.message : "the evaluation failed");
     }
-    r->evals_pending--;
     l = eval_record_locked(reg, r, e, true);
+    l.finished = true; /* evals_pending drops when its event is out (eval_store) */
     /* the watch rules and the best checkpoint read the automatic evaluations' metrics */
     gan_watch_point *pts = NULL;
     int npts = 0;
@@ -185,7 +202,7 @@ bool worker_evaluate_next(gand_registry *reg)
         }
     }
     pthread_mutex_unlock(&reg->lock);
-    eval_store(r, &l);
+    eval_store(reg, r, &l);
     pthread_mutex_unlock(&r->io);
     const double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     if (rc == 0 && res.has_parzen)
@@ -226,7 +243,7 @@ reg_status registry_evaluate(gand_registry *reg, const char *id, int samples, ui
     if (!r)
         return not_found(id, err);
     reg_status st = REG_OK;
-    eval_lines l = {NULL, NULL};
+    eval_lines l = {0};
     evaluation queued = {0};
     pthread_mutex_lock(&r->io);
     pthread_mutex_lock(&reg->lock);
@@ -267,7 +284,7 @@ reg_status registry_evaluate(gand_registry *reg, const char *id, int samples, ui
         }
     }
     pthread_mutex_unlock(&reg->lock);
-    eval_store(r, &l);
+    eval_store(reg, r, &l);
     pthread_mutex_unlock(&r->io);
     if (queued.id > 0) { /* the answer and the log line, with nothing locked */
         *eval_json = print_and_delete(eval_cjson(r, &queued));

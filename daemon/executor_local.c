@@ -102,7 +102,7 @@ static void worker_queue_auto_eval(worker_run *w, g_snapshot *s, eval_trigger tr
 {
     gand_registry *reg = w->reg;
     run *r = w->r;
-    eval_lines l = {NULL, NULL};
+    eval_lines l = {0};
     char warning[640] = "";
     pthread_mutex_lock(&r->io);
     pthread_mutex_lock(&reg->lock);
@@ -128,7 +128,7 @@ static void worker_queue_auto_eval(worker_run *w, g_snapshot *s, eval_trigger tr
                        r->id);
     }
     pthread_mutex_unlock(&reg->lock);
-    eval_store(r, &l);
+    eval_store(reg, r, &l);
     pthread_mutex_unlock(&r->io);
     if (warning[0])
         log_warning("%s", warning);

@@ -249,9 +249,17 @@ typedef struct pending_files {
 } pending_files;
 
 /* What an evaluation's state change writes: its evaluations.jsonl and events.jsonl lines. */
+/*
+ * An evaluation's state change, copied out under the lock (eval_record_locked)
+ * and published by eval_store with only r->io held: formatted, added to the
+ * run's events, appended to evaluations.jsonl and events.jsonl.
+ */
 typedef struct eval_lines {
-    char *eval_line;
-    char *event_line;
+    bool pending;  /* there is a change to publish */
+    bool persist;  /* also a line of evaluations.jsonl */
+    bool finished; /* it was running and is done or failed: it stops counting as pending */
+    int run_epoch; /* the run's completed epochs then (events.jsonl orders by them) */
+    evaluation copy;
 } eval_lines;
 
 /* A run as the API shows it, copied out under the lock (run_json.c); owns samples. */
@@ -384,7 +392,7 @@ const gan_eval_classifier *worker_judge(gand_registry *reg, dataset_info *d, gk_
 evaluation *eval_add_locked(gand_registry *reg, run *r, int samples, uint64_t seed,
                             eval_trigger trigger, g_snapshot *pinned);
 eval_lines eval_record_locked(gand_registry *reg, run *r, const evaluation *e, bool persist);
-void eval_store(run *r, eval_lines *l);
+void eval_store(gand_registry *reg, run *r, eval_lines *l);
 bool worker_evaluate_next(gand_registry *reg);
 
 /* ---- the local executor: the worker thread (executor_local.c) ---- */
