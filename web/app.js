@@ -12,7 +12,7 @@ import { api, fetchBlob, describe, problemFrom, runPath, ApiError, NetworkError 
 import { withToken, authHeaders } from './api.js'; /* the bearer token, when gand needs one */
 import {
   FIELDS, FIELD, LIVE_FIELDS, parseField, buildField, setFieldError, setFieldHelp, offerOptions,
-  formatValue, sameValue, el,
+  formatValue, sameValue, valueText, el,
 } from './fields.js';
 import { RunCharts, loadChartLib, fmt } from './charts.js';
 import { initCreateForm } from './create.js';
@@ -434,7 +434,7 @@ class RunView {
       const changed = data.changed || {};
       Object.assign(run.config, changed);
       const parts = Object.entries(changed).map(([k, v]) =>
-        `${k} = ${v} (${APPLIES_TEXT[(data.applies || {})[k]] || (data.applies || {})[k] || 'applies'})`);
+        `${k} = ${valueText(v)} (${APPLIES_TEXT[(data.applies || {})[k]] || (data.applies || {})[k] || 'applies'})`);
       this.log(seq, data.at, `changed ${parts.join(', ') || 'nothing'}`, 'config');
       this.render();
     }
@@ -658,7 +658,7 @@ class RunView {
     const key = JSON.stringify(rows);
     if (dl.dataset.key === key) return;
     dl.dataset.key = key;
-    dl.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v == null ? '—' : String(v) })]));
+    dl.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v == null ? '—' : valueText(v) })]));
   }
 
   /* ---- samples ---- */
@@ -807,7 +807,7 @@ class RunView {
       const changed = answer.changed || [];
       const applies = answer.applies || {};
       const text = changed.length
-        ? `Applied: ${changed.map((k) => `${k} = ${answer.run.config[k]} takes effect ${APPLIES_TEXT[applies[k]] || applies[k] || '(not said)'}`).join('; ')}.`
+        ? `Applied: ${changed.map((k) => `${k} = ${valueText(answer.run.config[k])} takes effect ${APPLIES_TEXT[applies[k]] || applies[k] || '(not said)'}`).join('; ')}.`
         : 'No change: the run already had these values.';
       setStatus('edit-status', text, 'ok');
       $('edit-status').dataset.applies = JSON.stringify(applies);

@@ -208,9 +208,11 @@ async function main() {
   await presetHelp(served[0]);
   /* every field of the form shows the chosen preset's served value */
   const formMatches = async (p) => {
-    const shown = await page.$$eval('#create-fields [data-field]', (ds) => ds.map((d) => [d.dataset.field, d.querySelector('input, select').value]));
+    const shown = await page.$$eval('#create-fields [data-field]', (ds) => ds.map((d) => [d.dataset.field, d.querySelector('input, select, textarea').value]));
     check(shown.length >= 10, `the form has only ${shown.length} fields`);
-    const wrong = shown.filter(([k, v]) => !(k in p.config) || String(p.config[k]) !== v);
+    /* an array (the watch rules) is shown as JSON text */
+    const same = (v, want) => (typeof want === 'object' ? JSON.stringify(JSON.parse(v)) === JSON.stringify(want) : String(want) === v);
+    const wrong = shown.filter(([k, v]) => !(k in p.config) || !same(v, p.config[k]));
     check(wrong.length === 0, `with preset ${p.name} the form shows ${JSON.stringify(wrong)}, gand serves ` +
       JSON.stringify(Object.fromEntries(wrong.map(([k]) => [k, p.config[k]]))));
   };
@@ -490,6 +492,7 @@ async function main() {
   const numberFields = await nop.$$eval('#create-fields input[type=number]', (is) => is.map((i) => i.name));
   const typed = { ...Object.fromEntries(numberFields.map((k) => [k, served[0].config[k]])), ...fields, epochs: '1' };
   for (const [k, v] of Object.entries(typed)) await nop.fill(`#f-${k}`, String(v));
+  await nop.fill('#f-watch', JSON.stringify(served[0].config.watch));
   await nop.selectOption('#f-dataset', 'small');
   const [noPresetReq, noPresetResp] = await Promise.all([
     nop.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === '/api/v1/runs'),
