@@ -63,7 +63,7 @@ function lineDataset(label, key, extra = {}) {
     borderColor: COLORS[key],
     backgroundColor: COLORS[key],
     borderWidth: 1.5,
-    pointRadius: 0,
+    pointRadius: (ctx) => (ctx.dataset.data.length === 1 ? 2.5 : 0), /* a line of one point draws nothing */
     pointHitRadius: 6,
     tension: 0,
     ...extra,
