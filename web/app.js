@@ -15,6 +15,7 @@ import {
   formatValue, sameValue, valueText, el,
 } from './fields.js';
 import { RunCharts, loadChartLib, fmt } from './charts.js';
+import { QualityCard } from './quality.js';
 import { initCreateForm } from './create.js';
 
 const $ = (id) => document.getElementById(id);
@@ -257,6 +258,18 @@ class RunView {
       tableDetails: $('table-details'),
       note: $('charts-note'),
     });
+    this.quality = new QualityCard({
+      root: $('quality'),
+      canvas: $('chart-quality'),
+      tbody: $('quality-table').tBodies[0],
+      countEl: $('quality-count'),
+      tableDetails: $('quality-details'),
+      empty: $('quality-empty'),
+      bestText: $('quality-best'),
+      bestLink: $('best-link'),
+      hist: $('histogram'),
+      histCaption: $('hist-caption'),
+    });
   }
 
   async open() {
@@ -266,6 +279,7 @@ class RunView {
     for (const id of ['run-action-status', 'edit-status', 'samples-status', 'eval-status']) setStatus(id, '');
     $('eval-table').tBodies[0].replaceChildren();
     $('eval-empty').hidden = false;
+    $('quality').dataset.chart = 'loading';
     setFieldError($('eval-samples'), '');
     for (const input of Object.values(editInputs)) {
       delete input.dataset.dirty;
@@ -281,7 +295,9 @@ class RunView {
     delete ge.dataset.src;
     this.setStream('connecting', 'loading');
     loadChartLib().then((Chart) => {
-      if (!this.closed) this.charts.attach(Chart);
+      if (this.closed) return;
+      this.charts.attach(Chart);
+      this.quality.attach(Chart);
     });
     try {
       const m = await api(`${runPath(this.id)}/metrics?since=0`, { signal: this.abort.signal });
@@ -320,6 +336,7 @@ class RunView {
     clearTimeout(this.grid.timer);
     if (this.grid.url) URL.revokeObjectURL(this.grid.url);
     this.charts.destroy();
+    this.quality.destroy();
     errors.clear('view');
     errors.clear('stream');
     errors.clear('grid');
@@ -502,6 +519,7 @@ class RunView {
     tr.cells[4].textContent = r ? fmt(r.sigma, 3) : '—';
     tr.cells[5].textContent = Number(ev.samples).toLocaleString();
     $('eval-empty').hidden = this.evals.size > 0;
+    this.quality.add(ev);
   }
 
   async evaluate() {
@@ -638,6 +656,8 @@ class RunView {
     }
     this.renderConfig(c, run);
     if (Array.isArray(run.samples_epochs)) this.setSampleEpochs(run.samples_epochs);
+    this.quality.setBest(run.best || null, withToken(`${runPath(this.id)}/checkpoint?which=best`));
+    this.quality.setEmptyText(qualityEmptyText(run, datasetNamed(c.dataset)));
     document.title = `${s} ${epoch}/${c.epochs} · run ${this.id} · gand`;
     if (runRows.has(this.id)) {
       const tr = runRows.get(this.id);
@@ -830,6 +850,18 @@ function evaluationText(ev) {
   return `${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)} nats (σ ${fmt(r.sigma, 3)}, epoch ${r.epoch}, ${Number(r.samples).toLocaleString()} samples)`;
 }
 
+/* Why the sample-quality card is empty: no classifier, no automatic evaluations, or not yet. */
+function qualityEmptyText(run, dataset) {
+  const c = run.config || {};
+  if (dataset && dataset.classifier === null) {
+    return `Data set ${c.dataset} has no digit classifier (gand.conf: [datasets] ${c.dataset}.classifier = PATH; ` +
+      'gand classifier train makes one), so its evaluations have no Fréchet distance, precision, recall or modes.';
+  }
+  if (!c.watch_every && !c.evaluate_every) return 'watch_every and evaluate_every are 0: this run has no automatic evaluations.';
+  const every = [c.watch_every, c.evaluate_every].filter((n) => n > 0);
+  return `The first automatic evaluation follows epoch ${Math.min(...every)}.`;
+}
+
 function pick(obj, keys) {
   const o = {};
   for (const k of keys) if (obj && k in obj) o[k] = obj[k];
@@ -867,7 +899,7 @@ $('grid-epoch').addEventListener('error', async () => {
 
 /* ---- the create form (create.js) ------------------------------------------------------------ */
 
-const { loadPresets, loadDatasets, showBackends } = initCreateForm({
+const { loadPresets, loadDatasets, showBackends, datasetNamed } = initCreateForm({
   errors,
   setStatus,
   onCreated: (run) => {
