@@ -15,7 +15,7 @@ import {
   formatValue, sameValue, valueText, el,
 } from './fields.js';
 import { RunCharts, loadChartLib, fmt } from './charts.js';
-import { QualityCard } from './quality.js';
+import { QualityCard, TRIGGER_TEXT } from './quality.js';
 import { initCreateForm } from './create.js';
 
 const $ = (id) => document.getElementById(id);
@@ -503,21 +503,31 @@ class RunView {
     if (!tr) {
       tr = el('tr', { 'data-eval-id': ev.id },
         el('th', { scope: 'row', text: String(ev.id) }), el('td', {}, el('span', { class: 'badge' })),
-        el('td'), el('td'), el('td'), el('td'));
+        el('td'), el('td'), el('td'), el('td'), el('td'), el('td'), el('td'));
       const newer = [...tbody.rows].find((r) => Number(r.dataset.evalId) < ev.id);
       tbody.insertBefore(tr, newer || null);
     }
     tr.dataset.state = ev.state;
+    tr.dataset.trigger = ev.trigger || 'request';
     const badge = tr.cells[1].firstChild;
     badge.textContent = ev.state;
     badge.dataset.state = ev.state;
-    badge.title = ev.trigger === 'evaluate_every' ? 'started by evaluate_every' : 'requested';
+    tr.cells[2].textContent = TRIGGER_TEXT[ev.trigger] || ev.trigger || 'requested';
     const r = ev.result;
-    tr.cells[2].textContent = r ? String(r.epoch) : '—';
-    tr.cells[3].textContent = r ? `${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)}` : (ev.state === 'failed' ? ev.reason || 'failed' : '…');
-    tr.cells[3].title = r ? `test images ${r.split.test[0]}..${r.split.test[1] - 1} of ${r.data}, σ on ${r.split.validation[0]}..${r.split.validation[1] - 1} of ${r.validation_data || r.data}; ${fmt(r.seconds, 2)} s` : '';
-    tr.cells[4].textContent = r ? fmt(r.sigma, 3) : '—';
-    tr.cells[5].textContent = Number(ev.samples).toLocaleString();
+    const m = r && r.metrics;
+    tr.cells[3].textContent = r ? String(r.epoch) : '—';
+    /* a watch evaluation has no Parzen estimate: say so rather than show an empty number */
+    const parzen = r && r.parzen_ll != null;
+    tr.cells[4].textContent = r ? (parzen ? `${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)}` : `— (${TRIGGER_TEXT[ev.trigger] || 'no estimate'})`)
+      : (ev.state === 'failed' ? ev.reason || 'failed' : '…');
+    tr.cells[4].title = !r ? '' : (parzen
+      ? `test images ${r.split.test[0]}..${r.split.test[1] - 1} of ${r.data}, σ on ${r.split.validation[0]}..${r.split.validation[1] - 1} of ${r.validation_data || r.data}; ${fmt(r.seconds, 2)} s`
+      : `a watch evaluation: the digit classifier's metrics only, no Parzen estimate; ${fmt(r.seconds, 2)} s`);
+    tr.cells[5].textContent = r && r.sigma != null ? fmt(r.sigma, 3) : '—';
+    tr.cells[6].textContent = m ? fmt(m.fid, 4) : '—';
+    tr.cells[6].title = m ? `precision ${fmt(m.precision, 3)}, recall ${fmt(m.recall, 3)}, KL ${fmt(m.kl, 3)} nats` : (r ? 'the data set has no digit classifier' : '');
+    tr.cells[7].textContent = m ? `${m.modes} / 10` : '—';
+    tr.cells[8].textContent = Number(ev.samples).toLocaleString();
     $('eval-empty').hidden = this.evals.size > 0;
     this.quality.add(ev);
   }
@@ -844,10 +854,16 @@ class RunView {
   }
 }
 
+/* An evaluation in one line: the Parzen estimate when it has one (a watch evaluation has not), the classifier's metrics when there are. */
 function evaluationText(ev) {
   const r = ev.result;
   if (!r) return ev.reason ? `failed: ${ev.reason}` : ev.state;
-  return `${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)} nats (σ ${fmt(r.sigma, 3)}, epoch ${r.epoch}, ${Number(r.samples).toLocaleString()} samples)`;
+  const m = r.metrics;
+  const parts = [];
+  if (r.parzen_ll != null) parts.push(`${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)} nats (σ ${fmt(r.sigma, 3)})`);
+  else parts.push(`${TRIGGER_TEXT[ev.trigger] || ev.trigger}, no Parzen estimate`);
+  if (m) parts.push(`FID ${fmt(m.fid, 4)}, precision ${fmt(m.precision, 3)}, recall ${fmt(m.recall, 3)}, ${m.modes} of 10 modes`);
+  return `${parts.join('; ')} (epoch ${r.epoch}, ${Number(r.samples).toLocaleString()} samples)`;
 }
 
 /* Why the sample-quality card is empty: no classifier, no automatic evaluations, or not yet. */

@@ -354,8 +354,8 @@ async function main() {
     return tr && tr.dataset.state === 'done';
   });
   const evalRow = await page.$eval('#eval-table tbody tr[data-eval-id="1"]', (tr) => [...tr.cells].map((c) => c.textContent));
-  check(/^-?[0-9.e+-]+ ± [0-9.e+-]+$/.test(evalRow[3]) && evalRow[5].replace(/\D/g, '') === '300',
-    `the evaluation row shows ${JSON.stringify(evalRow)}`);
+  check(evalRow[2] === 'requested' && /^-?[0-9.e+-]+ ± [0-9.e+-]+$/.test(evalRow[4]) && evalRow[6] === '—' &&
+    evalRow[8].replace(/\D/g, '') === '300', `the evaluation row shows ${JSON.stringify(evalRow)}`);
   await page.waitForFunction(() => [...document.querySelectorAll('#event-log li')].some((li) => /evaluation 1: .* nats/.test(li.textContent)));
   say(`evaluation 1: ${evalRow.join(' | ')}`);
 
