@@ -442,11 +442,18 @@ class RunView {
         this.resync();
       }
     } else if (kind === 'evaluation') {
+      /*
+       * Only an evaluation the page waited for may end a finished run's stream: the
+       * replay of one that was long done (a watch evaluation each epoch) must not cut
+       * the replay short; the final state event ends that.
+       */
+      const prior = this.evals.get(data.id);
+      const awaited = !prior || prior.state === 'queued' || prior.state === 'running';
       this.showEvaluation(data);
       if (data.state === 'done' || data.state === 'failed') {
         this.log(seq, data.finished_at, `evaluation ${data.id}: ${evaluationText(data)}`, data.state === 'done' ? 'evaluation' : 'failed');
       }
-      if (FINAL.has(run.state) && !this.evaluationsPending()) this.endStream();
+      if (FINAL.has(run.state) && awaited && !this.evaluationsPending()) this.endStream();
     } else if (kind === 'config') {
       const changed = data.changed || {};
       Object.assign(run.config, changed);
