@@ -27,6 +27,8 @@ const APPLIES_TEXT = {
   next_epoch: 'at the next epoch',
   now: 'now',
 };
+const ALERT_KIND_TEXT = { d_wins: 'D wins', mode_collapse: 'Mode collapse', divergence: 'Divergence' };
+const ALERTS_FOLDED = 3; /* alerts shown before "Show all": the banner must not push the run off the screen */
 
 /* ---- errors: shown on the page until dismissed or resolved, never swallowed ---------------- */
 
@@ -116,7 +118,7 @@ function renderRow(run) {
     btn.addEventListener('click', () => selectRun(run.id));
     tr = el('tr', { 'data-run-id': run.id },
       el('th', { scope: 'row' }, btn),
-      el('td', {}, el('span', { class: 'badge' })),
+      el('td', {}, el('span', { class: 'badge' }), el('span', { class: 'alert-count', hidden: true })),
       el('td', { class: 'num' }), el('td', { class: 'num' }), el('td', { class: 'num' }));
     tr.addEventListener('click', (ev) => {
       if (ev.target.closest('button') === null) selectRun(run.id);
@@ -132,6 +134,7 @@ function renderRow(run) {
   tr.cells[2].textContent = epochText(run);
   tr.cells[3].textContent = m ? fmt(m.d_loss, 3) : '—';
   tr.cells[4].textContent = m ? fmt(m.g_loss, 3) : '—';
+  showAlertCount(tr, run.alerts_total || 0, (run.alerts || []).some((a) => a.action === 'pause'));
   tr.cells[0].firstChild.title = [run.config && `${run.config.preset} on ${run.config.dataset}`,
     run.created_at && `created ${run.created_at}`].filter(Boolean).join(', ');
   const selected = view && view.id === run.id;
@@ -139,6 +142,15 @@ function renderRow(run) {
   if (selected) tr.cells[0].firstChild.setAttribute('aria-current', 'true');
   else tr.cells[0].firstChild.removeAttribute('aria-current');
   return tr;
+}
+
+/* The run list's ⚠ N beside the state: the runs whose rules fired, seen without opening them. */
+function showAlertCount(tr, n, paused) {
+  const c = tr.cells[1].querySelector('.alert-count');
+  c.hidden = !(n > 0);
+  c.textContent = `⚠ ${n}`;
+  c.dataset.action = paused ? 'pause' : 'alert';
+  c.title = `${n} alert${n === 1 ? '' : 's'}: watch rules of this run fired${paused ? ', one of them paused it' : ''}`;
 }
 
 function renderRuns(list) {
@@ -246,6 +258,8 @@ class RunView {
     this.abort = new AbortController();
     this.sampleEpochs = [];
     this.evals = new Map(); /* id → the evaluation as last seen */
+    this.alerts = new Map(); /* alertKey → alert, from the run JSON (the newest 10) and the stream */
+    this.alertsUnfolded = false;
     this.grid = { busy: false, pending: false, last: -1e9, timer: 0, url: null };
     this.logged = new Set();
     this.charts = new RunCharts({
@@ -280,6 +294,8 @@ class RunView {
     $('eval-table').tBodies[0].replaceChildren();
     $('eval-empty').hidden = false;
     $('quality').dataset.chart = 'loading';
+    delete $('run-alerts').dataset.key;
+    this.renderAlerts();
     setFieldError($('eval-samples'), '');
     for (const input of Object.values(editInputs)) {
       delete input.dataset.dirty;
@@ -362,7 +378,7 @@ class RunView {
         this.resync();
       }
     };
-    for (const kind of ['epoch', 'state', 'config', 'evaluation']) {
+    for (const kind of ['epoch', 'state', 'config', 'evaluation', 'alert']) {
       es.addEventListener(kind, (ev) => {
         if (this.es === es) this.onEvent(kind, ev);
       });
@@ -461,16 +477,21 @@ class RunView {
         `${k} = ${valueText(v)} (${APPLIES_TEXT[(data.applies || {})[k]] || (data.applies || {})[k] || 'applies'})`);
       this.log(seq, data.at, `changed ${parts.join(', ') || 'nothing'}`, 'config');
       this.render();
+    } else if (kind === 'alert') {
+      /* alerts carry no time: a replayed one would be shown at the time it was replayed */
+      this.log(seq, null, alertText(data), data.action === 'pause' ? 'alert-pause' : 'alert', `epoch ${data.epoch}`);
+      if (this.addAlerts([data])) this.render();
     }
   }
 
-  log(seq, at, text, kind) {
+  /* One line of the event log; an event without a time (an alert) is placed by `when` instead. */
+  log(seq, at, text, kind, when = null) {
     if (Number.isFinite(seq) && seq > 0) {
       if (this.logged.has(seq)) return;
       this.logged.add(seq);
     }
     const li = el('li', { 'data-kind': kind },
-      el('time', { datetime: at || '', text: timeOf(at) }), ' ', el('span', { text }));
+      when ? el('span', { class: 'when', text: when }) : el('time', { datetime: at || '', text: timeOf(at) }), ' ', el('span', { text }));
     const list = $('event-log');
     list.prepend(li);
     while (list.children.length > 100) list.lastElementChild.remove();
@@ -537,6 +558,56 @@ class RunView {
     tr.cells[8].textContent = Number(ev.samples).toLocaleString();
     $('eval-empty').hidden = this.evals.size > 0;
     this.quality.add(ev);
+  }
+
+  /* ---- alerts ---- */
+
+  /* Take alerts (the run JSON's and the stream's overlap); returns how many were new. */
+  addAlerts(list) {
+    let added = 0;
+    for (const a of list || []) {
+      const key = alertKey(a);
+      if (this.alerts.has(key)) continue;
+      this.alerts.set(key, a);
+      added++;
+    }
+    if (added) this.renderAlerts();
+    return added;
+  }
+
+  /* The banner at the top of the run: newest first, the first few unless unfolded; a pause is the loudest. */
+  renderAlerts() {
+    const box = $('run-alerts');
+    const list = [...this.alerts.values()].map((a, i) => ({ a, i }))
+      .sort((x, y) => y.a.epoch - x.a.epoch || y.i - x.i).map(({ a }) => a);
+    const total = Math.max(this.run ? this.run.alerts_total || 0 : 0, list.length);
+    const pauses = list.filter((a) => a.action === 'pause').length;
+    box.hidden = list.length === 0;
+    box.dataset.count = String(total);
+    box.dataset.action = pauses ? 'pause' : 'alert';
+    $('alerts-h').textContent = `⚠ ${total} alert${total === 1 ? '' : 's'}` +
+      (pauses ? ` — ${pauses === 1 ? 'a watch rule' : `${pauses} watch rules`} paused the run` : '') +
+      (total > list.length ? ` (the newest ${list.length} here)` : '');
+    const folded = !this.alertsUnfolded && list.length > ALERTS_FOLDED;
+    /* render() calls this at every event: redraw only what changed, or a screen reader hears the list again */
+    const key = JSON.stringify([total, folded, list.map(alertKey)]);
+    if (box.dataset.key === key) return;
+    box.dataset.key = key;
+    $('alert-list').replaceChildren(...list.slice(0, folded ? ALERTS_FOLDED : list.length).map((a) =>
+      el('li', { class: 'alert-item', 'data-kind': a.kind, 'data-action': a.action },
+        el('div', { class: 'alert-where' },
+          el('strong', { text: ALERT_KIND_TEXT[a.kind] || a.kind }),
+          ` · epoch ${a.epoch} · rule ${a.rule}${a.action === 'pause' ? ' · paused the run' : ''}`),
+        el('div', { class: 'alert-message', text: a.message || '' }))));
+    const more = $('alerts-more');
+    more.hidden = list.length <= ALERTS_FOLDED;
+    more.textContent = folded ? `Show all ${list.length}` : 'Show fewer';
+    more.setAttribute('aria-expanded', String(!folded));
+  }
+
+  toggleAlerts() {
+    this.alertsUnfolded = !this.alertsUnfolded;
+    this.renderAlerts();
   }
 
   async evaluate() {
@@ -613,6 +684,7 @@ class RunView {
 
   setRun(run) {
     this.run = run;
+    this.addAlerts(run.alerts);
     if (!FINAL.has(run.state) && !this.es && this.lastSeq >= 0 && $('stream-status').dataset.stream === 'ended') {
       this.connect(this.lastSeq); /* resumed after completing (epochs raised) */
     }
@@ -643,7 +715,10 @@ class RunView {
     $('run-progress-text').textContent = bits.join(' · ');
     const reason = $('run-reason');
     reason.hidden = !run.reason;
-    reason.textContent = run.reason ? `Reason: ${run.reason}` : '';
+    /* a watch rule's pause: the banner above already has its message */
+    const rule = run.reason && this.alerts.size ? /^watch rule \d+ \([a-z_]+\)/.exec(run.reason) : null;
+    reason.textContent = !run.reason ? '' : (rule ? `Reason: ${rule[0]} paused the run; the alert above says why.` : `Reason: ${run.reason}`);
+    reason.title = rule ? run.reason : '';
 
     const s = run.state;
     $('btn-pause').disabled = !(s === 'running' || s === 'queued');
@@ -675,6 +750,7 @@ class RunView {
     if (Array.isArray(run.samples_epochs)) this.setSampleEpochs(run.samples_epochs);
     this.quality.setBest(run.best || null, withToken(`${runPath(this.id)}/checkpoint?which=best`));
     this.quality.setEmptyText(qualityEmptyText(run, datasetNamed(c.dataset)));
+    if (this.alerts.size) this.renderAlerts(); /* alerts_total may have grown past what the page holds */
     document.title = `${s} ${epoch}/${c.epochs} · run ${this.id} · gand`;
     if (runRows.has(this.id)) {
       const tr = runRows.get(this.id);
@@ -684,6 +760,8 @@ class RunView {
       tr.cells[2].textContent = epochText(run);
       tr.cells[3].textContent = m ? fmt(m.d_loss, 3) : '—';
       tr.cells[4].textContent = m ? fmt(m.g_loss, 3) : '—';
+      const alerts = [...this.alerts.values()];
+      showAlertCount(tr, Math.max(run.alerts_total || 0, alerts.length), alerts.some((a) => a.action === 'pause'));
     }
   }
 
@@ -873,6 +951,15 @@ function evaluationText(ev) {
   return `${parts.join('; ')} (epoch ${r.epoch}, ${Number(r.samples).toLocaleString()} samples)`;
 }
 
+function alertText(a) {
+  return `alert: ${ALERT_KIND_TEXT[a.kind] || a.kind} (rule ${a.rule}, ${a.action}): ${a.message}`;
+}
+
+/* An alert's identity: a rule fires at most once for an epoch's record or evaluation. */
+function alertKey(a) {
+  return `${a.rule}/${a.kind}/${a.epoch}/${a.value}`;
+}
+
 /* Why the sample-quality card is empty: no classifier, no automatic evaluations, or not yet. */
 function qualityEmptyText(run, dataset) {
   const c = run.config || {};
@@ -907,6 +994,7 @@ $('eval-form').addEventListener('submit', (ev) => {
   if (view && view.run) view.evaluate();
 });
 $('zoom-reset').addEventListener('click', () => view && view.charts.setZoom(null));
+$('alerts-more').addEventListener('click', () => view && view.toggleAlerts());
 $('grid-epoch').addEventListener('error', async () => {
   const img = $('grid-epoch');
   const src = img.dataset.src;
