@@ -12,9 +12,10 @@ import { api, fetchBlob, describe, problemFrom, runPath, ApiError, NetworkError 
 import { withToken, authHeaders } from './api.js'; /* the bearer token, when gand needs one */
 import {
   FIELDS, FIELD, LIVE_FIELDS, parseField, buildField, setFieldError, setFieldHelp, offerOptions,
-  formatValue, sameValue, el,
+  formatValue, sameValue, valueText, el,
 } from './fields.js';
 import { RunCharts, loadChartLib, fmt } from './charts.js';
+import { QualityCard, TRIGGER_TEXT } from './quality.js';
 import { initCreateForm } from './create.js';
 
 const $ = (id) => document.getElementById(id);
@@ -26,6 +27,8 @@ const APPLIES_TEXT = {
   next_epoch: 'at the next epoch',
   now: 'now',
 };
+const ALERT_KIND_TEXT = { d_wins: 'D wins', mode_collapse: 'Mode collapse', divergence: 'Divergence' };
+const ALERTS_FOLDED = 3; /* alerts shown before "Show all": the banner must not push the run off the screen */
 
 /* ---- errors: shown on the page until dismissed or resolved, never swallowed ---------------- */
 
@@ -115,7 +118,7 @@ function renderRow(run) {
     btn.addEventListener('click', () => selectRun(run.id));
     tr = el('tr', { 'data-run-id': run.id },
       el('th', { scope: 'row' }, btn),
-      el('td', {}, el('span', { class: 'badge' })),
+      el('td', {}, el('span', { class: 'badge' }), el('span', { class: 'alert-count', hidden: true })),
       el('td', { class: 'num' }), el('td', { class: 'num' }), el('td', { class: 'num' }));
     tr.addEventListener('click', (ev) => {
       if (ev.target.closest('button') === null) selectRun(run.id);
@@ -131,6 +134,7 @@ function renderRow(run) {
   tr.cells[2].textContent = epochText(run);
   tr.cells[3].textContent = m ? fmt(m.d_loss, 3) : '—';
   tr.cells[4].textContent = m ? fmt(m.g_loss, 3) : '—';
+  showAlertCount(tr, run.alerts_total || 0, (run.alerts || []).some((a) => a.action === 'pause'));
   tr.cells[0].firstChild.title = [run.config && `${run.config.preset} on ${run.config.dataset}`,
     run.created_at && `created ${run.created_at}`].filter(Boolean).join(', ');
   const selected = view && view.id === run.id;
@@ -138,6 +142,15 @@ function renderRow(run) {
   if (selected) tr.cells[0].firstChild.setAttribute('aria-current', 'true');
   else tr.cells[0].firstChild.removeAttribute('aria-current');
   return tr;
+}
+
+/* The run list's ⚠ N beside the state: the runs whose rules fired, seen without opening them. */
+function showAlertCount(tr, n, paused) {
+  const c = tr.cells[1].querySelector('.alert-count');
+  c.hidden = !(n > 0);
+  c.textContent = `⚠ ${n}`;
+  c.dataset.action = paused ? 'pause' : 'alert';
+  c.title = `${n} alert${n === 1 ? '' : 's'}: watch rules of this run fired${paused ? ', one of them paused it' : ''}`;
 }
 
 function renderRuns(list) {
@@ -245,6 +258,8 @@ class RunView {
     this.abort = new AbortController();
     this.sampleEpochs = [];
     this.evals = new Map(); /* id → the evaluation as last seen */
+    this.alerts = new Map(); /* alertKey → alert, from the run JSON (the newest 10) and the stream */
+    this.alertsUnfolded = false;
     this.grid = { busy: false, pending: false, last: -1e9, timer: 0, url: null };
     this.logged = new Set();
     this.charts = new RunCharts({
@@ -257,6 +272,18 @@ class RunView {
       tableDetails: $('table-details'),
       note: $('charts-note'),
     });
+    this.quality = new QualityCard({
+      root: $('quality'),
+      canvas: $('chart-quality'),
+      tbody: $('quality-table').tBodies[0],
+      countEl: $('quality-count'),
+      tableDetails: $('quality-details'),
+      empty: $('quality-empty'),
+      bestText: $('quality-best'),
+      bestLink: $('best-link'),
+      hist: $('histogram'),
+      histCaption: $('hist-caption'),
+    });
   }
 
   async open() {
@@ -266,6 +293,9 @@ class RunView {
     for (const id of ['run-action-status', 'edit-status', 'samples-status', 'eval-status']) setStatus(id, '');
     $('eval-table').tBodies[0].replaceChildren();
     $('eval-empty').hidden = false;
+    $('quality').dataset.chart = 'loading';
+    delete $('run-alerts').dataset.key;
+    this.renderAlerts();
     setFieldError($('eval-samples'), '');
     for (const input of Object.values(editInputs)) {
       delete input.dataset.dirty;
@@ -281,7 +311,9 @@ class RunView {
     delete ge.dataset.src;
     this.setStream('connecting', 'loading');
     loadChartLib().then((Chart) => {
-      if (!this.closed) this.charts.attach(Chart);
+      if (this.closed) return;
+      this.charts.attach(Chart);
+      this.quality.attach(Chart);
     });
     try {
       const m = await api(`${runPath(this.id)}/metrics?since=0`, { signal: this.abort.signal });
@@ -320,6 +352,7 @@ class RunView {
     clearTimeout(this.grid.timer);
     if (this.grid.url) URL.revokeObjectURL(this.grid.url);
     this.charts.destroy();
+    this.quality.destroy();
     errors.clear('view');
     errors.clear('stream');
     errors.clear('grid');
@@ -345,7 +378,7 @@ class RunView {
         this.resync();
       }
     };
-    for (const kind of ['epoch', 'state', 'config', 'evaluation']) {
+    for (const kind of ['epoch', 'state', 'config', 'evaluation', 'alert']) {
       es.addEventListener(kind, (ev) => {
         if (this.es === es) this.onEvent(kind, ev);
       });
@@ -425,28 +458,40 @@ class RunView {
         this.resync();
       }
     } else if (kind === 'evaluation') {
+      /*
+       * Only an evaluation the page waited for may end a finished run's stream: the
+       * replay of one that was long done (a watch evaluation each epoch) must not cut
+       * the replay short; the final state event ends that.
+       */
+      const prior = this.evals.get(data.id);
+      const awaited = !prior || prior.state === 'queued' || prior.state === 'running';
       this.showEvaluation(data);
       if (data.state === 'done' || data.state === 'failed') {
         this.log(seq, data.finished_at, `evaluation ${data.id}: ${evaluationText(data)}`, data.state === 'done' ? 'evaluation' : 'failed');
       }
-      if (FINAL.has(run.state) && !this.evaluationsPending()) this.endStream();
+      if (FINAL.has(run.state) && awaited && !this.evaluationsPending()) this.endStream();
     } else if (kind === 'config') {
       const changed = data.changed || {};
       Object.assign(run.config, changed);
       const parts = Object.entries(changed).map(([k, v]) =>
-        `${k} = ${v} (${APPLIES_TEXT[(data.applies || {})[k]] || (data.applies || {})[k] || 'applies'})`);
+        `${k} = ${valueText(v)} (${APPLIES_TEXT[(data.applies || {})[k]] || (data.applies || {})[k] || 'applies'})`);
       this.log(seq, data.at, `changed ${parts.join(', ') || 'nothing'}`, 'config');
       this.render();
+    } else if (kind === 'alert') {
+      /* alerts carry no time: a replayed one would be shown at the time it was replayed */
+      this.log(seq, null, alertText(data), data.action === 'pause' ? 'alert-pause' : 'alert', `epoch ${data.epoch}`);
+      if (this.addAlerts([data])) this.render();
     }
   }
 
-  log(seq, at, text, kind) {
+  /* One line of the event log; an event without a time (an alert) is placed by `when` instead. */
+  log(seq, at, text, kind, when = null) {
     if (Number.isFinite(seq) && seq > 0) {
       if (this.logged.has(seq)) return;
       this.logged.add(seq);
     }
     const li = el('li', { 'data-kind': kind },
-      el('time', { datetime: at || '', text: timeOf(at) }), ' ', el('span', { text }));
+      when ? el('span', { class: 'when', text: when }) : el('time', { datetime: at || '', text: timeOf(at) }), ' ', el('span', { text }));
     const list = $('event-log');
     list.prepend(li);
     while (list.children.length > 100) list.lastElementChild.remove();
@@ -486,22 +531,83 @@ class RunView {
     if (!tr) {
       tr = el('tr', { 'data-eval-id': ev.id },
         el('th', { scope: 'row', text: String(ev.id) }), el('td', {}, el('span', { class: 'badge' })),
-        el('td'), el('td'), el('td'), el('td'));
+        el('td'), el('td'), el('td'), el('td'), el('td'), el('td'), el('td'));
       const newer = [...tbody.rows].find((r) => Number(r.dataset.evalId) < ev.id);
       tbody.insertBefore(tr, newer || null);
     }
     tr.dataset.state = ev.state;
+    tr.dataset.trigger = ev.trigger || 'request';
     const badge = tr.cells[1].firstChild;
     badge.textContent = ev.state;
     badge.dataset.state = ev.state;
-    badge.title = ev.trigger === 'evaluate_every' ? 'started by evaluate_every' : 'requested';
+    tr.cells[2].textContent = TRIGGER_TEXT[ev.trigger] || ev.trigger || 'requested';
     const r = ev.result;
-    tr.cells[2].textContent = r ? String(r.epoch) : '—';
-    tr.cells[3].textContent = r ? `${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)}` : (ev.state === 'failed' ? ev.reason || 'failed' : '…');
-    tr.cells[3].title = r ? `test images ${r.split.test[0]}..${r.split.test[1] - 1} of ${r.data}, σ on ${r.split.validation[0]}..${r.split.validation[1] - 1} of ${r.validation_data || r.data}; ${fmt(r.seconds, 2)} s` : '';
-    tr.cells[4].textContent = r ? fmt(r.sigma, 3) : '—';
-    tr.cells[5].textContent = Number(ev.samples).toLocaleString();
+    const m = r && r.metrics;
+    tr.cells[3].textContent = r ? String(r.epoch) : '—';
+    /* a watch evaluation has no Parzen estimate: say so rather than show an empty number */
+    const parzen = r && r.parzen_ll != null;
+    tr.cells[4].textContent = r ? (parzen ? `${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)}` : `— (${TRIGGER_TEXT[ev.trigger] || 'no estimate'})`)
+      : (ev.state === 'failed' ? ev.reason || 'failed' : '…');
+    tr.cells[4].title = !r ? '' : (parzen
+      ? `test images ${r.split.test[0]}..${r.split.test[1] - 1} of ${r.data}, σ on ${r.split.validation[0]}..${r.split.validation[1] - 1} of ${r.validation_data || r.data}; ${fmt(r.seconds, 2)} s`
+      : `a watch evaluation: the digit classifier's metrics only, no Parzen estimate; ${fmt(r.seconds, 2)} s`);
+    tr.cells[5].textContent = r && r.sigma != null ? fmt(r.sigma, 3) : '—';
+    tr.cells[6].textContent = m ? fmt(m.fid, 4) : '—';
+    tr.cells[6].title = m ? `precision ${fmt(m.precision, 3)}, recall ${fmt(m.recall, 3)}, KL ${fmt(m.kl, 3)} nats` : (r ? 'the data set has no digit classifier' : '');
+    tr.cells[7].textContent = m ? `${m.modes} / 10` : '—';
+    tr.cells[8].textContent = Number(ev.samples).toLocaleString();
     $('eval-empty').hidden = this.evals.size > 0;
+    this.quality.add(ev);
+  }
+
+  /* ---- alerts ---- */
+
+  /* Take alerts (the run JSON's and the stream's overlap); returns how many were new. */
+  addAlerts(list) {
+    let added = 0;
+    for (const a of list || []) {
+      const key = alertKey(a);
+      if (this.alerts.has(key)) continue;
+      this.alerts.set(key, a);
+      added++;
+    }
+    if (added) this.renderAlerts();
+    return added;
+  }
+
+  /* The banner at the top of the run: newest first, the first few unless unfolded; a pause is the loudest. */
+  renderAlerts() {
+    const box = $('run-alerts');
+    const list = [...this.alerts.values()].map((a, i) => ({ a, i }))
+      .sort((x, y) => y.a.epoch - x.a.epoch || y.i - x.i).map(({ a }) => a);
+    const total = Math.max(this.run ? this.run.alerts_total || 0 : 0, list.length);
+    const pauses = list.filter((a) => a.action === 'pause').length;
+    box.hidden = list.length === 0;
+    box.dataset.count = String(total);
+    box.dataset.action = pauses ? 'pause' : 'alert';
+    $('alerts-h').textContent = `⚠ ${total} alert${total === 1 ? '' : 's'}` +
+      (pauses ? ` — ${pauses === 1 ? 'a watch rule' : `${pauses} watch rules`} paused the run` : '') +
+      (total > list.length ? ` (the newest ${list.length} here)` : '');
+    const folded = !this.alertsUnfolded && list.length > ALERTS_FOLDED;
+    /* render() calls this at every event: redraw only what changed, or a screen reader hears the list again */
+    const key = JSON.stringify([total, folded, list.map(alertKey)]);
+    if (box.dataset.key === key) return;
+    box.dataset.key = key;
+    $('alert-list').replaceChildren(...list.slice(0, folded ? ALERTS_FOLDED : list.length).map((a) =>
+      el('li', { class: 'alert-item', 'data-kind': a.kind, 'data-action': a.action },
+        el('div', { class: 'alert-where' },
+          el('strong', { text: ALERT_KIND_TEXT[a.kind] || a.kind }),
+          ` · epoch ${a.epoch} · rule ${a.rule}${a.action === 'pause' ? ' · paused the run' : ''}`),
+        el('div', { class: 'alert-message', text: a.message || '' }))));
+    const more = $('alerts-more');
+    more.hidden = list.length <= ALERTS_FOLDED;
+    more.textContent = folded ? `Show all ${list.length}` : 'Show fewer';
+    more.setAttribute('aria-expanded', String(!folded));
+  }
+
+  toggleAlerts() {
+    this.alertsUnfolded = !this.alertsUnfolded;
+    this.renderAlerts();
   }
 
   async evaluate() {
@@ -578,6 +684,7 @@ class RunView {
 
   setRun(run) {
     this.run = run;
+    this.addAlerts(run.alerts);
     if (!FINAL.has(run.state) && !this.es && this.lastSeq >= 0 && $('stream-status').dataset.stream === 'ended') {
       this.connect(this.lastSeq); /* resumed after completing (epochs raised) */
     }
@@ -608,7 +715,10 @@ class RunView {
     $('run-progress-text').textContent = bits.join(' · ');
     const reason = $('run-reason');
     reason.hidden = !run.reason;
-    reason.textContent = run.reason ? `Reason: ${run.reason}` : '';
+    /* a watch rule's pause: the banner above already has its message */
+    const rule = run.reason && this.alerts.size ? /^watch rule \d+ \([a-z_]+\)/.exec(run.reason) : null;
+    reason.textContent = !run.reason ? '' : (rule ? `Reason: ${rule[0]} paused the run; the alert above says why.` : `Reason: ${run.reason}`);
+    reason.title = rule ? run.reason : '';
 
     const s = run.state;
     $('btn-pause').disabled = !(s === 'running' || s === 'queued');
@@ -638,6 +748,9 @@ class RunView {
     }
     this.renderConfig(c, run);
     if (Array.isArray(run.samples_epochs)) this.setSampleEpochs(run.samples_epochs);
+    this.quality.setBest(run.best || null, withToken(`${runPath(this.id)}/checkpoint?which=best`));
+    this.quality.setEmptyText(qualityEmptyText(run, datasetNamed(c.dataset)));
+    if (this.alerts.size) this.renderAlerts(); /* alerts_total may have grown past what the page holds */
     document.title = `${s} ${epoch}/${c.epochs} · run ${this.id} · gand`;
     if (runRows.has(this.id)) {
       const tr = runRows.get(this.id);
@@ -647,6 +760,8 @@ class RunView {
       tr.cells[2].textContent = epochText(run);
       tr.cells[3].textContent = m ? fmt(m.d_loss, 3) : '—';
       tr.cells[4].textContent = m ? fmt(m.g_loss, 3) : '—';
+      const alerts = [...this.alerts.values()];
+      showAlertCount(tr, Math.max(run.alerts_total || 0, alerts.length), alerts.some((a) => a.action === 'pause'));
     }
   }
 
@@ -658,7 +773,7 @@ class RunView {
     const key = JSON.stringify(rows);
     if (dl.dataset.key === key) return;
     dl.dataset.key = key;
-    dl.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v == null ? '—' : String(v) })]));
+    dl.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v == null ? '—' : valueText(v) })]));
   }
 
   /* ---- samples ---- */
@@ -807,7 +922,7 @@ class RunView {
       const changed = answer.changed || [];
       const applies = answer.applies || {};
       const text = changed.length
-        ? `Applied: ${changed.map((k) => `${k} = ${answer.run.config[k]} takes effect ${APPLIES_TEXT[applies[k]] || applies[k] || '(not said)'}`).join('; ')}.`
+        ? `Applied: ${changed.map((k) => `${k} = ${valueText(answer.run.config[k])} takes effect ${APPLIES_TEXT[applies[k]] || applies[k] || '(not said)'}`).join('; ')}.`
         : 'No change: the run already had these values.';
       setStatus('edit-status', text, 'ok');
       $('edit-status').dataset.applies = JSON.stringify(applies);
@@ -824,10 +939,37 @@ class RunView {
   }
 }
 
+/* An evaluation in one line: the Parzen estimate when it has one (a watch evaluation has not), the classifier's metrics when there are. */
 function evaluationText(ev) {
   const r = ev.result;
   if (!r) return ev.reason ? `failed: ${ev.reason}` : ev.state;
-  return `${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)} nats (σ ${fmt(r.sigma, 3)}, epoch ${r.epoch}, ${Number(r.samples).toLocaleString()} samples)`;
+  const m = r.metrics;
+  const parts = [];
+  if (r.parzen_ll != null) parts.push(`${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)} nats (σ ${fmt(r.sigma, 3)})`);
+  else parts.push(`${TRIGGER_TEXT[ev.trigger] || ev.trigger}, no Parzen estimate`);
+  if (m) parts.push(`FID ${fmt(m.fid, 4)}, precision ${fmt(m.precision, 3)}, recall ${fmt(m.recall, 3)}, ${m.modes} of 10 modes`);
+  return `${parts.join('; ')} (epoch ${r.epoch}, ${Number(r.samples).toLocaleString()} samples)`;
+}
+
+function alertText(a) {
+  return `alert: ${ALERT_KIND_TEXT[a.kind] || a.kind} (rule ${a.rule}, ${a.action}): ${a.message}`;
+}
+
+/* An alert's identity: a rule fires at most once for an epoch's record or evaluation. */
+function alertKey(a) {
+  return `${a.rule}/${a.kind}/${a.epoch}/${a.value}`;
+}
+
+/* Why the sample-quality card is empty: no classifier, no automatic evaluations, or not yet. */
+function qualityEmptyText(run, dataset) {
+  const c = run.config || {};
+  if (dataset && dataset.classifier === null) {
+    return `Data set ${c.dataset} has no digit classifier (gand.conf: [datasets] ${c.dataset}.classifier = PATH; ` +
+      'gand classifier train makes one), so its evaluations have no Fréchet distance, precision, recall or modes.';
+  }
+  if (!c.watch_every && !c.evaluate_every) return 'watch_every and evaluate_every are 0: this run has no automatic evaluations.';
+  const every = [c.watch_every, c.evaluate_every].filter((n) => n > 0);
+  return `The first automatic evaluation follows epoch ${Math.min(...every)}.`;
 }
 
 function pick(obj, keys) {
@@ -852,6 +994,7 @@ $('eval-form').addEventListener('submit', (ev) => {
   if (view && view.run) view.evaluate();
 });
 $('zoom-reset').addEventListener('click', () => view && view.charts.setZoom(null));
+$('alerts-more').addEventListener('click', () => view && view.toggleAlerts());
 $('grid-epoch').addEventListener('error', async () => {
   const img = $('grid-epoch');
   const src = img.dataset.src;
@@ -867,7 +1010,7 @@ $('grid-epoch').addEventListener('error', async () => {
 
 /* ---- the create form (create.js) ------------------------------------------------------------ */
 
-const { loadPresets, loadDatasets, showBackends } = initCreateForm({
+const { loadPresets, loadDatasets, showBackends, datasetNamed } = initCreateForm({
   errors,
   setStatus,
   onCreated: (run) => {

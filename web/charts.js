@@ -1,6 +1,7 @@
 // charts.js: the two training-curve charts (Chart.js from the system's
 // libjs-chart.js, loaded at run time) and the epoch table that stands in for
-// them when the library is missing.
+// them when the library is missing; the look they share (lineDataset,
+// chartOptions) is quality.js's too.
 //
 // New epochs are pushed onto the datasets and drawn with chart.update('none'):
 // no animation, no re-creation, and the x range the user zoomed into stays.
@@ -53,7 +54,7 @@ function fmt(v, digits = 4) {
 }
 export { fmt };
 
-function lineDataset(label, key, extra = {}) {
+export function lineDataset(label, key, extra = {}) {
   return {
     label,
     key,
@@ -63,14 +64,14 @@ function lineDataset(label, key, extra = {}) {
     borderColor: COLORS[key],
     backgroundColor: COLORS[key],
     borderWidth: 1.5,
-    pointRadius: 0,
+    pointRadius: (ctx) => (ctx.dataset.data.length === 1 ? 2.5 : 0), /* a line of one point draws nothing */
     pointHitRadius: 6,
     tension: 0,
     ...extra,
   };
 }
 
-function chartOptions(Chart, yTitle, yMin, yMax) {
+export function chartOptions(Chart, yTitle, yMin, yMax) {
   return {
     animation: false,
     responsive: true,

@@ -12,7 +12,8 @@ const $ = (id) => document.getElementById(id);
 /*
  * Wire the form. errors and setStatus are the page's; onCreated(run) is called with
  * each run created. Returns { loadPresets, loadDatasets } for the page to call at start,
- * and showBackends(health) to offer the devices this gand was built with.
+ * showBackends(health) to offer the devices this gand was built with, and
+ * datasetNamed(name): that data set as last listed (its classifier, split), or null.
  */
 export function initCreateForm({ errors, setStatus, onCreated }) {
 
@@ -30,6 +31,7 @@ export function initCreateForm({ errors, setStatus, onCreated }) {
   const presets = new Map();
   let presetShown = '';
   const presetConfig = (name) => (presets.has(name) ? presets.get(name).config : null);
+  const datasets = new Map(); /* name → the data set as GET /api/v1/datasets lists it */
 
   /* Fill the form with a preset's values, keeping what the user changed from the last one. */
   function fillPreset(name, { keepChanges = true } = {}) {
@@ -84,6 +86,8 @@ export function initCreateForm({ errors, setStatus, onCreated }) {
     try {
       const answer = await api('/api/v1/datasets');
       const list = answer.datasets || [];
+      datasets.clear();
+      for (const d of list) datasets.set(d.name, d);
       const keep = ds.value;
       ds.replaceChildren(...list.map((d) => el('option', {
         value: d.name,
@@ -157,5 +161,7 @@ export function initCreateForm({ errors, setStatus, onCreated }) {
     setFieldHelp(input, x.backend ? `auto: ${x.backend}, gand's own` : FIELD.device.help);
   }
 
-  return { loadPresets, loadDatasets, showBackends };
+  const datasetNamed = (name) => datasets.get(name) || null;
+
+  return { loadPresets, loadDatasets, showBackends, datasetNamed };
 }

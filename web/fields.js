@@ -25,20 +25,27 @@ export const FIELDS = [
   { name: 'seed', label: 'Random seed', kind: 'int', min: 0, max: 2 ** 53 },
   { name: 'sample_every', label: 'Save a grid every (epochs)', kind: 'int', min: 0, max: 1000000, zero: 'never' },
   { name: 'checkpoint_every', label: 'Checkpoint every (epochs)', kind: 'int', min: 1, max: 1000000 },
-  /* wide: across the grid, for its help line; last, so that it leaves no hole in a row */
+  { name: 'watch_every', label: 'Watch every (epochs)', kind: 'int', min: 0, max: 1000000, zero: 'never' },
+  /* wide: across the grid, for their help lines; last, so that they leave no hole in a row */
   {
     name: 'g_ema', label: 'Average G\'s weights (decay)', kind: 'float', min: 0, max: 1, maxOpen: true, zero: 'off', wide: true,
     help: 'samples, evaluations, generate and interpolate use an exponential moving average of G\'s weights',
+  },
+  /* an array of objects, edited as JSON text: gand checks each rule and names the bad one */
+  {
+    name: 'watch', label: 'Watch rules', kind: 'json', maxItems: 8, wide: true,
+    help: '[{"kind": "d_wins" | "mode_collapse" | "divergence", "action": "alert" | "pause", and the kind\'s thresholds}]; [] watches nothing; a change replaces the whole list',
   },
 ];
 
 export const FIELD = Object.fromEntries(FIELDS.map((f) => [f.name, f]));
 
 /* What a PATCH may change from the dashboard (it applies at the next iteration, or at the next epoch). */
-export const LIVE_FIELDS = ['lr_d', 'lr_g', 'g_loss', 'd_steps', 'batch_size', 'epochs'];
+export const LIVE_FIELDS = ['lr_d', 'lr_g', 'g_loss', 'd_steps', 'batch_size', 'epochs', 'watch_every', 'watch'];
 
 export function rangeText(f) {
   if (f.kind === 'enum') return f.options.join(' | ');
+  if (f.kind === 'json') return `a JSON array, at most ${f.maxItems} items`;
   if (f.kind === 'int') return `${f.min}–${f.max === 2 ** 53 ? '2⁵³' : f.max}${f.zero ? ` (0 = ${f.zero})` : ''}`;
   return `${f.minOpen ? '(' : '['}${f.min}, ${f.max}${f.maxOpen ? ')' : ']'}${f.zero ? ` (0 = ${f.zero})` : ''}`;
 }
@@ -48,6 +55,7 @@ export function parseField(f, text) {
   if (f.kind === 'enum') {
     return f.options.includes(text) ? { value: text } : { error: `must be one of ${f.options.join(', ')}` };
   }
+  if (f.kind === 'json') return parseJsonList(f, text);
   const t = String(text).trim();
   if (t === '') return { error: 'is required' };
   const v = Number(t);
@@ -56,6 +64,23 @@ export function parseField(f, text) {
   const lowOk = f.minOpen ? v > f.min : v >= f.min;
   const highOk = f.maxOpen ? v < f.max : v <= f.max;
   if (!lowOk || !highOk) return { error: `must be in ${rangeText(f)}` };
+  return { value: v };
+}
+
+/* A JSON array of objects (the watch rules): their contents are gand's to judge. */
+function parseJsonList(f, text) {
+  const t = String(text).trim();
+  if (t === '') return { error: 'is required ([] for none)' };
+  let v;
+  try {
+    v = JSON.parse(t);
+  } catch (e) {
+    return { error: `is not JSON: ${e.message}` };
+  }
+  if (!Array.isArray(v)) return { error: 'must be a JSON array, [ … ]' };
+  if (v.length > f.maxItems) return { error: `may hold at most ${f.maxItems} items, has ${v.length}` };
+  const bad = v.findIndex((x) => x === null || typeof x !== 'object' || Array.isArray(x));
+  if (bad >= 0) return { error: `item ${bad} must be an object, { … }` };
   return { value: v };
 }
 
@@ -88,6 +113,10 @@ export function buildField(container, f, prefix) {
   if (f.kind === 'enum') {
     input = el('select', { id, name: f.name, 'aria-describedby': describedby },
       ...f.options.map((o) => el('option', { value: o, text: o })));
+  } else if (f.kind === 'json') {
+    input = el('textarea', {
+      id, name: f.name, rows: 5, spellcheck: 'false', autocomplete: 'off', class: 'json', 'aria-describedby': describedby,
+    });
   } else {
     input = el('input', {
       id, name: f.name, type: 'number', required: true,
@@ -128,13 +157,28 @@ export function setFieldError(input, message) {
   }
 }
 
-/* Show a text value in an input the way a person would type it. */
+/* Show a value in an input the way a person would type it; an array of objects one per line. */
 export function formatValue(v) {
   if (typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return v.length ? `[\n${v.map((x) => `  ${JSON.stringify(x)}`).join(',\n')}\n]` : '[]';
+  if (v !== null && typeof v === 'object') return JSON.stringify(v);
   return v == null ? '' : String(v);
 }
 
+/* A value in one line of text (status lines, the event log, the config list). */
+export function valueText(v) {
+  return v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
+/* Equal as config values: numbers as numbers, arrays and objects by their JSON (either may be typed text). */
 export function sameValue(a, b) {
+  if (typeof a === 'object' || typeof b === 'object') {
+    const json = (x) => {
+      if (typeof x !== 'string') return JSON.stringify(x);
+      try { return JSON.stringify(JSON.parse(x)); } catch { return x; }
+    };
+    return json(a) === json(b);
+  }
   if (typeof a === 'number' || typeof b === 'number') return Number(a) === Number(b);
   return String(a) === String(b);
 }

@@ -5,11 +5,14 @@
 // chromium through playwright-core, and uses it as a person would: creates a
 // run from the form, watches charts, table and sample grids fill from the
 // event stream, steers it with a PATCH, zooms a chart, pauses, resumes,
-// reloads, stops, and sees an API problem reported. Fails on any console
-// error, page error or unexpected HTTP error. Screenshots go to ARTIFACT_DIR.
+// reloads, stops, and sees an API problem reported. A second run, on the
+// bundled mnist-10k with a tiny model and a digit classifier, has a watch rule
+// that fires and pauses it: the alert banner, the sample-quality card, the best
+// epoch and the class histogram follow it. Fails on any console error, page
+// error or unexpected HTTP error. Screenshots go to ARTIFACT_DIR.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,12 +61,38 @@ function makeSmallDataset() {
   return path;
 }
 
+/*
+ * The digit classifier of mnist-10k, whose evaluations then have a Fréchet distance,
+ * precision, recall, modes and a class histogram: the bundled one when the checkout
+ * has it, else one trained here for one epoch on the 8,000 digits runs train on
+ * (seconds; the 2,000 its evaluations score are held out, as for the bundled one).
+ */
+async function digitClassifier() {
+  const bundled = join(srcRoot, 'data/mnist-10k-classifier.safetensors');
+  if (existsSync(bundled)) return bundled;
+  const out = join(tmp, 'mnist-10k-classifier.safetensors');
+  const args = ['classifier', 'train', '--images', join(srcRoot, 'data/mnist-10k-images-idx3-ubyte.gz'),
+    '--labels', join(srcRoot, 'data/mnist-10k-labels-idx1-ubyte.gz'), '--holdout', '2000', '--epochs', '1',
+    '--out', out, '--backend', 'cpu'];
+  say(`no ${bundled}: ${gandBin} ${args.join(' ')}`);
+  const child = spawn(gandBin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OPENBLAS_NUM_THREADS: '1' } });
+  let text = '';
+  child.stdout.on('data', (b) => { text += b; });
+  child.stderr.on('data', (b) => { text += b; });
+  const code = await new Promise((r) => child.on('exit', (c, sig) => r(c ?? sig)));
+  check(code === 0 && existsSync(out), `gand classifier train exited with ${code}:\n${text}`);
+  return out;
+}
+
 /* ---- gand ---- */
+
+let classifierPath = null;
 
 function startGand(dataPath, listen = '127.0.0.1:0') {
   const conf = join(tmp, 'gand.conf'); /* no installed config leaks in */
   writeFileSync(conf, '# browser test: the last 100 images of "small" are held out to evaluate on\n' +
-    '[datasets]\nsmall.holdout = 100\n');
+    '[datasets]\nsmall.holdout = 100\n' +
+    (classifierPath ? `mnist-10k.classifier = ${classifierPath}\n` : ''));
   const args = ['serve', '--config', conf, '--listen', listen, '--state-dir', join(tmp, 'state'),
     '--data', `small=${dataPath}`, '--web-dir', webDir, '--device', 'cpu', '--log-level', 'info'];
   say(`starting ${gandBin} ${args.join(' ')}`);
@@ -157,10 +186,115 @@ async function contiguous(page) {
   });
 }
 
+/*
+ * A run whose watch rule fires, created from the form: mnist-10k with the tiny model
+ * for 2 epochs; d_wins below 0.99 for one epoch fires at epoch 1 whatever G does, and
+ * pauses the run. The banner, the reason, the log and the run list show the alert;
+ * a PATCH of the rules sends an array; resumed, the run completes with a watch
+ * evaluation at each epoch: two points on the sample-quality chart, the best one
+ * starred and downloadable, and ten bars of the latest histogram. Returns its id.
+ */
+async function watchedRun(page, base, fields) {
+  say('a run whose watch rule fires and pauses it: alert banner, sample quality, best epoch, histogram');
+  const rules = [{ kind: 'd_wins', action: 'pause', d_g_z_below: 0.99, epochs: 1 }];
+  for (const [k, v] of Object.entries({ ...fields, batch_size: '100', epochs: '2' })) await page.fill(`#f-${k}`, v);
+  await page.selectOption('#f-dataset', 'mnist-10k');
+  await page.selectOption('#f-device', 'cpu');
+  await page.fill('#f-watch', JSON.stringify(rules));
+  const [req, resp] = await Promise.all([
+    page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === '/api/v1/runs'),
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/api/v1/runs'),
+    page.click('#create-form button[type=submit]'),
+  ]);
+  const sentWatch = req.postDataJSON().watch;
+  check(Array.isArray(sentWatch) && JSON.stringify(sentWatch) === JSON.stringify(rules),
+    `the form sent watch ${JSON.stringify(sentWatch)}, not the array typed`);
+  check(resp.status() === 201, `POST /api/v1/runs answered ${resp.status()}: ${await resp.text()}`);
+  const id = (await resp.json()).id;
+  await page.waitForFunction((i) => document.querySelector('#run-id').textContent === i, id);
+
+  /* the alert: at the top of the run, styled as a pause, in the reason, the log and the run list */
+  await page.waitForSelector('#run-alerts .alert-item[data-action="pause"]');
+  await page.waitForFunction(() => document.querySelector('#run-state').textContent === 'paused');
+  const banner = await page.$eval('#run-alerts', (b) => ({
+    action: b.dataset.action, head: b.querySelector('h3').textContent, item: b.querySelector('.alert-item[data-action="pause"]').textContent,
+    top: b.getBoundingClientRect().top, progress: document.querySelector('#run-progress').getBoundingClientRect().top,
+  }));
+  check(banner.action === 'pause' && /paused the run/.test(banner.head) && /D wins · epoch 1 · rule 0 · paused the run/.test(banner.item) &&
+    /discriminator is winning/.test(banner.item), `the alert banner shows ${JSON.stringify(banner)}`);
+  check(banner.top < banner.progress, 'the alert banner is not above the run\'s progress');
+  check(/watch rule 0 \(d_wins\)/.test(await page.textContent('#run-reason')), `the reason reads "${await page.textContent('#run-reason')}"`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#event-log li[data-kind="alert-pause"]')].some((li) => /^epoch 1 alert: D wins/.test(li.textContent)));
+  await page.waitForFunction((i) => /⚠ [1-9]/.test(document.querySelector(`#runs-table tr[data-run-id="${i}"] .alert-count:not([hidden])`)?.textContent || ''), id);
+  say(`alert shown: ${banner.head}; ${banner.item.slice(0, 90)}…`);
+
+  /* steer the rules: the PATCH body holds an array, not text */
+  await page.waitForFunction(() => document.querySelector('#e-watch').value.includes('d_wins'));
+  await page.fill('#e-watch', '[]');
+  const [patchReq] = await Promise.all([
+    page.waitForRequest((r) => r.method() === 'PATCH'),
+    page.click('#edit-form button[type=submit]'),
+  ]);
+  check(JSON.stringify(patchReq.postDataJSON()) === '{"watch":[]}', `the PATCH of the rules sent ${patchReq.postData()}`);
+  await page.waitForFunction(() => /Applied: watch = \[\] takes effect/.test(document.querySelector('#edit-status').textContent));
+
+  /* resumed, it completes: a watch evaluation at each epoch */
+  await page.click('#btn-resume');
+  await page.waitForFunction(() => document.querySelector('#run-state').textContent === 'completed', null, { timeout: 120000 });
+  await page.waitForFunction(() => document.querySelector('#quality').dataset.points === '2');
+  const run = await (await fetch(`${base}/api/v1/runs/${id}`)).json();
+  check(run.best && Number.isInteger(run.best.epoch) && run.alerts_total >= 1, `the run has best ${JSON.stringify(run.best)}, ${run.alerts_total} alerts`);
+  await page.waitForFunction((e) => document.querySelector('#quality').dataset.bestEpoch === String(e), run.best.epoch);
+  const chart = await page.evaluate(() => {
+    const c = window.Chart.getChart('chart-quality');
+    return Object.fromEntries(c.data.datasets.map((d) => [d.key, d.data]));
+  });
+  check(['fid', 'precision', 'recall', 'modes10'].every((k) => chart[k].length === 2 && chart[k].every((p) => Number.isFinite(p.y))) &&
+    chart.precision.concat(chart.recall, chart.modes10).every((p) => p.y >= 0 && p.y <= 1),
+  `the sample-quality chart holds ${JSON.stringify(chart)}`);
+  check(chart.best.length === 1 && chart.best[0].x === run.best.epoch && chart.best[0].y === run.best.fid,
+    `the best marker is ${JSON.stringify(chart.best)}, the run's best ${JSON.stringify(run.best)}`);
+  const bestText = await page.textContent('.best');
+  check(new RegExp(`^Best: epoch ${run.best.epoch}, FID [0-9.]+ — download its checkpoint$`).test(bestText), `the best line reads "${bestText}"`);
+  const href = await page.getAttribute('#best-link', 'href');
+  check(href === `/api/v1/runs/${id}/checkpoint?which=best`, `the best checkpoint's link is ${href}`);
+  const best = await fetch(`${base}${href}`);
+  check(best.ok && /best\.safetensors/.test(best.headers.get('content-disposition') || ''), `GET ${href} answered ${best.status}`);
+  await best.arrayBuffer();
+  const rows = await page.$$eval('#quality-table tbody tr', (trs) => trs.map((tr) => [tr.dataset.epoch, tr.dataset.best || '', tr.cells.length]));
+  check(JSON.stringify(rows.map((r) => r[0])) === '["2","1"]' && rows.filter((r) => r[1]).length === 1 &&
+    rows.find((r) => r[1])[0] === String(run.best.epoch), `the sample-quality table rows are ${JSON.stringify(rows)}`);
+
+  /* the latest evaluation's classes: ten bars whose counts add up to its samples */
+  const evals = (await (await fetch(`${base}/api/v1/runs/${id}/evaluations`)).json()).evaluations;
+  const last = evals.filter((e) => e.state === 'done' && e.result.metrics).pop();
+  const bars = await page.$$eval('#histogram li', (ls) => ls.map((li) => [Number(li.dataset.count), li.querySelector('.visually-hidden').textContent,
+    li.querySelector('.bar').getBoundingClientRect().height]));
+  check(bars.length === 10 && JSON.stringify(bars.map((b) => b[0])) === JSON.stringify(last.result.metrics.histogram) &&
+    bars.every((b, d) => new RegExp(`^digit ${d}: [0-9,]+ samples`).test(b[1])),
+  `the histogram shows ${JSON.stringify(bars)}; evaluation ${last.id} has ${JSON.stringify(last.result.metrics.histogram)}`);
+  const tallest = bars.reduce((a, b) => (b[0] > a[0] ? b : a));
+  check(tallest[2] > 100, `the tallest bar is ${tallest[2]} px high`);
+  check(new RegExp(`^Evaluation ${last.id} \\(watch\\), epoch 2`).test(await page.textContent('#hist-caption')),
+    `the histogram's caption reads "${await page.textContent('#hist-caption')}"`);
+
+  /* watch evaluations in the evaluations table and the log: no Parzen estimate, their FID and modes */
+  const watchRows = await page.$$eval('#eval-table tbody tr[data-trigger="watch_every"]', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  check(watchRows.length === 2 && watchRows.every((r) => r[2] === 'watch' && r[4] === '— (watch)' && r[5] === '—' &&
+    /^[0-9.]+$/.test(r[6]) && /^\d+ \/ 10$/.test(r[7])), `the watch evaluations' rows are ${JSON.stringify(watchRows)}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#event-log li')].some((li) =>
+    /evaluation \d+: watch, no Parzen estimate; FID [0-9.]+, precision [0-9.]+, recall [0-9.]+, \d+ of 10 modes \(epoch 2/.test(li.textContent)));
+  await page.locator('.quality-card').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(outDir, 'sample-quality.png'), fullPage: true });
+  say(`run ${id}: 2 evaluated epochs charted, best epoch ${run.best.epoch} (FID ${run.best.fid.toFixed(1)}), histogram ${last.result.metrics.histogram.join(' ')}`);
+  return id;
+}
+
 /* ---- the test ---- */
 
 async function main() {
   const small = makeSmallDataset();
+  classifierPath = await digitClassifier();
   const started = await startGand(small);
   gand = started.child;
   const base = started.base;
@@ -208,9 +342,11 @@ async function main() {
   await presetHelp(served[0]);
   /* every field of the form shows the chosen preset's served value */
   const formMatches = async (p) => {
-    const shown = await page.$$eval('#create-fields [data-field]', (ds) => ds.map((d) => [d.dataset.field, d.querySelector('input, select').value]));
+    const shown = await page.$$eval('#create-fields [data-field]', (ds) => ds.map((d) => [d.dataset.field, d.querySelector('input, select, textarea').value]));
     check(shown.length >= 10, `the form has only ${shown.length} fields`);
-    const wrong = shown.filter(([k, v]) => !(k in p.config) || String(p.config[k]) !== v);
+    /* an array (the watch rules) is shown as JSON text */
+    const same = (v, want) => (typeof want === 'object' ? JSON.stringify(JSON.parse(v)) === JSON.stringify(want) : String(want) === v);
+    const wrong = shown.filter(([k, v]) => !(k in p.config) || !same(v, p.config[k]));
     check(wrong.length === 0, `with preset ${p.name} the form shows ${JSON.stringify(wrong)}, gand serves ` +
       JSON.stringify(Object.fromEntries(wrong.map(([k]) => [k, p.config[k]]))));
   };
@@ -278,6 +414,10 @@ async function main() {
   check(inChart.every((k) => k >= 5), `the loss chart has ${inChart} points`);
   await page.waitForFunction(() => document.querySelector('#stream-status').dataset.stream === 'live');
   say(`${n} epochs shown; loss chart datasets hold ${inChart} points; stream live`);
+  /* "small" has no digit classifier: the sample-quality card says so rather than stay blank */
+  await page.waitForFunction(() => /small has no digit classifier/.test(document.querySelector('#quality-empty').textContent));
+  check(await page.isVisible('#quality-empty') && await page.$eval('#histogram', (h) => h.dataset.bars) === '0',
+    'the sample-quality card of a run without a classifier does not say why it is empty');
 
   say('sample grids');
   const cur = await imgLoaded(page, '#grid-current');
@@ -352,8 +492,8 @@ async function main() {
     return tr && tr.dataset.state === 'done';
   });
   const evalRow = await page.$eval('#eval-table tbody tr[data-eval-id="1"]', (tr) => [...tr.cells].map((c) => c.textContent));
-  check(/^-?[0-9.e+-]+ ± [0-9.e+-]+$/.test(evalRow[3]) && evalRow[5].replace(/\D/g, '') === '300',
-    `the evaluation row shows ${JSON.stringify(evalRow)}`);
+  check(evalRow[2] === 'requested' && /^-?[0-9.e+-]+ ± [0-9.e+-]+$/.test(evalRow[4]) && evalRow[6] === '—' &&
+    evalRow[8].replace(/\D/g, '') === '300', `the evaluation row shows ${JSON.stringify(evalRow)}`);
   await page.waitForFunction(() => [...document.querySelectorAll('#event-log li')].some((li) => /evaluation 1: .* nats/.test(li.textContent)));
   say(`evaluation 1: ${evalRow.join(' | ')}`);
 
@@ -463,6 +603,8 @@ async function main() {
   check(c2.tableOk && c2.chartOk, `after stopping the epochs are not contiguous: ${JSON.stringify(c2)}`);
   say(`stopped after ${c2.chartPoints} epochs`);
 
+  const qualityRun = await watchedRun(page, base, fields);
+
   say('when the presets cannot be loaded, the page says so and the form still creates runs; ' +
     'a gand built without CUDA does not offer it');
   const nop = await context.newPage();
@@ -490,6 +632,7 @@ async function main() {
   const numberFields = await nop.$$eval('#create-fields input[type=number]', (is) => is.map((i) => i.name));
   const typed = { ...Object.fromEntries(numberFields.map((k) => [k, served[0].config[k]])), ...fields, epochs: '1' };
   for (const [k, v] of Object.entries(typed)) await nop.fill(`#f-${k}`, String(v));
+  await nop.fill('#f-watch', JSON.stringify(served[0].config.watch));
   await nop.selectOption('#f-dataset', 'small');
   const [noPresetReq, noPresetResp] = await Promise.all([
     nop.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === '/api/v1/runs'),
@@ -516,6 +659,13 @@ async function main() {
   check(await bare.isVisible('#epoch-table'), 'the epoch table is not shown when charts are unavailable');
   check(/Charts are unavailable/.test(await bare.textContent('#charts-note')), 'no note says why there are no charts');
   await bare.screenshot({ path: join(outDir, 'no-chart-library.png') });
+  /* the sample-quality numbers too: in their table; the histogram is CSS and needs no library */
+  await bare.goto(`${base}/#run=${qualityRun}`, { waitUntil: 'domcontentloaded' });
+  await bare.waitForFunction(() => document.querySelector('#quality').dataset.chart === 'unavailable' &&
+    document.querySelectorAll('#quality-table tbody tr').length === 2);
+  check(await bare.$eval('#quality-details', (d) => d.open) && await bare.isVisible('#quality-table') &&
+    !(await bare.isVisible('#chart-quality')), 'without the chart library the sample-quality table does not take the chart\'s place');
+  check(await bare.$$eval('#histogram li', (ls) => ls.length) === 10, 'without the chart library the histogram has no bars');
   await bare.close();
 
   await context.close();
