@@ -297,22 +297,36 @@ reg_status registry_evaluate(gand_registry *reg, const char *id, int samples, ui
     return st;
 }
 
+/* The run's evaluations, copied out under the lock (pinned snapshots dropped from the copy). */
+static evaluation *evals_copy_locked(const run *r, int from, int n)
+{
+    evaluation *c = malloc((size_t)(n > 0 ? n : 1) * sizeof *c);
+    if (c && n > 0)
+        memcpy(c, r->evals + from, (size_t)n * sizeof *c);
+    for (int i = 0; c && i < n; i++)
+        c[i].pinned = NULL;
+    return c;
+}
+
 reg_status registry_evaluations(gand_registry *reg, const char *id, char **json)
 {
     *json = NULL;
-    pthread_mutex_lock(&reg->lock);
-    run *r = run_find_locked(reg, id);
-    cJSON *o = NULL;
-    if (r) {
-        o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "run", r->id);
-        cJSON *a = cJSON_AddArrayToObject(o, "evaluations");
-        for (int i = 0; i < r->nevals; i++)
-            cJSON_AddItemToArray(a, eval_cjson(r, &r->evals[i]));
-    }
-    pthread_mutex_unlock(&reg->lock);
+    run *r = run_get(reg, id);
     if (!r)
         return REG_NOT_FOUND;
+    pthread_mutex_lock(&reg->lock);
+    int n = r->nevals;
+    evaluation *c = evals_copy_locked(r, 0, n);
+    pthread_mutex_unlock(&reg->lock);
+    cJSON *o = c ? cJSON_CreateObject() : NULL; /* formatted with nothing locked */
+    if (o) {
+        cJSON_AddStringToObject(o, "run", r->id);
+        cJSON *a = cJSON_AddArrayToObject(o, "evaluations");
+        for (int i = 0; i < n; i++)
+            cJSON_AddItemToArray(a, eval_cjson(r, &c[i]));
+    }
+    free(c);
+    run_put(reg, r);
     *json = print_and_delete(o);
     return *json ? REG_OK : REG_INTERNAL;
 }
@@ -321,16 +335,20 @@ reg_status registry_evaluation(gand_registry *reg, const char *id, int n, char *
                                gan_error *err)
 {
     *json = NULL;
-    pthread_mutex_lock(&reg->lock);
-    run *r = run_find_locked(reg, id);
-    cJSON *o = r && n >= 1 && n <= r->nevals ? eval_cjson(r, &r->evals[n - 1]) : NULL;
-    int count = r ? r->nevals : 0;
-    pthread_mutex_unlock(&reg->lock);
+    run *r = run_get(reg, id);
     if (!r)
         return not_found(id, err);
-    if (!o)
-        return gan_fail(err, "", "run %s has no evaluation %d (it has %d)", id, n, count),
-               REG_NOT_FOUND;
-    *json = print_and_delete(o);
-    return *json ? REG_OK : REG_INTERNAL;
+    pthread_mutex_lock(&reg->lock);
+    int count = r->nevals;
+    evaluation *c = n >= 1 && n <= count ? evals_copy_locked(r, n - 1, 1) : NULL;
+    pthread_mutex_unlock(&reg->lock);
+    reg_status st = REG_OK;
+    if (n < 1 || n > count) {
+        gan_fail(err, "", "run %s has no evaluation %d (it has %d)", id, n, count);
+        st = REG_NOT_FOUND;
+    } else if (!c || !(*json = print_and_delete(eval_cjson(r, c))))
+        st = REG_INTERNAL;
+    free(c);
+    run_put(reg, r);
+    return st;
 }

@@ -42,7 +42,8 @@ reg_status registry_events(gand_registry *reg, const char *id, uint64_t after, i
     pthread_mutex_lock(&reg->lock);
     for (;;) {
         bool have = (uint64_t)r->nevents > after;
-        bool done = state_is_final(r->state) && !r->active && r->evals_pending == 0;
+        bool done = state_is_final(r->state) && !r->active && r->evals_pending == 0 &&
+                    r->events_pending == 0;
         if (have || done || r->removed || reg->shutdown || timeout_ms <= 0)
             break;
         if (pthread_cond_timedwait(&r->events_cond, &reg->lock, &dl) == ETIMEDOUT)
@@ -62,7 +63,8 @@ reg_status registry_events(gand_registry *reg, const char *id, uint64_t after, i
         else
             st = REG_INTERNAL;
     }
-    bool final = state_is_final(r->state) && !r->active && r->evals_pending == 0;
+    bool final =
+        state_is_final(r->state) && !r->active && r->evals_pending == 0 && r->events_pending == 0;
     pthread_mutex_unlock(&reg->lock);
 
     if (copy) { /* formatted with nothing locked */

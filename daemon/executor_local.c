@@ -288,7 +288,7 @@ static bool worker_release(worker_run *w, const char *note)
     pthread_cond_broadcast(&r->events_cond); /* "ended" may now be true */
     pending_files p = prepare_files_locked(reg, r, false);
     pthread_mutex_unlock(&reg->lock);
-    store_files(r, &p);
+    store_files(reg, r, &p);
     pthread_mutex_unlock(&r->io);
     return true;
 }
@@ -448,7 +448,7 @@ static void worker_train(gand_registry *reg, run *r)
             r->iterations_per_epoch = 0;
             reg->current = NULL;
             pthread_mutex_unlock(&reg->lock);
-            store_files(r, &p);
+            store_files(reg, r, &p);
             pthread_mutex_unlock(&r->io);
             log_info("run %s completed %d epochs", r->id, gan_trainer_epoch(w.t));
             break;
@@ -511,7 +511,7 @@ static run *worker_pick(gand_registry *reg)
         reg->current = best;
         pending_files p = prepare_files_locked(reg, best, true);
         pthread_mutex_unlock(&reg->lock);
-        store_files(best, &p);
+        store_files(reg, best, &p);
         pthread_mutex_unlock(&best->io);
         pthread_mutex_lock(&reg->lock);
         return best;

@@ -339,9 +339,7 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
     pthread_mutex_lock(&reg->lock);
     pending_files p = prepare_files_locked(reg, r, true);
     pthread_mutex_unlock(&reg->lock);
-    bool ok = p.has_record && p.event_line;
-    if (!ok || store_files(r, &p) != 0) {
-        free(p.event_line);
+    if (store_files(reg, r, &p) != 0) {
         gan_fail(err, "", "cannot write the files of a new run under %s (see the log)",
                  reg->runs_dir);
         remove_tree(r->dir);
@@ -550,7 +548,7 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
         }
 
         pending_files p = {0};
-        char *line = data ? event_line("config", 0, data) : NULL;
+        char *line_data = data ? strdup(data) : NULL; /* for events.jsonl, after the lock */
         pthread_mutex_lock(&r->io);
         pthread_mutex_lock(&reg->lock);
         bool raced = r->cfg_version != version || r->removed || r->state != state ||
@@ -566,17 +564,17 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
                 r->cfg_version++;
                 r->cfg_dirty = true;
                 p = prepare_files_locked(reg, r, false);
-                free(line); /* the line carries the epoch count at the time */
-                p.event_line = event_line("config", r->nmetrics, data);
+                p.config_data = line_data; /* its line carries the epoch count at the time */
+                p.config_epoch = r->nmetrics;
+                line_data = NULL;
                 seq = event_add_locked(reg, r, "config", data);
                 data = NULL;
             }
             run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);
-        } else {
-            free(line);
         }
+        free(line_data);
         pthread_mutex_unlock(&reg->lock);
-        store_files(r, &p);
+        store_files(reg, r, &p);
         pthread_mutex_unlock(&r->io);
         free(data);
         if (raced || batch_bad) {
@@ -669,7 +667,7 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
     to_state = to;
 out:
     pthread_mutex_unlock(&reg->lock);
-    store_files(r, &p);
+    store_files(reg, r, &p);
     pthread_mutex_unlock(&r->io);
     if (changed) { /* the answer and the log line, with nothing locked */
         *run_json = print_and_delete(run_view_cjson(&view));

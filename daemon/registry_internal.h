@@ -149,7 +149,8 @@ typedef struct run {
     g_snapshot *snap;
     evaluation *evals; /* by id: evals[i].id == i + 1 */
     int nevals, evals_cap;
-    int evals_pending; /* queued or running */
+    int evals_pending;  /* queued or running */
+    int events_pending; /* state events copied out under the lock, not yet added (store_files) */
     /* the best checkpoint: of the automatic evaluation with the lowest Fréchet distance */
     int best_epoch; /* -1: none */
     double best_fid;
@@ -245,7 +246,10 @@ typedef struct run_record {
 typedef struct pending_files {
     bool has_record; /* run.json is to be written */
     run_record record;
-    char *event_line;
+    bool state_event; /* a "state" event of the record's state, reason and epoch */
+    int64_t state_at;
+    char *config_data; /* a "config" event already published: its events.jsonl line */
+    int config_epoch;
 } pending_files;
 
 /* What an evaluation's state change writes: its evaluations.jsonl and events.jsonl lines. */
@@ -356,7 +360,7 @@ void run_view_take_locked(const gand_registry *reg, const run *r, int queue_posi
 cJSON *run_view_cjson(const run_view *v);
 void run_view_free(run_view *v);
 char *run_file_json(const run_record *r);
-char *state_event_data_locked(const run *r);
+char *state_event_data(const run_record *r, int64_t at);
 
 /* ---- events (events.c) ---- */
 
@@ -373,7 +377,7 @@ void alert_keep_locked(run *r, const gan_alert *a);
 /* ---- the run store: a run's files (run_store.c) ---- */
 
 pending_files prepare_files_locked(gand_registry *reg, run *r, bool state_event);
-int store_files(run *r, pending_files *p);
+int store_files(gand_registry *reg, run *r, pending_files *p);
 void persist_run(gand_registry *reg, run *r);
 char *metrics_text_locked(const run *r);
 void load_runs(gand_registry *reg);

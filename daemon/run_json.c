@@ -264,12 +264,13 @@ char *run_file_json(const run_record *r)
     return s;
 }
 
-char *state_event_data_locked(const run *r)
+/* A "state" event's data, from the record copied with it (nothing locked). */
+char *state_event_data(const run_record *r, int64_t at)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "state", state_names[r->state]);
     add_string_or_null(o, "reason", r->reason);
-    cJSON_AddNumberToObject(o, "epoch", r->nmetrics);
-    add_time(o, "at", now_ms());
+    cJSON_AddNumberToObject(o, "epoch", r->epoch);
+    add_time(o, "at", at);
     return print_and_delete(o);
 }

@@ -6,48 +6,76 @@
 
 pending_files prepare_files_locked(gand_registry *reg, run *r, bool state_event)
 {
+    (void)reg;
     pending_files p;
     memset(&p, 0, sizeof p);
     r->updated_at = now_ms();
+    run_record *rec = &p.record;
+    str_printf(rec->id, sizeof rec->id, "%s", r->id);
+    rec->state = r->state;
+    str_printf(rec->reason, sizeof rec->reason, "%s", r->reason);
+    rec->cfg = r->cfg;
+    rec->created_at = r->created_at;
+    rec->started_at = r->started_at;
+    rec->updated_at = r->updated_at;
+    rec->finished_at = r->finished_at;
+    rec->queued_at = r->queued_at;
+    rec->epoch = r->nmetrics;
+    rec->checkpoint_epoch = r->checkpoint_epoch;
+    str_printf(rec->device, sizeof rec->device, "%s", r->device);
+    p.has_record = !r->persist_disabled;
     if (state_event) {
-        char *data = state_event_data_locked(r);
-        if (data)
-            p.event_line = event_line("state", r->nmetrics, data);
-        event_add_locked(reg, r, "state", data);
-    }
-    if (!r->persist_disabled) {
-        run_record *rec = &p.record;
-        p.has_record = true;
-        str_printf(rec->id, sizeof rec->id, "%s", r->id);
-        rec->state = r->state;
-        str_printf(rec->reason, sizeof rec->reason, "%s", r->reason);
-        rec->cfg = r->cfg;
-        rec->created_at = r->created_at;
-        rec->started_at = r->started_at;
-        rec->updated_at = r->updated_at;
-        rec->finished_at = r->finished_at;
-        rec->queued_at = r->queued_at;
-        rec->epoch = r->nmetrics;
-        rec->checkpoint_epoch = r->checkpoint_epoch;
-        str_printf(rec->device, sizeof rec->device, "%s", r->device);
+        /* added by store_files; until then an event stream of the run does not end */
+        p.state_event = true;
+        p.state_at = r->updated_at;
+        r->events_pending++;
     }
     return p;
 }
 
-/* Write what prepare_files_locked produced; r->io held, reg->lock not. */
-int store_files(run *r, pending_files *p)
+/*
+ * Publish and write what prepare_files_locked copied (r->io held, reg->lock
+ * not): the state event is formatted here and added under the lock, then
+ * appended to events.jsonl; run.json is formatted and written atomically.
+ */
+int store_files(gand_registry *reg, run *r, pending_files *p)
 {
     int rc = 0;
-    if (r->removed) /* deleted meanwhile: its directory is gone */
-        goto out;
     char path[PATH_MAX];
-    if (p->event_line) {
+    if (p->state_event) {
+        char *data = state_event_data(&p->record, p->state_at);
+        char *line = data ? event_line("state", p->record.epoch, data) : NULL;
+        pthread_mutex_lock(&reg->lock);
+        r->events_pending--;
+        event_add_locked(reg, r, "state", data);
+        pthread_mutex_unlock(&reg->lock);
+        p->state_event = false;
+        if (!line) {
+            log_err("run %s: out of memory recording a state event", r->id);
+            rc = -1;
+        } else if (!r->removed) {
+            run_path(r, "events.jsonl", path, sizeof path);
+            if (gan_append_line(path, line) != 0) {
+                log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
+                rc = -1;
+            }
+        }
+        free(line);
+    }
+    if (p->config_data && !r->removed) {
+        char *line = event_line("config", p->config_epoch, p->config_data);
         run_path(r, "events.jsonl", path, sizeof path);
-        if (gan_append_line(path, p->event_line) != 0) {
-            log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
+        if (!line || gan_append_line(path, line) != 0) {
+            log_err("run %s: cannot append to %s: %s", r->id, path,
+                    line ? strerror(errno) : "out of memory");
             rc = -1;
         }
+        free(line);
     }
+    free(p->config_data);
+    p->config_data = NULL;
+    if (r->removed) /* deleted meanwhile: its directory is gone */
+        goto out;
     if (p->has_record) {
         gan_error err;
         char *json = run_file_json(&p->record);
@@ -62,8 +90,6 @@ int store_files(run *r, pending_files *p)
         free(json);
     }
 out:
-    free(p->event_line);
-    p->event_line = NULL;
     p->has_record = false;
     return rc;
 }
@@ -75,7 +101,7 @@ void persist_run(gand_registry *reg, run *r)
     pthread_mutex_lock(&reg->lock);
     pending_files p = prepare_files_locked(reg, r, false);
     pthread_mutex_unlock(&reg->lock);
-    store_files(r, &p);
+    store_files(reg, r, &p);
     pthread_mutex_unlock(&r->io);
 }
 

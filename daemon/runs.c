@@ -154,7 +154,7 @@ bool set_state(gand_registry *reg, run *r, run_state s, const char *reason, bool
         r->finished_at = now_ms();
     pending_files p = prepare_files_locked(reg, r, true);
     pthread_mutex_unlock(&reg->lock);
-    store_files(r, &p);
+    store_files(reg, r, &p);
     pthread_mutex_unlock(&r->io);
     return true;
 }
