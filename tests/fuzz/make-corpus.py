@@ -58,6 +58,10 @@ write("fuzz_config", {
     "out-of-range.json": b'{"beta1": 1, "d_pieces": 65}',
     "trailing.json": b'{"epochs": 3} x',
     "not-object.json": b'[1, "a", null, true]',
+    "watch.json": b'{"watch_every": 2, "watch": [{"kind": "d_wins", "d_g_z_below": 0.1, "epochs": 2},'
+                  b' {"kind": "mode_collapse", "modes_below": 7, "evaluations": 1, "action": "pause"},'
+                  b' {"kind": "divergence", "evaluations": 4}]}',
+    "bad-watch.json": b'{"watch": [{"kind": "divergence", "modes_below": 3}, 1]}',
 })
 
 write("fuzz_patch", {
@@ -71,6 +75,7 @@ write("fuzz_patch", {
     "null.json": b'{"lr_d": null}',
     "bad-enum.json": b'{"g_loss": "wasserstein"}',
     "empty-object.json": b"{}",
+    "watch.json": b'{"watch": [{"kind": "mode_collapse", "action": "pause"}], "watch_every": 0}',
 })
 
 # ---- IDX -----------------------------------------------------------------------------------
