@@ -30,6 +30,8 @@ static unsigned mutable_diff(const gan_config *a, const gan_config *b)
     d |= a->sample_every != b->sample_every ? GAN_F_SAMPLE_EVERY : 0;
     d |= a->checkpoint_every != b->checkpoint_every ? GAN_F_CHECKPOINT_EVERY : 0;
     d |= a->evaluate_every != b->evaluate_every ? GAN_F_EVALUATE_EVERY : 0;
+    d |= a->watch_every != b->watch_every ? GAN_F_WATCH_EVERY : 0;
+    d |= !gan_watch_equal(&a->watch, &b->watch) ? GAN_F_WATCH : 0;
     return d;
 }
 
@@ -47,6 +49,8 @@ static void copy_mutable(gan_config *dst, const gan_config *src)
     dst->sample_every = src->sample_every;
     dst->checkpoint_every = src->checkpoint_every;
     dst->evaluate_every = src->evaluate_every;
+    dst->watch_every = src->watch_every;
+    dst->watch = src->watch;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
