@@ -81,18 +81,26 @@ static int watch_epoch(const gan_watch *w, const gan_epoch_metrics *history, int
     return rc;
 }
 
+/* Room for one more element of *p (n in use, *cap allocated, elem bytes each); false on OOM. */
+static bool room_for_one(void **p, int n, int *cap, size_t elem)
+{
+    if (n < *cap)
+        return true;
+    int c = *cap ? 2 * *cap : 64;
+    void *q = realloc(*p, (size_t)c * elem);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
 /* The same for an evaluation's classifier metrics, kept in *pts for the rules after it. */
 static int watch_point(const gan_watch *w, gan_watch_point **pts, int *n, int *cap,
                        gan_watch_point pt)
 {
-    if (*n == *cap) {
-        int c = *cap ? 2 * *cap : 64;
-        gan_watch_point *p = realloc(*pts, (size_t)c * sizeof *p);
-        if (!p)
-            return 0; /* the rules miss one point; the run goes on */
-        *pts = p;
-        *cap = c;
-    }
+    if (!room_for_one((void **)pts, *n, cap, sizeof **pts))
+        return 0; /* the rules miss one point; the run goes on */
     (*pts)[(*n)++] = pt;
     gan_alert fired[GAN_WATCH_MAX];
     int k = gan_watch_after_evaluation(w, *pts, *n, fired, GAN_WATCH_MAX);
@@ -196,29 +204,13 @@ static int read_history(const char *path, gan_epoch_metrics **out, int *n, int *
         cJSON_Delete(o);
         if (ok != 0)
             continue;
-        if (judged) {
-            if (*npts == *pts_cap) {
-                int c = *pts_cap ? 2 * *pts_cap : 64;
-                gan_watch_point *p = realloc(*pts, (size_t)c * sizeof *p);
-                if (!p) {
-                    free(text);
-                    return -1;
-                }
-                *pts = p;
-                *pts_cap = c;
-            }
+        if ((judged && !room_for_one((void **)pts, *npts, pts_cap, sizeof **pts)) ||
+            !room_for_one((void **)out, *n, cap, sizeof **out)) {
+            free(text);
+            return -1;
+        }
+        if (judged)
             (*pts)[(*npts)++] = pt;
-        }
-        if (*n == *cap) {
-            int c = *cap ? 2 * *cap : 64;
-            gan_epoch_metrics *h = realloc(*out, (size_t)c * sizeof *h);
-            if (!h) {
-                free(text);
-                return -1;
-            }
-            *out = h;
-            *cap = c;
-        }
         (*out)[(*n)++] = m;
     }
     free(text);
@@ -497,16 +489,10 @@ int gand_cmd_train(int argc, char **argv)
             status = 1;
             break;
         }
-        if (nhistory == history_cap) {
-            int cap = history_cap ? 2 * history_cap : 64;
-            gan_epoch_metrics *h = realloc(history, (size_t)cap * sizeof *h);
-            if (!h) {
-                fprintf(stderr, "gand train: out of memory keeping the epoch records\n");
-                status = 1;
-                break;
-            }
-            history = h;
-            history_cap = cap;
+        if (!room_for_one((void **)&history, nhistory, &history_cap, sizeof *history)) {
+            fprintf(stderr, "gand train: out of memory keeping the epoch records\n");
+            status = 1;
+            break;
         }
         history[nhistory++] = m;
         int paused = watch_epoch(&live->watch, history, nhistory);
