@@ -80,9 +80,9 @@ enum MHD_Result h_run_epoch_png(api_request *req, const char *const *params)
     char path[PATH_MAX];
     reg_status st = registry_epoch_png_path(req->api->reg, id, (int)epoch, path, sizeof path);
     if (st == REG_NOT_FOUND) {
-        char *run = NULL;
+        gand_run_view run;
         if (registry_get_run(req->api->reg, id, &run) == REG_OK) {
-            free(run);
+            gand_run_view_free(&run);
             return api_problem(req, 404, "not-found", NULL,
                                "run %s has no sample grid for epoch %ld (see its samples_epochs)",
                                id, epoch);
@@ -116,9 +116,9 @@ enum MHD_Result h_run_checkpoint(api_request *req, const char *const *params)
     char path[PATH_MAX];
     reg_status st = registry_checkpoint_path(req->api->reg, id, best, path, sizeof path);
     if (st == REG_NOT_FOUND) {
-        char *run = NULL;
+        gand_run_view run;
         if (registry_get_run(req->api->reg, id, &run) == REG_OK) {
-            free(run);
+            gand_run_view_free(&run);
             if (best)
                 return api_problem(req, 404, "not-found", NULL,
                                    "run %s has no best checkpoint yet (it is kept at the watch "

@@ -73,10 +73,13 @@ enum MHD_Result h_runs_list(api_request *req, const char *const *params)
     enum MHD_Result rc;
     if (!query_ok(req, no_params, &rc))
         return rc;
-    char *json = NULL;
-    reg_status st = registry_list_runs(req->api->reg, &json);
+    gand_run_view *runs = NULL;
+    int n = 0;
+    reg_status st = registry_list_runs(req->api->reg, &runs, &n);
     if (st != REG_OK)
         return api_problem_reg(req, st, NULL, NULL);
+    char *json = api_runs_json(runs, n);
+    gand_run_views_free(runs, n);
     return api_send_json(req, 200, json);
 }
 
@@ -98,11 +101,16 @@ enum MHD_Result h_runs_create(api_request *req, const char *const *params)
         body = req->body;
         len = req->body_len;
     }
-    char *json = NULL, id[128] = "";
+    char id[128] = "";
+    gand_run_view run;
     gan_error err = {{0}, {0}};
-    reg_status st = registry_create_run(req->api->reg, body, len, &json, id, sizeof id, &err);
+    reg_status st = registry_create_run(req->api->reg, body, len, &run, id, sizeof id, &err);
     if (st != REG_OK)
         return api_problem_reg(req, st, &err, NULL);
+    char *json = api_run_json(&run);
+    gand_run_view_free(&run);
+    if (!json)
+        return api_problem(req, 500, NULL, NULL, "out of memory building the response");
     char location[256];
     snprintf(location, sizeof location, "/api/v1/runs/%s", id);
     struct MHD_Response *resp = api_json_response(json, "application/json", "no-store");
@@ -118,10 +126,12 @@ enum MHD_Result h_run_get(api_request *req, const char *const *params)
     enum MHD_Result rc;
     if (!query_ok(req, no_params, &rc))
         return rc;
-    char *json = NULL;
-    reg_status st = registry_get_run(req->api->reg, params[0], &json);
+    gand_run_view run;
+    reg_status st = registry_get_run(req->api->reg, params[0], &run);
     if (st != REG_OK)
         return api_problem_reg(req, st, NULL, params[0]);
+    char *json = api_run_json(&run);
+    gand_run_view_free(&run);
     return api_send_json(req, 200, json);
 }
 
@@ -138,12 +148,14 @@ enum MHD_Result h_run_patch(api_request *req, const char *const *params)
                            "(RFC 7396) or application/json");
     if (!api_body_is_json_object(req, &rc))
         return rc;
-    char *json = NULL;
+    gand_patch_view answer;
     gan_error err = {{0}, {0}};
     reg_status st =
-        registry_patch_run(req->api->reg, params[0], req->body, req->body_len, &json, &err);
+        registry_patch_run(req->api->reg, params[0], req->body, req->body_len, &answer, &err);
     if (st != REG_OK)
         return api_problem_reg(req, st, &err, params[0]);
+    char *json = api_patch_json(&answer);
+    gand_run_view_free(&answer.run);
     return api_send_json(req, 200, json);
 }
 
@@ -152,11 +164,13 @@ static enum MHD_Result control(api_request *req, const char *id, const char *act
     enum MHD_Result rc;
     if (!query_ok(req, no_params, &rc))
         return rc;
-    char *json = NULL;
+    gand_run_view run;
     gan_error err = {{0}, {0}};
-    reg_status st = registry_control(req->api->reg, id, action, &json, &err);
+    reg_status st = registry_control(req->api->reg, id, action, &run, &err);
     if (st != REG_OK)
         return api_problem_reg(req, st, &err, id);
+    char *json = api_run_json(&run);
+    gand_run_view_free(&run);
     log_info("http: %s run %s", action, id);
     return api_send_json(req, 200, json);
 }
@@ -181,16 +195,12 @@ enum { DELETE_RETRY_MS = 100, DELETE_WAIT_MS = 5000 };
 /* Is the run in a final state (stopped, completed, failed)? */
 static bool run_is_final(gand_registry *reg, const char *id)
 {
-    char *json = NULL;
-    if (registry_get_run(reg, id, &json) != REG_OK)
+    gand_run_view run;
+    if (registry_get_run(reg, id, &run) != REG_OK)
         return false;
-    cJSON *o = cJSON_Parse(json);
-    free(json);
-    const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
-    bool final = cJSON_IsString(state) && (strcmp(state->valuestring, "stopped") == 0 ||
-                                           strcmp(state->valuestring, "completed") == 0 ||
-                                           strcmp(state->valuestring, "failed") == 0);
-    cJSON_Delete(o);
+    bool final = strcmp(run.state, "stopped") == 0 || strcmp(run.state, "completed") == 0 ||
+                 strcmp(run.state, "failed") == 0;
+    gand_run_view_free(&run);
     return final;
 }
 

@@ -60,10 +60,13 @@ enum MHD_Result h_datasets(api_request *req, const char *const *params)
     enum MHD_Result rc = api_check_query(req, no_params, &ok);
     if (!ok)
         return rc;
-    char *json = NULL;
-    reg_status st = registry_datasets(req->api->reg, &json);
+    gand_dataset_view *sets = NULL;
+    int n = 0;
+    reg_status st = registry_datasets(req->api->reg, &sets, &n);
     if (st != REG_OK)
         return api_problem_reg(req, st, NULL, NULL);
+    char *json = api_datasets_json(sets, n);
+    free(sets);
     return api_send_json(req, 200, json);
 }
 

@@ -18,6 +18,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/run_json.h"
 #include "daemon/registry.h"
 #include "gan/error.h"
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/run_json.h"
 #include "daemon/registry.h"
 
 enum { RUNS = 1000, LISTS = 20, PATCHES = 10, BODY = 1 << 20 };
@@ -118,10 +119,9 @@ int main(int argc, char **argv)
     char first[64], id[64], *json = NULL;
     double t0 = now_s();
     for (int i = 0; i < RUNS; i++) {
-        if (registry_create_run(reg, train, strlen(train), &json, i ? id : first, sizeof id,
-                                &err) != REG_OK)
+        if (registry_create_run(reg, train, strlen(train), NULL, i ? id : first, sizeof id, &err) !=
+            REG_OK)
             die("create", &err);
-        free(json);
     }
     printf("created %d runs in %.2f s\n", RUNS, now_s() - t0);
     char line[256];
@@ -145,8 +145,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < LISTS; i++) {
         probe_reset();
         double a = now_s(), c = cpu_s();
-        if (registry_list_runs(reg, &json) != REG_OK)
+        gand_run_view *runs;
+        int n;
+        if (registry_list_runs(reg, &runs, &n) != REG_OK)
             die("list", &err);
+        json = api_runs_json(runs, n); /* what GET /api/v1/runs answers */
+        gand_run_views_free(runs, n);
         lists[i] = now_s() - a;
         lcpu[i] = cpu_s() - c;
         double w = probe_take();
@@ -167,7 +171,11 @@ int main(int argc, char **argv)
     for (int i = 0; i < PATCHES; i++) {
         probe_reset();
         double a = now_s(), c = cpu_s();
-        reg_status st = registry_patch_run(reg, id, body, BODY, &json, &err);
+        gand_patch_view answer;
+        reg_status st = registry_patch_run(reg, id, body, BODY, &answer, &err);
+        json = st == REG_OK ? api_patch_json(&answer) : NULL;
+        if (st == REG_OK)
+            gand_run_view_free(&answer.run);
         patches[i] = now_s() - a;
         pcpu[i] = cpu_s() - c;
         double w = probe_take();

@@ -240,34 +240,30 @@ const gan_eval_classifier *worker_judge(gand_registry *reg, dataset_info *d, gk_
     return &d->judge;
 }
 
-reg_status registry_datasets(gand_registry *reg, char **json)
+reg_status registry_datasets(gand_registry *reg, gand_dataset_view **sets, int *n)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *a = cJSON_AddArrayToObject(o, "datasets");
+    *sets = calloc((size_t)(reg->ndatasets > 0 ? reg->ndatasets : 1), sizeof **sets);
+    *n = 0;
+    if (!*sets)
+        return REG_INTERNAL;
     for (int i = 0; i < reg->ndatasets; i++) { /* fixed after open: no lock needed */
         const dataset_info *d = &reg->datasets[i];
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "name", d->entry.name);
-        cJSON_AddNumberToObject(e, "images", d->ok ? d->images : 0);
-        cJSON_AddNumberToObject(e, "rows", GAN_IMAGE_ROWS);
-        cJSON_AddNumberToObject(e, "cols", GAN_IMAGE_COLS);
-        cJSON_AddNumberToObject(e, "train_images", d->ok ? d->train_images : 0);
-        cJSON_AddNumberToObject(e, "holdout", d->ok ? d->holdout : 0);
-        if (d->has_test)
-            cJSON_AddNumberToObject(e, "test_images", d->test_images);
-        else
-            cJSON_AddNullToObject(e, "test_images");
-        cJSON_AddItemToObject(e, "split", split_cjson(d));
+        gand_dataset_view *v = &(*sets)[i];
+        str_printf(v->name, sizeof v->name, "%s", d->entry.name);
+        v->ok = d->ok;
+        v->images = d->ok ? d->images : 0;
+        v->rows = GAN_IMAGE_ROWS;
+        v->cols = GAN_IMAGE_COLS;
+        v->train_images = d->ok ? d->train_images : 0;
+        v->holdout = d->ok ? d->holdout : 0;
+        v->has_test = d->has_test;
+        v->test_images = d->test_images;
+        split_view(d, &v->split);
         if (d->has_classifier)
-            cJSON_AddStringToObject(e, "classifier", d->classifier_name);
-        else
-            cJSON_AddNullToObject(e, "classifier");
-        if (!d->ok)
-            cJSON_AddStringToObject(e, "error", "the data set's file cannot be read (see the log)");
-        else if (!d->eval_ok)
-            cJSON_AddStringToObject(e, "evaluation", d->eval_error);
-        cJSON_AddItemToArray(a, e);
+            str_printf(v->classifier, sizeof v->classifier, "%s", d->classifier_name);
+        if (d->ok && !d->eval_ok)
+            str_printf(v->evaluation_error, sizeof v->evaluation_error, "%s", d->eval_error);
     }
-    *json = print_and_delete(o);
-    return *json ? REG_OK : REG_INTERNAL;
+    *n = reg->ndatasets;
+    return REG_OK;
 }

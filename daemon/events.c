@@ -9,16 +9,25 @@
 uint64_t event_add_locked(gand_registry *reg, run *r, const char *kind, char *data)
 {
     if (!data || !grow((void **)&r->events, &r->events_cap, r->nevents + 1, sizeof(run_event))) {
-        log_err("run %s: out of memory recording a %s event", r->id, kind);
+        atomic_fetch_add(&reg->events_lost, 1); /* logged after the lock (events_report_lost) */
         free(data);
         return (uint64_t)r->nevents;
     }
     r->events[r->nevents].kind = kind;
     r->events[r->nevents].data = data;
     r->nevents++;
-    (void)reg;
     pthread_cond_broadcast(&r->events_cond); /* this run's streams only */
     return (uint64_t)r->nevents;
+}
+
+void events_report_lost(gand_registry *reg)
+{
+    uint64_t lost = atomic_load(&reg->events_lost);
+    uint64_t logged = atomic_exchange(&reg->events_lost_logged, lost);
+    if (lost > logged)
+        log_err("%" PRIu64 " event(s) could not be recorded in memory (out of memory); streams "
+                "and events.jsonl miss them",
+                lost - logged);
 }
 
 /* The events.jsonl line of an event: kind, completed epochs, data. */

@@ -198,6 +198,7 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
     }
     r->metrics_file_stale = wrote != 0;
     pthread_mutex_unlock(&reg->lock);
+    events_report_lost(reg);
     if (!stored)
         return gan_fail(err, "", "out of memory recording epoch %d", m->epoch);
     if (wrote != 0) {
@@ -537,7 +538,9 @@ static void *worker_main(void *arg)
     str_printf(reg->be_device, sizeof reg->be_device, "%s", be->device);
     reg->worker_ready = true;
     pthread_cond_broadcast(&reg->start_cond);
+    pthread_mutex_unlock(&reg->lock);
     log_info("worker: %s (%s)", why, be->device);
+    pthread_mutex_lock(&reg->lock);
 
     while (!reg->shutdown) {
         atomic_fetch_add(&reg->heartbeat, 1);

@@ -283,7 +283,7 @@ static int check_device_locked(gand_registry *reg, const gan_config *cfg, gan_er
     return 0;
 }
 
-reg_status registry_create_run(gand_registry *reg, const char *body, size_t len, char **run_json,
+reg_status registry_create_run(gand_registry *reg, const char *body, size_t len, gand_run_view *out,
                                char *id_out, size_t id_len, gan_error *err)
 {
     gan_config cfg;
@@ -363,10 +363,13 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
         run_free(r);
         return gan_fail(err, "", "out of memory"), REG_INTERNAL;
     }
-    if (run_json)
-        *run_json = print_and_delete(run_cjson_locked(reg, r));
+    run_view view;
+    if (out)
+        run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);
     reg->exec->wake_locked(reg);
     pthread_mutex_unlock(&reg->lock);
+    if (out)
+        run_view_publish(&view, out);
     if (id_out && id_len)
         str_printf(id_out, id_len, "%s", id);
     log_info("run %s created (data set %s, %d epochs)", id, cfg.dataset, cfg.epochs);
@@ -390,9 +393,10 @@ static int cmp_queued(const void *a, const void *b)
  * sort of the queued runs, not a scan per run); the JSON is built and printed
  * with nothing locked.
  */
-reg_status registry_list_runs(gand_registry *reg, char **json)
+reg_status registry_list_runs(gand_registry *reg, gand_run_view **runs, int *count)
 {
-    *json = NULL;
+    *runs = NULL;
+    *count = 0;
     /* the memory first, with nothing locked (page faults included); more runs may have
      * been created meanwhile: then again, with room for them */
     pthread_mutex_lock(&reg->lock);
@@ -433,30 +437,37 @@ reg_status registry_list_runs(gand_registry *reg, char **json)
         run_view_take_locked(reg, reg->runs[i], pos[i], &views[i]);
     pthread_mutex_unlock(&reg->lock);
 
-    cJSON *o = cJSON_CreateObject();
-    cJSON *a = cJSON_AddArrayToObject(o, "runs");
+    /* the views, published over the copies (a gand_run_view is the first member) */
+    gand_run_view *out = malloc((size_t)(n > 0 ? n : 1) * sizeof *out);
     for (int i = 0; i < n; i++) {
-        cJSON_AddItemToArray(a, run_view_cjson(&views[i]));
-        run_view_free(&views[i]);
+        if (out)
+            run_view_publish(&views[i], &out[i]);
+        else
+            gand_run_view_free(&views[i].pub);
     }
     free(views);
     free(queued);
     free(pos);
-    *json = print_and_delete(o);
-    return *json ? REG_OK : REG_INTERNAL;
+    if (!out)
+        return REG_INTERNAL;
+    *runs = out;
+    *count = n;
+    return REG_OK;
 }
 
-reg_status registry_get_run(gand_registry *reg, const char *id, char **json)
+reg_status registry_get_run(gand_registry *reg, const char *id, gand_run_view *out)
 {
-    *json = NULL;
+    memset(out, 0, sizeof *out);
+    run_view view;
     pthread_mutex_lock(&reg->lock);
     run *r = run_find_locked(reg, id);
-    cJSON *o = r ? run_cjson_locked(reg, r) : NULL;
+    if (r)
+        run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);
     pthread_mutex_unlock(&reg->lock);
     if (!r)
         return REG_NOT_FOUND;
-    *json = print_and_delete(o);
-    return *json ? REG_OK : REG_INTERNAL;
+    run_view_publish(&view, out);
+    return REG_OK;
 }
 
 reg_status not_found(const char *id, gan_error *err)
@@ -469,11 +480,11 @@ reg_status not_found(const char *id, gan_error *err)
     return REG_NOT_FOUND;
 }
 
-/* What PATCH says about the fields it changed: names, when each applies, and the values. */
-static void patch_report(const gan_config *next, unsigned changed, bool fresh, cJSON **names,
-                         cJSON **applies, cJSON **values)
+/* What the "config" event says about the fields a patch changed: when each applies, and the values.
+ */
+static void patch_report(const gan_config *next, unsigned changed, bool fresh, cJSON **applies,
+                         cJSON **values)
 {
-    *names = cJSON_CreateArray();
     *applies = cJSON_CreateObject();
     *values = cJSON_CreateObject();
     cJSON *all = config_cjson(next);
@@ -481,11 +492,7 @@ static void patch_report(const gan_config *next, unsigned changed, bool fresh, c
         if (!(changed & bit))
             continue;
         const char *name = gan_field_name(bit);
-        cJSON_AddItemToArray(*names, cJSON_CreateString(name));
-        cJSON_AddStringToObject(*applies, name,
-                                fresh                    ? "now"
-                                : (bit & GAN_F_AT_EPOCH) ? "next_epoch"
-                                                         : "next_iteration");
+        cJSON_AddStringToObject(*applies, name, gan_field_applies(bit, fresh));
         cJSON *v = cJSON_GetObjectItemCaseSensitive(all, name);
         cJSON_AddItemToObject(*values, name, v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
     }
@@ -499,9 +506,9 @@ static void patch_report(const gan_config *next, unsigned changed, bool fresh, c
  * config) and to commit. The answer is built with nothing locked.
  */
 reg_status registry_patch_run(gand_registry *reg, const char *id, const char *body, size_t len,
-                              char **answer_json, gan_error *err)
+                              gand_patch_view *answer, gan_error *err)
 {
-    *answer_json = NULL;
+    memset(answer, 0, sizeof *answer);
     run *r = run_get(reg, id);
     if (!r)
         return not_found(id, err);
@@ -534,17 +541,15 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
             st = REG_INVALID;
             break;
         }
-        cJSON *names, *applies, *values;
-        patch_report(&next, changed, fresh, &names, &applies, &values);
         char *data = NULL;
         if (changed) {
+            cJSON *applies, *values;
+            patch_report(&next, changed, fresh, &applies, &values);
             cJSON *d = cJSON_CreateObject();
             cJSON_AddItemToObject(d, "changed", values);
-            cJSON_AddItemToObject(d, "applies", cJSON_Duplicate(applies, true));
-            add_time(d, "at", now_ms());
+            cJSON_AddItemToObject(d, "applies", applies);
+            gand_json_time(d, "at", now_ms());
             data = print_and_delete(d);
-        } else {
-            cJSON_Delete(values);
         }
 
         pending_files p = {0};
@@ -578,38 +583,28 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
         pthread_mutex_unlock(&r->io);
         free(data);
         if (raced || batch_bad) {
-            cJSON_Delete(names);
-            cJSON_Delete(applies);
             if (batch_bad) {
                 st = REG_INVALID;
                 break;
             }
             continue; /* another change came first: patch the new config */
         }
-        cJSON *answer = cJSON_CreateObject();
-        if (changed)
-            cJSON_AddNumberToObject(answer, "event_seq", (double)seq);
-        else
-            cJSON_AddNullToObject(answer, "event_seq");
-        cJSON_AddItemToObject(answer, "run", run_view_cjson(&view));
-        run_view_free(&view);
-        cJSON_AddItemToObject(answer, "changed", names);
-        cJSON_AddItemToObject(answer, "applies", applies);
-        *answer_json = print_and_delete(answer);
+        run_view_publish(&view, &answer->run);
+        answer->changed = changed;
+        answer->fresh = fresh;
+        answer->event_seq = seq;
         if (changed)
             log_info("run %s: config patched", id);
         break;
     }
     run_put(reg, r);
-    if (st == REG_OK && !*answer_json)
-        st = REG_INTERNAL;
     return st;
 }
 
-reg_status registry_control(gand_registry *reg, const char *id, const char *action, char **run_json,
-                            gan_error *err)
+reg_status registry_control(gand_registry *reg, const char *id, const char *action,
+                            gand_run_view *out, gan_error *err)
 {
-    *run_json = NULL;
+    memset(out, 0, sizeof *out);
     run_action act;
     if (action && strcmp(action, "pause") == 0)
         act = RUN_ACTION_PAUSE;
@@ -670,14 +665,11 @@ out:
     store_files(reg, r, &p);
     pthread_mutex_unlock(&r->io);
     if (changed) { /* the answer and the log line, with nothing locked */
-        *run_json = print_and_delete(run_view_cjson(&view));
-        run_view_free(&view);
+        run_view_publish(&view, out);
         log_info("run %s: %s → %s (%s requested)", id, state_names[from], state_names[to_state],
                  action);
     }
     run_put(reg, r);
-    if (st == REG_OK && !*run_json)
-        st = REG_INTERNAL;
     return st;
 }
 

@@ -8,33 +8,20 @@
  * checks its mailbox between iterations and publishes host copies of what
  * requests read). Request threads never touch the backend.
  *
- * Returned strings and buffers are malloc'd and owned by the caller. JSON
- * shapes (the HTTP API returns them as they are):
+ * Returned strings and buffers are malloc'd and owned by the caller. Runs,
+ * patch answers and data sets come back as views (run_view.h) that api/run_json.c
+ * turns into the API's JSON (it documents those shapes). The JSON shapes below
+ * are the run store's own (metrics.jsonl, evaluations.jsonl, events.jsonl), and
+ * the HTTP API returns them as they are:
  *
- *   run    {"id","state","reason"(string|null),"config"{...gan_config...},
- *           "epoch" (completed), "iteration", "iterations_per_epoch",
- *           "last_metrics" (epoch record|null), "created_at","started_at",
- *           "updated_at","finished_at" (RFC 3339 UTC strings|null),
- *           "queue_position" (int|null), "device" (string|null),
- *           "samples_epochs" [epochs with a saved grid], "checkpoint_epoch" (int|null),
- *           "split" (split|null: the run's data set is not configured),
- *           "last_evaluation" (the latest evaluation that is done|null)}
- *   split  {"train_data": "NAME/FILE", "train":[0,N], "validation_data": "NAME/FILE"|null,
- *           "validation":[a,b]|null, "data": "NAME/FILE"|null, "test":[c,d]|null}:
- *           image ranges [begin, end) of the data set's files (their base names,
- *           never a server path); validation_data is the file the validation range
- *           indexes (σ is chosen on it) and data the one the test range indexes (it
- *           is scored): the training file or the data set's separate test file;
- *           null when nothing is held out
- *   list   {"runs":[run...]}
  *   epoch  {"epoch","d_real","d_fake","d_loss","g_loss","d_x","d_g_z",
  *           "seconds","samples_per_sec","lr_d","lr_g","batch_size"}
  *   metrics {"run":id,"since":N,"epochs":[epoch...]}
- *   patch answer {"run":run,"changed":[names],"applies":{"name":"next_iteration"|
- *           "next_epoch"|"now"},"event_seq":N}
  *   evaluation {"id" (1, 2, ... per run),"run","state":"queued"|"running"|"done"|"failed",
- *           "reason"(string|null),"trigger":"request"|"evaluate_every","samples","seed",
- *           "result":{"parzen_ll","stderr","sigma","samples","epoch","split":{"validation":
+ *           "reason"(string|null),"trigger":"request"|"evaluate_every"|"watch_every",
+ *           "samples","seed","result":{"parzen_ll","stderr","sigma" (null for a watch
+ *           evaluation),"metrics" ({"fid","precision","recall","modes","kl",
+ *           "mean_top_prob","histogram"}|null),"samples","epoch","split":{"validation":
  *           [a,b],"test":[c,d]},"data":"NAME/FILE","validation_data":"NAME/FILE",
  *           "seconds"}|null,
  *           "created_at","started_at","finished_at"}
@@ -62,6 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/run_view.h"
 #include "gan/error.h"
 #include "gan/sample_metrics.h"
 #include "gan/trainer.h"
@@ -131,15 +119,20 @@ uint64_t registry_heartbeat(gand_registry *r);
 /* One-line status for systemd STATUS= ("training run X epoch 3/500", "idle, 2 runs"). */
 void registry_status_line(gand_registry *r, char *buf, size_t len);
 
-reg_status registry_create_run(gand_registry *r, const char *body, size_t len, char **run_json,
+/*
+ * The functions that answer with runs fill views (run_view.h) copied out under
+ * the lock; api/run_json.c formats them. Each view is freed by the caller.
+ */
+reg_status registry_create_run(gand_registry *r, const char *body, size_t len, gand_run_view *run,
                                char *id_out, size_t id_len, gan_error *err);
-reg_status registry_list_runs(gand_registry *r, char **json);
-reg_status registry_get_run(gand_registry *r, const char *id, char **json);
+/* Every run, oldest first: *runs (n of them) to free with gand_run_views_free. */
+reg_status registry_list_runs(gand_registry *r, gand_run_view **runs, int *n);
+reg_status registry_get_run(gand_registry *r, const char *id, gand_run_view *run);
 reg_status registry_patch_run(gand_registry *r, const char *id, const char *body, size_t len,
-                              char **answer_json, gan_error *err);
-/* action: "pause" | "resume" | "stop"; answer = run */
-reg_status registry_control(gand_registry *r, const char *id, const char *action, char **run_json,
-                            gan_error *err);
+                              gand_patch_view *answer, gan_error *err);
+/* action: "pause" | "resume" | "stop"; answer = the run after it */
+reg_status registry_control(gand_registry *r, const char *id, const char *action,
+                            gand_run_view *run, gan_error *err);
 /* Only a run that is not queued, running or paused may be deleted. */
 reg_status registry_delete_run(gand_registry *r, const char *id, gan_error *err);
 reg_status registry_metrics(gand_registry *r, const char *id, int since, char **json);
@@ -164,11 +157,8 @@ reg_status registry_epoch_png_path(gand_registry *r, const char *id, int epoch, 
 reg_status registry_checkpoint_path(gand_registry *r, const char *id, bool best, char *path,
                                     size_t len);
 
-/*
- * {"datasets":[{"name","images","rows","cols","train_images","holdout",
- *  "test_images" (int|null),"split" (as in a run),"error"?}]}: never a server path.
- */
-reg_status registry_datasets(gand_registry *r, char **json);
+/* The configured data sets (*sets, n of them, to free()); never a server path. */
+reg_status registry_datasets(gand_registry *r, gand_dataset_view **sets, int *n);
 
 /* ---- what a run learned ----------------------------------------------------- */
 

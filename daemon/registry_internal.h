@@ -213,6 +213,9 @@ struct gand_registry {
     atomic_uint_least64_t heartbeat;
     atomic_int_least64_t eval_started_ms; /* monotonic start of the running evaluation, 0 = none */
     int evals_queued;                     /* queued evaluations, all runs */
+    /* events that could not be recorded (out of memory): counted under the lock,
+     * logged after it by events_report_lost */
+    atomic_uint_least64_t events_lost, events_lost_logged;
     int64_t next_eval_seq;
     run *current;       /* the run the worker holds, or NULL */
     gk_backend *be;     /* the worker's, opened for `device_req` */
@@ -266,30 +269,15 @@ typedef struct eval_lines {
     evaluation copy;
 } eval_lines;
 
-/* A run as the API shows it, copied out under the lock (run_json.c); owns samples. */
+/*
+ * A run as the API shows it (run_view.h), copied out under the lock
+ * (run_json.c), with the evaluation that run_view_publish formats after it.
+ */
 typedef struct run_view {
-    char id[RUN_ID_MAX + 1];
-    run_state state;
-    char reason[REASON_MAX];
-    gan_config cfg;
-    int epoch, iteration, iterations_per_epoch;
-    bool has_metrics, has_eval;
-    gan_epoch_metrics last_metrics;
-    int64_t created_at, started_at, updated_at, finished_at;
-    int queue_position; /* 0: not queued */
-    char device[128];
-    int *samples;
-    int nsamples;
-    int checkpoint_epoch;
-    const dataset_info *dataset;
+    gand_run_view pub;
+    bool has_eval;
     evaluation last_eval;
-    gan_alert *alerts; /* the newest RUN_VIEW_ALERTS, oldest first (owned) */
-    int nalerts, alerts_total;
-    int best_epoch;
-    double best_fid;
 } run_view;
-
-enum { RUN_VIEW_ALERTS = 10 }; /* alerts a run's JSON shows; events have them all */
 
 /* What a request asks of a run (POST /api/v1/runs/{id}/pause, resume, stop). */
 typedef enum run_action { RUN_ACTION_PAUSE, RUN_ACTION_RESUME, RUN_ACTION_STOP } run_action;
@@ -350,20 +338,20 @@ void generator_release(gand_registry *reg, run *r, g_snapshot *s);
 
 /* ---- JSON shapes (run_json.c) ---- */
 
-void add_time(cJSON *o, const char *name, int64_t ms);
 cJSON *config_cjson(const gan_config *cfg);
-cJSON *split_cjson(const dataset_info *d);
+void split_view(const dataset_info *d, gand_split_view *out);
 cJSON *eval_cjson(const run *r, const evaluation *e);
 const evaluation *last_done_locked(const run *r);
-cJSON *run_cjson_locked(const gand_registry *reg, const run *r);
 void run_view_take_locked(const gand_registry *reg, const run *r, int queue_position, run_view *v);
-cJSON *run_view_cjson(const run_view *v);
-void run_view_free(run_view *v);
+/* The view, with its evaluation formatted (nothing locked); *out owns what v owned. */
+void run_view_publish(run_view *v, gand_run_view *out);
 char *run_file_json(const run_record *r);
 char *state_event_data(const run_record *r, int64_t at);
 
 /* ---- events (events.c) ---- */
 
+/* Log, with nothing locked, the events lost since the last report (if any). */
+void events_report_lost(gand_registry *reg);
 uint64_t event_add_locked(gand_registry *reg, run *r, const char *kind, char *data);
 char *event_line(const char *kind, int epoch, const char *data);
 

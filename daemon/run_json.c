@@ -1,5 +1,7 @@
 /*
- * daemon/run_json.c — the JSON shapes of runs, evaluations and data-set splits (registry.h).
+ * daemon/run_json.c — the run store's JSON: run.json, the evaluation object (a line of
+ * evaluations.jsonl, also what the API shows), state events; and the views of runs
+ * and splits (run_view.h) that api/run_json.c formats.
  */
 #include "daemon/registry_internal.h"
 
@@ -9,7 +11,7 @@ const char *const eval_trigger_names[3] = {"request", "evaluate_every", "watch_e
 /* ---- JSON -------------------------------------------------------------- */
 
 /* name: the string, or null when it is empty */
-static void add_string_or_null(cJSON *o, const char *name, const char *value)
+void gand_json_string_or_null(cJSON *o, const char *name, const char *value)
 {
     if (value[0])
         cJSON_AddStringToObject(o, name, value);
@@ -18,7 +20,7 @@ static void add_string_or_null(cJSON *o, const char *name, const char *value)
 }
 
 /* name: the number, or null when absent */
-static void add_number_or_null(cJSON *o, const char *name, bool present, double value)
+void gand_json_number_or_null(cJSON *o, const char *name, bool present, double value)
 {
     if (present)
         cJSON_AddNumberToObject(o, name, value);
@@ -26,16 +28,8 @@ static void add_number_or_null(cJSON *o, const char *name, bool present, double 
         cJSON_AddNullToObject(o, name);
 }
 
-/* name: the item (taken), or null when there is none */
-static void add_item_or_null(cJSON *o, const char *name, cJSON *item)
-{
-    if (item)
-        cJSON_AddItemToObject(o, name, item);
-    else
-        cJSON_AddNullToObject(o, name);
-}
-
-void add_time(cJSON *o, const char *name, int64_t ms)
+/* name: the time in RFC 3339 (UTC, milliseconds), or null when it is 0 */
+void gand_json_time(cJSON *o, const char *name, int64_t ms)
 {
     if (ms > 0) {
         char t[40];
@@ -52,12 +46,6 @@ cJSON *config_cjson(const gan_config *cfg)
     return o ? o : cJSON_CreateObject();
 }
 
-static cJSON *metrics_cjson(const gan_epoch_metrics *m)
-{
-    cJSON *o = gan_epoch_metrics_cjson(m);
-    return o ? o : cJSON_CreateNull();
-}
-
 static cJSON *range_cjson(int begin, int end)
 {
     cJSON *a = cJSON_CreateArray();
@@ -66,27 +54,24 @@ static cJSON *range_cjson(int begin, int end)
     return a;
 }
 
-/* A data set's split (registry.h "split"), or null when it cannot be read. */
-cJSON *split_cjson(const dataset_info *d)
+/* A data set's split, as plain data (api/run_json.c formats it). */
+void split_view(const dataset_info *d, gand_split_view *out)
 {
+    memset(out, 0, sizeof *out);
     if (!d || !d->ok)
-        return cJSON_CreateNull();
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "train_data", d->train_name);
-    cJSON_AddItemToObject(o, "train", range_cjson(0, d->train_images));
+        return;
+    out->ok = true;
+    str_printf(out->train_data, sizeof out->train_data, "%s", d->train_name);
+    out->train_images = d->train_images;
+    out->eval_ok = d->eval_ok;
     if (d->eval_ok) {
-        cJSON_AddStringToObject(o, "data", d->eval_name);
-        cJSON_AddStringToObject(o, "validation_data", d->valid_name);
-        cJSON_AddItemToObject(o, "validation",
-                              range_cjson(d->split.valid_begin, d->split.valid_end));
-        cJSON_AddItemToObject(o, "test", range_cjson(d->split.test_begin, d->split.test_end));
-    } else {
-        cJSON_AddNullToObject(o, "data");
-        cJSON_AddNullToObject(o, "validation_data");
-        cJSON_AddNullToObject(o, "validation");
-        cJSON_AddNullToObject(o, "test");
+        str_printf(out->data, sizeof out->data, "%s", d->eval_name);
+        str_printf(out->validation_data, sizeof out->validation_data, "%s", d->valid_name);
+        out->valid_begin = d->split.valid_begin;
+        out->valid_end = d->split.valid_end;
+        out->test_begin = d->split.test_begin;
+        out->test_end = d->split.test_end;
     }
-    return o;
 }
 
 /* The API's evaluation object (registry.h) of run `run_id`. */
@@ -96,15 +81,15 @@ static cJSON *eval_json(const char *run_id, const evaluation *e)
     cJSON_AddNumberToObject(o, "id", e->id);
     cJSON_AddStringToObject(o, "run", run_id);
     cJSON_AddStringToObject(o, "state", eval_state_names[e->state]);
-    add_string_or_null(o, "reason", e->reason);
+    gand_json_string_or_null(o, "reason", e->reason);
     cJSON_AddStringToObject(o, "trigger", eval_trigger_names[e->trigger]);
     cJSON_AddNumberToObject(o, "samples", e->samples);
     cJSON_AddNumberToObject(o, "seed", (double)e->seed);
     if (e->state == EVAL_DONE) {
         cJSON *res = cJSON_AddObjectToObject(o, "result");
-        add_number_or_null(res, "parzen_ll", e->has_parzen, e->parzen_ll);
-        add_number_or_null(res, "stderr", e->has_parzen, e->stderr_ll);
-        add_number_or_null(res, "sigma", e->has_parzen, e->sigma);
+        gand_json_number_or_null(res, "parzen_ll", e->has_parzen, e->parzen_ll);
+        gand_json_number_or_null(res, "stderr", e->has_parzen, e->stderr_ll);
+        gand_json_number_or_null(res, "sigma", e->has_parzen, e->sigma);
         if (e->has_metrics) {
             cJSON *m = cJSON_AddObjectToObject(res, "metrics");
             gan_sample_metrics_add_cjson(&e->metrics, m);
@@ -122,9 +107,9 @@ static cJSON *eval_json(const char *run_id, const evaluation *e)
     } else {
         cJSON_AddNullToObject(o, "result");
     }
-    add_time(o, "created_at", e->created_at);
-    add_time(o, "started_at", e->started_at);
-    add_time(o, "finished_at", e->finished_at);
+    gand_json_time(o, "created_at", e->created_at);
+    gand_json_time(o, "started_at", e->started_at);
+    gand_json_time(o, "finished_at", e->finished_at);
     return o;
 }
 
@@ -143,104 +128,73 @@ const evaluation *last_done_locked(const run *r)
 }
 
 /*
- * A run as the API shows it, copied out under the lock (run_view_take_locked)
- * so that the JSON is built with nothing locked. Owns `samples`.
+ * A run as the API shows it, copied out under the lock; run_view_publish
+ * finishes it with nothing locked. The view owns `samples` and `alerts`.
  */
 void run_view_take_locked(const gand_registry *reg, const run *r, int queue_position, run_view *v)
 {
     memset(v, 0, sizeof *v);
-    str_printf(v->id, sizeof v->id, "%s", r->id);
-    v->state = r->state;
-    str_printf(v->reason, sizeof v->reason, "%s", r->reason);
-    v->cfg = r->cfg;
-    v->epoch = r->nmetrics;
-    v->iteration = r->iteration;
-    v->iterations_per_epoch = run_iterations_per_epoch_locked(reg, r);
-    v->has_metrics = r->nmetrics > 0;
-    if (v->has_metrics)
-        v->last_metrics = r->metrics[r->nmetrics - 1];
-    v->created_at = r->created_at;
-    v->started_at = r->started_at;
-    v->updated_at = r->updated_at;
-    v->finished_at = r->finished_at;
-    v->queue_position = queue_position;
-    str_printf(v->device, sizeof v->device, "%s", r->device);
-    if (r->nsamples > 0 && (v->samples = malloc((size_t)r->nsamples * sizeof(int)))) {
-        memcpy(v->samples, r->samples, (size_t)r->nsamples * sizeof(int));
-        v->nsamples = r->nsamples;
+    gand_run_view *p = &v->pub;
+    str_printf(p->id, sizeof p->id, "%s", r->id);
+    p->state = state_names[r->state];
+    str_printf(p->reason, sizeof p->reason, "%s", r->reason);
+    p->cfg = r->cfg;
+    p->epoch = r->nmetrics;
+    p->iteration = r->iteration;
+    p->iterations_per_epoch = run_iterations_per_epoch_locked(reg, r);
+    p->has_metrics = r->nmetrics > 0;
+    if (p->has_metrics)
+        p->last_metrics = r->metrics[r->nmetrics - 1];
+    p->created_at = r->created_at;
+    p->started_at = r->started_at;
+    p->updated_at = r->updated_at;
+    p->finished_at = r->finished_at;
+    p->queue_position = queue_position;
+    str_printf(p->device, sizeof p->device, "%s", r->device);
+    if (r->nsamples > 0 && (p->samples = malloc((size_t)r->nsamples * sizeof(int)))) {
+        memcpy(p->samples, r->samples, (size_t)r->nsamples * sizeof(int));
+        p->nsamples = r->nsamples;
     }
-    v->checkpoint_epoch = r->checkpoint_epoch;
-    v->dataset = dataset_find(reg, r->cfg.dataset); /* fixed after registry_open */
+    p->checkpoint_epoch = r->checkpoint_epoch;
+    split_view(dataset_find(reg, r->cfg.dataset), &p->split); /* fixed after registry_open */
     const evaluation *e = last_done_locked(r);
     v->has_eval = e != NULL;
     if (e) {
         v->last_eval = *e;
         v->last_eval.pinned = NULL;
     }
-    v->best_epoch = r->best_epoch;
-    v->best_fid = r->best_fid;
-    v->alerts_total = r->nalerts;
-    int na = r->nalerts < RUN_VIEW_ALERTS ? r->nalerts : RUN_VIEW_ALERTS;
-    if (na > 0 && (v->alerts = malloc((size_t)na * sizeof *v->alerts))) {
-        memcpy(v->alerts, r->alerts + (r->nalerts - na), (size_t)na * sizeof *v->alerts);
-        v->nalerts = na;
+    p->best_epoch = r->best_epoch;
+    p->best_fid = r->best_fid;
+    p->alerts_total = r->nalerts;
+    int na = r->nalerts < GAND_RUN_VIEW_ALERTS ? r->nalerts : GAND_RUN_VIEW_ALERTS;
+    if (na > 0 && (p->alerts = malloc((size_t)na * sizeof *p->alerts))) {
+        memcpy(p->alerts, r->alerts + (r->nalerts - na), (size_t)na * sizeof *p->alerts);
+        p->nalerts = na;
     }
 }
 
-void run_view_free(run_view *v)
+void run_view_publish(run_view *v, gand_run_view *out)
+{
+    *out = v->pub;
+    out->last_evaluation = v->has_eval ? eval_json(out->id, &v->last_eval) : NULL;
+    memset(&v->pub, 0, sizeof v->pub);
+}
+
+void gand_run_view_free(gand_run_view *v)
 {
     free(v->samples);
     free(v->alerts);
+    cJSON_Delete(v->last_evaluation);
     v->samples = NULL;
     v->alerts = NULL;
+    v->last_evaluation = NULL;
 }
 
-/* The API's run object (registry.h), from a view: called with nothing locked. */
-cJSON *run_view_cjson(const run_view *v)
+void gand_run_views_free(gand_run_view *v, int n)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", v->id);
-    cJSON_AddStringToObject(o, "state", state_names[v->state]);
-    add_string_or_null(o, "reason", v->reason);
-    cJSON_AddItemToObject(o, "config", config_cjson(&v->cfg));
-    cJSON_AddNumberToObject(o, "epoch", v->epoch);
-    cJSON_AddNumberToObject(o, "iteration", v->iteration);
-    cJSON_AddNumberToObject(o, "iterations_per_epoch", v->iterations_per_epoch);
-    add_item_or_null(o, "last_metrics", v->has_metrics ? metrics_cjson(&v->last_metrics) : NULL);
-    add_time(o, "created_at", v->created_at);
-    add_time(o, "started_at", v->started_at);
-    add_time(o, "updated_at", v->updated_at);
-    add_time(o, "finished_at", v->finished_at);
-    add_number_or_null(o, "queue_position", v->queue_position > 0, v->queue_position);
-    add_string_or_null(o, "device", v->device);
-    cJSON *se = cJSON_AddArrayToObject(o, "samples_epochs");
-    for (int i = 0; i < v->nsamples; i++)
-        cJSON_AddItemToArray(se, cJSON_CreateNumber(v->samples[i]));
-    add_number_or_null(o, "checkpoint_epoch", v->checkpoint_epoch >= 0, v->checkpoint_epoch);
-    cJSON_AddItemToObject(o, "split", split_cjson(v->dataset));
-    add_item_or_null(o, "last_evaluation", v->has_eval ? eval_json(v->id, &v->last_eval) : NULL);
-    if (v->best_epoch >= 0) {
-        cJSON *b = cJSON_AddObjectToObject(o, "best");
-        cJSON_AddNumberToObject(b, "epoch", v->best_epoch);
-        cJSON_AddNumberToObject(b, "fid", v->best_fid);
-    } else {
-        cJSON_AddNullToObject(o, "best");
-    }
-    cJSON_AddNumberToObject(o, "alerts_total", v->alerts_total);
-    cJSON *al = cJSON_AddArrayToObject(o, "alerts");
-    for (int i = 0; i < v->nalerts; i++)
-        cJSON_AddItemToArray(al, gan_alert_to_cjson(&v->alerts[i]));
-    return o;
-}
-
-/* The same for one run, under the lock (its queue position costs one pass over the table). */
-cJSON *run_cjson_locked(const gand_registry *reg, const run *r)
-{
-    run_view v;
-    run_view_take_locked(reg, r, queue_position_locked(reg, r), &v);
-    cJSON *o = run_view_cjson(&v);
-    run_view_free(&v);
-    return o;
+    for (int i = 0; i < n; i++)
+        gand_run_view_free(&v[i]);
+    free(v);
 }
 
 /* run.json: what a restart needs, in the API's words where they overlap (nothing locked). */
@@ -249,16 +203,16 @@ char *run_file_json(const run_record *r)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", r->id);
     cJSON_AddStringToObject(o, "state", state_names[r->state]);
-    add_string_or_null(o, "reason", r->reason);
+    gand_json_string_or_null(o, "reason", r->reason);
     cJSON_AddItemToObject(o, "config", config_cjson(&r->cfg));
-    add_time(o, "created_at", r->created_at);
-    add_time(o, "started_at", r->started_at);
-    add_time(o, "updated_at", r->updated_at);
-    add_time(o, "finished_at", r->finished_at);
-    add_time(o, "queued_at", r->queued_at);
+    gand_json_time(o, "created_at", r->created_at);
+    gand_json_time(o, "started_at", r->started_at);
+    gand_json_time(o, "updated_at", r->updated_at);
+    gand_json_time(o, "finished_at", r->finished_at);
+    gand_json_time(o, "queued_at", r->queued_at);
     cJSON_AddNumberToObject(o, "epoch", r->epoch);
-    add_number_or_null(o, "checkpoint_epoch", r->checkpoint_epoch >= 0, r->checkpoint_epoch);
-    add_string_or_null(o, "device", r->device);
+    gand_json_number_or_null(o, "checkpoint_epoch", r->checkpoint_epoch >= 0, r->checkpoint_epoch);
+    gand_json_string_or_null(o, "device", r->device);
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     return s;
@@ -269,8 +223,8 @@ char *state_event_data(const run_record *r, int64_t at)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "state", state_names[r->state]);
-    add_string_or_null(o, "reason", r->reason);
+    gand_json_string_or_null(o, "reason", r->reason);
     cJSON_AddNumberToObject(o, "epoch", r->epoch);
-    add_time(o, "at", at);
+    gand_json_time(o, "at", at);
     return print_and_delete(o);
 }

@@ -42,6 +42,7 @@ int store_files(gand_registry *reg, run *r, pending_files *p)
 {
     int rc = 0;
     char path[PATH_MAX];
+    events_report_lost(reg);
     if (p->state_event) {
         char *data = state_event_data(&p->record, p->state_at);
         char *line = data ? event_line("state", p->record.epoch, data) : NULL;

@@ -786,6 +786,11 @@ const char *gan_field_name(unsigned bit)
     return NULL;
 }
 
+const char *gan_field_applies(unsigned bit, bool fresh)
+{
+    return fresh ? "now" : (bit & GAN_F_AT_EPOCH) ? "next_epoch" : "next_iteration";
+}
+
 const char *gan_g_output_name(gan_g_output o)
 {
     return (unsigned)o < sizeof g_output_names / sizeof g_output_names[0] - 1 ? g_output_names[o]

@@ -126,6 +126,11 @@ int gan_config_patch(gan_config *c, const char *json, size_t len, unsigned *chan
 
 /* The JSON name of a GAN_F_* bit. */
 const char *gan_field_name(unsigned bit);
+/*
+ * When a patched field takes effect: "now" in a run that never started (fresh),
+ * else "next_epoch" (GAN_F_AT_EPOCH) or "next_iteration".
+ */
+const char *gan_field_applies(unsigned bit, bool fresh);
 
 const char *gan_g_output_name(gan_g_output o);
 const char *gan_g_loss_name(gan_g_loss l);

@@ -24,10 +24,93 @@
 
 #include <cjson/cJSON.h>
 
+#include "api/run_json.h"
 #include "daemon/registry.h"
 #include "gan/fsutil.h"
 #include "gan/idx.h"
 #include "testutil.h"
+
+/*
+ * The registry answers with views (run_view.h); these give the JSON the API
+ * would send (api/run_json.c), which is what the tests look at. *json stays
+ * NULL when the call fails.
+ */
+static reg_status json_create_run(gand_registry *r, const char *body, size_t len, char **json,
+                                  char *id, size_t id_len, gan_error *err)
+{
+    gand_run_view v;
+    reg_status st = registry_create_run(r, body, len, &v, id, id_len, err);
+    *json = NULL;
+    if (st == REG_OK) {
+        *json = api_run_json(&v);
+        gand_run_view_free(&v);
+    }
+    return st;
+}
+
+static reg_status json_get_run(gand_registry *r, const char *id, char **json)
+{
+    gand_run_view v;
+    reg_status st = registry_get_run(r, id, &v);
+    *json = NULL;
+    if (st == REG_OK) {
+        *json = api_run_json(&v);
+        gand_run_view_free(&v);
+    }
+    return st;
+}
+
+static reg_status json_control(gand_registry *r, const char *id, const char *action, char **json,
+                               gan_error *err)
+{
+    gand_run_view v;
+    reg_status st = registry_control(r, id, action, &v, err);
+    *json = NULL;
+    if (st == REG_OK) {
+        *json = api_run_json(&v);
+        gand_run_view_free(&v);
+    }
+    return st;
+}
+
+static reg_status json_patch_run(gand_registry *r, const char *id, const char *body, size_t len,
+                                 char **json, gan_error *err)
+{
+    gand_patch_view v;
+    reg_status st = registry_patch_run(r, id, body, len, &v, err);
+    *json = NULL;
+    if (st == REG_OK) {
+        *json = api_patch_json(&v);
+        gand_run_view_free(&v.run);
+    }
+    return st;
+}
+
+static reg_status json_list_runs(gand_registry *r, char **json)
+{
+    gand_run_view *v;
+    int n;
+    reg_status st = registry_list_runs(r, &v, &n);
+    *json = NULL;
+    if (st == REG_OK) {
+        *json = api_runs_json(v, n);
+        gand_run_views_free(v, n);
+    }
+    return st;
+}
+
+static reg_status json_datasets(gand_registry *r, char **json)
+{
+    gand_dataset_view *v;
+    int n;
+    reg_status st = registry_datasets(r, &v, &n);
+    *json = NULL;
+    if (st == REG_OK) {
+        *json = api_datasets_json(v, n);
+        free(v);
+    }
+    return st;
+}
 
 enum { DATA_IMAGES = 640 };
 
@@ -128,7 +211,7 @@ static void create(gand_registry *r, const char *body, char *id, size_t id_len)
 {
     gan_error err = {{0}, {0}};
     char *json = NULL;
-    reg_status st = registry_create_run(r, body, strlen(body), &json, id, id_len, &err);
+    reg_status st = json_create_run(r, body, strlen(body), &json, id, id_len, &err);
     if (st != REG_OK)
         fprintf(stderr, "create %s: %s: %s\n", body, err.field, err.message);
     assert_int_equal(st, REG_OK);
@@ -139,7 +222,7 @@ static void create(gand_registry *r, const char *body, char *id, size_t id_len)
 static cJSON *get_run(gand_registry *r, const char *id)
 {
     char *json = NULL;
-    assert_int_equal(registry_get_run(r, id, &json), REG_OK);
+    assert_int_equal(json_get_run(r, id, &json), REG_OK);
     cJSON *o = cJSON_Parse(json);
     free(json);
     assert_non_null(o);
@@ -184,7 +267,7 @@ static void control_ok(gand_registry *r, const char *id, const char *action, con
 {
     char *json = NULL;
     gan_error err = {{0}, {0}};
-    reg_status st = registry_control(r, id, action, &json, &err);
+    reg_status st = json_control(r, id, action, &json, &err);
     if (st != REG_OK)
         fprintf(stderr, "%s %s: %s\n", action, id, err.message);
     assert_int_equal(st, REG_OK);
@@ -199,7 +282,7 @@ static void control_conflict(gand_registry *r, const char *id, const char *actio
 {
     char *json = NULL;
     gan_error err = {{0}, {0}};
-    assert_int_equal(registry_control(r, id, action, &json, &err), REG_CONFLICT);
+    assert_int_equal(json_control(r, id, action, &json, &err), REG_CONFLICT);
     assert_null(json);
     if (!strstr(err.message, message))
         fprintf(stderr, "message '%s' lacks '%s'\n", err.message, message);
@@ -356,7 +439,7 @@ static void test_run_completes(void **state)
     registry_stats_free(&st);
 
     char *text;
-    assert_int_equal(registry_datasets(r, &text), REG_OK);
+    assert_int_equal(json_datasets(r, &text), REG_OK);
     assert_non_null(strstr(text, "\"name\":\"mnist\",\"images\":640,\"rows\":28,\"cols\":28"));
     free(text);
 
@@ -419,10 +502,10 @@ static void test_transitions(void **state)
     control_conflict(r, id, "resume", "cannot resume a run that is queued");
     control_ok(r, id, "pause", "paused");
     control_ok(r, id, "resume", "queued");
-    assert_int_equal(registry_control(r, id, "restart", &json, &err), REG_INVALID);
+    assert_int_equal(json_control(r, id, "restart", &json, &err), REG_INVALID);
     assert_string_equal(err.field, "action");
-    assert_int_equal(registry_control(r, "no-such-run", "pause", &json, &err), REG_NOT_FOUND);
-    assert_int_equal(registry_control(r, "../../etc", "pause", &json, &err), REG_NOT_FOUND);
+    assert_int_equal(json_control(r, "no-such-run", "pause", &json, &err), REG_NOT_FOUND);
+    assert_int_equal(json_control(r, "../../etc", "pause", &json, &err), REG_NOT_FOUND);
 
     start(r);
     wait_for(r, id, "running", 1);
@@ -446,7 +529,7 @@ static void test_transitions(void **state)
     assert_int_equal(epoch_paused, epoch_later); /* a paused run does not train */
 
     json = NULL;
-    assert_int_equal(registry_control(r, id, "resume", &json, &err), REG_OK);
+    assert_int_equal(json_control(r, id, "resume", &json, &err), REG_OK);
     assert_true(strstr(json, "\"state\":\"queued\"") || strstr(json, "\"state\":\"running\""));
     free(json);
     wait_for(r, id, "running", epoch_paused + 1);
@@ -460,7 +543,7 @@ static void test_transitions(void **state)
     for (int i = 0; i < 2000 && (st = registry_delete_run(r, id, &err)) == REG_CONFLICT; i++)
         usleep(5000); /* the worker may still be writing the stop checkpoint */
     assert_int_equal(st, REG_OK);
-    assert_int_equal(registry_get_run(r, id, &json), REG_NOT_FOUND);
+    assert_int_equal(json_get_run(r, id, &json), REG_NOT_FOUND);
     run_file(path, sizeof path, dir, id, "");
     assert_int_not_equal(access(path, F_OK), 0);
     assert_int_equal(registry_delete_run(r, id, &err), REG_NOT_FOUND);
@@ -479,7 +562,7 @@ static void test_completed_resume_after_raising_epochs(void **state)
     control_conflict(r, id, "resume", "raise epochs");
     char *answer = NULL;
     gan_error err;
-    assert_int_equal(registry_patch_run(r, id, "{\"epochs\":4}", 12, &answer, &err), REG_OK);
+    assert_int_equal(json_patch_run(r, id, "{\"epochs\":4}", 12, &answer, &err), REG_OK);
     free(answer);
     control_ok(r, id, "resume", "queued");
     wait_for(r, id, "completed", 4);
@@ -499,7 +582,7 @@ static void test_patch(void **state)
     gan_error err = {{0}, {0}};
 
     /* not started yet: applies now */
-    assert_int_equal(registry_patch_run(r, id, "{\"lr_d\":0.0005}", 0, &answer, &err), REG_OK);
+    assert_int_equal(json_patch_run(r, id, "{\"lr_d\":0.0005}", 0, &answer, &err), REG_OK);
     cJSON *o = cJSON_Parse(answer);
     free(answer);
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "applies"), "lr_d")->valuestring,
@@ -510,7 +593,7 @@ static void test_patch(void **state)
     start(r);
     wait_for(r, id, "running", 1);
     const char *body = "{\"lr_g\":0.002,\"batch_size\":32}";
-    assert_int_equal(registry_patch_run(r, id, body, strlen(body), &answer, &err), REG_OK);
+    assert_int_equal(json_patch_run(r, id, body, strlen(body), &answer, &err), REG_OK);
     o = cJSON_Parse(answer);
     free(answer);
     const cJSON *applies = cJSON_GetObjectItem(o, "applies");
@@ -549,18 +632,16 @@ static void test_patch(void **state)
     cJSON_Delete(o);
 
     /* errors name the field */
-    assert_int_equal(registry_patch_run(r, id, "{\"latent_dim\":4}", 0, &answer, &err),
-                     REG_INVALID);
+    assert_int_equal(json_patch_run(r, id, "{\"latent_dim\":4}", 0, &answer, &err), REG_INVALID);
     assert_string_equal(err.field, "latent_dim");
-    assert_int_equal(registry_patch_run(r, id, "{\"batch_size\":1000}", 0, &answer, &err),
-                     REG_INVALID);
+    assert_int_equal(json_patch_run(r, id, "{\"batch_size\":1000}", 0, &answer, &err), REG_INVALID);
     assert_string_equal(err.field, "batch_size");
-    assert_int_equal(registry_patch_run(r, id, "{\"lr_d\":-1}", 0, &answer, &err), REG_INVALID);
+    assert_int_equal(json_patch_run(r, id, "{\"lr_d\":-1}", 0, &answer, &err), REG_INVALID);
     assert_string_equal(err.field, "lr_d");
-    assert_int_equal(registry_patch_run(r, "nope", "{}", 0, &answer, &err), REG_NOT_FOUND);
+    assert_int_equal(json_patch_run(r, "nope", "{}", 0, &answer, &err), REG_NOT_FOUND);
 
     /* no change: no event */
-    assert_int_equal(registry_patch_run(r, id, "{\"lr_g\":0.002}", 0, &answer, &err), REG_OK);
+    assert_int_equal(json_patch_run(r, id, "{\"lr_g\":0.002}", 0, &answer, &err), REG_OK);
     o = cJSON_Parse(answer);
     free(answer);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "event_seq")));
@@ -568,7 +649,7 @@ static void test_patch(void **state)
     cJSON_Delete(o);
 
     control_ok(r, id, "stop", "stopped");
-    assert_int_equal(registry_patch_run(r, id, "{\"lr_g\":0.001}", 0, &answer, &err), REG_CONFLICT);
+    assert_int_equal(json_patch_run(r, id, "{\"lr_g\":0.001}", 0, &answer, &err), REG_CONFLICT);
     assert_non_null(strstr(err.message, "stopped"));
 
     /* the patch is in run.json */
@@ -601,7 +682,7 @@ static void test_invalid_create(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&err, 0, sizeof err);
         assert_int_equal(
-            registry_create_run(r, bad[i].body, strlen(bad[i].body), &json, id, sizeof id, &err),
+            json_create_run(r, bad[i].body, strlen(bad[i].body), &json, id, sizeof id, &err),
             REG_INVALID);
         assert_null(json);
         if (strcmp(err.field, bad[i].field) != 0)
@@ -613,14 +694,14 @@ static void test_invalid_create(void **state)
     create(r, "{" TINY ",\"epochs\":1}", id, sizeof id);
     char id2[64];
     const char *body = "{" TINY "}";
-    assert_int_equal(registry_create_run(r, body, strlen(body), &json, id2, sizeof id2, &err),
+    assert_int_equal(json_create_run(r, body, strlen(body), &json, id2, sizeof id2, &err),
                      REG_LIMIT);
     assert_non_null(strstr(err.message, "at most 1 runs"));
     assert_non_null(strstr(err.message, "delete"));
 
-    assert_int_equal(registry_get_run(r, "../../../etc/passwd", &json), REG_NOT_FOUND);
-    assert_int_equal(registry_get_run(r, "", &json), REG_NOT_FOUND);
-    assert_int_equal(registry_get_run(r, "R0", &json), REG_NOT_FOUND);
+    assert_int_equal(json_get_run(r, "../../../etc/passwd", &json), REG_NOT_FOUND);
+    assert_int_equal(json_get_run(r, "", &json), REG_NOT_FOUND);
+    assert_int_equal(json_get_run(r, "R0", &json), REG_NOT_FOUND);
 
     /* samples: validation, and a run that has not trained yet */
     uint8_t *png;
@@ -766,7 +847,7 @@ static void test_broken_run_dirs(void **state)
     assert_int_equal(registry_delete_run(r, c, &err), REG_OK);
     assert_int_equal(registry_delete_run(r, a, &err), REG_OK);
     char *json;
-    assert_int_equal(registry_list_runs(r, &json), REG_OK);
+    assert_int_equal(json_list_runs(r, &json), REG_OK);
     o = cJSON_Parse(json);
     free(json);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(o, "runs")), 1);
