@@ -93,18 +93,32 @@ static inline bool on_gpu(void)
 
 #define TOL 1e-10 /* fp32 vs fp64: NMSE this small means agreement to ~1e-5 relative */
 
+/* GAND_REQUIRE_CUDA=1 (the device check sets it): CUDA that is absent or does not open fails. */
+static inline bool cuda_required(void)
+{
+    const char *v = getenv("GAND_REQUIRE_CUDA");
+    return v && strcmp(v, "1") == 0;
+}
+
 /* Run `tests` once per backend built in, as group "<name>-<backend>"; the number failed. */
 static inline int run_on_each_backend(const char *name, const struct CMUnitTest *tests, size_t n)
 {
     int failed = 0;
     const char *names[] = {"cpu", "cuda"};
     for (size_t i = 0; i < 2; i++) {
-        if (strstr(gk_backends_built(), names[i]) == NULL)
+        bool required = i == 1 && cuda_required();
+        if (strstr(gk_backends_built(), names[i]) == NULL) {
+            if (required) {
+                printf("FAIL %s on cuda: GAND_REQUIRE_CUDA=1 but CUDA is not built in\n", name);
+                failed++;
+            }
             continue;
+        }
         char why[256];
         gk_backend *b = gk_backend_open(names[i], why, sizeof why);
         if (!b) {
-            printf("SKIP %s on %s: %s\n", name, names[i], why);
+            printf("%s %s on %s: %s\n", required ? "FAIL" : "SKIP", name, names[i], why);
+            failed += required;
             continue;
         }
         char group[48];

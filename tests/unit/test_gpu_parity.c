@@ -140,14 +140,18 @@ out:
 int main(void)
 {
     char why[512];
+    /* GAND_REQUIRE_CUDA=1 (the device check sets it): no device is a failure, not a skip */
+    const char *req = getenv("GAND_REQUIRE_CUDA");
+    const int no_device = req && strcmp(req, "1") == 0 ? 1 : 77;
     if (!strstr(gk_backends_built(), "cuda")) {
-        printf("SKIP: gand was built without CUDA (backends: %s)\n", gk_backends_built());
-        return 77;
+        printf("%s: gand was built without CUDA (backends: %s)\n", no_device == 1 ? "FAIL" : "SKIP",
+               gk_backends_built());
+        return no_device;
     }
     gk_backend *gpu = gk_backend_open("cuda", why, sizeof why);
     if (!gpu) {
-        printf("SKIP: %s\n", why);
-        return 77;
+        printf("%s: %s\n", no_device == 1 ? "FAIL" : "SKIP", why);
+        return no_device;
     }
     /* a second CUDA backend that declines graphs (read when it opens) */
     setenv("GAND_CUDA_GRAPHS", "0", 1);
