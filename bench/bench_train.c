@@ -13,6 +13,12 @@
  * backend opened with GAND_CUDA_GRAPHS=0), since launch overhead is what
  * graphs remove and it dominates at that batch size.
  *
+ * Where the time goes: on a backend without graphs (the CPU, whose ops return
+ * when their work is done) each batch size then runs a few hundred more
+ * iterations with every op wrapped in a timer, and a second table gives each
+ * op's share of an iteration's wall time, sgemm included, and what no op
+ * accounts for (the trainer's own code between calls).
+ *
  * A benchmark prints numbers; it asserts nothing. Usage:
  *   bench_train [--data IDX] [--device cpu|cuda|auto] [--batches 64,256,1024]
  *               [--epochs N] [--max-iterations N] [--preset seed] [--tf32]
@@ -53,6 +59,108 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+ * The ops one iteration calls, each timed by a wrapper (the CPU's ops return when done,
+ * so a call's wall time is its cost): X(name, parameters, arguments).
+ */
+#define TIMED_OPS(X)                                                                               \
+    X(copy, (gk_backend * be, void *dst, const void *src, size_t bytes), (be, dst, src, bytes))    \
+    X(sgemm,                                                                                       \
+      (gk_backend * be, bool ta, bool tb, int m, int n, int k, float alpha, const float *a,        \
+       int lda, const float *b, int ldb, float beta, float *c, int ldc),                           \
+      (be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))                                  \
+    X(bias_add, (gk_backend * be, float *y, const float *bias, int rows, int cols),                \
+      (be, y, bias, rows, cols))                                                                   \
+    X(bias_relu,                                                                                   \
+      (gk_backend * be, float *y, const float *x, const float *bias, int rows, int cols,           \
+       float slope),                                                                               \
+      (be, y, x, bias, rows, cols, slope))                                                         \
+    X(bias_grad,                                                                                   \
+      (gk_backend * be, float *db, const float *dy, int rows, int cols, bool accumulate),          \
+      (be, db, dy, rows, cols, accumulate))                                                        \
+    X(relu_forward, (gk_backend * be, float *y, const float *x, size_t n, float slope),            \
+      (be, y, x, n, slope))                                                                        \
+    X(relu_backward,                                                                               \
+      (gk_backend * be, float *dx, const float *dy, const float *y, size_t n, float slope),        \
+      (be, dx, dy, y, n, slope))                                                                   \
+    X(sigmoid_forward, (gk_backend * be, float *y, const float *x, size_t n), (be, y, x, n))       \
+    X(sigmoid_backward, (gk_backend * be, float *dx, const float *dy, const float *y, size_t n),   \
+      (be, dx, dy, y, n))                                                                          \
+    X(maxout_forward,                                                                              \
+      (gk_backend * be, float *y, int32_t *argmax, const float *x, int rows, int units,            \
+       int pieces),                                                                                \
+      (be, y, argmax, x, rows, units, pieces))                                                     \
+    X(bias_maxout,                                                                                 \
+      (gk_backend * be, float *y, int32_t *argmax, const float *x, const float *bias, int rows,    \
+       int units, int pieces),                                                                     \
+      (be, y, argmax, x, bias, rows, units, pieces))                                               \
+    X(maxout_backward,                                                                             \
+      (gk_backend * be, float *dx, const float *dy, const int32_t *argmax, int rows, int units,    \
+       int pieces),                                                                                \
+      (be, dx, dy, argmax, rows, units, pieces))                                                   \
+    X(dropout_forward,                                                                             \
+      (gk_backend * be, float *y, float *mask, const float *x, size_t n, float p, gk_rng rng),     \
+      (be, y, mask, x, n, p, rng))                                                                 \
+    X(dropout_backward,                                                                            \
+      (gk_backend * be, float *dx, const float *dy, const float *mask, size_t n),                  \
+      (be, dx, dy, mask, n))                                                                       \
+    X(sigmoid_bce,                                                                                 \
+      (gk_backend * be, float *dlogit, float *acc, const float *logit, int n, float target,        \
+       float grad_scale),                                                                          \
+      (be, dlogit, acc, logit, n, target, grad_scale))                                             \
+    X(adam,                                                                                        \
+      (gk_backend * be, float *param, const float *grad, float *m, float *v, size_t n,             \
+       gk_adam hp),                                                                                \
+      (be, param, grad, m, v, n, hp))                                                              \
+    X(sgd_momentum,                                                                                \
+      (gk_backend * be, float *param, const float *grad, float *vel, size_t n, gk_lr lr,           \
+       gk_step step, gk_momentum momentum, gk_step epoch),                                         \
+      (be, param, grad, vel, n, lr, step, momentum, epoch))                                        \
+    X(fill_normal, (gk_backend * be, float *x, size_t n, gk_rng rng, float mean, float std),       \
+      (be, x, n, rng, mean, std))                                                                  \
+    X(fill_uniform, (gk_backend * be, float *x, size_t n, gk_rng rng, float lo, float hi),         \
+      (be, x, n, rng, lo, hi))                                                                     \
+    X(gather_rows_u8,                                                                              \
+      (gk_backend * be, float *dst, const uint8_t *src, const int32_t *index, int rows, int cols,  \
+       float scale, gk_step block, int64_t blocks),                                                \
+      (be, dst, src, index, rows, cols, scale, block, blocks))                                     \
+    X(sum, (gk_backend * be, float *acc, const float *x, size_t n), (be, acc, x, n))               \
+    X(fill, (gk_backend * be, float *x, size_t n, float value), (be, x, n, value))                 \
+    X(axpy, (gk_backend * be, float *y, const float *x, size_t n, float a), (be, y, x, n, a))      \
+    X(ema_update,                                                                                  \
+      (gk_backend * be, float *y, const float *x, size_t n, double decay, gk_step step),           \
+      (be, y, x, n, decay, step))                                                                  \
+    X(clip_row_norms, (gk_backend * be, float *W, int rows, int cols, float max_norm),             \
+      (be, W, rows, cols, max_norm))                                                               \
+    X(mark_nonfinite, (gk_backend * be, float *acc, int n, int slot, gk_step tag),                 \
+      (be, acc, n, slot, tag))                                                                     \
+    X(counters_add, (gk_backend * be, int64_t * c, gk_counters delta), (be, c, delta))
+
+#define OP_ENUM(name, params, args) OP_##name,
+enum { TIMED_OPS(OP_ENUM) OP_COUNT };
+#define OP_NAME(name, params, args) #name,
+static const char *const op_names[OP_COUNT] = {TIMED_OPS(OP_NAME)};
+static double op_seconds[OP_COUNT];
+static long op_calls[OP_COUNT];
+#define OP_TIMED(name, params, args)                                                               \
+    static void timed_##name params                                                                \
+    {                                                                                              \
+        double t0 = now();                                                                         \
+        real_ops->name args;                                                                       \
+        op_seconds[OP_##name] += now() - t0;                                                       \
+        op_calls[OP_##name]++;                                                                     \
+    }
+TIMED_OPS(OP_TIMED)
+
+static gk_backend_ops timed_ops;
+
+static void timed_ops_init(void)
+{
+    timed_ops = *real_ops;
+#define OP_SET(name, params, args) timed_ops.name = timed_##name;
+    TIMED_OPS(OP_SET)
 }
 
 /* Replay the recorded products until at least min_seconds pass; seconds per iteration. */
@@ -96,6 +204,81 @@ static double gemm_flops(void)
     for (int i = 0; i < ncalls; i++)
         f += 2.0 * calls[i].m * calls[i].n * calls[i].k;
     return f;
+}
+
+static int cmp_share(const void *a, const void *b)
+{
+    double x = op_seconds[*(const int *)a], y = op_seconds[*(const int *)b];
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static char shares[OP_COUNT + 2][160];
+static int nshares;
+
+/*
+ * About a second (at least 20 iterations) of training with every op timed;
+ * the shares are kept for the table printed after the main one.
+ */
+static int time_shares(gk_backend *be, gan_trainer *t, int batch)
+{
+    gan_error err;
+    memset(op_seconds, 0, sizeof op_seconds);
+    memset(op_calls, 0, sizeof op_calls);
+    timed_ops_init();
+    const gk_backend_ops *was = be->ops;
+    be->ops = &timed_ops;
+    long iterations = 0;
+    double wall = 0;
+    while (wall < 1.0 || iterations < 20) {
+        if (gan_trainer_epoch_complete(t)) { /* not timed: once per epoch */
+            gan_epoch_metrics m;
+            be->ops = was;
+            if (gan_trainer_finish_epoch(t, &m, &err) != 0)
+                break;
+            be->ops = &timed_ops;
+        }
+        double t0 = now();
+        if (gan_trainer_step(t, &err) != 0) {
+            be->ops = was;
+            fprintf(stderr, "bench_train: %s\n", err.message);
+            return -1;
+        }
+        wall += now() - t0;
+        iterations++;
+    }
+    be->ops = was;
+    int order[OP_COUNT];
+    double in_ops = 0;
+    for (int i = 0; i < OP_COUNT; i++) {
+        order[i] = i;
+        in_ops += op_seconds[i];
+    }
+    qsort(order, OP_COUNT, sizeof order[0], cmp_share);
+    char *row = shares[nshares++];
+    int used = snprintf(row, sizeof shares[0], "| %d | %.0f µs |", batch, wall / iterations * 1e6);
+    double rest = 0;
+    for (int i = 0; i < OP_COUNT; i++) {
+        int o = order[i];
+        if (i < 6)
+            used += snprintf(row + used, sizeof shares[0] - (size_t)used, " %s %.0f%% |",
+                             op_names[o], 100 * op_seconds[o] / wall);
+        else
+            rest += op_seconds[o];
+    }
+    snprintf(row + used, sizeof shares[0] - (size_t)used, " other ops %.0f%% | no op %.0f%% |",
+             100 * rest / wall, 100 * (wall - in_ops) / wall);
+    return 0;
+}
+
+static void print_shares(void)
+{
+    if (nshares == 0)
+        return;
+    printf("\n# where an iteration's time goes (ops timed one by one, largest first)\n"
+           "| batch | iteration | 1st | 2nd | 3rd | 4th | 5th | 6th | other ops | no op |\n"
+           "|---:|---:|---|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < nshares; i++)
+        printf("%s\n", shares[i]);
 }
 
 /* One table row: record and time the sgemm ceiling, then train. Returns -1 on failure. */
@@ -161,6 +344,10 @@ static int bench_batch(gk_backend *be, const char *preset, int batch, int tf32, 
                ds->count, 500 * epoch_s);
     }
     fflush(stdout);
+    if (!real_ops->graph_begin && time_shares(be, t, batch) != 0) {
+        gan_trainer_free(t);
+        return -1;
+    }
     gan_trainer_free(t);
     return 0;
 }
@@ -259,6 +446,7 @@ int main(int argc, char **argv)
         if (rc != 0)
             return 1;
     }
+    print_shares();
     be->ops = real_ops;
     gk_backend_close(be);
     gan_dataset_free(&ds);
