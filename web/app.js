@@ -17,6 +17,9 @@ import {
 import { RunCharts, loadChartLib, fmt } from './charts.js';
 import { QualityCard, TRIGGER_TEXT } from './quality.js';
 import { initCreateForm } from './create.js';
+import {
+  ALERT_KIND_TEXT, timeOf, duration, evaluationText, alertText, alertKey, qualityEmptyText, pick,
+} from './format.js';
 
 const $ = (id) => document.getElementById(id);
 const FINAL = new Set(['stopped', 'completed', 'failed']);
@@ -27,7 +30,6 @@ const APPLIES_TEXT = {
   next_epoch: 'at the next epoch',
   now: 'now',
 };
-const ALERT_KIND_TEXT = { d_wins: 'D wins', mode_collapse: 'Mode collapse', divergence: 'Divergence' };
 const ALERTS_FOLDED = 3; /* alerts shown before "Show all": the banner must not push the run off the screen */
 
 /* ---- errors: shown on the page until dismissed or resolved, never swallowed ---------------- */
@@ -65,19 +67,6 @@ function setStatus(id, text, kind = '') {
   const p = $(id);
   p.textContent = text;
   p.dataset.kind = kind;
-}
-
-function timeOf(at) {
-  const d = at ? new Date(at) : new Date();
-  return Number.isNaN(d.getTime()) ? String(at) : d.toLocaleTimeString([], { hour12: false });
-}
-
-function duration(s) {
-  if (!Number.isFinite(s) || s < 0) return '';
-  if (s < 90) return `${Math.round(s)} s`;
-  if (s < 5400) return `${Math.round(s / 60)} min`;
-  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
-  return `${(s / 86400).toFixed(1)} days`;
 }
 
 /* ---- health ----------------------------------------------------------------------------- */
@@ -937,45 +926,6 @@ class RunView {
       errors.show(describe(e));
     }
   }
-}
-
-/* An evaluation in one line: the Parzen estimate when it has one (a watch evaluation has not), the classifier's metrics when there are. */
-function evaluationText(ev) {
-  const r = ev.result;
-  if (!r) return ev.reason ? `failed: ${ev.reason}` : ev.state;
-  const m = r.metrics;
-  const parts = [];
-  if (r.parzen_ll != null) parts.push(`${fmt(r.parzen_ll, 4)} ± ${fmt(r.stderr, 2)} nats (σ ${fmt(r.sigma, 3)})`);
-  else parts.push(`${TRIGGER_TEXT[ev.trigger] || ev.trigger}, no Parzen estimate`);
-  if (m) parts.push(`FID ${fmt(m.fid, 4)}, precision ${fmt(m.precision, 3)}, recall ${fmt(m.recall, 3)}, ${m.modes} of 10 modes`);
-  return `${parts.join('; ')} (epoch ${r.epoch}, ${Number(r.samples).toLocaleString()} samples)`;
-}
-
-function alertText(a) {
-  return `alert: ${ALERT_KIND_TEXT[a.kind] || a.kind} (rule ${a.rule}, ${a.action}): ${a.message}`;
-}
-
-/* An alert's identity: a rule fires at most once for an epoch's record or evaluation. */
-function alertKey(a) {
-  return `${a.rule}/${a.kind}/${a.epoch}/${a.value}`;
-}
-
-/* Why the sample-quality card is empty: no classifier, no automatic evaluations, or not yet. */
-function qualityEmptyText(run, dataset) {
-  const c = run.config || {};
-  if (dataset && dataset.classifier === null) {
-    return `Data set ${c.dataset} has no digit classifier (gand.conf: [datasets] ${c.dataset}.classifier = PATH; ` +
-      'gand classifier train makes one), so its evaluations have no Fréchet distance, precision, recall or modes.';
-  }
-  if (!c.watch_every && !c.evaluate_every) return 'watch_every and evaluate_every are 0: this run has no automatic evaluations.';
-  const every = [c.watch_every, c.evaluate_every].filter((n) => n > 0);
-  return `The first automatic evaluation follows epoch ${Math.min(...every)}.`;
-}
-
-function pick(obj, keys) {
-  const o = {};
-  for (const k of keys) if (obj && k in obj) o[k] = obj[k];
-  return o;
 }
 
 $('btn-pause').addEventListener('click', () => view && view.action('pause'));

@@ -24,93 +24,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "api/run_json.h"
 #include "daemon/registry.h"
 #include "gan/fsutil.h"
 #include "gan/idx.h"
+#include "registry_json.h"
 #include "testutil.h"
-
-/*
- * The registry answers with views (run_view.h); these give the JSON the API
- * would send (api/run_json.c), which is what the tests look at. *json stays
- * NULL when the call fails.
- */
-static reg_status json_create_run(gand_registry *r, const char *body, size_t len, char **json,
-                                  char *id, size_t id_len, gan_error *err)
-{
-    gand_run_view v;
-    reg_status st = registry_create_run(r, body, len, &v, id, id_len, err);
-    *json = NULL;
-    if (st == REG_OK) {
-        *json = api_run_json(&v);
-        gand_run_view_free(&v);
-    }
-    return st;
-}
-
-static reg_status json_get_run(gand_registry *r, const char *id, char **json)
-{
-    gand_run_view v;
-    reg_status st = registry_get_run(r, id, &v);
-    *json = NULL;
-    if (st == REG_OK) {
-        *json = api_run_json(&v);
-        gand_run_view_free(&v);
-    }
-    return st;
-}
-
-static reg_status json_control(gand_registry *r, const char *id, const char *action, char **json,
-                               gan_error *err)
-{
-    gand_run_view v;
-    reg_status st = registry_control(r, id, action, &v, err);
-    *json = NULL;
-    if (st == REG_OK) {
-        *json = api_run_json(&v);
-        gand_run_view_free(&v);
-    }
-    return st;
-}
-
-static reg_status json_patch_run(gand_registry *r, const char *id, const char *body, size_t len,
-                                 char **json, gan_error *err)
-{
-    gand_patch_view v;
-    reg_status st = registry_patch_run(r, id, body, len, &v, err);
-    *json = NULL;
-    if (st == REG_OK) {
-        *json = api_patch_json(&v);
-        gand_run_view_free(&v.run);
-    }
-    return st;
-}
-
-static reg_status json_list_runs(gand_registry *r, char **json)
-{
-    gand_run_view *v;
-    int n;
-    reg_status st = registry_list_runs(r, &v, &n);
-    *json = NULL;
-    if (st == REG_OK) {
-        *json = api_runs_json(v, n);
-        gand_run_views_free(v, n);
-    }
-    return st;
-}
-
-static reg_status json_datasets(gand_registry *r, char **json)
-{
-    gand_dataset_view *v;
-    int n;
-    reg_status st = registry_datasets(r, &v, &n);
-    *json = NULL;
-    if (st == REG_OK) {
-        *json = api_datasets_json(v, n);
-        free(v);
-    }
-    return st;
-}
 
 enum { DATA_IMAGES = 640 };
 
