@@ -66,17 +66,30 @@ enum {
     ACC_COUNT = 8
 };
 
-/* Activations and gradients of one batch, sized for `capacity` rows. */
+/*
+ * Activations and gradients of one batch of B ≤ `capacity` rows. D sees 2B
+ * rows in its step (the real batch, then G's output), so its buffers hold
+ * 2·capacity rows: x's rows B..2B are where G writes its output, in both steps.
+ * One buffer, d_pre, holds each maxout layer's input in turn, forward (x·Wᵀ
+ * before the bias, which the fused op adds) and backward (its gradient): the
+ * arg-max is all the backward pass needs of the forward values, and the two
+ * uses never overlap; d_dm holds the gradient of each maxout's output in turn.
+ * Input dropout writes into x's rows 0..B (in place in the D step, from G's
+ * output in the G step); its mask buffer has 2·capacity rows, and G's output
+ * gradient g_dout is its second half, which only the G step uses, and whose
+ * D pass masks B rows.
+ */
 typedef struct batch_buffers {
     int capacity;
-    float *z, *g_h1, *g_h2, *g_out;       /* G forward */
-    float *g_dout, *g_dh2, *g_dh1;        /* G backward */
-    float *x;                             /* real batch */
-    float *d_a1, *d_m1, *d_mask, *d_a2;   /* D forward: pre-maxout 1, maxout 1 (dropped), mask */
-    float *d_m2, *d_logit, *d_dlogit;     /* maxout 2, logits */
-    int32_t *d_arg1, *d_arg2;             /* maxout arg-max */
-    float *d_dm2, *d_da2, *d_dm1, *d_da1; /* D backward */
-    float *d_in, *d_in_mask, *d_mask2;    /* input dropout; dropout after maxout 2 */
+    float *z, *g_h1, *g_h2;        /* G forward (its output: x + B·784) */
+    float *g_dout, *g_dh2, *g_dh1; /* G backward (g_dout: see above) */
+    float *x;                      /* D's input: the real batch, then G's output */
+    float *d_pre;                  /* a maxout layer's input, or its gradient */
+    float *d_m1, *d_mask, *d_m2;   /* maxout 1 (dropped), its mask, maxout 2 */
+    float *d_logit, *d_dlogit;     /* logits and their gradient */
+    int32_t *d_arg1, *d_arg2;      /* maxout arg-max */
+    float *d_dm;                   /* D backward */
+    float *d_in_mask, *d_mask2;    /* input dropout's mask; dropout after maxout 2 */
 } batch_buffers;
 
 struct gan_trainer {
@@ -147,10 +160,23 @@ static int check(gan_trainer *t, gan_error *err)
 
 static void batch_free(gk_backend *be, batch_buffers *b)
 {
-    void *ptrs[] = {b->z,     b->g_h1,    b->g_h2,     b->g_out,  b->g_dout,    b->g_dh2,
-                    b->g_dh1, b->x,       b->d_a1,     b->d_m1,   b->d_mask,    b->d_a2,
-                    b->d_m2,  b->d_logit, b->d_dlogit, b->d_arg1, b->d_arg2,    b->d_dm2,
-                    b->d_da2, b->d_dm1,   b->d_da1,    b->d_in,   b->d_in_mask, b->d_mask2};
+    void *ptrs[] = {b->z,
+                    b->g_h1,
+                    b->g_h2,
+                    b->g_dh2,
+                    b->g_dh1,
+                    b->x,
+                    b->d_pre,
+                    b->d_m1,
+                    b->d_mask,
+                    b->d_m2,
+                    b->d_logit,
+                    b->d_dlogit,
+                    b->d_arg1,
+                    b->d_arg2,
+                    b->d_dm,
+                    b->d_mask2,
+                    b->d_in_mask ? (void *)b->d_in_mask : (void *)b->g_dout};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         if (ptrs[i])
             be->ops->free(be, ptrs[i]);
@@ -160,36 +186,33 @@ static void batch_free(gk_backend *be, batch_buffers *b)
 static int batch_alloc(gk_backend *be, const gan_config *c, int B, batch_buffers *b)
 {
     size_t L = (size_t)c->latent_dim, H = (size_t)c->g_hidden, P = GAN_IMAGE_PIXELS,
-           U = (size_t)c->d_units, UK = (size_t)c->d_units * (size_t)c->d_pieces, n = (size_t)B;
+           U = (size_t)c->d_units, UK = (size_t)c->d_units * (size_t)c->d_pieces, n = (size_t)B,
+           nd = 2 * n; /* D's rows: real and generated */
     batch_free(be, b);
     b->capacity = B;
     b->z = ALLOC_F(n * L);
     b->g_h1 = ALLOC_F(n * H);
     b->g_h2 = ALLOC_F(n * H);
-    b->g_out = ALLOC_F(n * P);
-    b->g_dout = ALLOC_F(n * P);
     b->g_dh2 = ALLOC_F(n * H);
     b->g_dh1 = ALLOC_F(n * H);
-    b->x = ALLOC_F(n * P);
-    b->d_a1 = ALLOC_F(n * UK);
-    b->d_m1 = ALLOC_F(n * U);
-    b->d_mask = ALLOC_F(n * U);
-    b->d_a2 = ALLOC_F(n * UK);
-    b->d_m2 = ALLOC_F(n * U);
-    b->d_logit = ALLOC_F(n);
-    b->d_dlogit = ALLOC_F(n);
-    b->d_arg1 = ALLOC_I(n * U);
-    b->d_arg2 = ALLOC_I(n * U);
-    b->d_dm2 = ALLOC_F(n * U);
-    b->d_da2 = ALLOC_F(n * UK);
-    b->d_dm1 = ALLOC_F(n * U);
-    b->d_da1 = ALLOC_F(n * UK);
+    b->x = ALLOC_F(nd * P);
+    b->d_pre = ALLOC_F(nd * UK);
+    b->d_m1 = ALLOC_F(nd * U);
+    b->d_mask = ALLOC_F(nd * U);
+    b->d_m2 = ALLOC_F(nd * U);
+    b->d_logit = ALLOC_F(nd);
+    b->d_dlogit = ALLOC_F(nd);
+    b->d_arg1 = ALLOC_I(nd * U);
+    b->d_arg2 = ALLOC_I(nd * U);
+    b->d_dm = ALLOC_F(nd * U);
     if (c->d_input_dropout > 0) {
-        b->d_in = ALLOC_F(n * P);
-        b->d_in_mask = ALLOC_F(n * P);
+        b->d_in_mask = ALLOC_F(nd * P);
+        b->g_dout = b->d_in_mask ? b->d_in_mask + n * P : NULL;
+    } else {
+        b->g_dout = ALLOC_F(n * P);
     }
     if (c->d_final_dropout > 0)
-        b->d_mask2 = ALLOC_F(n * U);
+        b->d_mask2 = ALLOC_F(nd * U);
     return gk_backend_error(be) ? -1 : 0;
 }
 
@@ -230,10 +253,16 @@ static gk_step ctr_step(const gan_trainer *t, int which, int64_t host)
 #define DP(i) (t->d_p + t->d_t[i].offset)
 #define DG(i) (t->d_g + t->d_t[i].offset)
 
+/* Where G's output of a batch of B goes: D's rows B..2B. */
+static float *g_out(const gan_trainer *t, int B)
+{
+    return t->b.x + (size_t)B * GAN_IMAGE_PIXELS;
+}
+
 static void generator_forward(gan_trainer *t, int B)
 {
     batch_buffers *b = &t->b;
-    generator_layers(t->be, &t->cfg, t->g_p, t->g_t, b->z, b->g_h1, b->g_h2, b->g_out, B);
+    generator_layers(t->be, &t->cfg, t->g_p, t->g_t, b->z, b->g_h1, b->g_h2, g_out(t, B), B);
 }
 
 /* G backward from b->g_dout (dLoss/dG(z)); writes G's gradients. */
@@ -243,10 +272,11 @@ static void generator_backward(gan_trainer *t, int B)
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
     int L = t->cfg.latent_dim, H = t->cfg.g_hidden, P = GAN_IMAGE_PIXELS;
+    const float *out = g_out(t, B);
     if (t->cfg.g_output == GAN_G_OUTPUT_SIGMOID)
-        be->ops->sigmoid_backward(be, b->g_dout, b->g_dout, b->g_out, (size_t)B * P);
+        be->ops->sigmoid_backward(be, b->g_dout, b->g_dout, out, (size_t)B * P);
     else
-        be->ops->relu_backward(be, b->g_dout, b->g_dout, b->g_out, (size_t)B * P, 0.0f);
+        be->ops->relu_backward(be, b->g_dout, b->g_dout, out, (size_t)B * P, 0.0f);
     gan_linear_backward(be, b->g_dh2, GG(4), GG(5), b->g_dout, b->g_h2, GP(4), B, H, P, false);
     be->ops->relu_backward(be, b->g_dh2, b->g_dh2, b->g_h2, (size_t)B * H, slope);
     gan_linear_backward(be, b->g_dh1, GG(2), GG(3), b->g_dh2, b->g_h1, GP(2), B, H, H, false);
@@ -255,9 +285,10 @@ static void generator_backward(gan_trainer *t, int B)
 }
 
 /*
- * D forward on x (B × 784) to logits, with fresh dropout masks (one Philox
- * stream per dropout site, all stepped by the same pass counter). Returns
- * the input the first layer saw: x, or x after input dropout.
+ * D forward on x (B × 784: here B is the rows of this pass) to logits, with
+ * fresh dropout masks (one Philox stream per dropout site, all stepped by the
+ * same pass counter; a mask element is a function of its index in the pass).
+ * Returns the input the first layer saw: x, or x after input dropout.
  */
 static const float *discriminator_forward(gan_trainer *t, const float *x, int B)
 {
@@ -268,18 +299,18 @@ static const float *discriminator_forward(gan_trainer *t, const float *x, int B)
     const float *in = x;
     if (t->cfg.d_input_dropout > 0) {
         gk_rng r = {t->cfg.seed, GK_PURPOSE_DROPOUT_IN, pass};
-        be->ops->dropout_forward(be, b->d_in, b->d_in_mask, x, (size_t)B * P,
+        be->ops->dropout_forward(be, b->x, b->d_in_mask, x, (size_t)B * P,
                                  (float)t->cfg.d_input_dropout, r);
-        in = b->d_in;
+        in = b->x; /* in place in the D step; over the idle real rows in the G step */
     }
-    /* d_a1, d_a2 keep x·Wᵀ without the bias: the fused op adds it on the fly */
-    gan_matmul_wt(be, b->d_a1, in, DP(0), B, P, UK);
-    be->ops->bias_maxout(be, b->d_m1, b->d_arg1, b->d_a1, DP(1), B, U, K);
+    /* d_pre keeps x·Wᵀ without the bias: the fused op adds it on the fly */
+    gan_matmul_wt(be, b->d_pre, in, DP(0), B, P, UK);
+    be->ops->bias_maxout(be, b->d_m1, b->d_arg1, b->d_pre, DP(1), B, U, K);
     gk_rng rng = {t->cfg.seed, GK_PURPOSE_DROPOUT, pass};
     be->ops->dropout_forward(be, b->d_m1, b->d_mask, b->d_m1, (size_t)B * U,
                              (float)t->cfg.d_dropout, rng);
-    gan_matmul_wt(be, b->d_a2, b->d_m1, DP(2), B, U, UK);
-    be->ops->bias_maxout(be, b->d_m2, b->d_arg2, b->d_a2, DP(3), B, U, K);
+    gan_matmul_wt(be, b->d_pre, b->d_m1, DP(2), B, U, UK);
+    be->ops->bias_maxout(be, b->d_m2, b->d_arg2, b->d_pre, DP(3), B, U, K);
     if (t->cfg.d_final_dropout > 0) {
         gk_rng r = {t->cfg.seed, GK_PURPOSE_DROPOUT_FINAL, pass};
         be->ops->dropout_forward(be, b->d_m2, b->d_mask2, b->d_m2, (size_t)B * U,
@@ -300,16 +331,16 @@ static void discriminator_backward(gan_trainer *t, const float *in, int B, bool 
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
     int U = t->cfg.d_units, K = t->cfg.d_pieces, UK = U * K, P = GAN_IMAGE_PIXELS;
-    gan_linear_backward(be, b->d_dm2, weight_grads ? DG(4) : NULL, DG(5), b->d_dlogit, b->d_m2,
+    gan_linear_backward(be, b->d_dm, weight_grads ? DG(4) : NULL, DG(5), b->d_dlogit, b->d_m2,
                         DP(4), B, U, 1, accumulate);
     if (t->cfg.d_final_dropout > 0)
-        be->ops->dropout_backward(be, b->d_dm2, b->d_dm2, b->d_mask2, (size_t)B * U);
-    be->ops->maxout_backward(be, b->d_da2, b->d_dm2, b->d_arg2, B, U, K);
-    gan_linear_backward(be, b->d_dm1, weight_grads ? DG(2) : NULL, DG(3), b->d_da2, b->d_m1, DP(2),
+        be->ops->dropout_backward(be, b->d_dm, b->d_dm, b->d_mask2, (size_t)B * U);
+    be->ops->maxout_backward(be, b->d_pre, b->d_dm, b->d_arg2, B, U, K);
+    gan_linear_backward(be, b->d_dm, weight_grads ? DG(2) : NULL, DG(3), b->d_pre, b->d_m1, DP(2),
                         B, U, UK, accumulate);
-    be->ops->dropout_backward(be, b->d_dm1, b->d_dm1, b->d_mask, (size_t)B * U);
-    be->ops->maxout_backward(be, b->d_da1, b->d_dm1, b->d_arg1, B, U, K);
-    gan_linear_backward(be, dx, weight_grads ? DG(0) : NULL, DG(1), b->d_da1, in, DP(0), B, P, UK,
+    be->ops->dropout_backward(be, b->d_dm, b->d_dm, b->d_mask, (size_t)B * U);
+    be->ops->maxout_backward(be, b->d_pre, b->d_dm, b->d_arg1, B, U, K);
+    gan_linear_backward(be, dx, weight_grads ? DG(0) : NULL, DG(1), b->d_pre, in, DP(0), B, P, UK,
                         accumulate);
     if (dx && t->cfg.d_input_dropout > 0)
         be->ops->dropout_backward(be, dx, dx, b->d_in_mask, (size_t)B * P);
@@ -331,6 +362,11 @@ static void fill_noise(gan_trainer *t, uint32_t purpose, gk_step step, int B)
  * d_g; losses and mean D outputs go to the accumulators. G's output is a
  * constant here: nothing flows back into G. The real images are batch number
  * (batch mod batches) of the epoch's permutation.
+ *
+ * One pass of D over 2B rows, the B real images and then G's B: each half's
+ * BCE keeps its own target and its own mean over B, so the loss and its
+ * gradient are those of two passes of B rows, with half the calls and matrix
+ * products twice as tall.
  */
 static void discriminator_loss_grad(gan_trainer *t, int B, gk_step batch, int64_t batches)
 {
@@ -339,14 +375,12 @@ static void discriminator_loss_grad(gan_trainer *t, int B, gk_step batch, int64_
     float real_target = 1.0f - (float)t->cfg.label_smoothing;
     be->ops->gather_rows_u8(be, b->x, t->pixels, t->perm, B, GAN_IMAGE_PIXELS, 1.0f / 255.0f, batch,
                             batches);
-    const float *in = discriminator_forward(t, b->x, B);
-    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_REAL, b->d_logit, B, real_target, 1.0f);
-    discriminator_backward(t, in, B, true, false, NULL);
     fill_noise(t, GK_PURPOSE_NOISE_D, ctr_step(t, CTR_D_STEP, t->d_steps_done), B);
-    generator_forward(t, B);
-    in = discriminator_forward(t, b->g_out, B);
-    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_FAKE, b->d_logit, B, 0.0f, 1.0f);
-    discriminator_backward(t, in, B, true, true, NULL);
+    generator_forward(t, B); /* into x's rows B..2B */
+    const float *in = discriminator_forward(t, b->x, 2 * B);
+    be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_REAL, b->d_logit, B, real_target, 1.0f);
+    be->ops->sigmoid_bce(be, b->d_dlogit + B, t->acc + ACC_D_FAKE, b->d_logit + B, B, 0.0f, 1.0f);
+    discriminator_backward(t, in, 2 * B, true, false, NULL);
 }
 
 /*
@@ -359,7 +393,7 @@ static void generator_loss_grad(gan_trainer *t, int B)
     batch_buffers *b = &t->b;
     fill_noise(t, GK_PURPOSE_NOISE_G, ctr_step(t, CTR_G_STEP, t->g_steps), B);
     generator_forward(t, B);
-    const float *in = discriminator_forward(t, b->g_out, B);
+    const float *in = discriminator_forward(t, g_out(t, B), B);
     if (t->cfg.g_loss == GAN_G_LOSS_NONSATURATING) /* minimise BCE(D(G(z)), 1) */
         be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_G, b->d_logit, B, 1.0f, 1.0f);
     else /* minimise log(1 − D(G(z))) = −BCE(D(G(z)), 0) */

@@ -565,7 +565,8 @@ static long long ckpt_meta(const char *path, const char *key)
 
 /*
  * What an iteration counts: d_steps D steps, one G step, and one D forward
- * pass (one set of dropout masks) per D loss term: 2 per D step, 1 per G step.
+ * pass (one set of dropout masks) per step: D sees its real and generated
+ * rows in one pass.
  */
 static void test_counters_per_iteration(void **state)
 {
@@ -584,7 +585,7 @@ static void test_counters_per_iteration(void **state)
     assert_int_equal(gan_trainer_save(t, path, &err), 0);
     assert_int_equal(ckpt_meta(path, "generator_steps"), 8);
     assert_int_equal(ckpt_meta(path, "discriminator_steps"), 16);
-    assert_int_equal(ckpt_meta(path, "dropout_passes"), 8 * (2 * 2 + 1));
+    assert_int_equal(ckpt_meta(path, "dropout_passes"), 8 * (2 + 1));
     assert_int_equal(ckpt_meta(path, "d_steps_in_epoch"), 6);
     assert_int_equal(gan_trainer_g_steps(t), 8);
     /* finish_epoch compares the backend's counter block with the host's */
