@@ -18,6 +18,7 @@
 
 #include "api/internal.h"
 #include "daemon/log.h"
+#include "gan/json_text.h"
 
 enum {
     EVAL_SAMPLES_DEFAULT = 10000, /* the paper's */
@@ -30,23 +31,16 @@ enum {
 
 static const char *const json_types[] = {"application/json", NULL};
 
-/* A JSON value as short text for an error message ("got ..."). */
+/* A JSON value as short text for an error message ("got ..."): UTF-8, a number as sent. */
 static void value_text(const cJSON *v, char *buf, size_t len)
 {
-    char *t = cJSON_PrintUnformatted(v);
-    snprintf(buf, len, "%.40s%s", t ? t : "?", t && strlen(t) > 40 ? "…" : "");
-    cJSON_free(t);
+    gan_json_got(v, buf, len, 40);
 }
 
-/* An integral JSON number in min..max. */
+/* A JSON number that is exactly an integer in min..max, on its digits (2^53 + 1 is not 2^53). */
 static bool json_int(const cJSON *v, int64_t min, int64_t max, int64_t *out)
 {
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-        v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double)min ||
-        v->valuedouble > (double)max)
-        return false;
-    *out = (int64_t)v->valuedouble;
-    return true;
+    return gan_json_integer(v, min, max, out);
 }
 
 /* The request's body as a JSON object: 415 unless sent as JSON, 400 unless an object. */
@@ -59,7 +53,7 @@ static cJSON *json_body(api_request *req, const char *what, enum MHD_Result *rc)
     }
     if (!api_body_is_json_object(req, rc))
         return NULL;
-    cJSON *o = cJSON_ParseWithLength(req->body, req->body_len);
+    cJSON *o = gan_json_parse(req->body, req->body_len, NULL, false); /* numbers keep their text */
     if (!o)
         *rc = api_problem(req, 500, "internal", NULL, "out of memory reading the body");
     return o;
@@ -110,9 +104,9 @@ enum MHD_Result h_run_evaluate(api_request *req, const char *const *params)
                 }
             } else {
                 rc = api_problem(req, 422, "invalid-field", it->string,
-                                 "unknown field '%.60s'; an evaluation request takes samples "
+                                 "unknown field '%s'; an evaluation request takes samples "
                                  "and seed",
-                                 it->string);
+                                 API_CLIP(it->string, 60));
                 cJSON_Delete(o);
                 return rc;
             }
@@ -164,8 +158,8 @@ enum MHD_Result h_run_evaluation(api_request *req, const char *const *params)
         digits = isdigit((unsigned char)s[i]) != 0;
     if (!digits)
         return api_problem(req, 404, "not-found", NULL,
-                           "no such evaluation: evaluations are numbered 1, 2, ..., got '%.40s'",
-                           s);
+                           "no such evaluation: evaluations are numbered 1, 2, ..., got '%s'",
+                           API_CLIP(s, 40));
     char *json = NULL;
     gan_error err = {{0}, {0}};
     reg_status st = registry_evaluation(req->api->reg, params[0], atoi(s), &json, &err);
@@ -187,8 +181,8 @@ enum MHD_Result h_run_samples_export(api_request *req, const char *const *params
     if (format && strcmp(format, "idx") != 0)
         return api_problem(req, 422, "invalid-field", "format",
                            "format must be idx (gzip-compressed IDX3 images, as MNIST's files), "
-                           "got '%.40s'",
-                           format);
+                           "got '%s'",
+                           API_CLIP(format, 40));
     int configured = atomic_load(&req->api->max_sample_n);
     int64_t max_n = configured > EXPORT_N_MAX ? configured : EXPORT_N_MAX;
     int64_t n, seed;
@@ -364,8 +358,8 @@ enum MHD_Result h_run_generate(api_request *req, const char *const *params)
             return rc;
         } else {
             rc = api_problem(req, 422, "invalid-field", it->string,
-                             "unknown field '%.60s'; a generate request takes z and scale",
-                             it->string);
+                             "unknown field '%s'; a generate request takes z and scale",
+                             API_CLIP(it->string, 60));
             cJSON_Delete(o);
             return rc;
         }

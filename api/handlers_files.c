@@ -75,8 +75,8 @@ enum MHD_Result h_run_epoch_png(api_request *req, const char *const *params)
     if (epoch < 0)
         return api_problem(req, 404, "not-found", NULL,
                            "no such grid: the file name must be the epoch number, e.g. "
-                           "samples/3.png, got '%.40s.png'",
-                           params[1]);
+                           "samples/3.png, got '%s.png'",
+                           API_CLIP(params[1], 40));
     char path[PATH_MAX];
     reg_status st = registry_epoch_png_path(req->api->reg, id, (int)epoch, path, sizeof path);
     if (st == REG_NOT_FOUND) {

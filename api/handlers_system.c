@@ -114,9 +114,7 @@ static cJSON *preset_cjson(const char *name)
     gan_config c;
     if (gan_config_preset(&c, name, NULL) < 0)
         return NULL;
-    char *text = gan_config_to_json(&c);
-    cJSON *config = text ? cJSON_Parse(text) : NULL;
-    free(text);
+    cJSON *config = gan_config_to_cjson(&c); /* its numbers print exactly, as a run's do */
     cJSON *o = config ? cJSON_CreateObject() : NULL;
     if (!o) {
         cJSON_Delete(config);
@@ -196,6 +194,6 @@ enum MHD_Result h_preset_get(api_request *req, const char *const *params)
         used += (size_t)snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "",
                                  gan_config_presets[i]);
     return api_problem(req, 404, "not-found", NULL,
-                       "no preset named '%.60s'; the known presets are: %s (GET /api/v1/presets)",
-                       name, known);
+                       "no preset named '%s'; the known presets are: %s (GET /api/v1/presets)",
+                       API_CLIP(name, 60), known);
 }

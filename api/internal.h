@@ -18,6 +18,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/problem_body.h"
 #include "api/run_json.h"
 #include "daemon/registry.h"
 #include "gan/error.h"
@@ -99,6 +100,14 @@ enum MHD_Result api_problem_reg(api_request *req, reg_status st, const gan_error
 enum MHD_Result api_problem_with_headers(api_request *req, unsigned status, const char *type_slug,
                                          const char *const *headers, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/*
+ * s as valid UTF-8 of at most max bytes, cut on a character boundary (ending
+ * "..." when cut), in buf (size > max); returns buf. API_CLIP(s, 40) gives it
+ * a buffer of its own that lives to the end of the enclosing block: for a
+ * request's text quoted in a problem's detail.
+ */
+const char *api_clip(char *buf, size_t size, const char *s, size_t max);
+#define API_CLIP(s, max) api_clip((char[(max) + 1]){0}, (max) + 1, (s), (max))
 /* 503 with Retry-After: try again in a moment. */
 enum MHD_Result api_problem_retry(api_request *req, const char *detail);
 /* 405 with the Allow header. */
@@ -118,11 +127,28 @@ enum MHD_Result api_query_int(api_request *req, const char *name, int64_t min, i
 /* Content-Type's media type (before ';', lowercase compare) is one of types (NULL-terminated). */
 bool api_content_type_is(api_request *req, const char *const *types);
 /*
+ * A write (not GET, HEAD, OPTIONS) with a body must be JSON: application/json
+ * (or, merge_patch, application/merge-patch+json), with no charset or utf-8.
+ * Else a 415 naming the type received has been queued, *rc holds its result,
+ * and this returns false. A request without a body passes whatever it says.
+ */
+bool api_write_body_ok(api_request *req, bool merge_patch, enum MHD_Result *rc);
+/*
  * The body is one JSON object (handlers_runs.c): else a 400 saying why (empty,
  * a NUL byte, not JSON with the byte offset, trailing data, another value)
  * has been queued, *rc holds its result, and this returns false.
  */
 bool api_body_is_json_object(api_request *req, enum MHD_Result *rc);
+
+/*
+ * How the request is framed (query.c), checked before anything else: refuse
+ * (400, or 501 for a transfer coding other than chunked; *ok false) what a
+ * proxy in front could read as another request than libmicrohttpd does — a
+ * header name with white space or other bytes that are not a token (as in
+ * "Content-Length : 34"), Content-Length twice, Content-Length with
+ * Transfer-Encoding — and an HTTP/1.1 request without exactly one Host.
+ */
+enum MHD_Result api_framing_check(api_request *req, const char *version, bool *ok);
 
 /* ---- authentication (auth.c) ---- */
 

@@ -82,24 +82,24 @@ enum MHD_Result api_origin_check(api_request *req, bool *ok)
     const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
     if (host && !api_host_allowed(req->api, host))
         return api_problem(req, 403, "host-not-allowed", NULL,
-                           "Host '%.100s' does not name this server: use its IP address or "
+                           "Host '%s' does not name this server: use its IP address or "
                            "localhost, or list the name in [server] allowed_hosts",
-                           host);
+                           API_CLIP(host, 100));
     bool write = strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0;
     if (write) {
         const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
         if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
             return api_problem(req, 403, "cross-origin", NULL,
-                               "a %s from another site (Sec-Fetch-Site: %.40s) is refused: "
+                               "a %s from another site (Sec-Fetch-Site: %s) is refused: "
                                "gand takes writes from its own pages and from non-browser "
                                "clients only",
-                               req->method, site);
+                               req->method, API_CLIP(site, 40));
         const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
         if (origin && (!host || !same_origin(origin, host)))
             return api_problem(req, 403, "cross-origin", NULL,
-                               "a %s from origin '%.100s' is refused: gand takes writes from "
+                               "a %s from origin '%s' is refused: gand takes writes from "
                                "its own pages and from non-browser clients only",
-                               req->method, origin);
+                               req->method, API_CLIP(origin, 100));
     }
     *ok = true;
     return MHD_YES;

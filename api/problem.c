@@ -9,6 +9,12 @@
  * 409 the run's state does not allow it; 413 body over max_body_bytes;
  * 415 body not JSON; 429 a configured limit was reached; 500 an internal failure;
  * 503 (with Retry-After) a moment's wait, e.g. deleting a run still writing its checkpoint.
+ *
+ * A problem body is always valid UTF-8 JSON: what it quotes from the request (the
+ * path, which MHD has percent-decoded, so %FF is the byte 0xFF; a body's keys and
+ * strings; a header) may be any bytes, so detail, field and instance are copied with
+ * every byte that does not begin a valid UTF-8 sequence replaced by U+FFFD, and
+ * quotations are cut on character boundaries (api_clip, gan_utf8_trim).
  */
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -18,6 +24,13 @@
 
 #include "api/internal.h"
 #include "daemon/log.h"
+#include "gan/json_text.h"
+
+const char *api_clip(char *buf, size_t size, const char *s, size_t max)
+{
+    gan_utf8_clip(buf, size, s, max);
+    return buf;
+}
 
 const char *api_status_title(unsigned status)
 {
@@ -44,6 +57,8 @@ const char *api_status_title(unsigned status)
         return "Too Many Requests";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     default:
@@ -60,16 +75,7 @@ static enum MHD_Result send_problem(api_request *req, unsigned status, const cha
         snprintf(type, sizeof type, "urn:gand:problem:%s", type_slug);
     else
         snprintf(type, sizeof type, "about:blank");
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", type);
-    cJSON_AddStringToObject(o, "title", api_status_title(status));
-    cJSON_AddNumberToObject(o, "status", status);
-    cJSON_AddStringToObject(o, "detail", detail);
-    if (field && field[0])
-        cJSON_AddStringToObject(o, "field", field);
-    cJSON_AddStringToObject(o, "instance", req->url);
-    char *json = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+    char *json = api_problem_body(status, api_status_title(status), type, field, detail, req->url);
     struct MHD_Response *resp = api_json_response(json, "application/problem+json", "no-store");
     if (!resp)
         return api_send(req, status, NULL);
@@ -92,6 +98,7 @@ enum MHD_Result api_problem(api_request *req, unsigned status, const char *type_
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    gan_utf8_trim(detail); /* a detail too long was cut: on a character boundary */
     return send_problem(req, status, type_slug, field, detail, NULL, NULL, NULL);
 }
 
@@ -103,6 +110,7 @@ enum MHD_Result api_problem_with_headers(api_request *req, unsigned status, cons
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    gan_utf8_trim(detail);
     return send_problem(req, status, type_slug, NULL, detail, NULL, NULL, headers);
 }
 
@@ -114,8 +122,8 @@ enum MHD_Result api_problem_retry(api_request *req, const char *detail)
 enum MHD_Result api_problem_method(api_request *req, const char *allow)
 {
     char detail[256];
-    snprintf(detail, sizeof detail, "%s is not allowed on %s; allowed: %s", req->method, req->url,
-             allow);
+    snprintf(detail, sizeof detail, "%s is not allowed on %s; allowed: %s", req->method,
+             API_CLIP(req->url, 120), allow);
     return send_problem(req, 405, "method-not-allowed", NULL, detail, allow, NULL, NULL);
 }
 

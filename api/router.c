@@ -5,7 +5,8 @@
  * "{x}.png" one that ends in ".png" (capturing what comes before), and "**"
  * the non-empty rest of the path. A path that matches a pattern under another
  * method gets 405 with Allow; one that matches no pattern gets 404. HEAD is
- * allowed wherever GET is (MHD leaves the body out).
+ * allowed wherever GET is (MHD leaves the body out). A write with a body that is
+ * not sent as JSON is refused (415, api_write_body_ok) before any handler sees it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -75,8 +76,12 @@ enum MHD_Result api_route(api_request *req)
     for (size_t i = 0; i < N_ROUTES; i++) {
         if (!api_path_match(routes[i].pattern, req->url, buf, sizeof buf, params))
             continue;
-        if (method_is(req->method, routes[i].method))
+        if (method_is(req->method, routes[i].method)) {
+            enum MHD_Result rc;
+            if (!api_write_body_ok(req, strcmp(routes[i].method, "PATCH") == 0, &rc))
+                return rc;
             return routes[i].handler(req, params);
+        }
         add_allow(allow, sizeof allow, routes[i].method);
         if (strcmp(routes[i].method, "GET") == 0)
             add_allow(allow, sizeof allow, "HEAD");

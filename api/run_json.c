@@ -34,6 +34,7 @@
 #include <stdlib.h>
 
 #include "gan/epoch.h"
+#include "gan/json_text.h"
 
 static char *print_and_delete(cJSON *o)
 {
@@ -107,7 +108,7 @@ cJSON *api_run_cjson(const gand_run_view *v)
     if (v->best_epoch >= 0) {
         cJSON *b = cJSON_AddObjectToObject(o, "best");
         cJSON_AddNumberToObject(b, "epoch", v->best_epoch);
-        cJSON_AddNumberToObject(b, "fid", v->best_fid);
+        gan_json_add_double(b, "fid", v->best_fid);
     } else {
         cJSON_AddNullToObject(o, "best");
     }

@@ -144,7 +144,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     gand_api *api = cls;
     api_request *req = *con_cls;
     long cap = atomic_load(&api->max_body_bytes);
@@ -160,7 +159,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (over_limit(conn))
             return too_many_connections(req);
         bool ok;
-        enum MHD_Result rc = api_origin_check(req, &ok);
+        enum MHD_Result rc = api_framing_check(req, version, &ok);
+        if (!ok)
+            return rc; /* before the body: MHD closes, so no byte of it is read as a request */
+        rc = api_origin_check(req, &ok);
         if (!ok)
             return rc; /* before the body, as for auth */
         rc = api_auth_check(req, &ok);
@@ -218,6 +220,15 @@ static void api_free(gand_api *api)
     pthread_mutex_destroy(&api->auth_lock);
     free(api);
 }
+
+/*
+ * Each connection's memory pool: the request line, the headers and one record per
+ * query parameter (about 60 bytes each) must fit, or MHD answers 414/431 in HTML or,
+ * when the records run out, closes without a word. 128 KiB (MHD's default is 32)
+ * lets about 1,900 short parameters be answered (by the 422 that names the first
+ * unknown one); the pages are only touched as far as a request uses them.
+ */
+enum { CONNECTION_MEMORY = 128 * 1024 };
 
 /* MHD's hard connection limit: ours plus room to answer the excess with 503. */
 static unsigned hard_connection_limit(int max)
@@ -277,8 +288,9 @@ gand_api *api_start(const api_options *opt, char *err, size_t err_len)
         flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)opt->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
         hard_connection_limit(opt->limits->max_connections), MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)opt->limits->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_ARRAY, tls_options,
+        (unsigned)opt->limits->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, api, MHD_OPTION_ARRAY, tls_options,
         MHD_OPTION_END);
     if (!api->mhd) {
         snprintf(err, err_len,

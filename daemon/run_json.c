@@ -2,8 +2,15 @@
  * daemon/run_json.c — the run store's JSON: run.json, the evaluation object (a line of
  * evaluations.jsonl, also what the API shows), state events; and the views of runs
  * and splits (run_view.h) that api/run_json.c formats.
+ *
+ * Numbers that are read back (run.json, evaluations.jsonl) or that a client may
+ * hold as data (a seed, a distance) are printed exactly (gan/json_text.h): cJSON
+ * would print 2^53 as 9.00719925474099e+15 and drop the 16th and 17th digits
+ * of a double whenever the 15 it prints are near enough.
  */
 #include "daemon/registry_internal.h"
+
+#include "gan/json_text.h"
 
 const char *const eval_state_names[EVAL_STATE_COUNT] = {"queued", "running", "done", "failed"};
 const char *const eval_trigger_names[3] = {"request", "evaluate_every", "watch_every"};
@@ -19,11 +26,11 @@ void gand_json_string_or_null(cJSON *o, const char *name, const char *value)
         cJSON_AddNullToObject(o, name);
 }
 
-/* name: the number, or null when absent */
+/* name: the number (exactly), or null when absent */
 void gand_json_number_or_null(cJSON *o, const char *name, bool present, double value)
 {
     if (present)
-        cJSON_AddNumberToObject(o, name, value);
+        gan_json_add_double(o, name, value);
     else
         cJSON_AddNullToObject(o, name);
 }
@@ -84,7 +91,7 @@ static cJSON *eval_json(const char *run_id, const evaluation *e)
     gand_json_string_or_null(o, "reason", e->reason);
     cJSON_AddStringToObject(o, "trigger", eval_trigger_names[e->trigger]);
     cJSON_AddNumberToObject(o, "samples", e->samples);
-    cJSON_AddNumberToObject(o, "seed", (double)e->seed);
+    gan_json_add_u64(o, "seed", e->seed); /* 0..2^53: every digit */
     if (e->state == EVAL_DONE) {
         cJSON *res = cJSON_AddObjectToObject(o, "result");
         gand_json_number_or_null(res, "parzen_ll", e->has_parzen, e->parzen_ll);
@@ -103,7 +110,7 @@ static cJSON *eval_json(const char *run_id, const evaluation *e)
         cJSON_AddItemToObject(sp, "test", range_cjson(e->test_begin, e->test_end));
         cJSON_AddStringToObject(res, "data", e->data);
         cJSON_AddStringToObject(res, "validation_data", e->valid_data);
-        cJSON_AddNumberToObject(res, "seconds", e->seconds);
+        gan_json_add_double(res, "seconds", e->seconds);
     } else {
         cJSON_AddNullToObject(o, "result");
     }

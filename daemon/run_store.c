@@ -4,6 +4,8 @@
  */
 #include "daemon/registry_internal.h"
 
+#include "gan/json_text.h"
+
 pending_files prepare_files_locked(gand_registry *reg, run *r, bool state_event)
 {
     (void)reg;
@@ -397,7 +399,8 @@ static void load_best(run *r)
 
 static int parse_run_file(run *r, const char *text, gan_error *err)
 {
-    cJSON *o = cJSON_Parse(text);
+    cJSON *o =
+        gan_json_parse(text, strlen(text), NULL, false); /* integers judged on their digits */
     int rc = -1;
     if (!cJSON_IsObject(o)) {
         gan_fail(err, "run.json", "run.json is not a JSON object");
@@ -420,15 +423,13 @@ static int parse_run_file(run *r, const char *text, gan_error *err)
         gan_fail(err, "run.json", "run.json has no valid state");
         goto out;
     }
-    char *cfg_text = cJSON_IsObject(cfg) ? cJSON_PrintUnformatted(cfg) : NULL;
+    /* from the parsed tree: printing it again with cJSON would round 2^53 and 17-digit doubles */
     gan_error cerr = {{0}, {0}};
-    if (!cfg_text || gan_config_from_json(&r->cfg, cfg_text, 0, &cerr) != 0) {
-        gan_fail(err, "run.json", "run.json has no valid config%s%s", cfg_text ? ": " : "",
-                 cfg_text ? cerr.message : "");
-        free(cfg_text);
+    if (!cJSON_IsObject(cfg) || gan_config_from_cjson(&r->cfg, cfg, &cerr) != 0) {
+        gan_fail(err, "run.json", "run.json has no valid config%s%s",
+                 cJSON_IsObject(cfg) ? ": " : "", cJSON_IsObject(cfg) ? cerr.message : "");
         goto out;
     }
-    free(cfg_text);
     r->state = (run_state)s;
     str_printf(r->reason, sizeof r->reason, "%s",
                cJSON_IsString(reason) ? reason->valuestring : "");

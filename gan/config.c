@@ -6,12 +6,18 @@
  * that table, so a new field is a struct member plus one row, and every error message
  * names the same range the check uses.
  *
- * Doubles are printed with the shortest of %.15g/%.16g/%.17g that reads back exactly
- * (cJSON's own printer accepts a near miss), and the seed is printed as integer digits,
- * so a saved config reloads bit for bit. Request bodies are copied to a NUL-terminated
- * buffer so that trailing garbage after the object is an error too.
+ * Numbers are exact both ways (gan/json_text.h): doubles are printed with the shortest
+ * %.Ng that reads back as the same bits (cJSON's own printer accepts a near miss), the
+ * seed as its digits, and an integer field is judged on the digits it was sent as, not
+ * on cJSON's double of them (9007199254740993 is not 2^53, 2.0000000000000001 is not 2),
+ * so a saved config reloads bit for bit and a resumed run trains with exactly its config.
+ * Request bodies are copied to a NUL-terminated buffer so that trailing garbage after the
+ * object is an error too. Every text an error quotes from the request is valid UTF-8,
+ * cut on a character boundary.
  */
 #include "gan/config.h"
+
+#include "gan/json_text.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -313,16 +319,6 @@ static bool valid_name(const char *s, size_t size)
     return true;
 }
 
-/* The shortest %.Ng (N = 15..17) that reads back as exactly d. */
-static void format_double(char *buf, size_t size, double d)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, size, "%.*g", prec, d);
-        if (strtod(buf, NULL) == d)
-            return;
-    }
-}
-
 /* What a field accepts, as in "<name> must be <this>". */
 static void range_text(const field_desc *f, char *buf, size_t size)
 {
@@ -354,23 +350,10 @@ static void range_text(const field_desc *f, char *buf, size_t size)
     }
 }
 
-/* A JSON value as a short text for "got ...". */
+/* A JSON value as a short text for "got ...": its source text for a number, valid UTF-8. */
 static void json_text(const cJSON *v, char *buf, size_t size)
 {
-    if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) { /* cJSON would print null */
-        snprintf(buf, size, "a number too large to represent");
-        return;
-    }
-    char *s = cJSON_PrintUnformatted(v);
-    if (!s) {
-        snprintf(buf, size, "an unprintable value");
-        return;
-    }
-    if (strlen(s) > 60)
-        snprintf(buf, size, "%.57s...", s);
-    else
-        snprintf(buf, size, "%s", s);
-    free(s);
+    gan_json_got(v, buf, size, 60);
 }
 
 /* A stored value as a short text for "got ...". */
@@ -399,7 +382,7 @@ static void stored_text(const gan_config *c, const field_desc *f, char *buf, siz
         snprintf(buf, size, "%" PRIu64, get_u64(c, f));
         break;
     case FT_DOUBLE:
-        format_double(buf, size, get_double(c, f));
+        gan_format_double(buf, size, get_double(c, f));
         break;
     case FT_WATCH:
         snprintf(buf, size, "%d rules", c->watch.n);
@@ -435,16 +418,14 @@ static int set_field(gan_config *c, const field_desc *f, const cJSON *v, gan_err
         return 0;
     case FT_INT:
     case FT_U64: {
-        if (!cJSON_IsNumber(v))
-            return fail_json_range(err, f, v);
-        double d = v->valuedouble;
-        if (!isfinite(d) || d != trunc(d) || d < f->min || d > f->max)
+        int64_t n;
+        if (!gan_json_integer(v, (int64_t)f->min, (int64_t)f->max, &n))
             return fail_json_range(err, f, v);
         if (f->type == FT_INT) {
-            int i = (int)d;
+            int i = (int)n;
             memcpy(p, &i, sizeof i);
         } else {
-            uint64_t u = (uint64_t)d;
+            uint64_t u = (uint64_t)n;
             memcpy(p, &u, sizeof u);
         }
         return 0;
@@ -530,7 +511,7 @@ static cJSON *parse_object(const char *json, size_t len, gan_error *err)
     memcpy(buf, json, len);
     buf[len] = '\0';
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(buf, &end, 1);
+    cJSON *root = gan_json_parse(buf, len, &end, true);
     if (!root) {
         size_t at = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len;
         gan_fail(err, "", "%s; it is not valid JSON (parsing stopped at byte offset %zu of %zu)",
@@ -558,7 +539,9 @@ static int fail_unknown_field(gan_error *err, const char *name)
             break;
         used += (size_t)n;
     }
-    return gan_fail(err, name, "unknown field '%.60s'; known fields are: %s", name, known);
+    char shown[64];
+    gan_utf8_clip(shown, sizeof shown, name, 60);
+    return gan_fail(err, shown, "unknown field '%s'; known fields are: %s", shown, known);
 }
 
 /* ---- public functions ------------------------------------------------------------------- */
@@ -567,10 +550,10 @@ int gan_config_preset(gan_config *c, const char *preset, gan_error *err)
 {
     int i = preset ? preset_index(preset) : -1;
     if (i < 0) {
-        char known[256];
+        char known[256], shown[64];
         join_names(known, sizeof known, gan_config_presets, "");
-        return gan_fail(err, "preset", "unknown preset '%.60s'; known presets are: %s",
-                        preset ? preset : "(none)", known);
+        gan_utf8_clip(shown, sizeof shown, preset ? preset : "(none)", 60);
+        return gan_fail(err, "preset", "unknown preset '%s'; known presets are: %s", shown, known);
     }
     seed_defaults(c);
     if (preset_apply[i])
@@ -584,6 +567,15 @@ int gan_config_from_json(gan_config *out, const char *json, size_t len, gan_erro
     cJSON *root = parse_object(json, len, err);
     if (!root)
         return -1;
+    int rc = gan_config_from_cjson(out, root, err);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int gan_config_from_cjson(gan_config *out, const cJSON *root, gan_error *err)
+{
+    if (!cJSON_IsObject(root))
+        return gan_fail(err, "", "a config must be a JSON object, got %s", json_kind(root));
 
     /* The preset goes first, whatever its place in the object (the last one if repeated). */
     const cJSON *preset = NULL;
@@ -593,31 +585,23 @@ int gan_config_from_json(gan_config *out, const char *json, size_t len, gan_erro
             preset = m;
 
     gan_config c;
-    int rc = -1;
-    if (preset && !cJSON_IsString(preset)) {
-        fail_json_range(err, find_field("preset"), preset);
-        goto out;
-    }
+    if (preset && !cJSON_IsString(preset))
+        return fail_json_range(err, find_field("preset"), preset);
     if (gan_config_preset(&c, preset ? preset->valuestring : "seed", err) < 0)
-        goto out;
+        return -1;
 
     cJSON_ArrayForEach(m, root)
     {
         const field_desc *f = find_field(m->string);
-        if (!f) {
-            fail_unknown_field(err, m->string);
-            goto out;
-        }
+        if (!f)
+            return fail_unknown_field(err, m->string);
         if (f->type != FT_PRESET && set_field(&c, f, m, err) < 0)
-            goto out;
+            return -1;
     }
     if (gan_config_validate(&c, err) < 0)
-        goto out;
+        return -1;
     *out = c;
-    rc = 0;
-out:
-    cJSON_Delete(root);
-    return rc;
+    return 0;
 }
 
 int gan_config_validate(const gan_config *c, gan_error *err)
@@ -685,20 +669,12 @@ cJSON *gan_config_to_cjson(const gan_config *c)
         case FT_INT:
             item = cJSON_AddNumberToObject(o, f->name, get_int(c, f));
             break;
-        case FT_U64: /* digits, never 1e+15: cJSON would print a double */
-            snprintf(num, sizeof num, "%" PRIu64, get_u64(c, f));
-            item = cJSON_AddRawToObject(o, f->name, num);
+        case FT_U64: /* digits, never 9.00719925474099e+15: cJSON would print a double */
+            item = gan_json_add_u64(o, f->name, get_u64(c, f));
             break;
-        case FT_DOUBLE: {
-            double d = get_double(c, f);
-            if (isfinite(d)) {
-                format_double(num, sizeof num, d);
-                item = cJSON_AddRawToObject(o, f->name, num);
-            } else {
-                item = cJSON_AddNullToObject(o, f->name);
-            }
+        case FT_DOUBLE: /* the shortest text that reads back as the same bits */
+            item = gan_json_add_double(o, f->name, get_double(c, f));
             break;
-        }
         case FT_ENUM: {
             int v = get_int(c, f);
             if (v >= 0 && v < enum_count(f))

@@ -99,11 +99,19 @@ int gan_config_preset(gan_config *c, const char *preset, gan_error *err);
 /* Names of the known presets, NULL-terminated. */
 extern const char *const gan_config_presets[];
 
+struct cJSON;
+
 /*
  * Parse a run config: apply the preset it names ("preset" field, default
  * "seed"), then every other field. len may be 0 for a NUL-terminated string.
  */
 int gan_config_from_json(gan_config *out, const char *json, size_t len, gan_error *err);
+/*
+ * The same from a parsed JSON object (a config inside another document, e.g.
+ * run.json). Integer fields are judged on their digits when the tree was
+ * parsed by gan_json_parse (gan/json_text.h), else on cJSON's doubles.
+ */
+int gan_config_from_cjson(gan_config *out, const struct cJSON *root, gan_error *err);
 
 /* Range checks of every field (and of their combination, e.g. nothing). */
 int gan_config_validate(const gan_config *c, gan_error *err);
@@ -111,7 +119,6 @@ int gan_config_validate(const gan_config *c, gan_error *err);
 /* The config as a JSON object string (malloc'd, caller frees). All fields, incl. preset. */
 char *gan_config_to_json(const gan_config *c);
 /* The same as a cJSON object (numbers as raw text, printed exactly as above); NULL on OOM. */
-struct cJSON;
 struct cJSON *gan_config_to_cjson(const gan_config *c);
 
 /*

@@ -22,6 +22,8 @@
  */
 #include "gan/sample_metrics.h"
 
+#include "gan/json_text.h"
+
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -874,12 +876,13 @@ int gan_sample_metrics_add_cjson(const gan_sample_metrics *m, cJSON *obj)
 {
     if (!m || !obj)
         return -1;
-    if (!cJSON_AddNumberToObject(obj, "fid", m->fid) ||
-        !cJSON_AddNumberToObject(obj, "precision", m->precision) ||
-        !cJSON_AddNumberToObject(obj, "recall", m->recall) ||
+    /* exactly (raw items): evaluations.jsonl is read back, and a run's best fid is one of these */
+    if (!gan_json_add_double(obj, "fid", m->fid) ||
+        !gan_json_add_double(obj, "precision", m->precision) ||
+        !gan_json_add_double(obj, "recall", m->recall) ||
         !cJSON_AddNumberToObject(obj, "modes", m->modes) ||
-        !cJSON_AddNumberToObject(obj, "kl", m->kl) ||
-        !cJSON_AddNumberToObject(obj, "mean_top_prob", m->mean_top_prob))
+        !gan_json_add_double(obj, "kl", m->kl) ||
+        !gan_json_add_double(obj, "mean_top_prob", m->mean_top_prob))
         return -1;
     cJSON *h = cJSON_CreateIntArray(m->histogram, GAN_SAMPLE_CLASSES);
     if (!h)

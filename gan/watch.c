@@ -10,6 +10,7 @@
  */
 #include "gan/watch.h"
 
+#include "gan/json_text.h"
 #include "gan/trainer.h"
 
 #include <cjson/cJSON.h>
@@ -148,12 +149,10 @@ static int fail_key_range(gan_error *err, int i, const key_desc *k, const char *
                     k->open ? "(" : "[", k->min, k->max, k->open ? ")" : "]", got);
 }
 
-/* A short rendering of a JSON value for an error message. */
+/* A short rendering of a JSON value for an error message (a number as it was sent; UTF-8). */
 static void value_text(const cJSON *v, char *buf, size_t size)
 {
-    char *s = cJSON_PrintUnformatted(v);
-    snprintf(buf, size, "%.60s", s ? s : "?");
-    cJSON_free(s);
+    gan_json_got(v, buf, size, 60);
 }
 
 static int name_index(const char *const *names, int n, const cJSON *v)
@@ -194,7 +193,9 @@ static int rule_from_cjson(gan_watch_rule *out, int i, const cJSON *o, gan_error
     {
         const key_desc *d = find_key(m->string);
         if (!d) {
-            snprintf(field, sizeof field, "watch[%d].%.30s", i, m->string);
+            char key[32];
+            gan_utf8_clip(key, sizeof key, m->string, 30);
+            snprintf(field, sizeof field, "watch[%d].%s", i, key);
             return gan_fail(err, field,
                             "%s is not a key of a watch rule; a rule has kind, action and its "
                             "kind's thresholds (d_wins: d_g_z_below, epochs; mode_collapse: "
@@ -218,11 +219,13 @@ static int rule_from_cjson(gan_watch_rule *out, int i, const cJSON *o, gan_error
                             "%s is not a threshold of a %s rule (d_wins: d_g_z_below, epochs; "
                             "mode_collapse: modes_below, evaluations; divergence: evaluations)",
                             field, kind_names[k]);
-        if (!cJSON_IsNumber(m) || !in_range(d, m->valuedouble)) {
+        int64_t n = 0; /* an integer key is judged on its digits: 3.0000000000000001 is not 3 */
+        if (!cJSON_IsNumber(m) || !in_range(d, m->valuedouble) ||
+            (d->is_int && !gan_json_integer(m, (int64_t)d->min, (int64_t)d->max, &n))) {
             value_text(m, got, sizeof got);
             return fail_key_range(err, i, d, got);
         }
-        set_key(&r, d->id, m->valuedouble);
+        set_key(&r, d->id, d->is_int ? (double)n : m->valuedouble);
     }
     *out = r;
     return 0;
@@ -268,9 +271,9 @@ cJSON *gan_watch_to_cjson(const gan_watch *w)
         }
         bool ok = cJSON_AddStringToObject(o, "kind", gan_watch_kind_name(r->kind)) &&
                   cJSON_AddStringToObject(o, "action", gan_watch_action_name(r->action));
-        for (int k = 0; k < N_KEYS && ok; k++)
+        for (int k = 0; k < N_KEYS && ok; k++) /* exactly: cJSON's printer may drop digits */
             if (key_of(&keys[k], r->kind))
-                ok = cJSON_AddNumberToObject(o, keys[k].name, key_value(r, keys[k].id)) != NULL;
+                ok = gan_json_add_double(o, keys[k].name, key_value(r, keys[k].id)) != NULL;
         if (!ok) {
             cJSON_Delete(a);
             return NULL;

@@ -699,13 +699,13 @@ static void test_metrics_all(void **state)
     assert_int_equal(gan_sample_metrics_add_cjson(&m, o), 0);
     const char *names[] = {"fid", "precision", "recall", "modes", "kl", "mean_top_prob"};
     const double values[] = {m.fid, m.precision, m.recall, m.modes, m.kl, m.mean_top_prob};
-    for (int i = 0; i < 6; i++) {
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(o, names[i]);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON *back = cJSON_Parse(text);
+    for (int i = 0; i < 6; i++) { /* printed exactly: they read back as the same doubles */
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(back, names[i]);
         assert_true(cJSON_IsNumber(v));
         assert_true(v->valuedouble == values[i]);
     }
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON *back = cJSON_Parse(text);
     cJSON *h = cJSON_GetObjectItemCaseSensitive(back, "histogram");
     assert_true(cJSON_IsArray(h));
     assert_int_equal(cJSON_GetArraySize(h), 10);
