@@ -26,6 +26,7 @@ typedef struct api_options {
     size_t token_len;
     bool public_reads;         /* with a token: reads need none */
     const char *allowed_hosts; /* names a Host may carry besides IPs and localhost (or NULL) */
+    int http_threads;          /* libmicrohttpd's thread pool; 0 = one per CPU, 4..16 */
     const char *tls_cert_pem;  /* HTTPS when both are set (PEM texts, copied) */
     const char *tls_key_pem;
 } api_options;

@@ -19,6 +19,11 @@
  * realm="gand"`; a wrong or malformed one → 401 with error="invalid_token" (or
  * "invalid_request"). A wrong token is 401, not 403: the client must
  * authenticate again, and the dashboard asks for the token on 401.
+ *
+ * A new token (SIGHUP) applies to every request from then on, and to the
+ * event streams already open: one whose request would now be refused (opened
+ * with the old token, or without one when reads are no longer public) ends
+ * (api/sse.c).
  */
 #include "api/auth.h"
 
@@ -127,16 +132,22 @@ bool auth_token_equal(const unsigned char *expected, size_t elen, const char *gi
 
 void api_set_auth(gand_api *api, const char *token, size_t len, bool public_reads)
 {
+    if (!token || len > AUTH_TOKEN_MAX)
+        len = 0;
     pthread_mutex_lock(&api->auth_lock);
-    explicit_bzero(api->token, sizeof api->token);
-    api->token_len = 0;
-    if (token && len > 0 && len <= AUTH_TOKEN_MAX) {
-        memcpy(api->token, token, len);
+    bool same = len == api->token_len && (len == 0 || memcmp(api->token, token, len) == 0);
+    bool changed = !same || public_reads != atomic_load(&api->public_reads);
+    if (!same) {
+        explicit_bzero(api->token, sizeof api->token);
+        memcpy(api->token, token ? token : "", len);
         api->token_len = len;
+        atomic_fetch_add(&api->token_gen, 1); /* streams opened with the old token end */
     }
     atomic_store(&api->public_reads, public_reads);
     atomic_store(&api->auth_on, api->token_len > 0);
     pthread_mutex_unlock(&api->auth_lock);
+    if (changed)
+        api_streams_auth_changed(api);
 }
 
 static bool is_read(const char *method)
@@ -154,10 +165,11 @@ static bool always_public(const char *method, const char *url)
            strcmp(url, "/api/v1/openapi.json") == 0;
 }
 
-static bool token_matches(gand_api *api, const char *given, size_t glen)
+static bool token_matches(gand_api *api, const char *given, size_t glen, unsigned *gen)
 {
     pthread_mutex_lock(&api->auth_lock);
     bool ok = auth_token_equal(api->token, api->token_len, given, glen);
+    *gen = atomic_load(&api->token_gen);
     pthread_mutex_unlock(&api->auth_lock);
     return ok;
 }
@@ -185,10 +197,12 @@ static enum MHD_Result unauthorized(api_request *req, const char *error, const c
         snprintf(challenge, sizeof challenge, "Bearer realm=\"gand\", error=\"%s\"", error);
     else
         snprintf(challenge, sizeof challenge, "Bearer realm=\"gand\"");
-    if (error) {
+    if (error) { /* anyone can send bad tokens: at most one line per 10 s */
+        static gand_log_limit refused;
         char from[64];
         peer(req, from, sizeof from);
-        log_notice("http: %s %s from %s refused: %s", req->method, req->url, from, error);
+        gand_log_limited(&refused, GAND_LOG_NOTICE, "http: %s %s from %s refused: %s", req->method,
+                         req->url, from, error);
     }
     const char *const headers[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge, NULL};
     return api_problem_with_headers(req, 401, "unauthorized", headers, "%s", detail);
@@ -234,8 +248,11 @@ enum MHD_Result api_auth_check(api_request *req, bool *ok)
         return unauthorized(req, NULL,
                             "this daemon needs a bearer token: send 'Authorization: Bearer "
                             "<token>' (the token is in the file its token_file names)");
-    if (!token_matches(api, given, glen))
+    unsigned gen;
+    if (!token_matches(api, given, glen, &gen))
         return unauthorized(req, "invalid_token", "the bearer token is not valid");
+    req->by_token = true;
+    req->token_gen = gen;
     *ok = true;
     return MHD_YES;
 }

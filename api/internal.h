@@ -2,8 +2,11 @@
  * api/internal.h — what the files of api/ share: the server's state, the
  * per-request closure, response helpers and the handlers the router calls.
  *
- * Every handler runs on the connection's own MHD thread, queues exactly one
- * response through api_send* / api_problem* and returns what that returned.
+ * Every handler runs on one of libmicrohttpd's pool threads, which serves
+ * many connections (server.c says why): it queues exactly one response
+ * through api_send* / api_problem* and returns what that returned, and it
+ * must not wait for anything that takes long — an event stream suspends its
+ * connection instead (sse.c).
  */
 #ifndef GAND_API_INTERNAL_H
 #define GAND_API_INTERNAL_H
@@ -38,15 +41,42 @@ struct gand_api {
     atomic_bool stopping;
     atomic_bool worker_stalled;
     atomic_ulong requests_by_status[API_STATUS_MAX];
-    /* connections (server.c): counted by MHD's notify callback; past max_connections → 503 */
+    /*
+     * connections (server.c): each open one is an api_conn in `conns`, counted
+     * in total and by client address; past max_connections or
+     * max_connections_per_ip → 503. The sweeper thread closes those whose
+     * headers or body are late. All under conns_lock.
+     */
     atomic_int connections;
     int max_connections;
+    int max_connections_per_ip;
+    int header_timeout_s, body_timeout_s;
+    int threads;
+    pthread_mutex_t conns_lock;
+    pthread_cond_t conns_cond; /* the sweeper: an earlier deadline, or stop */
+    struct api_conn *conns;
+    struct ip_count **ip_counts; /* a hash table of IP_BUCKETS chains */
+    long long sweeper_wake_ms;   /* when the sweeper wakes next (monotonic), 0 = not planned */
+    bool sweeper_stop, sweeper_started;
+    pthread_t sweeper;
+    /*
+     * event streams (sse.c): every open stream, and the thread that resumes
+     * the suspended ones; all under streams_lock (after the registry's lock
+     * when both are held: the registry's event hook takes it).
+     */
+    pthread_mutex_t streams_lock;
+    struct sse_stream *streams;
+    int streams_epfd, streams_evfd; /* the waker's epoll set, and its wake-up eventfd */
+    long long streams_wake_ms;      /* the waker's next timed wake-up, 0 = none planned */
+    bool streams_stopping, streams_started;
+    pthread_t streams_waker;
     /* authentication (auth.c): the token, zero-padded, under auth_lock (SIGHUP replaces it) */
     pthread_mutex_t auth_lock;
     unsigned char token[AUTH_TOKEN_MAX];
     size_t token_len;
     atomic_bool auth_on;
     atomic_bool public_reads;
+    atomic_uint token_gen; /* changes whenever the token does (streams opened with another end) */
     /* origins (origin.c): host names a request's Host may carry besides IPs and localhost */
     char allowed_hosts[1024];
     /* TLS (server.c): the PEM texts MHD was started with, wiped and freed by api_stop */
@@ -65,6 +95,9 @@ typedef struct api_request {
     bool body_too_large;
     bool responded;
     int status;
+    /* how api_auth_check let it through: with the token of token_gen, or without one */
+    bool by_token;
+    unsigned token_gen;
 } api_request;
 
 /* ---- responses (respond.c) ---- */
@@ -157,6 +190,20 @@ enum MHD_Result api_framing_check(api_request *req, const char *version, bool *o
  * *ok = true: go on. *ok = false: a 401 problem has been queued; return rc.
  */
 enum MHD_Result api_auth_check(api_request *req, bool *ok);
+
+/* A monotonic clock in milliseconds (server.c). */
+long long api_now_ms(void);
+
+/* ---- event streams (sse.c) ---- */
+
+/* Start the thread that wakes suspended streams, and the registry's hook to it. */
+int api_streams_start(gand_api *api, char *err, size_t err_len);
+/* End every stream: resume the suspended ones (before MHD_stop_daemon) and stop the thread. */
+void api_streams_stop(gand_api *api);
+/* After MHD_stop_daemon: release what api_streams_start made. */
+void api_streams_free(gand_api *api);
+/* The token or public_reads changed: streams that would now be refused end. */
+void api_streams_auth_changed(gand_api *api);
 
 /* ---- origins (origin.c) ---- */
 

@@ -85,8 +85,11 @@ static enum MHD_Result send_problem(api_request *req, unsigned status, const cha
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
     for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
         MHD_add_response_header(resp, headers[i], headers[i + 1]);
-    if (status >= 500)
-        log_warning("http: %s %s -> %u: %s", req->method, req->url, status, detail);
+    if (status >= 500) { /* clients can cause some (503 busy): one line per 10 s per status */
+        static gand_log_limit limits[API_STATUS_MAX - 500];
+        gand_log_limited(&limits[status < API_STATUS_MAX ? status - 500 : 0], GAND_LOG_WARNING,
+                         "http: %s %s -> %u: %s", req->method, req->url, status, detail);
+    }
     return api_send(req, status, resp);
 }
 

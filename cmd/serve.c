@@ -318,17 +318,19 @@ static void log_settings(const gand_settings *s, FILE *f)
         f,
         "config = %s\n[server]\nlisten = %s\nstate_dir = %s\ndevice = %s\nlog_level = %s\n"
         "web_dir = %s\njavascript_dir = %s\ntoken_file = %s\npublic_reads = %s\n"
-        "allowed_hosts = %s\n"
-        "[limits]\nmax_body_bytes = %ld\nmax_connections = %d\n"
-        "connection_timeout_s = %d\nmax_event_streams = %d\nmax_sample_n = %d\n"
+        "allowed_hosts = %s\nhttp_threads = %d\n"
+        "[limits]\nmax_body_bytes = %ld\nmax_connections = %d\nmax_connections_per_ip = %d\n"
+        "connection_timeout_s = %d\nheader_timeout_s = %d\nbody_timeout_s = %d\n"
+        "max_event_streams = %d\nmax_sample_n = %d\n"
         "max_runs = %d\n[tls]\ntls_cert = %s\ntls_key = %s\n[datasets]\n",
         s->config_path[0] ? s->config_path : "(none: built-in defaults)", s->listen, s->state_dir,
         s->device, gand_log_level_name(s->log_level), s->web_dir[0] ? s->web_dir : "(none)",
         s->javascript_dir[0] ? s->javascript_dir : "(none)",
         s->token_file[0] ? s->token_file : "(none: no authentication)",
-        s->public_reads ? "true" : "false", s->allowed_hosts, s->limits.max_body_bytes,
-        s->limits.max_connections, s->limits.connection_timeout_s, s->limits.max_event_streams,
-        s->limits.max_sample_n, s->limits.max_runs,
+        s->public_reads ? "true" : "false", s->allowed_hosts, s->http_threads,
+        s->limits.max_body_bytes, s->limits.max_connections, s->limits.max_connections_per_ip,
+        s->limits.connection_timeout_s, s->limits.header_timeout_s, s->limits.body_timeout_s,
+        s->limits.max_event_streams, s->limits.max_sample_n, s->limits.max_runs,
         s->tls_cert[0] ? s->tls_cert : "(none: plain HTTP)", s->tls_key[0] ? s->tls_key : "(none)");
     for (int i = 0; i < s->dataset_count; i++) {
         const gand_dataset_entry *d = &s->datasets[i];
@@ -551,6 +553,7 @@ int gand_cmd_serve(int argc, char **argv)
                       .token_len = token_len,
                       .public_reads = settings.public_reads,
                       .allowed_hosts = settings.allowed_hosts,
+                      .http_threads = settings.http_threads,
                       .tls_cert_pem = tls_cert,
                       .tls_key_pem = tls_key};
     gand_api *api = api_start(&ao, err, sizeof err);

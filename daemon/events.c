@@ -1,5 +1,6 @@
 /*
- * daemon/events.c — a run's event sequence: publish, and read or wait for events.
+ * daemon/events.c — a run's event sequence: publish, and read or wait for events;
+ * the hook that tells the API's suspended streams (registry_set_event_hook).
  */
 #include "daemon/registry_internal.h"
 
@@ -16,8 +17,23 @@ uint64_t event_add_locked(gand_registry *reg, run *r, const char *kind, char *da
     r->events[r->nevents].kind = kind;
     r->events[r->nevents].data = data;
     r->nevents++;
-    pthread_cond_broadcast(&r->events_cond); /* this run's streams only */
+    event_wake_locked(reg, r);
     return (uint64_t)r->nevents;
+}
+
+void event_wake_locked(gand_registry *reg, run *r)
+{
+    pthread_cond_broadcast(&r->events_cond); /* this run's streams only */
+    if (reg->event_hook)
+        reg->event_hook(reg->event_hook_ctx, r->id);
+}
+
+void registry_set_event_hook(gand_registry *reg, registry_event_hook fn, void *ctx)
+{
+    pthread_mutex_lock(&reg->lock);
+    reg->event_hook = fn;
+    reg->event_hook_ctx = ctx;
+    pthread_mutex_unlock(&reg->lock);
 }
 
 void events_report_lost(gand_registry *reg)

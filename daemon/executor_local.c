@@ -286,7 +286,7 @@ static bool worker_release(worker_run *w, const char *note)
     r->active = false;
     r->iterations_per_epoch = 0;
     reg->current = NULL;
-    pthread_cond_broadcast(&r->events_cond); /* "ended" may now be true */
+    event_wake_locked(reg, r); /* "ended" may now be true */
     pending_files p = prepare_files_locked(reg, r, false);
     pthread_mutex_unlock(&reg->lock);
     store_files(reg, r, &p);

@@ -1,9 +1,11 @@
 #include "daemon/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static atomic_int threshold = GAND_LOG_INFO;
@@ -34,6 +36,38 @@ void gand_log(int level, const char *fmt, ...)
     line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
+}
+
+static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void gand_log_limited(gand_log_limit *lim, int level, const char *fmt, ...)
+{
+    if (level > atomic_load(&threshold))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    pthread_mutex_lock(&limit_lock);
+    if (lim->next_ms && now < lim->next_ms) {
+        lim->suppressed++;
+        pthread_mutex_unlock(&limit_lock);
+        return;
+    }
+    unsigned long left_out = lim->suppressed;
+    lim->suppressed = 0;
+    lim->next_ms = now + GAND_LOG_LIMIT_S * 1000LL;
+    pthread_mutex_unlock(&limit_lock);
+    char text[1900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (left_out)
+        gand_log(level,
+                 "%s (and %lu more like it since the last one, not logged: at most one a %d s)",
+                 text, left_out, GAND_LOG_LIMIT_S);
+    else
+        gand_log(level, "%s", text);
 }
 
 void gand_log_set_level(int level)

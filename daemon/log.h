@@ -21,6 +21,20 @@ int gand_log_get_level(void);
 int gand_log_level_from_name(const char *name);
 const char *gand_log_level_name(int level);
 
+/*
+ * A line a client can cause again and again (a refused token, a closed slow
+ * connection, a 5xx): at most one per GAND_LOG_LIMIT_S per limiter, and the
+ * next one that is logged says how many were left out meanwhile. One static
+ * limiter per kind of message; thread-safe.
+ */
+enum { GAND_LOG_LIMIT_S = 10 };
+typedef struct gand_log_limit {
+    long long next_ms;        /* monotonic time before which lines are counted, not logged */
+    unsigned long suppressed; /* lines counted since the last one logged */
+} gand_log_limit;
+void gand_log_limited(gand_log_limit *lim, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #define log_err(...) gand_log(GAND_LOG_ERR, __VA_ARGS__)
 #define log_warning(...) gand_log(GAND_LOG_WARNING, __VA_ARGS__)
 #define log_notice(...) gand_log(GAND_LOG_NOTICE, __VA_ARGS__)

@@ -706,7 +706,7 @@ reg_status registry_delete_run(gand_registry *reg, const char *id, gan_error *er
                     reg->evals_queued--;
             r->removed = true;
             r->refs--; /* the table's reference */
-            pthread_cond_broadcast(&r->events_cond);
+            event_wake_locked(reg, r);
         }
     }
     pthread_mutex_unlock(&reg->lock);

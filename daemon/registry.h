@@ -147,6 +147,19 @@ reg_status registry_metrics(gand_registry *r, const char *id, int since, char **
 reg_status registry_events(gand_registry *r, const char *id, uint64_t after, int timeout_ms,
                            char **text, uint64_t *last, bool *ended);
 
+/*
+ * A function the registry calls whenever a run's event stream may have news:
+ * an event was added, or the stream may have ended (the run let go of the
+ * worker, or was deleted). Streams that do not block in registry_events (the
+ * API suspends them) learn of it this way. It is called from any thread with
+ * the registry's lock held, which is where the news is made (in many places):
+ * so it must only note run_id and return — never call the registry, block, or
+ * take a lock that is held anywhere while the registry is called. fn NULL:
+ * none (the default).
+ */
+typedef void (*registry_event_hook)(void *ctx, const char *run_id);
+void registry_set_event_hook(gand_registry *r, registry_event_hook fn, void *ctx);
+
 /* samples.png from the latest published G snapshot, rendered on the CPU. */
 reg_status registry_sample_png(gand_registry *r, const char *id, int n, uint64_t seed, int scale,
                                uint8_t **png, size_t *len, gan_error *err);

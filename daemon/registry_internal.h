@@ -217,9 +217,11 @@ struct gand_registry {
      * logged after it by events_report_lost */
     atomic_uint_least64_t events_lost, events_lost_logged;
     int64_t next_eval_seq;
-    run *current;       /* the run the worker holds, or NULL */
-    gk_backend *be;     /* the worker's, opened for `device_req` */
-    gk_backend *be_alt; /* the other backend, opened for the first run that names it */
+    run *current;                   /* the run the worker holds, or NULL */
+    gk_backend *be;                 /* the worker's, opened for `device_req` */
+    gk_backend *be_alt;             /* the other backend, opened for the first run that names it */
+    registry_event_hook event_hook; /* registry_set_event_hook (under lock) */
+    void *event_hook_ctx;
 };
 
 /* A growable string; on allocation failure it remembers and sb_take returns NULL. */
@@ -353,6 +355,8 @@ char *state_event_data(const run_record *r, int64_t at);
 /* Log, with nothing locked, the events lost since the last report (if any). */
 void events_report_lost(gand_registry *reg);
 uint64_t event_add_locked(gand_registry *reg, run *r, const char *kind, char *data);
+/* A run's stream may have news (an event, its end): wake its waiters and call the hook. */
+void event_wake_locked(gand_registry *reg, run *r);
 char *event_line(const char *kind, int epoch, const char *data);
 
 /* ---- alerts: watch rules that fired (alerts.c) ---- */

@@ -74,10 +74,16 @@ static const key_desc keys[] = {
     {"server", "token_file", K_FILE, OFF(token_file), 0, 0, true, NULL},
     {"server", "public_reads", K_BOOL, OFF(public_reads), 0, 0, true, NULL},
     {"server", "allowed_hosts", K_HOSTS, OFF(allowed_hosts), 0, 0, false, NULL},
+    {"server", "http_threads", K_INT, OFF(http_threads), 0, 256, false, "one per CPU, 4..16"},
     {"limits", "max_body_bytes", K_LONG, OFF(limits.max_body_bytes), 1024, 1L << 30, true, NULL},
     {"limits", "max_connections", K_INT, OFF(limits.max_connections), 2, 10000, false, NULL},
+    {"limits", "max_connections_per_ip", K_INT, OFF(limits.max_connections_per_ip), 0, 10000, false,
+     "no cap"},
     {"limits", "connection_timeout_s", K_INT, OFF(limits.connection_timeout_s), 0, 86400, false,
      "no timeout"},
+    {"limits", "header_timeout_s", K_INT, OFF(limits.header_timeout_s), 0, 3600, false,
+     "no deadline"},
+    {"limits", "body_timeout_s", K_INT, OFF(limits.body_timeout_s), 0, 86400, false, "no deadline"},
     {"limits", "max_event_streams", K_INT, OFF(limits.max_event_streams), 0, 10000, true,
      "no event streams"},
     {"limits", "max_sample_n", K_INT, OFF(limits.max_sample_n), 1, 1024, true, NULL},
@@ -124,8 +130,11 @@ void settings_defaults(gand_settings *s)
     if (access("/usr/share/javascript", R_OK | X_OK) == 0)
         snprintf(s->javascript_dir, sizeof s->javascript_dir, "/usr/share/javascript");
     s->limits.max_body_bytes = 1L << 20;
-    s->limits.max_connections = 64;
+    s->limits.max_connections = 256;
+    s->limits.max_connections_per_ip = 64;
     s->limits.connection_timeout_s = 60;
+    s->limits.header_timeout_s = 10;
+    s->limits.body_timeout_s = 60;
     s->limits.max_event_streams = 16;
     s->limits.max_sample_n = 1024;
     s->limits.max_runs = 1000;

@@ -26,12 +26,15 @@
 enum { GAND_MAX_DATASETS = 32 };
 
 typedef struct gand_limits {
-    long max_body_bytes;      /* request bodies larger than this get 413 (live) */
-    int max_connections;      /* concurrent HTTP connections (restart) */
-    int connection_timeout_s; /* idle connection timeout, 0 = none (restart) */
-    int max_event_streams;    /* concurrent SSE streams, more get 429 (live) */
-    int max_sample_n;         /* largest n of samples.png (live) */
-    int max_runs;             /* runs kept in the state dir, 0 = unlimited (restart) */
+    long max_body_bytes;        /* request bodies larger than this get 413 (live) */
+    int max_connections;        /* concurrent HTTP connections (restart) */
+    int max_connections_per_ip; /* of them from one client address, 0 = no cap (restart) */
+    int connection_timeout_s;   /* idle connection timeout, 0 = none (restart) */
+    int header_timeout_s;       /* a request's headers must arrive within it, 0 = none (restart) */
+    int body_timeout_s;         /* and its body within this after them, 0 = none (restart) */
+    int max_event_streams;      /* concurrent SSE streams, more get 429 (live) */
+    int max_sample_n;           /* largest n of samples.png (live) */
+    int max_runs;               /* runs kept in the state dir, 0 = unlimited (restart) */
 } gand_limits;
 
 typedef struct gand_settings {
@@ -47,6 +50,7 @@ typedef struct gand_settings {
     char token_file[PATH_MAX];     /* bearer token for the API; "" = no authentication */
     bool public_reads;             /* with a token: GET/HEAD need none (writes still do) */
     char allowed_hosts[1024]; /* host names a request's Host may carry, besides IPs and localhost */
+    int http_threads;         /* libmicrohttpd's thread pool, 0 = from the CPU count (restart) */
     gand_limits limits;
     char tls_cert[PATH_MAX]; /* [tls] PEM certificate (chain); "" = plain HTTP */
     char tls_key[PATH_MAX];  /* [tls] its PEM private key */
