@@ -24,14 +24,14 @@ bool alerts_raise(gand_registry *reg, run *r, const gan_alert *a, int n)
         char *line = event_line("alert", a[i].epoch, data);
         char *copy = strdup(data);
         pthread_mutex_lock(&r->io);
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         bool removed = r->removed;
         if (!removed) {
             alert_keep_locked(r, &a[i]);
             event_add_locked(reg, r, "alert", copy);
             copy = NULL;
         }
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         if (!removed && line) {
             char path[PATH_MAX];
             run_path(r, "events.jsonl", path, sizeof path);

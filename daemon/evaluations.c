@@ -60,11 +60,11 @@ void eval_store(gand_registry *reg, run *r, eval_lines *l)
     char *data = print_and_delete(eval_cjson(r, &l->copy));
     char *event = data ? event_line("evaluation", l->run_epoch, data) : NULL;
     char *eval_line = data && l->persist ? strdup(data) : NULL;
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     if (l->finished)
         r->evals_pending--;
     event_add_locked(reg, r, "evaluation", data);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     if (!data)
         log_err("run %s: out of memory recording evaluation %d", r->id, l->copy.id);
     char path[PATH_MAX];
@@ -88,7 +88,7 @@ void eval_store(gand_registry *reg, run *r, eval_lines *l)
  */
 bool worker_evaluate_next(gand_registry *reg)
 {
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     run *r = NULL;
     int idx = -1;
     for (int i = 0; i < reg->nruns; i++)
@@ -101,17 +101,17 @@ bool worker_evaluate_next(gand_registry *reg)
         }
     if (!r) {
         reg->evals_queued = 0; /* nothing is queued, whatever the count said */
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         return false;
     }
     r->refs++;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
 
     pthread_mutex_lock(&r->io);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     evaluation *e = &r->evals[idx];
     if (r->removed || e->state != EVAL_QUEUED) {
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         pthread_mutex_unlock(&r->io);
         run_put(reg, r);
         return true;
@@ -127,7 +127,7 @@ bool worker_evaluate_next(gand_registry *reg)
     char dataset[GAN_NAME_MAX];
     str_printf(dataset, sizeof dataset, "%s", r->cfg.dataset);
     eval_lines l = eval_record_locked(reg, r, e, false);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     eval_store(reg, r, &l);
     pthread_mutex_unlock(&r->io);
 
@@ -157,7 +157,7 @@ bool worker_evaluate_next(gand_registry *reg)
     atomic_store(&reg->eval_started_ms, 0);
 
     pthread_mutex_lock(&r->io);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     e = &r->evals[idx];
     e->finished_at = now_ms();
     if (rc == 0) {
@@ -201,7 +201,7 @@ bool worker_evaluate_next(gand_registry *reg)
             r->best_pending_fid = res.metrics.fid;
         }
     }
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     eval_store(reg, r, &l);
     pthread_mutex_unlock(&r->io);
     const double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
@@ -246,7 +246,7 @@ reg_status registry_evaluate(gand_registry *reg, const char *id, int samples, ui
     eval_lines l = {0};
     evaluation queued = {0};
     pthread_mutex_lock(&r->io);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     const dataset_info *d = dataset_find(reg, r->cfg.dataset);
     if (r->removed) {
         st = not_found(id, err);
@@ -283,7 +283,7 @@ reg_status registry_evaluate(gand_registry *reg, const char *id, int samples, ui
                 *eval_id = e->id;
         }
     }
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     eval_store(reg, r, &l);
     pthread_mutex_unlock(&r->io);
     if (queued.id > 0) { /* the answer and the log line, with nothing locked */
@@ -314,10 +314,10 @@ reg_status registry_evaluations(gand_registry *reg, const char *id, char **json)
     run *r = run_get(reg, id);
     if (!r)
         return REG_NOT_FOUND;
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     int n = r->nevals;
     evaluation *c = evals_copy_locked(r, 0, n);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     cJSON *o = c ? cJSON_CreateObject() : NULL; /* formatted with nothing locked */
     if (o) {
         cJSON_AddStringToObject(o, "run", r->id);
@@ -338,10 +338,10 @@ reg_status registry_evaluation(gand_registry *reg, const char *id, int n, char *
     run *r = run_get(reg, id);
     if (!r)
         return not_found(id, err);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     int count = r->nevals;
     evaluation *c = n >= 1 && n <= count ? evals_copy_locked(r, n - 1, 1) : NULL;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     reg_status st = REG_OK;
     if (n < 1 || n > count) {
         gan_fail(err, "", "run %s has no evaluation %d (it has %d)", id, n, count);

@@ -30,10 +30,10 @@ void event_wake_locked(gand_registry *reg, run *r)
 
 void registry_set_event_hook(gand_registry *reg, registry_event_hook fn, void *ctx)
 {
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     reg->event_hook = fn;
     reg->event_hook_ctx = ctx;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
 }
 
 void events_report_lost(gand_registry *reg)
@@ -64,7 +64,7 @@ reg_status registry_events(gand_registry *reg, const char *id, uint64_t after, i
     if (!r)
         return REG_NOT_FOUND;
     struct timespec dl = deadline_after_ms(timeout_ms > 0 ? timeout_ms : 0);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     for (;;) {
         bool have = (uint64_t)r->nevents > after;
         bool done = state_is_final(r->state) && !r->active && r->evals_pending == 0 &&
@@ -90,7 +90,7 @@ reg_status registry_events(gand_registry *reg, const char *id, uint64_t after, i
     }
     bool final =
         state_is_final(r->state) && !r->active && r->evals_pending == 0 && r->events_pending == 0;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
 
     if (copy) { /* formatted with nothing locked */
         sb b = {0};

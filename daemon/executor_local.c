@@ -68,9 +68,9 @@ static int worker_checkpoint(worker_run *w, gan_error *err)
         return -1;
     w->saved_epoch = e;
     w->saved_iteration = it;
-    pthread_mutex_lock(&w->reg->lock);
+    reg_lock(w->reg);
     w->r->checkpoint_epoch = e;
-    pthread_mutex_unlock(&w->reg->lock);
+    reg_unlock(w->reg);
     persist_run(w->reg, w->r);
     return 0;
 }
@@ -105,7 +105,7 @@ static void worker_queue_auto_eval(worker_run *w, g_snapshot *s, eval_trigger tr
     eval_lines l = {0};
     char warning[640] = "";
     pthread_mutex_lock(&r->io);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     const dataset_info *d = dataset_find(reg, r->cfg.dataset);
     if (trigger == EVAL_WATCH && (!d || !d->eval_ok || !d->has_classifier)) {
         /* said once at start-up: the data set has no classifier (or no held-out images) */
@@ -127,7 +127,7 @@ static void worker_queue_auto_eval(worker_run *w, g_snapshot *s, eval_trigger tr
             str_printf(warning, sizeof warning, "run %s: out of memory queueing an evaluation",
                        r->id);
     }
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     eval_store(reg, r, &l);
     pthread_mutex_unlock(&r->io);
     if (warning[0])
@@ -150,10 +150,10 @@ static void worker_watch_epoch(worker_run *w, const gan_config *live)
     gan_epoch_metrics *tail = malloc((size_t)look * sizeof *tail);
     if (!tail)
         return;
-    pthread_mutex_lock(&w->reg->lock);
+    reg_lock(w->reg);
     int n = w->r->nmetrics < look ? w->r->nmetrics : look;
     memcpy(tail, w->r->metrics + (w->r->nmetrics - n), (size_t)n * sizeof *tail);
-    pthread_mutex_unlock(&w->reg->lock);
+    reg_unlock(w->reg);
     gan_alert fired[GAN_WATCH_MAX];
     int k = gan_watch_after_epoch(&live->watch, tail, n, fired, GAN_WATCH_MAX);
     free(tail);
@@ -170,14 +170,14 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
     gan_epoch_metrics_json(m, line, sizeof line);
     run_path(r, "metrics.jsonl", path, sizeof path);
 
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     bool stale = r->metrics_file_stale;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     int wrote;
     if (stale) { /* an earlier append failed: rewrite the whole history, then this line */
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         char *all = metrics_text_locked(r);
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         wrote = all && gan_write_file_atomic(path, all, strlen(all), err) == 0 &&
                         gan_append_line(path, line) == 0
                     ? 0
@@ -188,7 +188,7 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
     }
     int io_errno = errno;
 
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     bool stored = grow((void **)&r->metrics, &r->metrics_cap, r->nmetrics + 1, sizeof *m);
     if (stored) {
         r->metrics[r->nmetrics++] = *m;
@@ -197,7 +197,7 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
         event_add_locked(reg, r, "epoch", strdup(line));
     }
     r->metrics_file_stale = wrote != 0;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     events_report_lost(reg);
     if (!stored)
         return gan_fail(err, "", "out of memory recording epoch %d", m->epoch);
@@ -217,11 +217,11 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
             snapshot_release(s);
             return -1;
         }
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         if ((r->nsamples == 0 || r->samples[r->nsamples - 1] < m->epoch) &&
             grow((void **)&r->samples, &r->samples_cap, r->nsamples + 1, sizeof(int)))
             r->samples[r->nsamples++] = m->epoch;
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
     }
     if (plan.evaluate)
         worker_queue_auto_eval(w, s, EVAL_EVALUATE_EVERY);
@@ -243,11 +243,11 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
 static void worker_save_best(worker_run *w)
 {
     run *r = w->r;
-    pthread_mutex_lock(&w->reg->lock);
+    reg_lock(w->reg);
     int epoch = r->best_pending_epoch;
     double fid = r->best_pending_fid;
     r->best_pending_epoch = -1;
-    pthread_mutex_unlock(&w->reg->lock);
+    reg_unlock(w->reg);
     if (epoch < 0 || epoch != gan_trainer_epoch(w->t) || gan_trainer_iteration(w->t) != 0)
         return;
     char path[PATH_MAX];
@@ -258,10 +258,10 @@ static void worker_save_best(worker_run *w)
                     err.message);
         return;
     }
-    pthread_mutex_lock(&w->reg->lock);
+    reg_lock(w->reg);
     r->best_epoch = epoch;
     r->best_fid = fid;
-    pthread_mutex_unlock(&w->reg->lock);
+    reg_unlock(w->reg);
     log_info("run %s: epoch %d is the best yet (Fréchet distance %.2f); checkpoint-best written",
              r->id, epoch, fid);
 }
@@ -275,9 +275,9 @@ static bool worker_release(worker_run *w, const char *note)
     gand_registry *reg = w->reg;
     run *r = w->r;
     pthread_mutex_lock(&r->io);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     if (r->state == RUN_RUNNING && !reg->shutdown) {
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         pthread_mutex_unlock(&r->io);
         return false;
     }
@@ -288,7 +288,7 @@ static bool worker_release(worker_run *w, const char *note)
     reg->current = NULL;
     event_wake_locked(reg, r); /* "ended" may now be true */
     pending_files p = prepare_files_locked(reg, r, false);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     store_files(reg, r, &p);
     pthread_mutex_unlock(&r->io);
     return true;
@@ -300,10 +300,10 @@ static int worker_build(worker_run *w, gan_error *err)
     gand_registry *reg = w->reg;
     run *r = w->r;
     gan_config cfg;
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     cfg = r->cfg;
     r->cfg_dirty = false;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     const dataset_info *d = worker_dataset(reg, cfg.dataset, err);
     if (!d)
         return -1;
@@ -318,9 +318,9 @@ static int worker_build(worker_run *w, gan_error *err)
     gk_backend *be = run_backend(reg, &cfg, err);
     if (!be)
         return -1;
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     str_printf(r->device, sizeof r->device, "%s", be->device);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     w->t = gan_trainer_new(be, &cfg, &train, err);
     if (!w->t)
         return -1;
@@ -340,7 +340,7 @@ static int worker_build(worker_run *w, gan_error *err)
     }
     int epoch = gan_trainer_epoch(w->t);
     char *rewrite = NULL;
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     r->iteration = gan_trainer_iteration(w->t);
     r->iterations_per_epoch = gan_trainer_iterations_per_epoch(w->t);
     if (r->nmetrics > epoch) { /* history past the checkpoint is trained again */
@@ -349,7 +349,7 @@ static int worker_build(worker_run *w, gan_error *err)
     }
     if (r->metrics_file_stale)
         rewrite = metrics_text_locked(r);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     if (rewrite) {
         char path[PATH_MAX];
         run_path(r, "metrics.jsonl", path, sizeof path);
@@ -357,9 +357,9 @@ static int worker_build(worker_run *w, gan_error *err)
         free(rewrite);
         if (rc != 0)
             return -2;
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         r->metrics_file_stale = false;
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
     }
     g_snapshot *s = snapshot_from_trainer(w->t, gan_trainer_config(w->t), err);
     if (!s)
@@ -392,7 +392,7 @@ static void worker_train(gand_registry *reg, run *r)
     for (;;) {
         bool leave, shutdown, apply = false, evaluate;
         gan_config next;
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         atomic_fetch_add(&reg->heartbeat, 1);
         r->iteration = gan_trainer_iteration(w.t);
         shutdown = reg->shutdown;
@@ -403,7 +403,7 @@ static void worker_train(gand_registry *reg, run *r)
             r->cfg_dirty = false;
             apply = true;
         }
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         if (apply)
             gan_trainer_set_config(w.t, &next);
         if (evaluate) { /* between two iterations: evaluations of any run go first */
@@ -440,7 +440,7 @@ static void worker_train(gand_registry *reg, run *r)
                 continue; /* the pause path releases the run */
             }
             pthread_mutex_lock(&r->io);
-            pthread_mutex_lock(&reg->lock);
+            reg_lock(reg);
             r->state = RUN_COMPLETED;
             r->reason[0] = '\0';
             r->finished_at = now_ms();
@@ -448,7 +448,7 @@ static void worker_train(gand_registry *reg, run *r)
             r->active = false;
             r->iterations_per_epoch = 0;
             reg->current = NULL;
-            pthread_mutex_unlock(&reg->lock);
+            reg_unlock(reg);
             store_files(reg, r, &p);
             pthread_mutex_unlock(&r->io);
             log_info("run %s completed %d epochs", r->id, gan_trainer_epoch(w.t));
@@ -493,9 +493,9 @@ static run *worker_pick(gand_registry *reg)
         if (!best)
             return NULL;
         best->refs++;
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         pthread_mutex_lock(&best->io);
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         if (best->removed || best->state != RUN_QUEUED || reg->shutdown) {
             pthread_mutex_unlock(&best->io);
             run_put_locked(best);
@@ -511,10 +511,10 @@ static run *worker_pick(gand_registry *reg)
             best->started_at = now_ms();
         reg->current = best;
         pending_files p = prepare_files_locked(reg, best, true);
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         store_files(reg, best, &p);
         pthread_mutex_unlock(&best->io);
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         return best;
     }
 }
@@ -525,12 +525,12 @@ static void *worker_main(void *arg)
     char why[512];
     bool lost = false;
     gk_backend *be = gk_backend_open(reg->device_req, why, sizeof why);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     str_printf(reg->be_why, sizeof reg->be_why, "%s", why);
     if (!be) {
         reg->worker_failed = true;
         pthread_cond_broadcast(&reg->start_cond);
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         return NULL;
     }
     reg->be = be;
@@ -538,16 +538,16 @@ static void *worker_main(void *arg)
     str_printf(reg->be_device, sizeof reg->be_device, "%s", be->device);
     reg->worker_ready = true;
     pthread_cond_broadcast(&reg->start_cond);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     log_info("worker: %s (%s)", why, be->device);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
 
     while (!reg->shutdown) {
         atomic_fetch_add(&reg->heartbeat, 1);
         if (reg->evals_queued > 0) {
-            pthread_mutex_unlock(&reg->lock);
+            reg_unlock(reg);
             worker_evaluate_next(reg);
-            pthread_mutex_lock(&reg->lock);
+            reg_lock(reg);
             continue;
         }
         run *r = worker_pick(reg);
@@ -558,27 +558,27 @@ static void *worker_main(void *arg)
             pthread_cond_timedwait(&reg->work_cond, &reg->lock, &dl);
             continue;
         }
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         worker_train(reg, r);
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         run_put_locked(r);
         if (reg->be_alt && gk_backend_error(reg->be_alt)) {
             /* reopened when a run next names it; closed and logged with the lock let go */
             gk_backend *alt = reg->be_alt;
             reg->be_alt = NULL;
-            pthread_mutex_unlock(&reg->lock);
+            reg_unlock(reg);
             log_warning("worker: closing the %s backend after: %s", alt->ops->name,
                         gk_backend_error(alt));
             gk_backend_close(alt);
-            pthread_mutex_lock(&reg->lock);
+            reg_lock(reg);
         }
         if (gk_backend_error(reg->be)) {
             /* a failed device context is not trusted for the next run */
-            pthread_mutex_unlock(&reg->lock);
+            reg_unlock(reg);
             log_warning("worker: reopening the backend after: %s", gk_backend_error(reg->be));
             gk_backend_close(reg->be);
             gk_backend *nb = gk_backend_open(reg->device_req, why, sizeof why);
-            pthread_mutex_lock(&reg->lock);
+            reg_lock(reg);
             reg->be = nb;
             if (!nb) {
                 /* no heartbeat from here on: the watchdog restarts the daemon */
@@ -589,7 +589,7 @@ static void *worker_main(void *arg)
         }
     }
     reg->worker_exited = true;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     if (lost)
         log_err("worker: the backend cannot be reopened (%s); training stops", why);
     for (int i = 0; i < reg->ndatasets; i++) {
@@ -615,15 +615,15 @@ static void *worker_main(void *arg)
 /* Start the worker thread and wait until it has opened its backend (or failed to). */
 static int local_start(gand_registry *r, gan_error *err)
 {
-    pthread_mutex_lock(&r->lock);
+    reg_lock(r);
     if (r->worker_started) {
-        pthread_mutex_unlock(&r->lock);
+        reg_unlock(r);
         return 0;
     }
     r->shutdown = false;
     r->worker_ready = r->worker_failed = r->worker_exited = false;
     if (pthread_create(&r->worker, NULL, worker_main, r) != 0) {
-        pthread_mutex_unlock(&r->lock);
+        reg_unlock(r);
         return gan_fail(err, "", "cannot start the worker thread");
     }
     r->worker_started = true;
@@ -632,12 +632,12 @@ static int local_start(gand_registry *r, gan_error *err)
     bool failed = r->worker_failed;
     char why[sizeof r->be_why];
     str_printf(why, sizeof why, "%s", r->be_why);
-    pthread_mutex_unlock(&r->lock);
+    reg_unlock(r);
     if (failed) {
         pthread_join(r->worker, NULL);
-        pthread_mutex_lock(&r->lock);
+        reg_lock(r);
         r->worker_started = false;
-        pthread_mutex_unlock(&r->lock);
+        reg_unlock(r);
         return gan_fail(err, "device", "%s", why);
     }
     return 0;
@@ -651,15 +651,15 @@ static void local_wake_locked(gand_registry *r)
 /* reg->shutdown is set: the worker checkpoints its run and exits. */
 static void local_stop(gand_registry *r)
 {
-    pthread_mutex_lock(&r->lock);
+    reg_lock(r);
     bool started = r->worker_started;
-    pthread_mutex_unlock(&r->lock);
+    reg_unlock(r);
     if (!started)
         return;
     pthread_join(r->worker, NULL);
-    pthread_mutex_lock(&r->lock);
+    reg_lock(r);
     r->worker_started = false;
-    pthread_mutex_unlock(&r->lock);
+    reg_unlock(r);
     log_info("registry: worker stopped");
 }
 

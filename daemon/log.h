@@ -35,6 +35,15 @@ typedef struct gand_log_limit {
 void gand_log_limited(gand_log_limit *lim, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * The registry's lock is no place to log: reg_lock and reg_unlock
+ * (daemon/registry_internal.h) count, per thread, the locks held, and with
+ * GAND_CHECK_LOCKS=1 in the environment (the test suite sets it) a message
+ * logged while one is held aborts the process, naming the message.
+ */
+void log_hold_begin(void);
+void log_hold_end(void);
+
 #define log_err(...) gand_log(GAND_LOG_ERR, __VA_ARGS__)
 #define log_warning(...) gand_log(GAND_LOG_WARNING, __VA_ARGS__)
 #define log_notice(...) gand_log(GAND_LOG_NOTICE, __VA_ARGS__)

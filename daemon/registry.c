@@ -146,12 +146,12 @@ void registry_shutdown(gand_registry *r)
 {
     if (!r)
         return;
-    pthread_mutex_lock(&r->lock);
+    reg_lock(r);
     r->shutdown = true;
     r->exec->wake_locked(r);
     for (int i = 0; i < r->nruns; i++) /* every event stream ends */
         pthread_cond_broadcast(&r->runs[i]->events_cond);
-    pthread_mutex_unlock(&r->lock);
+    reg_unlock(r);
     r->exec->stop(r);
 }
 
@@ -184,14 +184,14 @@ void registry_close(gand_registry *r)
 void registry_backend_info(gand_registry *r, char *name, size_t nlen, char *device, size_t dlen,
                            char *why, size_t wlen)
 {
-    pthread_mutex_lock(&r->lock);
+    reg_lock(r);
     if (name && nlen)
         str_printf(name, nlen, "%s", r->be_name);
     if (device && dlen)
         str_printf(device, dlen, "%s", r->be_device);
     if (why && wlen)
         str_printf(why, wlen, "%s", r->be_why[0] ? r->be_why : "the worker has not started");
-    pthread_mutex_unlock(&r->lock);
+    reg_unlock(r);
 }
 
 uint64_t registry_heartbeat(gand_registry *r)
@@ -205,7 +205,7 @@ uint64_t registry_heartbeat(gand_registry *r)
 
 void registry_status_line(gand_registry *r, char *buf, size_t len)
 {
-    pthread_mutex_lock(&r->lock);
+    reg_lock(r);
     int queued = 0;
     for (int i = 0; i < r->nruns; i++)
         queued += r->runs[i]->state == RUN_QUEUED;
@@ -220,7 +220,7 @@ void registry_status_line(gand_registry *r, char *buf, size_t len)
                    queued);
     else
         str_printf(buf, len, "idle, %d runs, %d queued", r->nruns, queued);
-    pthread_mutex_unlock(&r->lock);
+    reg_unlock(r);
 }
 
 /* ---- runs: create, read, change, delete -------------------------------- */
@@ -292,20 +292,20 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
     if (gan_config_from_json(&cfg, body, len, err) != 0)
         return REG_INVALID;
 
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     if (check_dataset_locked(reg, &cfg, err) != 0 || check_device_locked(reg, &cfg, err) != 0) {
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         return REG_INVALID;
     }
     if (reg->max_runs > 0 && reg->nruns >= reg->max_runs) {
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         return limit_error(reg, err);
     }
     uint64_t v = (uint64_t)now_ms();
     if (v <= reg->last_id_value)
         v = reg->last_id_value + 1;
     reg->last_id_value = v;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
 
     /* the directory is made before the run is visible; nobody else can know its id yet */
     char id[RUN_ID_MAX + 1];
@@ -336,9 +336,9 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
     r->state = RUN_QUEUED;
     r->created_at = r->queued_at = now_ms();
 
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     pending_files p = prepare_files_locked(reg, r, true);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     if (store_files(reg, r, &p) != 0) {
         gan_fail(err, "", "cannot write the files of a new run under %s (see the log)",
                  reg->runs_dir);
@@ -347,9 +347,9 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
         return REG_INTERNAL;
     }
 
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     if (reg->max_runs > 0 && reg->nruns >= reg->max_runs) { /* lost a race for the last place */
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         remove_tree(r->dir);
         run_free(r);
         return limit_error(reg, err);
@@ -358,7 +358,7 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
         reg->last_id_value = v;
     r->queue_seq = reg->next_queue_seq++;
     if (!run_insert_locked(reg, r)) {
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         remove_tree(r->dir);
         run_free(r);
         return gan_fail(err, "", "out of memory"), REG_INTERNAL;
@@ -367,7 +367,7 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
     if (out)
         run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);
     reg->exec->wake_locked(reg);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     if (out)
         run_view_publish(&view, out);
     if (id_out && id_len)
@@ -399,9 +399,9 @@ reg_status registry_list_runs(gand_registry *reg, gand_run_view **runs, int *cou
     *count = 0;
     /* the memory first, with nothing locked (page faults included); more runs may have
      * been created meanwhile: then again, with room for them */
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     int cap = reg->nruns + 16, n, nq = 0;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     run_view *views;
     queued_at *queued;
     int *pos;
@@ -417,11 +417,11 @@ reg_status registry_list_runs(gand_registry *reg, gand_run_view **runs, int *cou
         }
         memset(views, 0, (size_t)cap * sizeof *views);
         memset(pos, 0, (size_t)cap * sizeof *pos);
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         n = reg->nruns;
         if (n <= cap)
             break;
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         free(views);
         free(queued);
         free(pos);
@@ -435,7 +435,7 @@ reg_status registry_list_runs(gand_registry *reg, gand_run_view **runs, int *cou
         pos[queued[q].index] = q + 1;
     for (int i = 0; i < n; i++)
         run_view_take_locked(reg, reg->runs[i], pos[i], &views[i]);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
 
     /* the views, published over the copies (a gand_run_view is the first member) */
     gand_run_view *out = malloc((size_t)(n > 0 ? n : 1) * sizeof *out);
@@ -459,11 +459,11 @@ reg_status registry_get_run(gand_registry *reg, const char *id, gand_run_view *o
 {
     memset(out, 0, sizeof *out);
     run_view view;
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     run *r = run_find_locked(reg, id);
     if (r)
         run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     if (!r)
         return REG_NOT_FOUND;
     run_view_publish(&view, out);
@@ -516,7 +516,7 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
         body = "{}", len = 2;
     reg_status st = REG_OK;
     for (;;) {
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         const gan_config base = r->cfg;
         const uint64_t version = r->cfg_version;
         /* a run that never started uses the new values throughout; else from the next step or epoch
@@ -525,7 +525,7 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
             r->state == RUN_QUEUED && !r->active && r->checkpoint_epoch < 0 && r->nmetrics == 0;
         const bool gone = r->removed, closed = r->state == RUN_STOPPED || r->state == RUN_FAILED;
         const run_state state = r->state;
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         if (gone) {
             st = not_found(id, err);
             break;
@@ -555,7 +555,7 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
         pending_files p = {0};
         char *line_data = data ? strdup(data) : NULL; /* for events.jsonl, after the lock */
         pthread_mutex_lock(&r->io);
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         bool raced = r->cfg_version != version || r->removed || r->state != state ||
                      fresh != (r->state == RUN_QUEUED && !r->active && r->checkpoint_epoch < 0 &&
                                r->nmetrics == 0);
@@ -578,7 +578,7 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
             run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);
         }
         free(line_data);
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         store_files(reg, r, &p);
         pthread_mutex_unlock(&r->io);
         free(data);
@@ -625,7 +625,7 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
     bool changed = false;
     run_state from = RUN_QUEUED, to_state = RUN_QUEUED;
     pthread_mutex_lock(&r->io);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     run_state s = r->state, to = s;
     if (r->removed) {
         st = not_found(id, err);
@@ -661,7 +661,7 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
     from = s;
     to_state = to;
 out:
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     store_files(reg, r, &p);
     pthread_mutex_unlock(&r->io);
     if (changed) { /* the answer and the log line, with nothing locked */
@@ -681,7 +681,7 @@ reg_status registry_delete_run(gand_registry *reg, const char *id, gan_error *er
     reg_status st = REG_OK;
     char trash[PATH_MAX] = "";
     pthread_mutex_lock(&r->io);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     if (r->removed) {
         st = not_found(id, err);
     } else if (!state_is_final(r->state)) {
@@ -709,7 +709,7 @@ reg_status registry_delete_run(gand_registry *reg, const char *id, gan_error *er
             event_wake_locked(reg, r);
         }
     }
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     pthread_mutex_unlock(&r->io);
     run_put(reg, r);
     if (st == REG_OK) {
@@ -729,12 +729,12 @@ reg_status registry_metrics(gand_registry *reg, const char *id, int since, char 
     if (!r)
         return REG_NOT_FOUND;
     /* the records are copied under the lock and formatted after */
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     int from = since < r->nmetrics ? since : r->nmetrics, n = r->nmetrics - from;
     gan_epoch_metrics *copy = malloc(((size_t)n + 1) * sizeof *copy);
     if (copy && n > 0)
         memcpy(copy, r->metrics + from, (size_t)n * sizeof *copy);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     if (!copy) {
         run_put(reg, r);
         return REG_INTERNAL;

@@ -188,6 +188,10 @@ typedef struct dataset_info {
     bool judge_ready;
 } dataset_info;
 
+struct gand_registry;
+static inline void reg_lock(struct gand_registry *reg);
+static inline void reg_unlock(struct gand_registry *reg);
+
 struct gand_registry {
     pthread_mutex_t lock;
     const gand_executor_ops *exec; /* what trains the runs (executor.h) */
@@ -283,6 +287,23 @@ typedef struct run_view {
 
 /* What a request asks of a run (POST /api/v1/runs/{id}/pause, resume, stop). */
 typedef enum run_action { RUN_ACTION_PAUSE, RUN_ACTION_RESUME, RUN_ACTION_STOP } run_action;
+
+/*
+ * The registry lock: held briefly, and never while parsing, formatting or
+ * logging (log.c checks the last under GAND_CHECK_LOCKS=1). Condition waits
+ * on it keep the count: the thread logs nothing while it waits.
+ */
+static inline void reg_lock(struct gand_registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    log_hold_begin();
+}
+
+static inline void reg_unlock(struct gand_registry *reg)
+{
+    log_hold_end();
+    pthread_mutex_unlock(&reg->lock);
+}
 
 /* ---- small helpers (util.c) ---- */
 

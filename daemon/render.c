@@ -48,7 +48,7 @@ reg_status registry_sample_png(gand_registry *reg, const char *id, int n, uint64
 reg_status registry_epoch_png_path(gand_registry *reg, const char *id, int epoch, char *path,
                                    size_t len)
 {
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     run *r = run_find_locked(reg, id);
     bool found = false;
     for (int i = 0; r && i < r->nsamples && !found; i++)
@@ -56,7 +56,7 @@ reg_status registry_epoch_png_path(gand_registry *reg, const char *id, int epoch
     char p[PATH_MAX];
     if (found)
         sample_path(r, epoch, p, sizeof p);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     if (!found || access(p, R_OK) != 0)
         return REG_NOT_FOUND;
     if ((size_t)str_printf(path, len, "%s", p) >= len)
@@ -67,13 +67,13 @@ reg_status registry_epoch_png_path(gand_registry *reg, const char *id, int epoch
 reg_status registry_checkpoint_path(gand_registry *reg, const char *id, bool best, char *path,
                                     size_t len)
 {
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     run *r = run_find_locked(reg, id);
     char p[PATH_MAX];
     bool have = r && (best ? r->best_epoch >= 0 : r->checkpoint_epoch >= 0);
     if (have)
         run_path(r, best ? "checkpoint-best.safetensors" : "checkpoint.safetensors", p, sizeof p);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     if (!have || access(p, R_OK) != 0)
         return REG_NOT_FOUND;
     if ((size_t)str_printf(path, len, "%s", p) >= len)
@@ -130,11 +130,11 @@ out:
 
 reg_status registry_latent_dim(gand_registry *reg, const char *id, int *dim)
 {
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     run *r = run_find_locked(reg, id);
     if (r)
         *dim = r->cfg.latent_dim;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     return r ? REG_OK : REG_NOT_FOUND;
 }
 

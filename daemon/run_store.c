@@ -48,10 +48,10 @@ int store_files(gand_registry *reg, run *r, pending_files *p)
     if (p->state_event) {
         char *data = state_event_data(&p->record, p->state_at);
         char *line = data ? event_line("state", p->record.epoch, data) : NULL;
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         r->events_pending--;
         event_add_locked(reg, r, "state", data);
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         p->state_event = false;
         if (!line) {
             log_err("run %s: out of memory recording a state event", r->id);
@@ -101,9 +101,9 @@ out:
 void persist_run(gand_registry *reg, run *r)
 {
     pthread_mutex_lock(&r->io);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     pending_files p = prepare_files_locked(reg, r, false);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     store_files(reg, r, &p);
     pthread_mutex_unlock(&r->io);
 }

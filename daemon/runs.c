@@ -91,11 +91,11 @@ bool run_insert_locked(gand_registry *reg, run *r)
 /* Look a run up and take a reference (NULL: unknown). */
 run *run_get(gand_registry *reg, const char *id)
 {
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     run *r = run_find_locked(reg, id);
     if (r)
         r->refs++;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     return r;
 }
 
@@ -107,9 +107,9 @@ void run_put_locked(run *r)
 
 void run_put(gand_registry *reg, run *r)
 {
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     run_put_locked(r);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
 }
 
 int run_iterations_per_epoch_locked(const gand_registry *reg, const run *r)
@@ -142,9 +142,9 @@ int queue_position_locked(const gand_registry *reg, const run *r)
 bool set_state(gand_registry *reg, run *r, run_state s, const char *reason, bool only_if_running)
 {
     pthread_mutex_lock(&r->io);
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     if (only_if_running && r->state != RUN_RUNNING) {
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         pthread_mutex_unlock(&r->io);
         return false;
     }
@@ -153,7 +153,7 @@ bool set_state(gand_registry *reg, run *r, run_state s, const char *reason, bool
     if (state_is_final(s))
         r->finished_at = now_ms();
     pending_files p = prepare_files_locked(reg, r, true);
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     store_files(reg, r, &p);
     pthread_mutex_unlock(&r->io);
     return true;

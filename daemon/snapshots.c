@@ -33,10 +33,10 @@ void snapshot_release(g_snapshot *s)
 /* Replace a run's snapshot (takes over the caller's reference). */
 void snapshot_publish(gand_registry *reg, run *r, g_snapshot *s)
 {
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     g_snapshot *old = r->snap;
     r->snap = s;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     snapshot_release(old);
 }
 
@@ -48,14 +48,14 @@ void snapshot_publish(gand_registry *reg, run *r, g_snapshot *s)
 reg_status run_generator(gand_registry *reg, run *r, g_snapshot **out, gan_error *err)
 {
     *out = NULL;
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     g_snapshot *s = r->snap;
     if (s)
         atomic_fetch_add(&s->refs, 1);
     bool from_checkpoint = !s && r->checkpoint_epoch >= 0;
     gan_config cfg = r->cfg;
     run_state state = r->state;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     if (from_checkpoint) {
         char path[PATH_MAX];
         gan_checkpoint_position pos;
@@ -72,13 +72,13 @@ reg_status run_generator(gand_registry *reg, run *r, g_snapshot **out, gan_error
         free(s->params);
         s->params = g;
         atomic_fetch_add(&s->refs, 1); /* one for the run, one for the caller */
-        pthread_mutex_lock(&reg->lock);
+        reg_lock(reg);
         g_snapshot *old = NULL;
         if (!r->snap)
             r->snap = s;
         else
             old = s; /* someone published meanwhile: use ours once, keep theirs */
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         snapshot_release(old);
     }
     if (!s) {

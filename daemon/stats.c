@@ -12,10 +12,10 @@ reg_status registry_stats(gand_registry *reg, gand_registry_stats *out)
     out->nstates = RUN_STATE_COUNT;
     for (int s = 0; s < RUN_STATE_COUNT; s++)
         out->state_names[s] = state_names[s];
-    pthread_mutex_lock(&reg->lock);
+    reg_lock(reg);
     out->runs = calloc((size_t)reg->nruns + 1, sizeof *out->runs);
     if (!out->runs) {
-        pthread_mutex_unlock(&reg->lock);
+        reg_unlock(reg);
         return REG_INTERNAL;
     }
     out->nruns = reg->nruns;
@@ -48,7 +48,7 @@ reg_status registry_stats(gand_registry *reg, gand_registry_stats *out)
         }
     }
     out->evaluations_queued = reg->evals_queued;
-    pthread_mutex_unlock(&reg->lock);
+    reg_unlock(reg);
     return REG_OK;
 }
 
