@@ -183,8 +183,10 @@ class Faults(gandtest.DaemonTest):
         d.request("POST", "/api/v1/runs/%s/pause" % rid)
         # "paused" comes at once; the worker writes the pause's checkpoint at its next
         # iteration boundary, and a run killed before its first one has none until then
-        d.wait_for(rid, lambda x: x["state"] == "paused" and x["checkpoint_epoch"] is not None,
-                   what="paused with a checkpoint")
+        # "left the worker" is logged once the pause's checkpoint is on disk: before it, the
+        # checkpoint served may still be the one the restart found
+        d.wait_for(rid, lambda x: x["state"] == "paused" and x["checkpoint_epoch"] is not None
+                   and "left the worker" in d.log(), what="paused with its checkpoint written")
         r = d.request("GET", "/api/v1/runs/%s/checkpoint" % rid)
         self.assertEqual(r.status, 200)
         path = os.path.join(self.dir, "served.safetensors")
