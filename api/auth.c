@@ -52,7 +52,7 @@ int auth_read_token_file(const char *path, char *token, size_t token_cap, size_t
         snprintf(err, err_len, "token_file %s: internal error (buffer too small)", path);
         return -1;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
     if (fd < 0) {
         snprintf(err, err_len, "token_file %s: cannot open it: %s", path, strerror(errno));
         return -1;

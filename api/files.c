@@ -81,7 +81,7 @@ enum MHD_Result api_send_not_modified(api_request *req, const char *etag,
 enum MHD_Result api_send_file(api_request *req, const char *path, const char *content_type,
                               const char *etag, const char *const *extra_headers)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0)

@@ -73,7 +73,8 @@ int gan_write_file_atomic(const char *path, const void *data, size_t len, gan_er
 
 int gan_read_file(const char *path, uint8_t **data, size_t *len, size_t max_len, gan_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO put in a file's place must not block the open (regular files ignore it) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return gan_fail(err, "path", "cannot open %s: %s", path, strerror(errno));
     struct stat st;
@@ -112,20 +113,120 @@ int gan_read_file(const char *path, uint8_t **data, size_t *len, size_t max_len,
     return 0;
 }
 
+/*
+ * Where a torn last line of the file open at fd (size bytes) begins: the
+ * offset after its last '\n', or 0; size itself when the file ends whole.
+ */
+static int whole_lines_end(int fd, off_t size, off_t *end)
+{
+    char buf[4096];
+    off_t pos = size;
+    while (pos > 0) {
+        size_t n = pos < (off_t)sizeof buf ? (size_t)pos : sizeof buf;
+        ssize_t got = pread(fd, buf, n, pos - (off_t)n);
+        if (got != (ssize_t)n) {
+            if (got >= 0)
+                errno = EIO;
+            return -1;
+        }
+        for (size_t i = n; i > 0; i--)
+            if (buf[i - 1] == '\n') {
+                *end = pos - (off_t)n + (off_t)i;
+                return 0;
+            }
+        pos -= (off_t)n;
+    }
+    *end = 0;
+    return 0;
+}
+
+/* Open a regular file to append to (created 0644), read-write so that its tail can be read; -1
+ * with errno (EINVAL: not a regular file). */
+static int open_append(const char *path, off_t *size)
+{
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    *size = st.st_size;
+    return fd;
+}
+
+int gan_torn_tail(const char *path, long long *dropped)
+{
+    *dropped = 0;
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    struct stat st;
+    off_t end = 0;
+    int rc = -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        errno = EINVAL;
+        goto out;
+    }
+    if (whole_lines_end(fd, st.st_size, &end) != 0)
+        goto out;
+    if (end < st.st_size) {
+        if (ftruncate(fd, end) != 0 || fsync(fd) != 0)
+            goto out;
+        *dropped = (long long)(st.st_size - end);
+    }
+    rc = 0;
+out:;
+    int e = errno;
+    close(fd);
+    if (rc)
+        errno = e;
+    return rc;
+}
+
 int gan_append_line(const char *path, const char *line)
 {
-    FILE *f = fopen(path, "a");
-    if (!f)
+    off_t size, end;
+    int fd = open_append(path, &size);
+    if (fd < 0)
         return -1;
-    int rc = fputs(line, f) < 0 || fputc('\n', f) < 0 ? -1 : 0;
-    int e = rc ? errno : 0;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        e = e ? e : errno;
-        rc = -1;
+    size_t n = strlen(line);
+    char *buf = malloc(n + 1);
+    int rc = -1, e = ENOMEM;
+    if (!buf)
+        goto out;
+    memcpy(buf, line, n);
+    buf[n++] = '\n';
+    /* a line an earlier failure left torn is cut first, so this one is not glued to it */
+    if (whole_lines_end(fd, size, &end) != 0 || (end < size && ftruncate(fd, end) != 0)) {
+        e = errno;
+        goto out;
     }
-    if (fclose(f) != 0) {
-        e = e ? e : errno;
+    size = end;
+    size_t done = 0;
+    errno = 0;
+    while (done < n) {
+        ssize_t w = write(fd, buf + done, n - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+    if (done == n && fsync(fd) == 0) {
+        rc = 0;
+    } else {
+        e = errno ? errno : ENOSPC;   /* write returned 0 */
+        if (ftruncate(fd, size) == 0) /* the file as it was: no part of this line stays */
+            fsync(fd);
+    }
+out:
+    free(buf);
+    if (close(fd) != 0 && rc == 0) {
         rc = -1;
+        e = errno;
     }
     if (rc)
         errno = e;
