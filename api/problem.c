@@ -155,6 +155,9 @@ enum MHD_Result api_problem_reg(api_request *req, reg_status st, const gan_error
     case REG_INTERNAL:
         return api_problem(req, 500, "internal", NULL, "%s",
                            msg ? msg : "internal error (see the daemon's log)");
+    case REG_STORAGE:
+        return api_problem(req, 507, "insufficient-storage", NULL, "%s",
+                           msg ? msg : "the state directory is full");
     }
     return api_problem(req, 500, "internal", NULL, "unexpected registry status %d", (int)st);
 }

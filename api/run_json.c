@@ -112,6 +112,9 @@ cJSON *api_run_cjson(const gand_run_view *v)
     } else {
         cJSON_AddNullToObject(o, "best");
     }
+    cJSON *dm = cJSON_AddArrayToObject(o, "damaged");
+    for (int i = 0; i < v->ndamaged; i++)
+        cJSON_AddItemToArray(dm, cJSON_CreateString(v->damaged[i]));
     cJSON_AddNumberToObject(o, "alerts_total", v->alerts_total);
     cJSON *al = cJSON_AddArrayToObject(o, "alerts");
     for (int i = 0; i < v->nalerts; i++)

@@ -21,26 +21,22 @@ bool alerts_raise(gand_registry *reg, run *r, const gan_alert *a, int n)
     for (int i = 0; i < n; i++) {
         char data[1024];
         gan_alert_json(&a[i], data, sizeof data);
-        char *line = event_line("alert", a[i].epoch, data);
         char *copy = strdup(data);
+        uint64_t id = 0;
         pthread_mutex_lock(&r->io);
         reg_lock(reg);
         bool removed = r->removed;
         if (!removed) {
             alert_keep_locked(r, &a[i]);
-            event_add_locked(reg, r, "alert", copy);
+            id = event_add_locked(reg, r, "alert", copy);
             copy = NULL;
         }
         reg_unlock(reg);
-        if (!removed && line) {
-            char path[PATH_MAX];
-            run_path(r, "events.jsonl", path, sizeof path);
-            if (gan_append_line(path, line) != 0)
-                log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
-        }
+        if (!removed)
+            event_append(r, id, "alert", a[i].epoch, data);
         pthread_mutex_unlock(&r->io);
+        events_after_lock(reg);
         free(copy);
-        free(line);
         log_warning("run %s: watch rule %d (%s, %s) fired at epoch %d: %s", r->id, a[i].rule,
                     gan_watch_kind_name(a[i].kind), gan_watch_action_name(a[i].action), a[i].epoch,
                     a[i].message);

@@ -42,7 +42,7 @@ eval_lines eval_record_locked(gand_registry *reg, run *r, const evaluation *e, b
     l.persist = persist;
     l.copy = *e;
     l.copy.pinned = NULL;
-    l.run_epoch = r->nmetrics;
+    l.run_epoch = run_epochs_locked(r);
     return l;
 }
 
@@ -58,28 +58,23 @@ void eval_store(gand_registry *reg, run *r, eval_lines *l)
         return;
     l->pending = false;
     char *data = print_and_delete(eval_cjson(r, &l->copy));
-    char *event = data ? event_line("evaluation", l->run_epoch, data) : NULL;
-    char *eval_line = data && l->persist ? strdup(data) : NULL;
+    char *copy = data ? strdup(data) : NULL;
     reg_lock(reg);
     if (l->finished)
         r->evals_pending--;
-    event_add_locked(reg, r, "evaluation", data);
+    uint64_t id = event_add_locked(reg, r, "evaluation", copy);
     reg_unlock(reg);
+    events_after_lock(reg);
     if (!data)
         log_err("run %s: out of memory recording evaluation %d", r->id, l->copy.id);
     char path[PATH_MAX];
-    if (!r->removed && eval_line) {
+    if (!r->removed && data && l->persist) {
         run_path(r, "evaluations.jsonl", path, sizeof path);
-        if (gan_append_line(path, eval_line) != 0)
+        if (gan_append_line(path, data) != 0)
             log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
     }
-    if (!r->removed && event) {
-        run_path(r, "events.jsonl", path, sizeof path);
-        if (gan_append_line(path, event) != 0)
-            log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
-    }
-    free(eval_line);
-    free(event);
+    event_append(r, id, "evaluation", l->run_epoch, data);
+    free(data);
 }
 
 /*

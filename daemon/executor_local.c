@@ -51,11 +51,25 @@ typedef struct worker_run {
     bool eval_warned;                 /* said once that evaluate_every cannot be served */
     /*
      * metrics.jsonl lacks the last epoch: no checkpoint may go past it, or a
-     * restart would find a hole in the history. The run resumes from the
-     * checkpoint before and trains those epochs again.
+     * restart would find a hole in the history. It is written whole again
+     * (worker_catch_up) before the next checkpoint.
      */
     bool history_behind;
 } worker_run;
+
+/*
+ * Runs paused because their files could not be written (a full disk, say),
+ * each with its trainer, so that nothing trained is thrown away: the worker
+ * trains other runs meanwhile, tries to write these every IO_RETRY_MS, and a
+ * Resume goes on from memory. Each holds a reference to its run. Only the
+ * worker thread touches this.
+ */
+enum { HELD_MAX = 4, IO_RETRY_MS = 2000 };
+typedef struct held_runs {
+    worker_run w[HELD_MAX];
+    int64_t next_try_ms[HELD_MAX];
+    int n;
+} held_runs;
 
 static int worker_checkpoint(worker_run *w, gan_error *err)
 {
@@ -73,6 +87,35 @@ static int worker_checkpoint(worker_run *w, gan_error *err)
     reg_unlock(w->reg);
     persist_run(w->reg, w->r);
     return 0;
+}
+
+/*
+ * What the run's files lack, written: the history (when an append failed) and
+ * then a checkpoint of where the trainer is. 0 when all is on disk.
+ */
+static int worker_catch_up(worker_run *w, gan_error *err)
+{
+    if (w->history_behind) {
+        char path[PATH_MAX];
+        run_path(w->r, "metrics.jsonl", path, sizeof path);
+        pthread_mutex_lock(&w->r->io);
+        reg_lock(w->reg);
+        char *all = metrics_text_locked(w->r);
+        reg_unlock(w->reg);
+        int rc = all ? gan_write_file_atomic(path, all, strlen(all), err)
+                     : gan_fail(err, "", "out of memory");
+        free(all);
+        if (rc == 0) {
+            reg_lock(w->reg);
+            w->r->metrics_file_stale = false;
+            reg_unlock(w->reg);
+        }
+        pthread_mutex_unlock(&w->r->io);
+        if (rc != 0)
+            return -1;
+        w->history_behind = false;
+    }
+    return worker_checkpoint(w, err);
 }
 
 /* An I/O failure: the run pauses with the reason (a user may free space and resume). */
@@ -170,6 +213,7 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
     gan_epoch_metrics_json(m, line, sizeof line);
     run_path(r, "metrics.jsonl", path, sizeof path);
 
+    pthread_mutex_lock(&r->io); /* every append to the run's files holds it */
     reg_lock(reg);
     bool stale = r->metrics_file_stale;
     reg_unlock(reg);
@@ -190,15 +234,18 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
 
     reg_lock(reg);
     bool stored = grow((void **)&r->metrics, &r->metrics_cap, r->nmetrics + 1, sizeof *m);
+    uint64_t id = 0;
     if (stored) {
         r->metrics[r->nmetrics++] = *m;
         r->iteration = 0;
         r->updated_at = now_ms();
-        event_add_locked(reg, r, "epoch", strdup(line));
+        id = event_add_locked(reg, r, "epoch", strdup(line));
     }
     r->metrics_file_stale = wrote != 0;
     reg_unlock(reg);
-    events_report_lost(reg);
+    event_append(r, id, "epoch", m->epoch, line); /* its id, for streams after a restart */
+    pthread_mutex_unlock(&r->io);
+    events_after_lock(reg);
     if (!stored)
         return gan_fail(err, "", "out of memory recording epoch %d", m->epoch);
     if (wrote != 0) {
@@ -343,13 +390,17 @@ static int worker_build(worker_run *w, gan_error *err)
     reg_lock(reg);
     r->iteration = gan_trainer_iteration(w->t);
     r->iterations_per_epoch = gan_trainer_iterations_per_epoch(w->t);
-    if (r->nmetrics > epoch) { /* history past the checkpoint is trained again */
-        r->nmetrics = epoch;
+    int had = run_epochs_locked(r);
+    bool cut = metrics_cut_locked(r, epoch); /* history past the checkpoint is trained again */
+    if (cut)
         r->metrics_file_stale = true;
-    }
     if (r->metrics_file_stale)
         rewrite = metrics_text_locked(r);
     reg_unlock(reg);
+    if (cut)
+        log_notice("run %s: resuming from the checkpoint of epoch %d; the records of epochs "
+                   "%d..%d are dropped and those epochs are trained again",
+                   r->id, epoch, epoch + 1, had);
     if (rewrite) {
         char path[PATH_MAX];
         run_path(r, "metrics.jsonl", path, sizeof path);
@@ -368,12 +419,94 @@ static int worker_build(worker_run *w, gan_error *err)
     return 0;
 }
 
+/* Remove held run i, freeing its trainer unless it was taken (w->t set to NULL). */
+static void held_remove(held_runs *h, int i)
+{
+    worker_run *w = &h->w[i];
+    gan_trainer_free(w->t);
+    reg_lock(w->reg);
+    run_put_locked(w->r);
+    reg_unlock(w->reg);
+    h->w[i] = h->w[h->n - 1];
+    h->next_try_ms[i] = h->next_try_ms[h->n - 1];
+    h->n--;
+}
+
+/*
+ * Try to write what the held runs lack: those due (all when `all`), and every
+ * one when `final` (shutdown, or a backend about to close), after which they
+ * are let go whatever happened, saying what is lost.
+ */
+static void held_retry(held_runs *h, bool all, bool final)
+{
+    int64_t now = mono_ms();
+    for (int i = 0; i < h->n;) {
+        worker_run *w = &h->w[i];
+        if (!all && !final && now < h->next_try_ms[i]) {
+            i++;
+            continue;
+        }
+        reg_lock(w->reg);
+        bool removed = w->r->removed;
+        reg_unlock(w->reg);
+        gan_error err = {{0}, {0}};
+        if (removed) {
+            held_remove(h, i);
+        } else if (worker_catch_up(w, &err) == 0) {
+            log_notice("run %s: its files can be written again: history and checkpoint of epoch "
+                       "%d, iteration %d written; Resume goes on from there",
+                       w->r->id, gan_trainer_epoch(w->t), gan_trainer_iteration(w->t));
+            held_remove(h, i);
+        } else if (final) {
+            log_err("run %s: %s; what was trained past epoch %d is lost", w->r->id, err.message,
+                    w->saved_epoch < 0 ? 0 : w->saved_epoch);
+            held_remove(h, i);
+        } else {
+            h->next_try_ms[i] = now + IO_RETRY_MS;
+            i++;
+        }
+    }
+}
+
+static bool held_due(const held_runs *h)
+{
+    int64_t now = mono_ms();
+    for (int i = 0; i < h->n; i++)
+        if (now >= h->next_try_ms[i])
+            return true;
+    return false;
+}
+
+/* A held run that was resumed: the worker goes on with its trainer (true), or builds one. */
+static bool held_take(held_runs *h, run *r, worker_run *w)
+{
+    for (int i = 0; i < h->n; i++) {
+        if (h->w[i].r != r)
+            continue;
+        *w = h->w[i];
+        h->w[i].t = NULL;
+        held_remove(h, i); /* the worker's own reference (worker_pick) keeps the run */
+        reg_lock(w->reg);
+        r->iteration = gan_trainer_iteration(w->t);
+        r->iterations_per_epoch = gan_trainer_iterations_per_epoch(w->t);
+        reg_unlock(w->reg);
+        return true;
+    }
+    return false;
+}
+
 /* Train the run the worker holds until it completes, fails, pauses, stops or shutdown. */
-static void worker_train(gand_registry *reg, run *r)
+static void worker_train(gand_registry *reg, run *r, held_runs *held)
 {
     worker_run w = {reg, r, NULL, -1, -1, false, false};
     gan_error err = {{0}, {0}};
-    int rc = worker_build(&w, &err);
+    int rc = 0;
+    if (held_take(held, r, &w))
+        log_info("run %s: resumed from memory, where it was held since its files could not be "
+                 "written",
+                 r->id);
+    else
+        rc = worker_build(&w, &err);
     if (rc == -2) {
         worker_io_pause(&w, "cannot rewrite metrics.jsonl", &err);
         worker_release(&w, NULL);
@@ -392,6 +525,8 @@ static void worker_train(gand_registry *reg, run *r)
     for (;;) {
         bool leave, shutdown, apply = false, evaluate;
         gan_config next;
+        if (held->n > 0 && held_due(held)) /* between two iterations, as evaluations */
+            held_retry(held, false, false);
         reg_lock(reg);
         atomic_fetch_add(&reg->heartbeat, 1);
         r->iteration = gan_trainer_iteration(w.t);
@@ -415,12 +550,36 @@ static void worker_train(gand_registry *reg, run *r)
         if (leave) {
             const char *note = NULL;
             char buf[REASON_MAX];
-            if (w.history_behind) {
-                log_warning("run %s: no checkpoint past the metrics that could not be written; "
-                            "it resumes from its last checkpoint (epoch %d)",
-                            r->id, w.saved_epoch);
-            } else if (worker_checkpoint(&w, &err) != 0) {
-                log_err("run %s: checkpoint failed: %s", r->id, err.message);
+            reg_lock(reg);
+            bool paused = !shutdown && !r->removed && r->state == RUN_PAUSED;
+            reg_unlock(reg);
+            if (worker_catch_up(&w, &err) != 0) {
+                if (paused && held->n < HELD_MAX) {
+                    /*
+                     * The disk is full (say): the trainer is held aside, the
+                     * worker trains other runs and tries again, and a Resume
+                     * goes on from memory. Nothing that was trained is lost.
+                     */
+                    log_warning("run %s: paused with its model kept in memory, since its files "
+                                "cannot be written (%s); they are written as soon as they can "
+                                "be, and Resume goes on from epoch %d, iteration %d",
+                                r->id, err.message, gan_trainer_epoch(w.t),
+                                gan_trainer_iteration(w.t));
+                    reg_lock(reg);
+                    r->refs++;
+                    reg_unlock(reg);
+                    held->next_try_ms[held->n] = mono_ms() + IO_RETRY_MS;
+                    held->w[held->n++] = w;
+                    if (worker_release(&w, NULL)) {
+                        w.t = NULL; /* the held copy owns it now */
+                        break;
+                    }
+                    held->w[held->n - 1].t = NULL; /* resumed meanwhile: train on */
+                    held_remove(held, held->n - 1);
+                    continue;
+                }
+                log_err("run %s: %s; what was trained past epoch %d is lost", r->id, err.message,
+                        w.saved_epoch < 0 ? 0 : w.saved_epoch);
                 str_printf(buf, sizeof buf, "the checkpoint could not be written: %s", err.message);
                 note = buf;
             } else {
@@ -540,10 +699,17 @@ static void *worker_main(void *arg)
     pthread_cond_broadcast(&reg->start_cond);
     reg_unlock(reg);
     log_info("worker: %s (%s)", why, be->device);
+    held_runs held = {0};
     reg_lock(reg);
 
     while (!reg->shutdown) {
         atomic_fetch_add(&reg->heartbeat, 1);
+        if (held.n > 0 && held_due(&held)) {
+            reg_unlock(reg);
+            held_retry(&held, false, false);
+            reg_lock(reg);
+            continue;
+        }
         if (reg->evals_queued > 0) {
             reg_unlock(reg);
             worker_evaluate_next(reg);
@@ -554,14 +720,20 @@ static void *worker_main(void *arg)
         if (!r) {
             if (reg->shutdown)
                 break;
-            struct timespec dl = deadline_after_ms(IDLE_WAKE_MS);
+            struct timespec dl = deadline_after_ms(held.n > 0 ? IO_RETRY_MS / 4 : IDLE_WAKE_MS);
             pthread_cond_timedwait(&reg->work_cond, &reg->lock, &dl);
             continue;
         }
         reg_unlock(reg);
-        worker_train(reg, r);
+        worker_train(reg, r, &held);
         reg_lock(reg);
         run_put_locked(r);
+        bool closing = (reg->be_alt && gk_backend_error(reg->be_alt)) || gk_backend_error(reg->be);
+        if (closing && held.n > 0) { /* held trainers live on the backends: written or lost now */
+            reg_unlock(reg);
+            held_retry(&held, true, true);
+            reg_lock(reg);
+        }
         if (reg->be_alt && gk_backend_error(reg->be_alt)) {
             /* reopened when a run next names it; closed and logged with the lock let go */
             gk_backend *alt = reg->be_alt;
@@ -588,6 +760,9 @@ static void *worker_main(void *arg)
             }
         }
     }
+    reg_unlock(reg);
+    held_retry(&held, true, true); /* shutdown: a last try, then what is lost is said */
+    reg_lock(reg);
     reg->worker_exited = true;
     reg_unlock(reg);
     if (lost)

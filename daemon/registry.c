@@ -73,6 +73,7 @@ gand_registry *registry_open(const registry_options *opt, gan_error *err)
         return NULL;
     }
     pthread_mutex_init(&reg->lock, NULL);
+    pthread_mutex_init(&reg->ids_io, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -131,6 +132,7 @@ gand_registry *registry_open(const registry_options *opt, gan_error *err)
     uint64_t t = (uint64_t)now_ms();
     reg->last_id_value = 0;
     load_runs(reg);
+    events_reserve_ids(reg);
     if (reg->last_id_value < t - 1)
         reg->last_id_value = t - 1;
     log_info("registry: %d runs loaded from %s", reg->nruns, reg->runs_dir);
@@ -176,6 +178,7 @@ void registry_close(gand_registry *r)
     pthread_cond_destroy(&r->work_cond);
     pthread_cond_destroy(&r->start_cond);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->ids_io);
     free(r);
 }
 
@@ -212,7 +215,8 @@ void registry_status_line(gand_registry *r, char *buf, size_t len)
     const run *c = r->current;
     if (c)
         str_printf(buf, len, "training run %s epoch %d/%d (iteration %d/%d), %d queued", c->id,
-                   c->nmetrics, c->cfg.epochs, c->iteration, c->iterations_per_epoch, queued);
+                   run_epochs_locked(c), c->cfg.epochs, c->iteration, c->iterations_per_epoch,
+                   queued);
     else if (r->worker_exited && !r->shutdown)
         str_printf(buf, len, "worker stopped: %s", r->be_why);
     else if (!r->worker_started)
@@ -339,13 +343,19 @@ reg_status registry_create_run(gand_registry *reg, const char *body, size_t len,
     reg_lock(reg);
     pending_files p = prepare_files_locked(reg, r, true);
     reg_unlock(reg);
-    if (store_files(reg, r, &p) != 0) {
-        gan_fail(err, "", "cannot write the files of a new run under %s (see the log)",
-                 reg->runs_dir);
+    gan_error werr;
+    if (write_run_record(r, &p.record, &werr) != 0) {
+        reg_status full = errno_is_full(errno) ? REG_STORAGE : REG_INTERNAL;
+        gan_fail(err, "", "the run was not created: %s", werr.message);
+        reg_lock(reg);
+        r->events_pending--;
+        reg_unlock(reg);
         remove_tree(r->dir);
         run_free(r);
-        return REG_INTERNAL;
+        return full;
     }
+    p.has_record = false;
+    store_files(reg, r, &p); /* its first state event */
 
     reg_lock(reg);
     if (reg->max_runs > 0 && reg->nruns >= reg->max_runs) { /* lost a race for the last place */
@@ -552,8 +562,12 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
             data = print_and_delete(d);
         }
 
-        pending_files p = {0};
-        char *line_data = data ? strdup(data) : NULL; /* for events.jsonl, after the lock */
+        /*
+         * With r->io held nothing else changes the run's config or state: run.json
+         * is written with the new config first, and only then is the change made
+         * in memory, so that what is answered is on disk, and what cannot be
+         * written is not made.
+         */
         pthread_mutex_lock(&r->io);
         reg_lock(reg);
         bool raced = r->cfg_version != version || r->removed || r->state != state ||
@@ -561,26 +575,43 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
                                r->nmetrics == 0);
         int batch_bad =
             !raced && (changed & GAN_F_BATCH_SIZE) && check_dataset_locked(reg, &next, err) != 0;
+        const int64_t at = now_ms();
+        run_record rec;
+        bool persist = !raced && !batch_bad && changed && !r->persist_disabled;
+        if (persist) {
+            rec = run_record_locked(r);
+            rec.cfg = next;
+            rec.updated_at = at;
+        }
+        reg_unlock(reg);
+        gan_error werr;
+        if (persist && write_run_record(r, &rec, &werr) != 0) {
+            st = errno_is_full(errno) ? REG_STORAGE : REG_INTERNAL;
+            pthread_mutex_unlock(&r->io);
+            free(data);
+            gan_fail(err, "", "the config was not changed: %s", werr.message);
+            break;
+        }
         uint64_t seq = 0;
+        int epoch = 0;
         run_view view;
+        reg_lock(reg);
         if (!raced && !batch_bad) {
             if (changed) {
                 r->cfg = next;
                 r->cfg_version++;
                 r->cfg_dirty = true;
-                p = prepare_files_locked(reg, r, false);
-                p.config_data = line_data; /* its line carries the epoch count at the time */
-                p.config_epoch = r->nmetrics;
-                line_data = NULL;
-                seq = event_add_locked(reg, r, "config", data);
-                data = NULL;
+                r->updated_at = at;
+                epoch = run_epochs_locked(r); /* its line carries the epoch count at the time */
+                seq = event_add_locked(reg, r, "config", data ? strdup(data) : NULL);
             }
             run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);
         }
-        free(line_data);
         reg_unlock(reg);
-        store_files(reg, r, &p);
+        if (seq)
+            event_append(r, seq, "config", epoch, data);
         pthread_mutex_unlock(&r->io);
+        events_after_lock(reg);
         free(data);
         if (raced || batch_bad) {
             if (batch_bad) {
@@ -631,12 +662,12 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
         st = not_found(id, err);
         goto out;
     }
-    to = run_transition(s, act, r->active, r->cfg.epochs > r->nmetrics);
+    to = run_transition(s, act, r->active, r->cfg.epochs > run_epochs_locked(r));
     if (to == s && act == RUN_ACTION_RESUME && s == RUN_COMPLETED) {
         gan_fail(err, "",
                  "cannot resume a run that is completed: it has done all %d of its epochs; "
                  "raise epochs with PATCH first",
-                 r->nmetrics);
+                 run_epochs_locked(r));
         st = REG_CONFLICT;
         goto out;
     }
@@ -645,17 +676,42 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
         st = REG_CONFLICT;
         goto out;
     }
-    r->state = to;
-    r->reason[0] = '\0';
+    /* run.json first, as for a PATCH: a change that cannot be written is not made */
+    const int64_t at = now_ms();
+    run_record rec = run_record_locked(r);
+    rec.state = to;
+    rec.reason[0] = '\0';
+    rec.updated_at = at;
     if (to == RUN_QUEUED) {
-        r->queue_seq = reg->next_queue_seq++;
-        r->queued_at = now_ms();
-        r->finished_at = 0;
-        reg->exec->wake_locked(reg);
+        rec.queued_at = at;
+        rec.finished_at = 0;
     }
     if (state_is_final(to))
-        r->finished_at = now_ms();
+        rec.finished_at = at;
+    bool persist = !r->persist_disabled;
+    reg_unlock(reg);
+    gan_error werr;
+    if (persist && write_run_record(r, &rec, &werr) != 0) {
+        st = errno_is_full(errno) ? REG_STORAGE : REG_INTERNAL;
+        gan_fail(err, "", "the run was not %s: %s",
+                 act == RUN_ACTION_PAUSE    ? "paused"
+                 : act == RUN_ACTION_RESUME ? "resumed"
+                                            : "stopped",
+                 werr.message);
+        reg_lock(reg);
+        goto out;
+    }
+    reg_lock(reg);
+    r->state = to;
+    r->reason[0] = '\0';
+    r->queued_at = rec.queued_at;
+    r->finished_at = rec.finished_at;
+    if (to == RUN_QUEUED) {
+        r->queue_seq = reg->next_queue_seq++;
+        reg->exec->wake_locked(reg);
+    }
     p = prepare_files_locked(reg, r, true);
+    p.has_record = false; /* written above */
     run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);
     changed = true;
     from = s;
@@ -730,7 +786,10 @@ reg_status registry_metrics(gand_registry *reg, const char *id, int since, char 
         return REG_NOT_FOUND;
     /* the records are copied under the lock and formatted after */
     reg_lock(reg);
-    int from = since < r->nmetrics ? since : r->nmetrics, n = r->nmetrics - from;
+    int from = 0; /* the first record past epoch `since` */
+    while (from < r->nmetrics && r->metrics[from].epoch <= since)
+        from++;
+    int n = r->nmetrics - from;
     gan_epoch_metrics *copy = malloc(((size_t)n + 1) * sizeof *copy);
     if (copy && n > 0)
         memcpy(copy, r->metrics + from, (size_t)n * sizeof *copy);

@@ -64,6 +64,7 @@ typedef enum reg_status {
     REG_CONFLICT,  /* transition not allowed in this state: 409 */
     REG_LIMIT,     /* a configured limit was hit: 429/507 (err says which) */
     REG_INTERNAL,  /* I/O or device failure: 500 (err says what) */
+    REG_STORAGE,   /* a change could not be written for want of space: 507 (err says what) */
 } reg_status;
 
 typedef struct gand_dataset_entry {

@@ -112,9 +112,11 @@ typedef struct evaluation {
 } evaluation;
 
 typedef struct run_event {
-    const char *kind; /* "epoch" | "state" | "config" | "evaluation" (static strings) */
+    uint64_t id;      /* increasing, never handed out twice (events.c) */
+    const char *kind; /* "epoch" | "state" | "config" | "evaluation" | "alert" (static strings) */
     char *data;       /* one-line JSON object */
-} run_event;          /* its sequence number is its index + 1 */
+    int epoch;        /* the run's epochs done when it was published (an epoch event's own) */
+} run_event;
 
 typedef struct run {
     int refs;     /* table + request threads + worker (under reg->lock) */
@@ -142,8 +144,12 @@ typedef struct run {
 
     gan_epoch_metrics *metrics; /* metrics[i].epoch == i + 1 */
     int nmetrics, metrics_cap;
-    run_event *events;
+    run_event *events; /* by id, ascending */
     int nevents, events_cap;
+    uint64_t last_event_id; /* the id of the newest event (events.c) */
+    /* files of the run found damaged at start-up, each kept aside as NAME.damaged */
+    char damaged[4][24];
+    int ndamaged;
     int *samples; /* epochs with a saved grid, ascending */
     int nsamples, samples_cap;
     g_snapshot *snap;
@@ -218,8 +224,14 @@ struct gand_registry {
     atomic_int_least64_t eval_started_ms; /* monotonic start of the running evaluation, 0 = none */
     int evals_queued;                     /* queued evaluations, all runs */
     /* events that could not be recorded (out of memory): counted under the lock,
-     * logged after it by events_report_lost */
+     * logged after it by events_after_lock */
     atomic_uint_least64_t events_lost, events_lost_logged;
+    /* event ids (events.c): the highest that may have been handed out before this start, the
+     * highest reserved in STATE_DIR/event-ids, and whether to raise that after the lock */
+    uint64_t event_id_base, event_ids_reserved;
+    bool event_ids_low;
+    pthread_mutex_t ids_io; /* writes of event-ids (events_after_lock) */
+    bool event_ids_warned;  /* under ids_io */
     int64_t next_eval_seq;
     run *current;                   /* the run the worker holds, or NULL */
     gk_backend *be;                 /* the worker's, opened for `device_req` */
@@ -257,7 +269,8 @@ typedef struct pending_files {
     run_record record;
     bool state_event; /* a "state" event of the record's state, reason and epoch */
     int64_t state_at;
-    char *config_data; /* a "config" event already published: its events.jsonl line */
+    char *config_data; /* a "config" event already published: its data, for events.jsonl */
+    uint64_t config_id;
     int config_epoch;
 } pending_files;
 
@@ -373,12 +386,18 @@ char *state_event_data(const run_record *r, int64_t at);
 
 /* ---- events (events.c) ---- */
 
-/* Log, with nothing locked, the events lost since the last report (if any). */
-void events_report_lost(gand_registry *reg);
+/*
+ * With nothing locked, after adding events: log the events lost since the
+ * last report (if any), and raise the reserved event ids when they run low.
+ */
+void events_after_lock(gand_registry *reg);
+/* At start-up, after the runs are loaded and before the registry is shared. */
+void events_reserve_ids(gand_registry *reg);
 uint64_t event_add_locked(gand_registry *reg, run *r, const char *kind, char *data);
 /* A run's stream may have news (an event, its end): wake its waiters and call the hook. */
 void event_wake_locked(gand_registry *reg, run *r);
-char *event_line(const char *kind, int epoch, const char *data);
+char *event_line(uint64_t id, const char *kind, int epoch, const char *data);
+int event_append(run *r, uint64_t id, const char *kind, int epoch, const char *data);
 
 /* ---- alerts: watch rules that fired (alerts.c) ---- */
 
@@ -390,9 +409,19 @@ void alert_keep_locked(run *r, const gan_alert *a);
 /* ---- the run store: a run's files (run_store.c) ---- */
 
 pending_files prepare_files_locked(gand_registry *reg, run *r, bool state_event);
+/* What run.json holds now (under reg->lock); updated_at is the caller's. */
+run_record run_record_locked(const run *r);
+/* Write run.json from rec (r->io held, reg->lock not); -1 with err (and errno) on failure. */
+int write_run_record(const run *r, const run_record *rec, gan_error *err);
+/* Whether an errno of a failed write means the disk (or quota) is full: 507 rather than 500. */
+bool errno_is_full(int e);
 int store_files(gand_registry *reg, run *r, pending_files *p);
 void persist_run(gand_registry *reg, run *r);
 char *metrics_text_locked(const run *r);
+/* Epochs the run has done: the epoch of its last record (records may skip a damaged one). */
+int run_epochs_locked(const run *r);
+/* Forget the records past epoch `keep` (history that will be trained again). */
+bool metrics_cut_locked(run *r, int keep);
 void load_runs(gand_registry *reg);
 
 /* ---- data sets (datasets.c) ---- */

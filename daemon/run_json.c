@@ -146,7 +146,7 @@ void run_view_take_locked(const gand_registry *reg, const run *r, int queue_posi
     p->state = state_names[r->state];
     str_printf(p->reason, sizeof p->reason, "%s", r->reason);
     p->cfg = r->cfg;
-    p->epoch = r->nmetrics;
+    p->epoch = run_epochs_locked(r);
     p->iteration = r->iteration;
     p->iterations_per_epoch = run_iterations_per_epoch_locked(reg, r);
     p->has_metrics = r->nmetrics > 0;
@@ -163,6 +163,9 @@ void run_view_take_locked(const gand_registry *reg, const run *r, int queue_posi
         p->nsamples = r->nsamples;
     }
     p->checkpoint_epoch = r->checkpoint_epoch;
+    for (int i = 0; i < r->ndamaged; i++)
+        str_printf(p->damaged[i], sizeof p->damaged[i], "%s", r->damaged[i]);
+    p->ndamaged = r->ndamaged;
     split_view(dataset_find(reg, r->cfg.dataset), &p->split); /* fixed after registry_open */
     const evaluation *e = last_done_locked(r);
     v->has_eval = e != NULL;

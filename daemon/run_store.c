@@ -6,25 +6,32 @@
 
 #include "gan/json_text.h"
 
+run_record run_record_locked(const run *r)
+{
+    run_record rec;
+    memset(&rec, 0, sizeof rec);
+    str_printf(rec.id, sizeof rec.id, "%s", r->id);
+    rec.state = r->state;
+    str_printf(rec.reason, sizeof rec.reason, "%s", r->reason);
+    rec.cfg = r->cfg;
+    rec.created_at = r->created_at;
+    rec.started_at = r->started_at;
+    rec.updated_at = r->updated_at;
+    rec.finished_at = r->finished_at;
+    rec.queued_at = r->queued_at;
+    rec.epoch = run_epochs_locked(r);
+    rec.checkpoint_epoch = r->checkpoint_epoch;
+    str_printf(rec.device, sizeof rec.device, "%s", r->device);
+    return rec;
+}
+
 pending_files prepare_files_locked(gand_registry *reg, run *r, bool state_event)
 {
     (void)reg;
     pending_files p;
     memset(&p, 0, sizeof p);
     r->updated_at = now_ms();
-    run_record *rec = &p.record;
-    str_printf(rec->id, sizeof rec->id, "%s", r->id);
-    rec->state = r->state;
-    str_printf(rec->reason, sizeof rec->reason, "%s", r->reason);
-    rec->cfg = r->cfg;
-    rec->created_at = r->created_at;
-    rec->started_at = r->started_at;
-    rec->updated_at = r->updated_at;
-    rec->finished_at = r->finished_at;
-    rec->queued_at = r->queued_at;
-    rec->epoch = r->nmetrics;
-    rec->checkpoint_epoch = r->checkpoint_epoch;
-    str_printf(rec->device, sizeof rec->device, "%s", r->device);
+    p.record = run_record_locked(r);
     p.has_record = !r->persist_disabled;
     if (state_event) {
         /* added by store_files; until then an event stream of the run does not end */
@@ -35,6 +42,27 @@ pending_files prepare_files_locked(gand_registry *reg, run *r, bool state_event)
     return p;
 }
 
+bool errno_is_full(int e)
+{
+    return e == ENOSPC || e == EDQUOT;
+}
+
+int write_run_record(const run *r, const run_record *rec, gan_error *err)
+{
+    char path[PATH_MAX];
+    run_path(r, "run.json", path, sizeof path);
+    char *json = run_file_json(rec);
+    if (!json) {
+        errno = ENOMEM;
+        return gan_fail(err, "", "out of memory formatting run.json");
+    }
+    int rc = gan_write_file_atomic(path, json, strlen(json), err);
+    int e = errno;
+    free(json);
+    errno = e;
+    return rc;
+}
+
 /*
  * Publish and write what prepare_files_locked copied (r->io held, reg->lock
  * not): the state event is formatted here and added under the lock, then
@@ -43,56 +71,35 @@ pending_files prepare_files_locked(gand_registry *reg, run *r, bool state_event)
 int store_files(gand_registry *reg, run *r, pending_files *p)
 {
     int rc = 0;
-    char path[PATH_MAX];
-    events_report_lost(reg);
     if (p->state_event) {
         char *data = state_event_data(&p->record, p->state_at);
-        char *line = data ? event_line("state", p->record.epoch, data) : NULL;
+        char *copy = data ? strdup(data) : NULL;
         reg_lock(reg);
         r->events_pending--;
-        event_add_locked(reg, r, "state", data);
+        uint64_t id = event_add_locked(reg, r, "state", copy);
         reg_unlock(reg);
         p->state_event = false;
-        if (!line) {
+        if (!data) {
             log_err("run %s: out of memory recording a state event", r->id);
             rc = -1;
-        } else if (!r->removed) {
-            run_path(r, "events.jsonl", path, sizeof path);
-            if (gan_append_line(path, line) != 0) {
-                log_err("run %s: cannot append to %s: %s", r->id, path, strerror(errno));
-                rc = -1;
-            }
-        }
-        free(line);
-    }
-    if (p->config_data && !r->removed) {
-        char *line = event_line("config", p->config_epoch, p->config_data);
-        run_path(r, "events.jsonl", path, sizeof path);
-        if (!line || gan_append_line(path, line) != 0) {
-            log_err("run %s: cannot append to %s: %s", r->id, path,
-                    line ? strerror(errno) : "out of memory");
+        } else if (event_append(r, id, "state", p->record.epoch, data) != 0) {
             rc = -1;
         }
-        free(line);
+        free(data);
     }
+    if (p->config_data &&
+        event_append(r, p->config_id, "config", p->config_epoch, p->config_data) != 0)
+        rc = -1;
     free(p->config_data);
     p->config_data = NULL;
-    if (r->removed) /* deleted meanwhile: its directory is gone */
-        goto out;
-    if (p->has_record) {
+    events_after_lock(reg);
+    if (p->has_record && !r->removed) { /* else deleted meanwhile: its directory is gone */
         gan_error err;
-        char *json = run_file_json(&p->record);
-        run_path(r, "run.json", path, sizeof path);
-        if (!json) {
-            log_err("run %s: out of memory formatting run.json", r->id);
-            rc = -1;
-        } else if (gan_write_file_atomic(path, json, strlen(json), &err) != 0) {
+        if (write_run_record(r, &p->record, &err) != 0) {
             log_err("run %s: cannot write run.json: %s", r->id, err.message);
             rc = -1;
         }
-        free(json);
     }
-out:
     p->has_record = false;
     return rc;
 }
@@ -110,6 +117,21 @@ void persist_run(gand_registry *reg, run *r)
 
 /* ---- checkpoints and metrics files ------------------------------------ */
 
+int run_epochs_locked(const run *r)
+{
+    return r->nmetrics > 0 ? r->metrics[r->nmetrics - 1].epoch : 0;
+}
+
+bool metrics_cut_locked(run *r, int keep)
+{
+    int n = r->nmetrics;
+    while (n > 0 && r->metrics[n - 1].epoch > keep)
+        n--;
+    bool cut = n < r->nmetrics;
+    r->nmetrics = n;
+    return cut;
+}
+
 /* metrics.jsonl's text for the records in memory (under reg->lock). */
 char *metrics_text_locked(const run *r)
 {
@@ -124,91 +146,265 @@ char *metrics_text_locked(const run *r)
     return sb_take(&b);
 }
 
-/* Read metrics.jsonl; stops at the first line that is not the next epoch (a torn tail). */
-static int load_metrics(run *r, bool *cut)
+/* ---- reading a run's files back ------------------------------------------ */
+
+/* The lines of a file read whole: each one NUL-terminated in place. */
+typedef struct line_iter {
+    char *p, *end;
+    int lineno;
+} line_iter;
+
+/* The next line; *whole is false when it holds a NUL byte (it cannot be a record). */
+static char *next_line(line_iter *it, bool *whole)
 {
-    char path[PATH_MAX];
-    run_path(r, "metrics.jsonl", path, sizeof path);
-    *cut = false;
-    if (access(path, F_OK) != 0)
-        return 0;
-    gan_error err;
-    char *text = read_text(path, (size_t)1 << 30, &err);
-    if (!text) {
-        log_warning("run %s: %s", r->id, err.message);
-        *cut = true;
-        return 0;
+    if (it->p >= it->end)
+        return NULL;
+    char *line = it->p, *nl = memchr(line, '\n', (size_t)(it->end - line));
+    if (!nl)
+        nl = it->end; /* cut off at load when torn; the last line of a whole file */
+    *nl = '\0';
+    it->p = nl + 1;
+    it->lineno++;
+    *whole = strlen(line) == (size_t)(nl - line);
+    return line;
+}
+
+static bool damaged_listed(const run *r, const char *name)
+{
+    for (int i = 0; i < r->ndamaged; i++)
+        if (strcmp(r->damaged[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void list_damaged(run *r, const char *name)
+{
+    if (!damaged_listed(r, name) && r->ndamaged < (int)(sizeof r->damaged / sizeof r->damaged[0]))
+        str_printf(r->damaged[r->ndamaged++], sizeof r->damaged[0], "%s", name);
+}
+
+/*
+ * A file of the run with lines that cannot be read: a copy of it as it is
+ * goes to NAME.damaged (unless one is there already, from an earlier start),
+ * and the run lists it. Every line that can be read is still used.
+ */
+static void keep_damaged(run *r, const char *name, const char *text, size_t len, int bad,
+                         int first_bad)
+{
+    char path[PATH_MAX], aside[PATH_MAX];
+    run_path(r, name, path, sizeof path);
+    str_printf(aside, sizeof aside, "%s.damaged", path);
+    gan_error err = {{0}, {0}};
+    bool kept = access(aside, F_OK) == 0;
+    if (!kept && gan_write_file_atomic(aside, text, len, &err) == 0)
+        kept = true;
+    list_damaged(r, name);
+    if (kept)
+        log_warning("run %s: %d line(s) of %s cannot be read (the first is line %d); they are "
+                    "skipped and every other line is used; the file as it was is kept in %s",
+                    r->id, bad, name, first_bad, aside);
+    else
+        log_err("run %s: %d line(s) of %s cannot be read (the first is line %d); they are "
+                "skipped; a copy of the file cannot be kept: %s",
+                r->id, bad, name, first_bad, err.message);
+}
+
+/*
+ * Read one of a run's .jsonl files to load it: NULL when it is absent or
+ * cannot be read (logged). A torn last line (a crash or a full disk while it
+ * was appended) is cut off the file first; something other than a regular
+ * file in its place (a FIFO would block) is moved aside as NAME.damaged.
+ */
+static char *load_jsonl(run *r, const char *name, size_t max, size_t *len)
+{
+    char path[PATH_MAX], aside[PATH_MAX];
+    run_path(r, name, path, sizeof path);
+    str_printf(aside, sizeof aside, "%s.damaged", path);
+    if (access(aside, F_OK) == 0 && !damaged_listed(r, name)) {
+        list_damaged(r, name);
+        log_notice("run %s: %s was found damaged before; its copy as it was is %s", r->id, name,
+                   aside);
     }
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        cJSON *o = cJSON_Parse(line);
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return NULL;
+    if (!S_ISREG(st.st_mode)) {
+        list_damaged(r, name);
+        if (rename(path, aside) == 0)
+            log_err("run %s: %s is not a regular file; it is moved aside to %s and the run goes on "
+                    "without it",
+                    r->id, name, aside);
+        else
+            log_err("run %s: %s is not a regular file, and cannot be moved aside: %s", r->id, name,
+                    strerror(errno));
+        return NULL;
+    }
+    long long dropped = 0;
+    if (gan_torn_tail(path, &dropped) != 0)
+        log_err("run %s: cannot cut the torn last line of %s: %s", r->id, name, strerror(errno));
+    else if (dropped > 0)
+        log_notice("run %s: the last line of %s was torn (%lld bytes without a line end, from an "
+                   "append that did not finish); it is cut off",
+                   r->id, name, dropped);
+    uint8_t *data = NULL;
+    gan_error err;
+    if (gan_read_file(path, &data, len, max, &err) != 0) {
+        log_err("run %s: %s", r->id, err.message);
+        return NULL;
+    }
+    return (char *)data;
+}
+
+/* Read metrics.jsonl: every record in epoch order; other lines are skipped and kept aside. */
+static int load_metrics(run *r)
+{
+    size_t len;
+    char *text = load_jsonl(r, "metrics.jsonl", (size_t)1 << 30, &len);
+    if (!text)
+        return 0;
+    char *copy = malloc(len + 1);
+    if (copy)
+        memcpy(copy, text, len + 1);
+    line_iter it = {text, text + len, 0};
+    int bad = 0, first_bad = 0, rc = 0;
+    bool whole;
+    for (char *line; (line = next_line(&it, &whole));) {
         gan_epoch_metrics m;
-        bool ok = gan_epoch_metrics_from_cjson(o, &m) == 0 && m.epoch == r->nmetrics + 1;
+        cJSON *o = whole ? cJSON_Parse(line) : NULL;
+        bool ok = gan_epoch_metrics_from_cjson(o, &m) == 0 && m.epoch > run_epochs_locked(r);
         cJSON_Delete(o);
         if (!ok) {
-            log_warning("run %s: metrics.jsonl line %d is not the record of epoch %d; "
-                        "history is cut there",
-                        r->id, r->nmetrics + 1, r->nmetrics + 1);
-            *cut = true;
-            break;
+            if (!bad++)
+                first_bad = it.lineno;
+            continue;
         }
         if (!grow((void **)&r->metrics, &r->metrics_cap, r->nmetrics + 1, sizeof m)) {
-            free(text);
-            return -1;
+            rc = -1;
+            break;
         }
         r->metrics[r->nmetrics++] = m;
     }
+    if (bad && copy)
+        keep_damaged(r, "metrics.jsonl", copy, len, bad, first_bad);
+    free(copy);
     free(text);
-    return 0;
+    return rc;
 }
 
-/* Rebuild the event list: events.jsonl merged with the epoch records by epoch. */
-static void load_events(gand_registry *reg, run *r)
+/* An event read back, in a run that is not shared yet: it keeps the id it was given. */
+static void event_load(run *r, uint64_t id, const char *kind, int epoch, char *data)
 {
-    char path[PATH_MAX];
-    run_path(r, "events.jsonl", path, sizeof path);
-    char *text = NULL;
-    gan_error err;
-    if (access(path, F_OK) == 0 && !(text = read_text(path, (size_t)1 << 28, &err)))
-        log_warning("run %s: %s", r->id, err.message);
-    int mi = 0;
+    if (!data || !grow((void **)&r->events, &r->events_cap, r->nevents + 1, sizeof(run_event))) {
+        free(data);
+        return;
+    }
+    r->events[r->nevents++] = (run_event){id, kind, data, epoch};
+    if (id > r->last_event_id)
+        r->last_event_id = id;
+}
+
+static int cmp_event_id(const void *a, const void *b)
+{
+    uint64_t x = ((const run_event *)a)->id, y = ((const run_event *)b)->id;
+    return (x > y) - (x < y);
+}
+
+static const char *event_kind(const cJSON *kind)
+{
+    static const char *const kinds[] = {"state", "config", "evaluation", "alert", "epoch"};
+    for (size_t i = 0; cJSON_IsString(kind) && i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(kind->valuestring, kinds[i]) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+/*
+ * Rebuild the event list from events.jsonl, each event with its id. Files
+ * from before ids were written have no "id" and no epoch events: those get
+ * ids 1, 2, ... in order, with the epoch records of metrics.jsonl merged in
+ * by epoch, as they were numbered then.
+ */
+static void load_events(run *r)
+{
+    size_t len;
+    char *text = load_jsonl(r, "events.jsonl", (size_t)1 << 28, &len);
+    char *copy = text ? malloc(len + 1) : NULL;
+    if (copy)
+        memcpy(copy, text, len + 1);
+    line_iter it = {text, text ? text + len : NULL, 0};
+    int mi = 0, bad = 0, first_bad = 0;
+    bool legacy = true; /* no line with an id yet */
+    uint64_t pos = 0;
     char line[1024];
-    char *save = NULL;
-    for (char *l = text ? strtok_r(text, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
-        cJSON *o = cJSON_Parse(l);
-        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "event");
+    bool whole;
+    for (char *l; text && (l = next_line(&it, &whole));) {
+        cJSON *o = whole ? gan_json_parse(l, strlen(l), NULL, false) : NULL;
+        const char *k = event_kind(cJSON_GetObjectItemCaseSensitive(o, "event"));
         const cJSON *ep = cJSON_GetObjectItemCaseSensitive(o, "epoch");
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
-        const char *k = NULL;
-        if (cJSON_IsString(kind) && strcmp(kind->valuestring, "state") == 0)
-            k = "state";
-        else if (cJSON_IsString(kind) && strcmp(kind->valuestring, "config") == 0)
-            k = "config";
-        else if (cJSON_IsString(kind) && strcmp(kind->valuestring, "evaluation") == 0)
-            k = "evaluation";
-        else if (cJSON_IsString(kind) && strcmp(kind->valuestring, "alert") == 0)
-            k = "alert";
-        if (!k || !cJSON_IsNumber(ep) || !cJSON_IsObject(data)) {
-            log_warning("run %s: events.jsonl has an unreadable line; later events are dropped",
-                        r->id);
+        const cJSON *idj = cJSON_GetObjectItemCaseSensitive(o, "id");
+        int64_t id = 0;
+        bool has_id = idj != NULL;
+        bool ok = k && cJSON_IsNumber(ep) && cJSON_IsObject(data) &&
+                  (!has_id || gan_json_integer(idj, 1, (int64_t)1 << 53, &id)) &&
+                  (has_id || legacy) && (has_id || strcmp(k, "epoch") != 0);
+        if (!ok) {
+            if (!bad++)
+                first_bad = it.lineno;
             cJSON_Delete(o);
-            break;
+            continue;
         }
-        while (mi < r->nmetrics && r->metrics[mi].epoch <= ep->valueint) {
-            gan_epoch_metrics_json(&r->metrics[mi++], line, sizeof line);
-            event_add_locked(reg, r, "epoch", strdup(line));
+        if (legacy) { /* the epoch records up to this line's epoch come before it */
+            while (mi < r->nmetrics && r->metrics[mi].epoch <= ep->valueint) {
+                gan_epoch_metrics_json(&r->metrics[mi++], line, sizeof line);
+                event_load(r, ++pos, "epoch", r->metrics[mi - 1].epoch, strdup(line));
+            }
+            legacy = !has_id;
         }
         gan_alert a;
         if (strcmp(k, "alert") == 0 && gan_alert_from_cjson(&a, data) == 0)
             alert_keep_locked(r, &a);
-        event_add_locked(reg, r, k, cJSON_PrintUnformatted(data));
+        event_load(r, has_id ? (uint64_t)id : ++pos, k, ep->valueint, cJSON_PrintUnformatted(data));
         cJSON_Delete(o);
     }
-    while (mi < r->nmetrics) {
+    while (legacy && mi < r->nmetrics) {
         gan_epoch_metrics_json(&r->metrics[mi++], line, sizeof line);
-        event_add_locked(reg, r, "epoch", strdup(line));
+        event_load(r, ++pos, "epoch", r->metrics[mi - 1].epoch, strdup(line));
     }
+    if (bad && copy)
+        keep_damaged(r, "events.jsonl", copy, len, bad, first_bad);
+    free(copy);
     free(text);
+    /* appends of two threads may land in either order; one id once */
+    if (r->nevents > 1)
+        qsort(r->events, (size_t)r->nevents, sizeof *r->events, cmp_event_id);
+    /*
+     * An epoch's event stays only while its record does: epochs past the
+     * history (cut to the checkpoint above) are trained again, and an epoch
+     * trained again after a crash supersedes its earlier event. So a replay
+     * shows each epoch once, in order.
+     */
+    int floor = run_epochs_locked(r) + 1; /* the lowest epoch of the epoch events kept after i */
+    for (int i = r->nevents - 1; i >= 0; i--) {
+        run_event *e = &r->events[i];
+        if (strcmp(e->kind, "epoch") != 0)
+            continue;
+        if (e->epoch >= floor || (i > 0 && r->events[i - 1].id == e->id)) {
+            free(e->data);
+            e->data = NULL;
+        } else {
+            floor = e->epoch;
+        }
+    }
+    int n = 0;
+    for (int i = 0; i < r->nevents; i++) {
+        if (!r->events[i].data || (n > 0 && r->events[i].id == r->events[n - 1].id)) {
+            free(r->events[i].data);
+            continue;
+        }
+        r->events[n++] = r->events[i];
+    }
+    r->nevents = n;
 }
 
 static void load_samples(run *r)
@@ -323,37 +519,45 @@ static bool eval_from_json(const cJSON *o, evaluation *e)
  */
 static void load_evaluations(gand_registry *reg, run *r)
 {
-    char path[PATH_MAX];
-    run_path(r, "evaluations.jsonl", path, sizeof path);
-    if (access(path, F_OK) != 0)
+    size_t len;
+    char *text = load_jsonl(r, "evaluations.jsonl", (size_t)1 << 28, &len);
+    if (!text)
         return;
-    gan_error err;
-    char *text = read_text(path, (size_t)1 << 28, &err);
-    if (!text) {
-        log_warning("run %s: %s", r->id, err.message);
-        return;
-    }
-    int lineno = 0;
-    char *save = NULL;
-    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        lineno++;
-        cJSON *o = cJSON_Parse(l);
+    char *copy = malloc(len + 1);
+    if (copy)
+        memcpy(copy, text, len + 1);
+    line_iter it = {text, text + len, 0};
+    int bad = 0, first_bad = 0;
+    bool whole;
+    for (char *l; (l = next_line(&it, &whole));) {
+        cJSON *o = whole ? cJSON_Parse(l) : NULL;
         evaluation e;
-        bool ok = eval_from_json(o, &e);
+        bool ok = eval_from_json(o, &e) && e.id <= 1000000;
         cJSON_Delete(o);
-        if (!ok || e.id > r->nevals + 1) {
-            log_warning("run %s: evaluations.jsonl line %d is not an evaluation in order; it "
-                        "is skipped",
-                        r->id, lineno);
+        if (!ok) {
+            if (!bad++)
+                first_bad = it.lineno;
             continue;
         }
-        if (e.id == r->nevals + 1) {
-            if (!grow((void **)&r->evals, &r->evals_cap, r->nevals + 1, sizeof e))
+        if (e.id > r->nevals) {
+            if (!grow((void **)&r->evals, &r->evals_cap, e.id, sizeof e))
                 break;
-            r->nevals++;
+            /* numbers whose every line was damaged: failed, saying so */
+            for (int i = r->nevals; i < e.id - 1; i++) {
+                evaluation *g = &r->evals[i];
+                memset(g, 0, sizeof *g);
+                g->id = i + 1;
+                g->state = EVAL_FAILED;
+                str_printf(g->reason, sizeof g->reason,
+                           "its record in evaluations.jsonl cannot be read");
+            }
+            r->nevals = e.id;
         }
         r->evals[e.id - 1] = e;
     }
+    if (bad && copy)
+        keep_damaged(r, "evaluations.jsonl", copy, len, bad, first_bad);
+    free(copy);
     free(text);
     for (int i = 0; i < r->nevals; i++) {
         evaluation *e = &r->evals[i];
@@ -474,12 +678,10 @@ static run *load_run(gand_registry *reg, const char *id)
         r->persist_disabled = true; /* keep the evidence */
     }
 
-    bool cut;
-    if (load_metrics(r, &cut) != 0) {
+    if (load_metrics(r) != 0) {
         run_free(r);
         return NULL;
     }
-    r->metrics_file_stale = cut;
     load_samples(r);
 
     bool ckpt_failed = false;
@@ -493,29 +695,25 @@ static run *load_run(gand_registry *reg, const char *id)
             r->iteration = pos.iteration;
         }
     }
-    /* a run that may train again continues from its checkpoint: history past it is cut */
-    if (!broken && !ckpt_failed && r->state != RUN_STOPPED && r->state != RUN_FAILED) {
-        int keep = r->checkpoint_epoch < 0 ? 0 : r->checkpoint_epoch;
-        if (r->nmetrics > keep) {
-            log_notice("run %s: resuming from the checkpoint of epoch %d; metrics of epochs "
-                       "%d..%d are dropped and will be trained again",
-                       id, keep, keep + 1, r->nmetrics);
-            r->nmetrics = keep;
-            r->metrics_file_stale = true;
-        }
-        if (r->checkpoint_epoch < 0)
-            r->iteration = 0;
+    /*
+     * The files are never cut here. A finished run keeps all its history,
+     * with or without a checkpoint. A run that will train again shows what it
+     * resumes from: records past its checkpoint (a crash between the two
+     * writes) are trained again, and the worker drops them from the file
+     * when it resumes (worker_build).
+     */
+    if (r->checkpoint_epoch < 0)
+        r->iteration = 0;
+    bool resumes = r->state == RUN_QUEUED || r->state == RUN_PAUSED || r->state == RUN_RUNNING;
+    int had = run_epochs_locked(r);
+    if (!broken && !ckpt_failed && resumes &&
+        metrics_cut_locked(r, r->checkpoint_epoch < 0 ? 0 : r->checkpoint_epoch)) {
+        r->metrics_file_stale = true; /* rewritten from memory when it resumes */
+        log_notice("run %s: epochs %d to %d of metrics.jsonl are past its checkpoint; they are "
+                   "trained again when it resumes",
+                   id, run_epochs_locked(r) + 1, had);
     }
-    if (r->metrics_file_stale) {
-        char *mt = metrics_text_locked(r);
-        run_path(r, "metrics.jsonl", path, sizeof path);
-        if (mt && gan_write_file_atomic(path, mt, strlen(mt), &err) == 0)
-            r->metrics_file_stale = false;
-        else
-            log_err("run %s: cannot rewrite metrics.jsonl: %s", id, mt ? err.message : "no memory");
-        free(mt);
-    }
-    load_events(reg, r);
+    load_events(r);
     load_evaluations(reg, r);
     load_best(r);
 

@@ -63,6 +63,9 @@ typedef struct gand_run_view {
     double best_fid;
     gan_alert *alerts; /* the newest GAND_RUN_VIEW_ALERTS, oldest first */
     int nalerts, alerts_total;
+    /* files found damaged at start-up (an unreadable line), each kept aside as NAME.damaged */
+    char damaged[4][24];
+    int ndamaged;
 } gand_run_view;
 
 enum { GAND_RUN_VIEW_ALERTS = 10 }; /* alerts a run's JSON shows; events have them all */

@@ -25,7 +25,7 @@ reg_status registry_stats(gand_registry *reg, gand_registry_stats *out)
         str_printf(s->id, sizeof s->id, "%s", r->id);
         s->state = state_names[r->state];
         out->runs_by_state[r->state]++;
-        s->epochs = r->nmetrics;
+        s->epochs = run_epochs_locked(r);
         s->has_metrics = r->nmetrics > 0;
         if (s->has_metrics)
             s->last = r->metrics[r->nmetrics - 1];
