@@ -217,8 +217,8 @@ class Connections(gandtest.DaemonTest):
         r = d.request("POST", "/api/v1/runs", tiny_config(epochs=1000), headers=bearer(TOKEN))
         self.assertEqual(r.status, 201, r)
         busy = r.json()["id"]
-        streams = [d.events(rid, headers=bearer(TOKEN), timeout=30),
-                   d.events(busy, headers=bearer(TOKEN), timeout=30)]
+        streams = [d.events(rid, headers=bearer(TOKEN), timeout=10),
+                   d.events(busy, headers=bearer(TOKEN), timeout=10)]
         its = []
         for s in streams:
             self.assertEqual(s.status, 200)
@@ -233,9 +233,13 @@ class Connections(gandtest.DaemonTest):
             time.sleep(0.05)
         self.assertIn("bearer token read again", d.log())
 
+        deadline = time.monotonic() + 20
         for s, it in zip(streams, its):
-            for _ in it:  # to its end: the server ends it
-                pass
+            try:
+                for _ in it:  # to its end: the server ends it
+                    self.assertLess(time.monotonic(), deadline, "the stream goes on")
+            except socket.timeout:
+                self.fail("the stream was not ended (comments: %r)" % s.comments)
             self.assertTrue(any(c.startswith(": the bearer token changed") for c in s.comments),
                             s.comments)
             s.close()
