@@ -2,7 +2,10 @@
  * tests/fuzz/fuzz_config.c — gan_config_from_json on arbitrary bytes.
  *
  * Whatever parses must validate, print with gan_config_to_json, parse back to
- * an equal config (field by field) and print to the same text again.
+ * an equal config (field by field) and print to the same text again. What
+ * does not parse has an error whose message and field (which quote the
+ * input) make a valid problem document, the 422 of POST /api/v1/runs
+ * (tests/fuzz/fuzz_problem.h).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +14,7 @@
 
 #include "gan/config.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_problem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -68,6 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gan_error err = {{0}, {0}};
     if (gan_config_from_json(&c, json, size, &err) != 0) {
         FUZZ_CHECK(err.message[0] != '\0', "an error without a message");
+        fuzz_check_problem(422, "urn:gand:problem:invalid-field", err.field, err.message,
+                           "/api/v1/runs");
         return 0;
     }
     FUZZ_CHECK(gan_config_validate(&c, &err) == 0, "a parsed config does not validate: %s",

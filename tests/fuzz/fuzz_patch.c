@@ -3,7 +3,9 @@
  *
  * On error the config is unchanged, byte for byte. On success it validates, no
  * field outside GAN_F_MUTABLE moved, *changed names exactly the fields whose
- * values differ, and the same patch applied again changes nothing.
+ * values differ, and the same patch applied again changes nothing. An error's
+ * message and field, which quote the input, make a valid problem document
+ * (the PATCH's 422; tests/fuzz/fuzz_problem.h).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +14,7 @@
 
 #include "gan/config.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_problem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -70,6 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    err.message);
         FUZZ_CHECK(changed == 0, "a failed patch reports changes 0x%x", changed);
         FUZZ_CHECK(err.message[0] != '\0', "an error without a message");
+        fuzz_check_problem(422, "urn:gand:problem:invalid-field", err.field, err.message,
+                           "/api/v1/runs/r1");
         return 0;
     }
     FUZZ_CHECK(gan_config_validate(&c, &err) == 0, "a patched config does not validate: %s",

@@ -7,6 +7,10 @@
  * that contain no '/' unless captured by "**", and a match is stable
  * (matching again gives the same captures). Every input is also parsed as
  * a query integer: what is accepted must print back to the same text.
+ * The problem documents that quote a path (404 no such resource, 405, the
+ * 404 of an unknown run id captured from it) are built from the input as
+ * api/problem.c and api/router.c build them, and must be valid UTF-8 JSON
+ * objects with a string "detail" (tests/fuzz/fuzz_problem.h).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +22,7 @@
 #include "api/parse_int.h"
 #include "api/route_match.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_problem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -50,6 +55,27 @@ static void check(const char *pattern, const char *path)
         FUZZ_CHECK(rest || !strchr(params[i], '/'), "capture %d crosses a segment", i);
         FUZZ_CHECK(params2[i] && strcmp(params[i], params2[i]) == 0, "capture %d differs", i);
     }
+    if (params[0]) { /* api_problem_reg's 404 for a run id that names no run */
+        char detail[1024];
+        snprintf(detail, sizeof detail, "no run with id '%s'", params[0]);
+        fuzz_check_problem(404, "urn:gand:problem:not-found", NULL, detail, path);
+    }
+}
+
+/* The problems of api/router.c that quote the request path. */
+static void check_problems(const char *path)
+{
+    char detail[1024], clipped[121];
+    snprintf(detail, sizeof detail,
+             "no such resource: %s (the API is under /api/v1; see /api/v1/openapi.json)", path);
+    fuzz_check_problem(404, "urn:gand:problem:not-found", NULL, detail, path);
+    gan_utf8_clip(clipped, sizeof clipped, path, 120); /* API_CLIP(req->url, 120) */
+    snprintf(detail, sizeof detail, "%s is not allowed on %s; allowed: %s", "PUT", clipped,
+             "GET, OPTIONS");
+    fuzz_check_problem(405, "urn:gand:problem:method-not-allowed", NULL, detail, path);
+    /* a field named by the input, as a query parameter's 422 names it */
+    fuzz_check_problem(422, "urn:gand:problem:invalid-field", path, "unknown query parameter",
+                       path);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -74,6 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(!api_parse_int64(text, v == INT64_MAX ? v : v + 1, INT64_MAX, &again),
                    "'%s' is above its own value", text);
     }
+    check_problems(text);
     char *nl = strchr(text, '\n');
     if (nl) {
         *nl = '\0';
