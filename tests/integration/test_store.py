@@ -5,8 +5,8 @@ would, while the daemon is stopped or under it, and checks what is kept:
 
 - a torn last line (an append that did not finish) of events.jsonl and
   metrics.jsonl is cut at start-up, and the next append is a line of its own;
-- a changed byte and NUL bytes in the middle of metrics.jsonl and events.jsonl
-  lose those lines only: every other record is served, the run lists the file as
+- a changed byte and NUL bytes in the middle of metrics.jsonl, events.jsonl and
+  evaluations.jsonl lose those lines only: every other record is served, the run lists the file as
   `damaged`, and NAME.damaged holds the file as it was;
 - a finished run whose checkpoint was deleted keeps its history;
 - a FIFO as a run's metrics.jsonl or run.json does not hang start-up, nor one in
@@ -139,6 +139,36 @@ class Store(gandtest.DaemonTest):
         self.assertEqual(sorted(d.run(rid)["damaged"]), ["events.jsonl", "metrics.jsonl"])
         self.assertEqual(read(mpath + ".damaged"), damaged)
         self.assertEqual(epochs_served(d, other), [1, 2, 3, 4])
+
+    def test_damaged_evaluation_record_keeps_the_others(self):
+        d = self.daemon(config=self.conf("[datasets]\nsmall.holdout = 200\n")).start()
+        rid = self.completed_run(d, 2)
+        for seed in (1, 2, 3):
+            r = d.request("POST", "/api/v1/runs/%s/evaluations" % rid, {"samples": 200,
+                                                                         "seed": seed})
+            self.assertEqual(r.status, 202, r)
+        base = "/api/v1/runs/%s/evaluations" % rid
+        deadline = time.monotonic() + 120
+        while [e["state"] for e in d.get_json(base)["evaluations"]] != ["done"] * 3:
+            self.assertLess(time.monotonic(), deadline, d.get_json(base))
+            time.sleep(0.1)
+        before = d.get_json(base)["evaluations"]
+        d.stop()
+        path = os.path.join(run_dir(d, rid), "evaluations.jsonl")
+        lines = read(path).split(b"\n")
+        self.assertGreaterEqual(len(lines), 4)
+        # every line that names evaluation 2 gets NUL bytes; then a torn tail
+        lines = [b"\0" * len(x) if b'"id":2,' in x.replace(b" ", b"") else x for x in lines]
+        with open(path, "wb") as f:
+            f.write(b"\n".join(lines) + b'{"id":4,"sta')
+        d.start()
+        after = d.get_json(base)["evaluations"]
+        self.assertEqual([e["id"] for e in after], [1, 2, 3])
+        self.assertEqual((after[0], after[2]), (before[0], before[2]), "the others as they were")
+        self.assertEqual(after[1]["state"], "failed")
+        self.assertIn("cannot be read", after[1]["reason"])
+        self.assertEqual(d.run(rid)["damaged"], ["evaluations.jsonl"])
+        self.assertTrue(os.path.exists(path + ".damaged"))
 
     def test_fifos_hang_nothing(self):
         web = os.path.join(self.dir, "web")
