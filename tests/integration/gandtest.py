@@ -33,6 +33,19 @@ def tiny_config(**kw):
     return c
 
 
+def bearer(token):
+    """The Authorization header of a bearer token."""
+    return {"Authorization": "Bearer " + token}
+
+
+def write_file(path, text, mode=0o600):
+    """Write text to path with the given mode (a token file, say); returns path."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gandtest  # noqa: E402
-from gandtest import tiny_config  # noqa: E402
+from gandtest import bearer, tiny_config, write_file  # noqa: E402
 
 TOKEN = "first-token-for-the-connection-tests-0123"
 NEW_TOKEN = "second-token-for-the-connection-tests-456"
@@ -33,17 +33,6 @@ SLOW_SOCKETS = 100
 HEADER_TIMEOUT_S = 6  # longer than the probes below, so the slow sockets are open while they run
 BODY_TIMEOUT_S = 3
 SLOW_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 64
-
-
-def bearer(token):
-    return {"Authorization": "Bearer " + token}
-
-
-def write_file(path, text, mode=0o600):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-    return path
 
 
 def closed_by_peer(sock, timeout):
@@ -160,8 +149,12 @@ class Connections(gandtest.DaemonTest):
             self.assertGreaterEqual(waited, BODY_TIMEOUT_S - 0.5)
         finally:
             s.close()
-        self.assertIn("its request body did not arrive within body_timeout_s (%d s)"
-                      % BODY_TIMEOUT_S, d.log())
+        # the sweeper logs just after it closes the socket: give the line a moment
+        line = "its request body did not arrive within body_timeout_s (%d s)" % BODY_TIMEOUT_S
+        deadline = time.monotonic() + 5
+        while line not in d.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(line, d.log())
         # nothing was created from the ten bytes, and the daemon answers
         self.assertEqual(d.get_json("/api/v1/runs")["runs"], [])
         self.assertEqual(d.stop(), 0)

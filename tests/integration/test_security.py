@@ -33,19 +33,13 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gandtest  # noqa: E402
 from gandtest import tiny_config as config  # noqa: E402
+from gandtest import write_file  # noqa: E402
 
 TOKEN = "s3cr3t-T0ken_for.gand+tests/0123456789="  # 40 visible characters, some to URL-encode
 
 
 def bearer(token=TOKEN):
-    return {"Authorization": "Bearer " + token}
-
-
-def write_file(path, text, mode=0o600):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-    return path
+    return gandtest.bearer(token)
 
 
 def streams_open(d):
