@@ -333,8 +333,7 @@ static void *sweeper_main(void *arg)
                 continue;
             }
             c->cut = true;
-            if (c->fd >= 0)
-                shutdown(c->fd, SHUT_RDWR);
+            /* logged before the close, so that the line is there when the client sees it */
             if (c->phase == CONN_HEADERS)
                 gand_log_limited(&late_headers, GAND_LOG_INFO,
                                  "http: closed a connection from %s: no complete request headers "
@@ -345,6 +344,8 @@ static void *sweeper_main(void *arg)
                                  "http: closed a connection from %s: its request body did not "
                                  "arrive within body_timeout_s (%d s)",
                                  c->addr, api->body_timeout_s);
+            if (c->fd >= 0)
+                shutdown(c->fd, SHUT_RDWR);
         }
         api->sweeper_wake_ms = next ? next + SWEEP_SLACK_MS : 0;
         if (!next) {
