@@ -173,10 +173,12 @@ class LocalSlurm:
                 "--pid-file", os.path.join(self.munge_dir, "munged.pid"),
                 "--log-file", os.path.join(self.log_dir, "munged.log"),
                 "--seed-file", os.path.join(self.munge_dir, "munged.seed"),
-                "--num-threads", "2"]
-        if os.getuid() == 0:
-            # munged warns and refuses to run as root unless forced.
-            argv.append("--force")
+                "--num-threads", "2",
+                # munged refuses to start when a directory above its key, seed or
+                # socket is group- or world-writable without the sticky bit (a TMPDIR
+                # of a CI, say); forced, it logs a warning and runs. The harness's own
+                # directories have safe modes either way.
+                "--force"]
         self._start_daemon("munged", argv)
         self._wait(lambda: os.path.exists(self.munge_socket), 20, "munged's socket")
 
@@ -215,6 +217,9 @@ class LocalSlurm:
             "AccountingStorageType=accounting_storage/none",
             "JobCompType=jobcomp/filetxt",
             "JobCompLoc=%s" % self.jobcomp,
+            # The main scheduler also runs every second (default 60 s), so that a
+            # job that becomes eligible with no event (a requeued job, say) starts.
+            "SchedulerParameters=sched_interval=1",
             "SelectType=select/cons_tres",
             "SelectTypeParameters=CR_Core",
             "MpiDefault=none",
@@ -315,7 +320,7 @@ class LocalSlurm:
         return self._run(["scancel"] + list(args))
 
     def job_info(self, job_id):
-        """`scontrol -o show job JOBID` as a dict (JobState, Reason, ExitCode, RestartCnt,
+        """`scontrol -o show job JOBID` as a dict (JobState, Reason, ExitCode, Restarts,
         ...), or None when slurmctld no longer knows the job. A requeued job's
         JobState is one word (PENDING); Reason=None means no reason."""
         r = self._run(["scontrol", "-o", "show", "job", str(job_id)], check=False)
@@ -365,7 +370,7 @@ class LocalSlurm:
 
     # ---- stop ----
 
-    def _ours(self):
+    def processes(self):
         """Pids of processes (other than this one) that belong to this cluster: the
         daemons (their command lines name self.dir) and everything that carries our
         SLURM_CONF in its environment (slurmstepd, job scripts and their children)."""
@@ -422,10 +427,10 @@ class LocalSlurm:
         self.procs = {}
         # Job processes outlive slurmd only if slurmstepd failed to kill them.
         deadline = time.monotonic() + 10
-        stray = self._ours()
+        stray = self.processes()
         while stray and time.monotonic() < deadline:
             time.sleep(0.1)
-            stray = self._ours()
+            stray = self.processes()
         if stray:
             problems.append("processes left running: %s" % ", ".join(
                 "%d (%s)" % (pid, _cmdline(pid)) for pid in stray))

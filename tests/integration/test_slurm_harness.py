@@ -136,8 +136,8 @@ class SlurmHarnessTest(unittest.TestCase):
         self.s.run("scontrol", "requeue", job)
         # The first run gets SIGTERM (and, KillWait later, SIGKILL: the trap does not exit).
         wait_until(lambda: "TERM" in read_lines(log), 30, "SIGTERM in the first run")
-        info = self.s.wait_job_state(job, {"PENDING", "RUNNING", "COMPLETED"}, timeout=30)
-        self.assertEqual(info["Restarts"], "1", info)
+        wait_until(lambda: self.s.job_info(job)["Restarts"] == "1", 30, "Restarts=1")
+        info = self.s.job_info(job)
         if info["JobState"] == "PENDING":
             # A requeued job may start again only cred_expire (AuthInfo) after it ended.
             self.assertEqual(info["Reason"], "BeginTime", info)
@@ -199,11 +199,11 @@ class SlurmLifecycleTest(unittest.TestCase):
                 job = s.sbatch("#!/bin/sh\nsleep 600\n")
                 s.wait_job_state(job, "RUNNING", timeout=60)
                 daemons = [p.pid for p in s.procs.values()]
-                self.assertTrue(s._ours(), "the cluster's processes are found")
+                self.assertTrue(s.processes(), "the cluster's processes are found")
             finally:
                 problems = s.stop(check=False)
             self.assertEqual(problems, [])
-            self.assertEqual(s._ours(), [])
+            self.assertEqual(s.processes(), [])
             for pid in daemons:
                 self.assertFalse(os.path.exists("/proc/%d" % pid) and
                                  not _zombie(pid), "pid %d still running" % pid)
@@ -218,16 +218,16 @@ class SlurmLifecycleTest(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="gand-slurm-bad-")
         try:
             s = LocalSlurm(tmp)
-            # A node that cannot register: slurmctld starts, slurmd is refused.
-            s._conf_text_orig = s._conf_text
-            s._conf_text = lambda: s._conf_text_orig().replace("SelectType=select/cons_tres",
-                                                                "SelectType=select/nosuch")
+            # A slurm.conf that slurmctld rejects: start() fails with its log.
+            conf_text = s._conf_text
+            s._conf_text = lambda: conf_text().replace("SelectType=select/cons_tres",
+                                                       "SelectType=select/nosuch")
             with self.assertRaises(SlurmError) as cm:
                 s.start(timeout=20)
             msg = str(cm.exception)
             self.assertIn("slurmctld", msg)
             self.assertIn("nosuch", msg)
-            self.assertEqual(s._ours(), [])
+            self.assertEqual(s.processes(), [])
         finally:
             shutil.rmtree(tmp)
 
