@@ -235,8 +235,6 @@ class LocalSlurm:
             "SlurmctldTimeout=10",
             "SlurmdTimeout=30",
             "MessageTimeout=10",
-            "InactiveLimit=0",
-            "Waittime=0",
             "NodeName=%s NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=%d RealMemory=256 State=UNKNOWN"
             % (self.node, self.cpus),
             "PartitionName=%s Nodes=%s Default=YES MaxTime=INFINITE State=UP"
