@@ -4,7 +4,9 @@
 #   test:  also what every test of scripts/test.sh runs: cmocka, clang's
 #          libFuzzer, valgrind, Debian's chromium and Node.js for the browser
 #          test (with its own `npm ci` from tests/browser/package-lock.json),
-#          and promtool (package prometheus) to lint /metrics.
+#          promtool (package prometheus) to lint /metrics, and munge and
+#          Slurm (slurmctld, slurmd, slurm-client) for the one-node cluster
+#          that tests/integration/slurmtest.py starts on loopback.
 # Safe to run any number of times: apt-get runs only when something is missing,
 # npm ci only when tests/browser/node_modules is not what the lock file names.
 set -euo pipefail
@@ -14,7 +16,8 @@ build_pkgs=(build-essential meson ninja-build pkg-config
             libopenblas-dev libopenblas-openmp-dev libpng-dev zlib1g-dev libcjson-dev
             libmicrohttpd-dev libsystemd-dev libinih-dev libjs-chart.js)
 test_pkgs=(libcmocka-dev python3 curl systemd dataset-fashion-mnist
-           clang libclang-rt-14-dev libomp-dev valgrind prometheus)
+           clang libclang-rt-14-dev libomp-dev valgrind prometheus
+           munge slurmctld slurmd slurm-client)
 # The browser test's; apart, so that a machine where one cannot be had at all
 # still runs everything else, and scripts/test.sh is told why (see below).
 browser_pkgs=(chromium)
