@@ -213,6 +213,19 @@ class Daemon:
         raise AssertionError("run %s: timed out waiting for %s; last: %s\n%s" %
                              (run_id, what, json.dumps(last)[:600], self.log()[-3000:]))
 
+    def hold_connections(self, n):
+        """n keep-alive connections, each after one answered GET /healthz (they stay counted)."""
+        held = []
+        for _ in range(n):
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                raise AssertionError("GET /healthz on connection %d: %d" % (len(held), r.status))
+            held.append(c)
+        return held
+
     def events(self, run_id, query="", headers=None, timeout=60):
         """An open event stream: an EventStream (iterate for (id, event, data) tuples)."""
         return EventStream(self.port, "/api/v1/runs/%s/events%s" % (run_id, query), headers,

@@ -12,7 +12,6 @@ garbage are logged at debug only: nothing at warning or above.
 
 Bounded: at most 101 sockets at a time, each test well under 30 s.
 """
-import http.client
 import os
 import re
 import signal
@@ -161,14 +160,7 @@ class Connections(gandtest.DaemonTest):
 
     def test_per_address_cap_answers_503_naming_it(self):
         d = self.limits_daemon("max_connections_per_ip = 4\n")
-        held = []
-        for _ in range(4):
-            c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
-            c.request("GET", "/healthz")
-            r = c.getresponse()
-            r.read()
-            self.assertEqual(r.status, 200)
-            held.append(c)  # kept alive (HTTP/1.1): counted against 127.0.0.1
+        held = d.hold_connections(4)  # kept alive (HTTP/1.1), and counted
         log_before = len(d.log())
         started = time.monotonic()
         for path in ("/api/v1/runs", "/healthz", "/api/v1/runs", "/api/v1/presets", "/healthz"):

@@ -443,14 +443,7 @@ class Limits(gandtest.DaemonTest):
         time.sleep(0.2)
 
         # max_connections: beyond it, 503 with Retry-After (not a silently dropped connection)
-        held = []
-        for _ in range(4):
-            c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
-            c.request("GET", "/healthz")
-            r = c.getresponse()
-            r.read()
-            self.assertEqual(r.status, 200)
-            held.append(c)  # kept alive (HTTP/1.1), and counted
+        held = d.hold_connections(4)  # kept alive (HTTP/1.1), and counted
         r = d.request("GET", "/api/v1/runs")
         p = self.assertProblem(r, 503)
         self.assertEqual(p["type"], "urn:gand:problem:busy")
