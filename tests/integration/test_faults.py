@@ -143,7 +143,9 @@ class Faults(gandtest.DaemonTest):
         rng = random.Random(SEED)
         d = self.daemon().start()
         side = d.create_run(config(epochs=2))
-        d.wait_for(side, lambda x: x["state"] == "completed", what="the side run completed")
+        # "completed" shows before run.json says so; the log line comes after it is written
+        d.wait_for(side, lambda x: x["state"] == "completed"
+                   and "run %s completed" % side in d.log(), what="the side run completed")
         side_dir = self.run_dir(d, side)
         side_files = {n: file_hash(os.path.join(side_dir, n))
                       for n in ("metrics.jsonl", "checkpoint.safetensors", "run.json")}
