@@ -447,15 +447,16 @@ static void held_retry(held_runs *h, bool all, bool final)
             continue;
         }
         reg_lock(w->reg);
-        bool removed = w->r->removed;
+        bool removed = w->r->removed, stopped = w->r->state == RUN_STOPPED;
         reg_unlock(w->reg);
         gan_error err = {{0}, {0}};
         if (removed) {
             held_remove(h, i);
         } else if (worker_catch_up(w, &err) == 0) {
             log_notice("run %s: its files can be written again: history and checkpoint of epoch "
-                       "%d, iteration %d written; Resume goes on from there",
-                       w->r->id, gan_trainer_epoch(w->t), gan_trainer_iteration(w->t));
+                       "%d, iteration %d written%s",
+                       w->r->id, gan_trainer_epoch(w->t), gan_trainer_iteration(w->t),
+                       stopped ? "" : "; Resume goes on from there");
             held_remove(h, i);
         } else if (final) {
             log_err("run %s: %s; what was trained past epoch %d is lost", w->r->id, err.message,
