@@ -53,7 +53,6 @@ void events_reserve_ids(gand_registry *reg)
         }
         free(text);
     }
-    reg->event_id_base = base;
     reg->event_ids_reserved = base;
     for (int i = 0; i < reg->nruns; i++)
         reg->runs[i]->last_event_id = base;
@@ -64,7 +63,7 @@ void events_reserve_ids(gand_registry *reg)
                     "stream that reconnects could miss events",
                     base, err.message);
         reg->event_ids_warned = true;
-        reg->event_ids_low = true;
+        atomic_store(&reg->event_ids_low, true);
     }
 }
 
@@ -78,7 +77,7 @@ uint64_t event_add_locked(gand_registry *reg, run *r, const char *kind, char *da
     }
     uint64_t id = ++r->last_event_id;
     if (id + EVENT_ID_BLOCK / 2 > reg->event_ids_reserved)
-        reg->event_ids_low = true; /* raised after the lock (events_after_lock) */
+        atomic_store(&reg->event_ids_low, true); /* raised after the lock (events_after_lock) */
     r->events[r->nevents].id = id;
     r->events[r->nevents].kind = kind;
     r->events[r->nevents].data = data;
@@ -111,9 +110,11 @@ void events_after_lock(gand_registry *reg)
         log_err("%" PRIu64 " event(s) could not be recorded in memory (out of memory); streams "
                 "and events.jsonl miss them",
                 lost - logged);
+    if (!atomic_load(&reg->event_ids_low)) /* nearly always: no lock taken */
+        return;
     pthread_mutex_lock(&reg->ids_io);
     reg_lock(reg);
-    bool low = reg->event_ids_low;
+    bool low = atomic_load(&reg->event_ids_low);
     uint64_t top = reg->event_ids_reserved;
     for (int i = 0; low && i < reg->nruns; i++)
         if (reg->runs[i]->last_event_id > top)
@@ -125,7 +126,7 @@ void events_after_lock(gand_registry *reg)
         if (write_event_ids(reg, next, &err) == 0) {
             reg_lock(reg);
             reg->event_ids_reserved = next;
-            reg->event_ids_low = false;
+            atomic_store(&reg->event_ids_low, false);
             reg_unlock(reg);
             if (reg->event_ids_warned)
                 log_notice("event ids are reserved up to %" PRIu64 " again", next);

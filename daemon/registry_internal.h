@@ -226,10 +226,10 @@ struct gand_registry {
     /* events that could not be recorded (out of memory): counted under the lock,
      * logged after it by events_after_lock */
     atomic_uint_least64_t events_lost, events_lost_logged;
-    /* event ids (events.c): the highest that may have been handed out before this start, the
-     * highest reserved in STATE_DIR/event-ids, and whether to raise that after the lock */
-    uint64_t event_id_base, event_ids_reserved;
-    bool event_ids_low;
+    /* event ids (events.c): the highest reserved in STATE_DIR/event-ids (under the lock), and
+     * whether to raise that after the lock (read there without it) */
+    uint64_t event_ids_reserved;
+    atomic_bool event_ids_low;
     pthread_mutex_t ids_io; /* writes of event-ids (events_after_lock) */
     bool event_ids_warned;  /* under ids_io */
     int64_t next_eval_seq;

@@ -148,6 +148,11 @@ char *metrics_text_locked(const run *r)
 
 /* ---- reading a run's files back ------------------------------------------ */
 
+/* The largest of a run's files that start-up reads back. */
+#define METRICS_MAX ((size_t)1 << 30)
+#define EVENTS_MAX ((size_t)1 << 28)
+#define EVALUATIONS_MAX ((size_t)1 << 28)
+
 /* The lines of a file read whole: each one NUL-terminated in place. */
 typedef struct line_iter {
     char *p, *end;
@@ -184,20 +189,24 @@ static void list_damaged(run *r, const char *name)
 }
 
 /*
- * A file of the run with lines that cannot be read: a copy of it as it is
- * goes to NAME.damaged (unless one is there already, from an earlier start),
- * and the run lists it. Every line that can be read is still used.
+ * A file of the run with lines that cannot be read: a copy of it as it is on
+ * disk (loading does not change it) goes to NAME.damaged, unless one is there
+ * already from an earlier start, and the run lists it. Every line that can be
+ * read is still used.
  */
-static void keep_damaged(run *r, const char *name, const char *text, size_t len, int bad,
-                         int first_bad)
+static void keep_damaged(run *r, const char *name, size_t max, int bad, int first_bad)
 {
     char path[PATH_MAX], aside[PATH_MAX];
     run_path(r, name, path, sizeof path);
     str_printf(aside, sizeof aside, "%s.damaged", path);
     gan_error err = {{0}, {0}};
     bool kept = access(aside, F_OK) == 0;
-    if (!kept && gan_write_file_atomic(aside, text, len, &err) == 0)
+    uint8_t *text = NULL;
+    size_t len = 0;
+    if (!kept && gan_read_file(path, &text, &len, max, &err) == 0 &&
+        gan_write_file_atomic(aside, text, len, &err) == 0)
         kept = true;
+    free(text);
     list_damaged(r, name);
     if (kept)
         log_warning("run %s: %d line(s) of %s cannot be read (the first is line %d); they are "
@@ -259,12 +268,9 @@ static char *load_jsonl(run *r, const char *name, size_t max, size_t *len)
 static int load_metrics(run *r)
 {
     size_t len;
-    char *text = load_jsonl(r, "metrics.jsonl", (size_t)1 << 30, &len);
+    char *text = load_jsonl(r, "metrics.jsonl", METRICS_MAX, &len);
     if (!text)
         return 0;
-    char *copy = malloc(len + 1);
-    if (copy)
-        memcpy(copy, text, len + 1);
     line_iter it = {text, text + len, 0};
     int bad = 0, first_bad = 0, rc = 0;
     bool whole;
@@ -284,10 +290,9 @@ static int load_metrics(run *r)
         }
         r->metrics[r->nmetrics++] = m;
     }
-    if (bad && copy)
-        keep_damaged(r, "metrics.jsonl", copy, len, bad, first_bad);
-    free(copy);
     free(text);
+    if (bad)
+        keep_damaged(r, "metrics.jsonl", METRICS_MAX, bad, first_bad);
     return rc;
 }
 
@@ -327,10 +332,7 @@ static const char *event_kind(const cJSON *kind)
 static void load_events(run *r)
 {
     size_t len;
-    char *text = load_jsonl(r, "events.jsonl", (size_t)1 << 28, &len);
-    char *copy = text ? malloc(len + 1) : NULL;
-    if (copy)
-        memcpy(copy, text, len + 1);
+    char *text = load_jsonl(r, "events.jsonl", EVENTS_MAX, &len);
     line_iter it = {text, text ? text + len : NULL, 0};
     int mi = 0, bad = 0, first_bad = 0;
     bool legacy = true; /* no line with an id yet */
@@ -371,10 +373,9 @@ static void load_events(run *r)
         gan_epoch_metrics_json(&r->metrics[mi++], line, sizeof line);
         event_load(r, ++pos, "epoch", r->metrics[mi - 1].epoch, strdup(line));
     }
-    if (bad && copy)
-        keep_damaged(r, "events.jsonl", copy, len, bad, first_bad);
-    free(copy);
     free(text);
+    if (bad)
+        keep_damaged(r, "events.jsonl", EVENTS_MAX, bad, first_bad);
     /* appends of two threads may land in either order; one id once */
     if (r->nevents > 1)
         qsort(r->events, (size_t)r->nevents, sizeof *r->events, cmp_event_id);
@@ -389,7 +390,7 @@ static void load_events(run *r)
         run_event *e = &r->events[i];
         if (strcmp(e->kind, "epoch") != 0)
             continue;
-        if (e->epoch >= floor || (i > 0 && r->events[i - 1].id == e->id)) {
+        if (e->epoch >= floor) { /* a twice-written line too: its twin, after it, is kept */
             free(e->data);
             e->data = NULL;
         } else {
@@ -520,12 +521,9 @@ static bool eval_from_json(const cJSON *o, evaluation *e)
 static void load_evaluations(gand_registry *reg, run *r)
 {
     size_t len;
-    char *text = load_jsonl(r, "evaluations.jsonl", (size_t)1 << 28, &len);
+    char *text = load_jsonl(r, "evaluations.jsonl", EVALUATIONS_MAX, &len);
     if (!text)
         return;
-    char *copy = malloc(len + 1);
-    if (copy)
-        memcpy(copy, text, len + 1);
     line_iter it = {text, text + len, 0};
     int bad = 0, first_bad = 0;
     bool whole;
@@ -555,10 +553,9 @@ static void load_evaluations(gand_registry *reg, run *r)
         }
         r->evals[e.id - 1] = e;
     }
-    if (bad && copy)
-        keep_damaged(r, "evaluations.jsonl", copy, len, bad, first_bad);
-    free(copy);
     free(text);
+    if (bad)
+        keep_damaged(r, "evaluations.jsonl", EVALUATIONS_MAX, bad, first_bad);
     for (int i = 0; i < r->nevals; i++) {
         evaluation *e = &r->evals[i];
         if (e->state == EVAL_QUEUED || e->state == EVAL_RUNNING) {
