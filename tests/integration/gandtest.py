@@ -226,6 +226,14 @@ class Daemon:
             held.append(c)
         return held
 
+    def release_connections(self, held, timeout=10):
+        """Close held connections and wait until a new one is served again."""
+        for c in held:
+            c.close()
+        deadline = time.monotonic() + timeout
+        while self.request("GET", "/healthz").status != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def events(self, run_id, query="", headers=None, timeout=60):
         """An open event stream: an EventStream (iterate for (id, event, data) tuples)."""
         return EventStream(self.port, "/api/v1/runs/%s/events%s" % (run_id, query), headers,

@@ -180,11 +180,7 @@ class Connections(gandtest.DaemonTest):
         if elapsed < 9:
             lines = [l for l in warnings_in(d.log()[log_before:]) if "-> 503" in l]
             self.assertEqual(len(lines), 1, d.log()[log_before:])
-        for c in held:
-            c.close()
-        deadline = time.monotonic() + 10
-        while d.request("GET", "/healthz").status != 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        d.release_connections(held)
         self.assertEqual(d.request("GET", "/api/v1/runs").status, 200)
         self.assertEqual(d.stop(), 0)
 
