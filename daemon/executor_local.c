@@ -89,6 +89,25 @@ static int worker_checkpoint(worker_run *w, gan_error *err)
     return 0;
 }
 
+/* metrics.jsonl written whole from the records in memory (r->io held); clears the stale mark. */
+static int rewrite_history(gand_registry *reg, run *r, gan_error *err)
+{
+    reg_lock(reg);
+    char *all = metrics_text_locked(r);
+    reg_unlock(reg);
+    char path[PATH_MAX];
+    run_path(r, "metrics.jsonl", path, sizeof path);
+    int rc = all ? gan_write_file_atomic(path, all, strlen(all), err)
+                 : gan_fail(err, "", "out of memory formatting metrics.jsonl");
+    free(all);
+    if (rc == 0) {
+        reg_lock(reg);
+        r->metrics_file_stale = false;
+        reg_unlock(reg);
+    }
+    return rc;
+}
+
 /*
  * What the run's files lack, written: the history (when an append failed) and
  * then a checkpoint of where the trainer is. 0 when all is on disk.
@@ -96,20 +115,8 @@ static int worker_checkpoint(worker_run *w, gan_error *err)
 static int worker_catch_up(worker_run *w, gan_error *err)
 {
     if (w->history_behind) {
-        char path[PATH_MAX];
-        run_path(w->r, "metrics.jsonl", path, sizeof path);
         pthread_mutex_lock(&w->r->io);
-        reg_lock(w->reg);
-        char *all = metrics_text_locked(w->r);
-        reg_unlock(w->reg);
-        int rc = all ? gan_write_file_atomic(path, all, strlen(all), err)
-                     : gan_fail(err, "", "out of memory");
-        free(all);
-        if (rc == 0) {
-            reg_lock(w->reg);
-            w->r->metrics_file_stale = false;
-            reg_unlock(w->reg);
-        }
+        int rc = rewrite_history(w->reg, w->r, err);
         pthread_mutex_unlock(&w->r->io);
         if (rc != 0)
             return -1;
@@ -218,18 +225,10 @@ static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error
     bool stale = r->metrics_file_stale;
     reg_unlock(reg);
     int wrote;
-    if (stale) { /* an earlier append failed: rewrite the whole history, then this line */
-        reg_lock(reg);
-        char *all = metrics_text_locked(r);
-        reg_unlock(reg);
-        wrote = all && gan_write_file_atomic(path, all, strlen(all), err) == 0 &&
-                        gan_append_line(path, line) == 0
-                    ? 0
-                    : -1;
-        free(all);
-    } else {
+    if (stale) /* an earlier append failed: rewrite the whole history, then this line */
+        wrote = rewrite_history(reg, r, err) == 0 && gan_append_line(path, line) == 0 ? 0 : -1;
+    else
         wrote = gan_append_line(path, line);
-    }
     int io_errno = errno;
 
     reg_lock(reg);
@@ -386,7 +385,6 @@ static int worker_build(worker_run *w, gan_error *err)
         w->saved_iteration = gan_trainer_iteration(w->t);
     }
     int epoch = gan_trainer_epoch(w->t);
-    char *rewrite = NULL;
     reg_lock(reg);
     r->iteration = gan_trainer_iteration(w->t);
     r->iterations_per_epoch = gan_trainer_iterations_per_epoch(w->t);
@@ -394,23 +392,18 @@ static int worker_build(worker_run *w, gan_error *err)
     bool cut = metrics_cut_locked(r, epoch); /* history past the checkpoint is trained again */
     if (cut)
         r->metrics_file_stale = true;
-    if (r->metrics_file_stale)
-        rewrite = metrics_text_locked(r);
+    bool stale = r->metrics_file_stale;
     reg_unlock(reg);
     if (cut)
         log_notice("run %s: resuming from the checkpoint of epoch %d; the records of epochs "
                    "%d..%d are dropped and those epochs are trained again",
                    r->id, epoch, epoch + 1, had);
-    if (rewrite) {
-        char path[PATH_MAX];
-        run_path(r, "metrics.jsonl", path, sizeof path);
-        int rc = gan_write_file_atomic(path, rewrite, strlen(rewrite), err);
-        free(rewrite);
+    if (stale) {
+        pthread_mutex_lock(&r->io);
+        int rc = rewrite_history(reg, r, err);
+        pthread_mutex_unlock(&r->io);
         if (rc != 0)
             return -2;
-        reg_lock(reg);
-        r->metrics_file_stale = false;
-        reg_unlock(reg);
     }
     g_snapshot *s = snapshot_from_trainer(w->t, gan_trainer_config(w->t), err);
     if (!s)
