@@ -8,6 +8,8 @@
  *           "last_metrics" (epoch record|null), "created_at","started_at",
  *           "updated_at","finished_at" (RFC 3339 UTC strings|null),
  *           "queue_position" (int|null), "device" (string|null),
+ *           "executor" ("local"|"slurm"|null), "slurm_job_id" (int|null),
+ *           "slurm_state" (Slurm's word for the job|null), "node" (string|null),
  *           "samples_epochs" [epochs with a saved grid], "checkpoint_epoch" (int|null),
  *           "split" (split|null: the run's data set is not configured),
  *           "last_evaluation" (the latest evaluation that is done|null),
@@ -97,6 +99,13 @@ cJSON *api_run_cjson(const gand_run_view *v)
     gand_json_time(o, "finished_at", v->finished_at);
     gand_json_number_or_null(o, "queue_position", v->queue_position > 0, v->queue_position);
     gand_json_string_or_null(o, "device", v->device);
+    gand_json_string_or_null(o, "executor", v->executor);
+    if (v->slurm_job_id > 0)
+        cJSON_AddNumberToObject(o, "slurm_job_id", (double)v->slurm_job_id);
+    else
+        cJSON_AddNullToObject(o, "slurm_job_id");
+    gand_json_string_or_null(o, "slurm_state", v->slurm_state);
+    gand_json_string_or_null(o, "node", v->node);
     cJSON *se = cJSON_AddArrayToObject(o, "samples_epochs");
     for (int i = 0; i < v->nsamples; i++)
         cJSON_AddItemToArray(se, cJSON_CreateNumber(v->samples[i]));

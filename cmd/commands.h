@@ -14,6 +14,8 @@ int gand_cmd_serve(int argc, char **argv);
 int gand_cmd_train(int argc, char **argv);
 int gand_cmd_evaluate(int argc, char **argv);
 int gand_cmd_classifier(int argc, char **argv);
+/* `gand train --job RUN_DIR` (cmd/train_job.c): a Slurm executor's run, inside its job. */
+int gand_train_job(const char *dir);
 
 /*
  * An integer command-line option in lo..hi (whole string, base 10). On a bad

@@ -532,6 +532,8 @@ int gand_cmd_serve(int argc, char **argv)
         .max_runs = settings.limits.max_runs,
         /* the API enforces the configured (live) max_sample_n; the registry only the hard cap */
         .max_sample_n = 1024,
+        .executor = settings.executor,
+        .slurm = &settings.slurm,
     };
     gan_error gerr = {{0}, {0}};
     gand_registry *reg = registry_open(&ro, &gerr);

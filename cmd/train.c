@@ -60,7 +60,13 @@ static void usage(FILE *f)
                "action is pause ends the run (checkpoint written) with exit status 3.\n"
                "DIR receives checkpoint.safetensors, metrics.jsonl and\n"
                "samples/epoch-NNNNNN.png (default ./gand-train); a DIR that holds a checkpoint\n"
-               "resumes from it.\n");
+               "resumes from it. SIGINT or SIGTERM checkpoints and exits with status 130.\n"
+               "\n"
+               "       gand train --job RUN_DIR\n"
+               "\n"
+               "Trains a run of gand serve's Slurm executor inside its Slurm job, on the\n"
+               "directory the daemon made for it (README, On a cluster). SIGTERM checkpoints\n"
+               "and exits with status 75, which slurm.conf's RequeueExit=75 requeues.\n");
 }
 
 /*
@@ -246,15 +252,21 @@ int gand_cmd_train(int argc, char **argv)
                                          {"dataset", required_argument, NULL, 'n'},
                                          {"test", required_argument, NULL, 't'},
                                          {"classifier", required_argument, NULL, 'C'},
+                                         {"job", required_argument, NULL, 'J'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *data_path = NULL, *out_dir = "gand-train", *device = NULL;
-    const char *dataset = NULL, *test_path = NULL, *classifier_path = NULL;
+    const char *dataset = NULL, *test_path = NULL, *classifier_path = NULL, *job_dir = NULL;
+    int given = 0;
     long epochs = -1, holdout = -1;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:d:o:e:D:h", opts, NULL)) != -1) {
+        given += c != 'J';
         switch (c) {
+        case 'J':
+            job_dir = optarg;
+            break;
         case 'c':
             config_path = optarg;
             break;
@@ -297,6 +309,13 @@ int gand_cmd_train(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (job_dir && given) {
+        fprintf(stderr, "gand train: --job takes everything from the run directory's "
+                        "job/control.json; give it alone\n");
+        return 2;
+    }
+    if (job_dir)
+        return gand_train_job(job_dir);
 
     gan_error err = {{0}, {0}};
     gan_config cfg;

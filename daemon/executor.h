@@ -10,8 +10,10 @@
  * reg->lock held) whenever there may be new work — a run queued, resumed,
  * patched, paused or stopped, an evaluation queued — and stop once from
  * registry_shutdown, after reg->shutdown was set, to checkpoint what is
- * running and return when nothing is. Today's executor is `local`
- * (executor_local.c): one worker thread that owns the compute backend.
+ * running and return when nothing is. Two exist: `local`
+ * (executor_local.c), one worker thread that owns the compute backend, and
+ * `slurm` (executor_slurm.c), which submits each queued run as a Slurm job and
+ * follows it through the run's directory and Slurm's own tools.
  */
 #ifndef GAND_DAEMON_EXECUTOR_H
 #define GAND_DAEMON_EXECUTOR_H
@@ -30,5 +32,7 @@ typedef struct gand_executor_ops {
 
 /* The worker thread of this process (executor_local.c). */
 extern const gand_executor_ops gand_executor_local;
+/* Slurm jobs that run `gand train --job` on each run's directory (executor_slurm.c). */
+extern const gand_executor_ops gand_executor_slurm;
 
 #endif

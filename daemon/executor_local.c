@@ -13,7 +13,9 @@
 gk_backend *run_backend(gand_registry *reg, const gan_config *cfg, gan_error *err)
 {
     const char *want = gan_device_name(cfg->device);
-    if (cfg->device == GAN_DEVICE_AUTO || strcmp(reg->be->ops->name, want) == 0)
+    /* with Slurm the device names the nodes' device: the daemon evaluates on its own */
+    if (cfg->device == GAN_DEVICE_AUTO || strcmp(reg->be->ops->name, want) == 0 ||
+        reg->exec == &gand_executor_slurm)
         return reg->be;
     if (reg->be_alt && strcmp(reg->be_alt->ops->name, want) == 0)
         return reg->be_alt;
@@ -31,17 +33,6 @@ gk_backend *run_backend(gand_registry *reg, const gan_config *cfg, gan_error *er
 }
 
 /* ---- the worker --------------------------------------------------------- */
-
-/* The epoch's fixed-noise grid, samples/epoch-NNNNNN.png of the run. */
-static int render_grid(const run *r, const g_snapshot *s, gan_error *err)
-{
-    char path[PATH_MAX];
-    run_path(r, "samples", path, sizeof path);
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return gan_fail(err, "samples", "cannot create %s: %s", path, strerror(errno));
-    sample_path(r, s->epoch, path, sizeof path);
-    return gan_epoch_grid_write(&s->cfg, s->params, path, err);
-}
 
 typedef struct worker_run {
     gand_registry *reg;
@@ -89,25 +80,6 @@ static int worker_checkpoint(worker_run *w, gan_error *err)
     return 0;
 }
 
-/* metrics.jsonl written whole from the records in memory (r->io held); clears the stale mark. */
-static int rewrite_history(gand_registry *reg, run *r, gan_error *err)
-{
-    reg_lock(reg);
-    char *all = metrics_text_locked(r);
-    reg_unlock(reg);
-    char path[PATH_MAX];
-    run_path(r, "metrics.jsonl", path, sizeof path);
-    int rc = all ? gan_write_file_atomic(path, all, strlen(all), err)
-                 : gan_fail(err, "", "out of memory formatting metrics.jsonl");
-    free(all);
-    if (rc == 0) {
-        reg_lock(reg);
-        r->metrics_file_stale = false;
-        reg_unlock(reg);
-    }
-    return rc;
-}
-
 /*
  * What the run's files lack, written: the history (when an append failed) and
  * then a checkpoint of where the trainer is. 0 when all is on disk.
@@ -144,135 +116,28 @@ static void worker_fail(worker_run *w, const char *what, const gan_error *err)
     set_state(w->reg, w->r, RUN_FAILED, reason, false);
 }
 
-/*
- * evaluate_every or watch_every: queue an evaluation of the G just published
- * (s, a reference is taken). The worker runs it before the next iteration.
- */
-static void worker_queue_auto_eval(worker_run *w, g_snapshot *s, eval_trigger trigger)
-{
-    gand_registry *reg = w->reg;
-    run *r = w->r;
-    eval_lines l = {0};
-    char warning[640] = "";
-    pthread_mutex_lock(&r->io);
-    reg_lock(reg);
-    const dataset_info *d = dataset_find(reg, r->cfg.dataset);
-    if (trigger == EVAL_WATCH && (!d || !d->eval_ok || !d->has_classifier)) {
-        /* said once at start-up: the data set has no classifier (or no held-out images) */
-    } else if (!d || !d->eval_ok) {
-        if (!w->eval_warned)
-            str_printf(warning, sizeof warning,
-                       "run %s: evaluate_every is %d, but data set '%s' cannot be evaluated on: %s",
-                       r->id, r->cfg.evaluate_every, r->cfg.dataset,
-                       d ? (d->ok ? d->eval_error : d->error) : "it is not configured");
-        w->eval_warned = true;
-    } else {
-        atomic_fetch_add(&s->refs, 1);
-        int n = trigger == EVAL_WATCH ? gan_watch_samples(d->split.test_end - d->split.test_begin)
-                                      : GAN_EVAL_AUTO_SAMPLES;
-        evaluation *e = eval_add_locked(reg, r, n, GAN_EVAL_AUTO_SEED, trigger, s);
-        if (e)
-            l = eval_record_locked(reg, r, e, true);
-        else
-            str_printf(warning, sizeof warning, "run %s: out of memory queueing an evaluation",
-                       r->id);
-    }
-    reg_unlock(reg);
-    eval_store(reg, r, &l);
-    pthread_mutex_unlock(&r->io);
-    if (warning[0])
-        log_warning("%s", warning);
-}
-
-/*
- * The watch rules on the epoch just recorded: they look back at most as far as
- * the longest d_wins streak, so that much of the history is copied out.
- */
-static void worker_watch_epoch(worker_run *w, const gan_config *live)
-{
-    int look = 0;
-    for (int i = 0; i < live->watch.n; i++)
-        if (live->watch.rules[i].kind == GAN_WATCH_D_WINS && live->watch.rules[i].epochs > look)
-            look = live->watch.rules[i].epochs;
-    if (look == 0)
-        return;
-    look++; /* and the epoch before the streak */
-    gan_epoch_metrics *tail = malloc((size_t)look * sizeof *tail);
-    if (!tail)
-        return;
-    reg_lock(w->reg);
-    int n = w->r->nmetrics < look ? w->r->nmetrics : look;
-    memcpy(tail, w->r->metrics + (w->r->nmetrics - n), (size_t)n * sizeof *tail);
-    reg_unlock(w->reg);
-    gan_alert fired[GAN_WATCH_MAX];
-    int k = gan_watch_after_epoch(&live->watch, tail, n, fired, GAN_WATCH_MAX);
-    free(tail);
-    alerts_raise(w->reg, w->r, fired, k);
-}
-
 /* Epoch end: metrics line, epoch event, snapshot, grid, periodic checkpoint. 1 = device failure. */
 static int worker_end_epoch(worker_run *w, const gan_epoch_metrics *m, gan_error *err)
 {
     gand_registry *reg = w->reg;
     run *r = w->r;
     const gan_config *live = gan_trainer_config(w->t);
-    char line[1024], path[PATH_MAX];
-    gan_epoch_metrics_json(m, line, sizeof line);
-    run_path(r, "metrics.jsonl", path, sizeof path);
-
-    pthread_mutex_lock(&r->io); /* every append to the run's files holds it */
-    reg_lock(reg);
-    bool stale = r->metrics_file_stale;
-    reg_unlock(reg);
-    int wrote;
-    if (stale) /* an earlier append failed: rewrite the whole history, then this line */
-        wrote = rewrite_history(reg, r, err) == 0 && gan_append_line(path, line) == 0 ? 0 : -1;
-    else
-        wrote = gan_append_line(path, line);
-    int io_errno = errno;
-
-    reg_lock(reg);
-    bool stored = grow((void **)&r->metrics, &r->metrics_cap, r->nmetrics + 1, sizeof *m);
-    uint64_t id = 0;
-    if (stored) {
-        r->metrics[r->nmetrics++] = *m;
-        r->iteration = 0;
-        r->updated_at = now_ms();
-        id = event_add_locked(reg, r, "epoch", strdup(line));
-    }
-    r->metrics_file_stale = wrote != 0;
-    reg_unlock(reg);
-    event_append(r, id, "epoch", m->epoch, line); /* its id, for streams after a restart */
-    pthread_mutex_unlock(&r->io);
-    events_after_lock(reg);
-    if (!stored)
-        return gan_fail(err, "", "out of memory recording epoch %d", m->epoch);
-    if (wrote != 0) {
-        w->history_behind = true;
-        return gan_fail(err, "metrics", "cannot append to %s: %s", path, strerror(io_errno));
-    }
-    w->history_behind = false;
-    worker_watch_epoch(w, live);
+    if (epoch_record(reg, r, m, &w->history_behind, err) != 0)
+        return -1;
+    epoch_watch(reg, r, live);
 
     g_snapshot *s = snapshot_from_trainer(w->t, live, err);
     if (!s)
         return 1;
     const gan_epoch_plan plan = gan_epoch_plan_for(live, m->epoch);
-    if (plan.grid) {
-        if (render_grid(r, s, err) != 0) {
-            snapshot_release(s);
-            return -1;
-        }
-        reg_lock(reg);
-        if ((r->nsamples == 0 || r->samples[r->nsamples - 1] < m->epoch) &&
-            grow((void **)&r->samples, &r->samples_cap, r->nsamples + 1, sizeof(int)))
-            r->samples[r->nsamples++] = m->epoch;
-        reg_unlock(reg);
+    if (plan.grid && epoch_grid(reg, r, s, err) != 0) {
+        snapshot_release(s);
+        return -1;
     }
     if (plan.evaluate)
-        worker_queue_auto_eval(w, s, EVAL_EVALUATE_EVERY);
+        epoch_queue_eval(reg, r, s, EVAL_EVALUATE_EVERY, &w->eval_warned);
     else if (plan.watch)
-        worker_queue_auto_eval(w, s, EVAL_WATCH);
+        epoch_queue_eval(reg, r, s, EVAL_WATCH, &w->eval_warned);
     snapshot_publish(reg, r, s);
     if (plan.checkpoint && worker_checkpoint(w, err) != 0)
         return -1;
@@ -659,6 +524,7 @@ static run *worker_pick(gand_registry *reg)
         best->state = RUN_RUNNING;
         best->reason[0] = '\0';
         best->active = true;
+        best->executor = "local";
         best->cfg_dirty = false;
         if (!best->started_at)
             best->started_at = now_ms();
@@ -781,8 +647,7 @@ static void *worker_main(void *arg)
 
 /* ---- the executor interface (executor.h) ---------------------------------- */
 
-/* Start the worker thread and wait until it has opened its backend (or failed to). */
-static int local_start(gand_registry *r, gan_error *err)
+int executor_thread_start(gand_registry *r, void *(*main_fn)(void *), gan_error *err)
 {
     reg_lock(r);
     if (r->worker_started) {
@@ -791,7 +656,7 @@ static int local_start(gand_registry *r, gan_error *err)
     }
     r->shutdown = false;
     r->worker_ready = r->worker_failed = r->worker_exited = false;
-    if (pthread_create(&r->worker, NULL, worker_main, r) != 0) {
+    if (pthread_create(&r->worker, NULL, main_fn, r) != 0) {
         reg_unlock(r);
         return gan_fail(err, "", "cannot start the worker thread");
     }
@@ -810,6 +675,11 @@ static int local_start(gand_registry *r, gan_error *err)
         return gan_fail(err, "device", "%s", why);
     }
     return 0;
+}
+
+static int local_start(gand_registry *r, gan_error *err)
+{
+    return executor_thread_start(r, worker_main, err);
 }
 
 static void local_wake_locked(gand_registry *r)

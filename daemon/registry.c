@@ -80,7 +80,10 @@ gand_registry *registry_open(const registry_options *opt, gan_error *err)
     pthread_cond_init(&reg->work_cond, &ca);
     pthread_cond_init(&reg->start_cond, &ca);
     pthread_condattr_destroy(&ca);
-    reg->exec = &gand_executor_local;
+    reg->exec = opt->executor && strcmp(opt->executor, "slurm") == 0 ? &gand_executor_slurm
+                                                                     : &gand_executor_local;
+    if (opt->slurm)
+        reg->slurm = *opt->slurm;
     atomic_init(&reg->heartbeat, 0);
 
     str_printf(reg->state_dir, sizeof reg->state_dir, "%s", opt->state_dir);
@@ -602,6 +605,7 @@ reg_status registry_patch_run(gand_registry *reg, const char *id, const char *bo
                 r->cfg_version++;
                 r->cfg_dirty = true;
                 r->updated_at = at;
+                reg->exec->wake_locked(reg);
                 epoch = run_epochs_locked(r); /* its line carries the epoch count at the time */
                 seq = event_add_locked(reg, r, "config", data ? strdup(data) : NULL);
             }
@@ -706,10 +710,9 @@ reg_status registry_control(gand_registry *reg, const char *id, const char *acti
     r->reason[0] = '\0';
     r->queued_at = rec.queued_at;
     r->finished_at = rec.finished_at;
-    if (to == RUN_QUEUED) {
+    if (to == RUN_QUEUED)
         r->queue_seq = reg->next_queue_seq++;
-        reg->exec->wake_locked(reg);
-    }
+    reg->exec->wake_locked(reg); /* a Slurm job is told at once; the worker looks each iteration */
     p = prepare_files_locked(reg, r, true);
     p.has_record = false; /* written above */
     run_view_take_locked(reg, r, queue_position_locked(reg, r), &view);

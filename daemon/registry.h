@@ -45,6 +45,7 @@
 #ifndef GAND_DAEMON_REGISTRY_H
 #define GAND_DAEMON_REGISTRY_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,13 +89,28 @@ typedef struct gand_dataset_entry {
     char labels_path[1024], test_labels_path[1024];
 } gand_dataset_entry;
 
+/* [executor] kind = slurm: how runs are submitted to Slurm (README "On a cluster"). */
+typedef struct gand_slurm_options {
+    char partition[128];     /* sbatch --partition ("" = the cluster's default) */
+    char gres[128];          /* --gres ("gpu:1" by default; "" = none, for CPU nodes) */
+    char time_limit[32];     /* --time ("" = the partition's default) */
+    char account[128];       /* --account ("" = the user's default) */
+    char sbatch_args[1024];  /* more sbatch arguments, separated by spaces */
+    char gand_bin[PATH_MAX]; /* the gand a job runs ("" = the daemon's own executable) */
+    int poll_ms;             /* how often a job's files and Slurm are looked at */
+    int signal_s;            /* --signal=B:TERM@signal_s: time to checkpoint before the limit */
+    int command_timeout_s;   /* an sbatch, scontrol or scancel that takes longer has failed */
+} gand_slurm_options;
+
 typedef struct registry_options {
     const char *state_dir; /* runs/ lives under it; created if missing */
     const char *device;    /* "auto" | "cpu" | "cuda": opened by the worker */
     const gand_dataset_entry *datasets;
     int dataset_count;
-    int max_runs;     /* runs kept (0 = unlimited) */
-    int max_sample_n; /* largest n of samples.png (≤ 1024) */
+    int max_runs;                    /* runs kept (0 = unlimited) */
+    int max_sample_n;                /* largest n of samples.png (≤ 1024) */
+    const char *executor;            /* "local" (NULL too) or "slurm" */
+    const gand_slurm_options *slurm; /* with "slurm" */
 } registry_options;
 
 /* Load every run under state_dir/runs; open the backend. Does not start training. */

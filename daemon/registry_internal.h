@@ -118,6 +118,19 @@ typedef struct run_event {
     int epoch;        /* the run's epochs done when it was published (an epoch event's own) */
 } run_event;
 
+/* What the Slurm executor keeps of a run it follows (executor_slurm.c; its thread only). */
+typedef struct slurm_follow {
+    long offset;              /* of job/epochs.jsonl read so far */
+    uint64_t sent_version;    /* the config version control.json holds */
+    int sent_action;          /* and its action (executor_slurm.c's job_action) */
+    bool cancelled;           /* gand cancelled the job itself (a pause while it was pending) */
+    bool look_up;             /* loaded at start-up: look for a job of its name before sbatch */
+    bool eval_warned;         /* said once that evaluate_every cannot be served */
+    int64_t next_submit_ms;   /* Slurm did not answer: not before this (monotonic) */
+    int64_t last_progress_ms; /* when the job's state.json was last read */
+    bool slurm_down_logged;   /* said that Slurm does not answer about this job */
+} slurm_follow;
+
 typedef struct run {
     int refs;     /* table + request threads + worker (under reg->lock) */
     bool removed; /* deleted: out of the table, freed at the last reference */
@@ -164,6 +177,14 @@ typedef struct run {
     double best_pending_fid;
     gan_alert *alerts; /* the watch rules that fired (alerts.c), oldest first */
     int nalerts, alerts_cap;
+
+    /* where it trains: "local", "slurm", or "" before it first did */
+    const char *executor;
+    /* its Slurm job (executor_slurm.c): the one that runs it, or last ran it; 0 = none */
+    long slurm_job_id;
+    char slurm_state[24]; /* Slurm's word for that job when last asked ("" = not known) */
+    char node[64];        /* the node the job runs on, or ran on ("" = not known) */
+    slurm_follow follow;  /* the Slurm executor's own bookkeeping (its thread only) */
 } run;
 
 typedef struct dataset_info {
@@ -233,6 +254,7 @@ struct gand_registry {
     pthread_mutex_t ids_io; /* writes of event-ids (events_after_lock) */
     bool event_ids_warned;  /* under ids_io */
     int64_t next_eval_seq;
+    gand_slurm_options slurm;       /* the Slurm executor's settings */
     run *current;                   /* the run the worker holds, or NULL */
     gk_backend *be;                 /* the worker's, opened for `device_req` */
     gk_backend *be_alt;             /* the other backend, opened for the first run that names it */
@@ -256,6 +278,9 @@ typedef struct run_record {
     int64_t created_at, started_at, updated_at, finished_at, queued_at;
     int epoch, checkpoint_epoch;
     char device[128];
+    const char *executor; /* "local" | "slurm" | "" */
+    long slurm_job_id;
+    char node[64];
 } run_record;
 
 /*
@@ -441,9 +466,34 @@ eval_lines eval_record_locked(gand_registry *reg, run *r, const evaluation *e, b
 void eval_store(gand_registry *reg, run *r, eval_lines *l);
 bool worker_evaluate_next(gand_registry *reg);
 
+/* ---- what follows an epoch, whoever trained it (epochs.c) ---- */
+
+/* metrics.jsonl written whole from the records in memory (r->io held); clears the stale mark. */
+int rewrite_history(gand_registry *reg, run *r, gan_error *err);
+/*
+ * A finished epoch recorded: its line in metrics.jsonl (the whole file first
+ * when an earlier append failed), the record in memory and its "epoch" event.
+ * -1 with err when it is not all on disk (*file_behind says whether the file
+ * lacks it) or out of memory.
+ */
+int epoch_record(gand_registry *reg, run *r, const gan_epoch_metrics *m, bool *file_behind,
+                 gan_error *err);
+/* The watch rules on the epoch just recorded (alerts_raise acts on what fires). */
+void epoch_watch(gand_registry *reg, run *r, const gan_config *live);
+/* The fixed-noise grid of snapshot s, samples/epoch-NNNNNN.png, added to the run's samples. */
+int epoch_grid(gand_registry *reg, run *r, const g_snapshot *s, gan_error *err);
+/* evaluate_every or watch_every: an evaluation of s queued (a reference is taken). */
+void epoch_queue_eval(gand_registry *reg, run *r, g_snapshot *s, eval_trigger trigger,
+                      bool *warned);
+
 /* ---- the local executor: the worker thread (executor_local.c) ---- */
 
 gk_backend *run_backend(gand_registry *reg, const gan_config *cfg, gan_error *err);
+/*
+ * Start an executor's thread (main_fn) and wait until it has opened its
+ * backend (reg->worker_ready) or failed to (reg->worker_failed, be_why says why).
+ */
+int executor_thread_start(gand_registry *reg, void *(*main_fn)(void *), gan_error *err);
 
 /* ---- the façade (registry.c) ---- */
 

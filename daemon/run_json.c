@@ -158,6 +158,10 @@ void run_view_take_locked(const gand_registry *reg, const run *r, int queue_posi
     p->finished_at = r->finished_at;
     p->queue_position = queue_position;
     str_printf(p->device, sizeof p->device, "%s", r->device);
+    str_printf(p->executor, sizeof p->executor, "%s", r->executor ? r->executor : "");
+    p->slurm_job_id = r->slurm_job_id;
+    str_printf(p->slurm_state, sizeof p->slurm_state, "%s", r->slurm_state);
+    str_printf(p->node, sizeof p->node, "%s", r->node);
     if (r->nsamples > 0 && (p->samples = malloc((size_t)r->nsamples * sizeof(int)))) {
         memcpy(p->samples, r->samples, (size_t)r->nsamples * sizeof(int));
         p->nsamples = r->nsamples;
@@ -223,6 +227,12 @@ char *run_file_json(const run_record *r)
     cJSON_AddNumberToObject(o, "epoch", r->epoch);
     gand_json_number_or_null(o, "checkpoint_epoch", r->checkpoint_epoch >= 0, r->checkpoint_epoch);
     gand_json_string_or_null(o, "device", r->device);
+    gand_json_string_or_null(o, "executor", r->executor);
+    if (r->slurm_job_id > 0)
+        cJSON_AddNumberToObject(o, "slurm_job_id", (double)r->slurm_job_id);
+    else
+        cJSON_AddNullToObject(o, "slurm_job_id");
+    gand_json_string_or_null(o, "node", r->node);
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     return s;

@@ -22,6 +22,9 @@ run_record run_record_locked(const run *r)
     rec.epoch = run_epochs_locked(r);
     rec.checkpoint_epoch = r->checkpoint_epoch;
     str_printf(rec.device, sizeof rec.device, "%s", r->device);
+    rec.executor = r->executor ? r->executor : "";
+    rec.slurm_job_id = r->slurm_job_id;
+    str_printf(rec.node, sizeof rec.node, "%s", r->node);
     return rec;
 }
 
@@ -612,6 +615,9 @@ static int parse_run_file(run *r, const char *text, gan_error *err)
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "config");
     const cJSON *reason = cJSON_GetObjectItemCaseSensitive(o, "reason");
     const cJSON *device = cJSON_GetObjectItemCaseSensitive(o, "device");
+    const cJSON *executor = cJSON_GetObjectItemCaseSensitive(o, "executor");
+    const cJSON *job = cJSON_GetObjectItemCaseSensitive(o, "slurm_job_id");
+    const cJSON *node = cJSON_GetObjectItemCaseSensitive(o, "node");
     if (!cJSON_IsString(id) || strcmp(id->valuestring, r->id) != 0) {
         gan_fail(err, "run.json", "run.json names another run id");
         goto out;
@@ -636,6 +642,14 @@ static int parse_run_file(run *r, const char *text, gan_error *err)
                cJSON_IsString(reason) ? reason->valuestring : "");
     str_printf(r->device, sizeof r->device, "%s",
                cJSON_IsString(device) ? device->valuestring : "");
+    r->executor = !cJSON_IsString(executor)                     ? NULL
+                  : strcmp(executor->valuestring, "slurm") == 0 ? "slurm"
+                  : strcmp(executor->valuestring, "local") == 0 ? "local"
+                                                                : NULL;
+    r->slurm_job_id = cJSON_IsNumber(job) && job->valuedouble >= 1 && job->valuedouble < 1e15
+                          ? (long)job->valuedouble
+                          : 0;
+    str_printf(r->node, sizeof r->node, "%s", cJSON_IsString(node) ? node->valuestring : "");
     static const char *const tnames[] = {"created_at", "started_at", "updated_at", "finished_at",
                                          "queued_at"};
     int64_t *tvals[] = {&r->created_at, &r->started_at, &r->updated_at, &r->finished_at,
@@ -702,6 +716,11 @@ static run *load_run(gand_registry *reg, const char *id)
     if (r->checkpoint_epoch < 0)
         r->iteration = 0;
     bool resumes = r->state == RUN_QUEUED || r->state == RUN_PAUSED || r->state == RUN_RUNNING;
+    /* a Slurm job may still be training it: the executor follows the job's own files */
+    bool in_slurm = !broken && resumes && r->slurm_job_id > 0 && r->executor &&
+                    strcmp(r->executor, "slurm") == 0;
+    if (in_slurm)
+        resumes = false;
     int had = run_epochs_locked(r);
     if (!broken && !ckpt_failed && resumes &&
         metrics_cut_locked(r, r->checkpoint_epoch < 0 ? 0 : r->checkpoint_epoch)) {
@@ -719,7 +738,7 @@ static run *load_run(gand_registry *reg, const char *id)
         str_printf(reason, sizeof reason, "checkpoint is unreadable: %s", err.message);
         set_state(reg, r, RUN_FAILED, reason, false);
     }
-    if (r->state == RUN_RUNNING) { /* interrupted: resumes first */
+    if (r->state == RUN_RUNNING && !in_slurm) { /* interrupted: resumes first */
         log_info("run %s was running when gand stopped; it resumes from %s", id,
                  r->checkpoint_epoch >= 0 ? "its last checkpoint" : "the start");
         r->state = RUN_QUEUED;

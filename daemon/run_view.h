@@ -52,7 +52,11 @@ typedef struct gand_run_view {
     int64_t created_at, started_at, updated_at, finished_at; /* ms since the epoch, 0 = null */
     int queue_position;                                      /* 0: not queued */
     char device[128];                                        /* "" = null */
-    int *samples; /* the epochs whose fixed-noise grid was saved */
+    char executor[8];     /* "local" | "slurm"; "" = null (it never trained) */
+    long slurm_job_id;    /* 0 = null */
+    char slurm_state[24]; /* "" = null */
+    char node[64];        /* "" = null */
+    int *samples;         /* the epochs whose fixed-noise grid was saved */
     int nsamples;
     int checkpoint_epoch; /* -1: none */
     gand_split_view split;

@@ -48,7 +48,9 @@ typedef enum key_kind {
     K_LONG,
     K_FILE,
     K_BOOL,
-    K_HOSTS
+    K_HOSTS,
+    K_EXECUTOR, /* local | slurm */
+    K_STRING    /* one line of printable text; max is its buffer's size ("" = none) */
 } key_kind;
 
 typedef struct key_desc {
@@ -62,6 +64,7 @@ typedef struct key_desc {
 } key_desc;
 
 #define OFF(m) offsetof(gand_settings, m)
+#define SLURM_SIZE(m) ((long)sizeof(((gand_slurm_options *)0)->m))
 
 static const key_desc keys[] = {
     {"server", "listen", K_LISTEN, OFF(listen), 0, 0, false, NULL},
@@ -90,6 +93,19 @@ static const key_desc keys[] = {
     {"limits", "max_runs", K_INT, OFF(limits.max_runs), 0, 1000000, false, "unlimited"},
     {"tls", "tls_cert", K_FILE, OFF(tls_cert), 0, 0, false, NULL},
     {"tls", "tls_key", K_FILE, OFF(tls_key), 0, 0, false, NULL},
+    {"executor", "kind", K_EXECUTOR, OFF(executor), 0, 0, false, NULL},
+    {"executor", "partition", K_STRING, OFF(slurm.partition), 0, SLURM_SIZE(partition), false,
+     NULL},
+    {"executor", "gres", K_STRING, OFF(slurm.gres), 0, SLURM_SIZE(gres), false, NULL},
+    {"executor", "time_limit", K_STRING, OFF(slurm.time_limit), 0, SLURM_SIZE(time_limit), false,
+     NULL},
+    {"executor", "account", K_STRING, OFF(slurm.account), 0, SLURM_SIZE(account), false, NULL},
+    {"executor", "sbatch_args", K_STRING, OFF(slurm.sbatch_args), 0, SLURM_SIZE(sbatch_args), false,
+     NULL},
+    {"executor", "gand_bin", K_FILE, OFF(slurm.gand_bin), 0, 0, false, NULL},
+    {"executor", "poll_ms", K_INT, OFF(slurm.poll_ms), 100, 600000, false, NULL},
+    {"executor", "signal_s", K_INT, OFF(slurm.signal_s), 10, 86400, false, NULL},
+    {"executor", "command_timeout_s", K_INT, OFF(slurm.command_timeout_s), 1, 600, false, NULL},
 };
 enum { N_KEYS = sizeof keys / sizeof keys[0] };
 
@@ -138,6 +154,11 @@ void settings_defaults(gand_settings *s)
     s->limits.max_event_streams = 16;
     s->limits.max_sample_n = 1024;
     s->limits.max_runs = 1000;
+    snprintf(s->executor, sizeof s->executor, "local");
+    snprintf(s->slurm.gres, sizeof s->slurm.gres, "gpu:1");
+    s->slurm.poll_ms = 1000;
+    s->slurm.signal_s = 120;
+    s->slurm.command_timeout_s = 30;
     /* The bundled sets, "mnist" first even when its file is missing (settings_load then
      * says so); a [datasets] line or --data NAME=PATH may replace a path. Holdouts and
      * test files are resolved by settings_load: see resolve_datasets. */
@@ -288,6 +309,25 @@ static int set_key(gand_settings *s, const key_desc *k, const char *value, const
             return -1;
         }
         snprintf(p, sizeof s->allowed_hosts, "%s", value);
+        return 0;
+    case K_EXECUTOR:
+        if (strcmp(value, "local") != 0 && strcmp(value, "slurm") != 0) {
+            snprintf(msg, len, "must be local (the worker thread) or slurm, got '%s'", value);
+            return -1;
+        }
+        snprintf(p, sizeof s->executor, "%s", value);
+        return 0;
+    case K_STRING:
+        for (const unsigned char *c = (const unsigned char *)value; *c; c++)
+            if (*c < 0x20 || *c == 0x7f) {
+                snprintf(msg, len, "must be one line of printable text");
+                return -1;
+            }
+        if (strlen(value) >= (size_t)k->max) {
+            snprintf(msg, len, "is longer than %ld bytes", k->max - 1);
+            return -1;
+        }
+        snprintf(p, (size_t)k->max, "%s", value);
         return 0;
     case K_DEVICE:
         for (size_t i = 0; i < sizeof device_names / sizeof device_names[0]; i++)
@@ -559,10 +599,10 @@ static int on_ini_value(void *user, const char *section, const char *name, const
         if (rc == 0 && ctx->seen_dataset_count < GAND_MAX_DATASETS * 6)
             snprintf(ctx->seen_datasets[ctx->seen_dataset_count++], 80, "%.79s", name);
     } else if (strcmp(section, "server") != 0 && strcmp(section, "limits") != 0 &&
-               strcmp(section, "tls") != 0) {
+               strcmp(section, "tls") != 0 && strcmp(section, "executor") != 0) {
         snprintf(ctx->first_error, sizeof ctx->first_error,
-                 "[%.100s]: unknown section; the sections are [server], [limits], [tls] and "
-                 "[datasets]",
+                 "[%.100s]: unknown section; the sections are [server], [limits], [tls], "
+                 "[executor] and [datasets]",
                  section);
         return 0;
     } else {
@@ -725,6 +765,8 @@ static bool key_equal(const gand_settings *a, const gand_settings *b, const key_
     case K_DEVICE:
     case K_FILE:
     case K_HOSTS:
+    case K_EXECUTOR:
+    case K_STRING:
         return strcmp(pa, pb) == 0;
     case K_BOOL:
         return memcmp(pa, pb, sizeof(bool)) == 0;

@@ -56,6 +56,8 @@ typedef struct gand_settings {
     char tls_key[PATH_MAX];  /* [tls] its PEM private key */
     gand_dataset_entry datasets[GAND_MAX_DATASETS];
     int dataset_count;
+    char executor[8];         /* [executor] kind: "local" (the worker thread) | "slurm" */
+    gand_slurm_options slurm; /* [executor]'s other keys, for kind = slurm */
 } gand_settings;
 
 /* The command-line part, kept so that a reload can lay the flags over the file again. */

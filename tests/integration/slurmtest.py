@@ -230,6 +230,8 @@ class LocalSlurm:
             "SlurmdParameters=config_overrides",
         ] if self.cpus > (os.cpu_count() or 1) else []) + [
             "JobRequeue=1",
+            # gand train --job exits 75 after checkpointing on SIGTERM: requeue it.
+            "RequeueExit=75",
             "MinJobAge=600",
             "KillWait=%d" % self.kill_wait,
             "SlurmctldTimeout=10",
