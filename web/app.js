@@ -757,7 +757,10 @@ class RunView {
   renderConfig(c, run) {
     const dl = $('config-list');
     /* config.device is what the run asked for (auto, cpu, cuda); run.device what it got */
-    const rows = [...Object.entries(c), ['running on', run.device], ['created', run.created_at],
+    /* a Slurm run also says which job, in which of Slurm's states, on which node */
+    const slurm = run.executor === 'slurm' && run.slurm_job_id != null
+      ? [['slurm job', `${run.slurm_job_id} (${run.slurm_state || '?'}${run.node ? ` on ${run.node}` : ''})`]] : [];
+    const rows = [...Object.entries(c), ['running on', run.device], ...slurm, ['created', run.created_at],
       ['started', run.started_at], ['finished', run.finished_at]];
     const key = JSON.stringify(rows);
     if (dl.dataset.key === key) return;

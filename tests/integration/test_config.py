@@ -63,7 +63,12 @@ class Settings(gandtest.DaemonTest):
             ("[limits]\nmax_runs = 5\nmax_runs = 6\n", 3, "max_runs", "twice"),
             ("[datasets]\nsmall = /nonexistent/x.gz\n", 2, "small", "cannot read"),
             ("[datasets]\nbad name = x\n", 2, "bad name", "A-Z a-z 0-9"),
-            ("[servr]\nlisten = 127.0.0.1:1\n", 2, "servr", "[server], [limits], [tls] and [datasets]"),
+            ("[servr]\nlisten = 127.0.0.1:1\n", 2, "servr",
+             "[server], [limits], [tls], [executor] and [datasets]"),
+            ("[executor]\nkind = kubernetes\n", 2, "kind", "must be local (the worker thread) or slurm"),
+            ("[executor]\npoll_ms = 5\n", 2, "poll_ms", "100..600000"),
+            ("[executor]\npartition = %s\n" % ("p" * 200), 2, "partition", "longer than 127 bytes"),
+            ("[executor]\nqueue = gpu\n", 2, "queue", "the keys of [executor] are: kind, partition"),
             ("[server]\nthis is not a setting\n", 2, None, "syntax error"),
         ]
         for text, line, key, allowed in cases:

@@ -195,6 +195,15 @@ class SlurmExecutorTest(DaemonTest):
         self.assertIn("Invalid partition name specified", r["reason"])
         self.assertEqual(d.request("GET", "/healthz").status, 200)
 
+    def test_without_slurms_tools_gand_says_so(self):
+        conf = self.conf("[executor]\nkind = slurm\n", name="noslurm.conf")
+        empty = os.path.join(self.dir, "empty-bin")
+        os.mkdir(empty)
+        d = self.daemon("noslurm", config=conf, env=dict(self.slurm.env(), PATH=empty))
+        with self.assertRaises(AssertionError) as cm:
+            d.start()
+        self.assertIn("[executor] kind = slurm needs Slurm's client tools", str(cm.exception))
+
     def test_restart_follows_the_job_and_submits_nothing_twice(self):
         d = self.gand()
         rid = d.create_run(tiny_config(epochs=EPOCHS))
