@@ -543,18 +543,10 @@ static void *worker_main(void *arg)
     gand_registry *reg = arg;
     char why[512];
     bool lost = false;
-    gk_backend *be = gk_backend_open(reg->device_req, why, sizeof why);
-    reg_lock(reg);
-    str_printf(reg->be_why, sizeof reg->be_why, "%s", why);
-    if (!be) {
-        reg->worker_failed = true;
-        pthread_cond_broadcast(&reg->start_cond);
-        reg_unlock(reg);
+    gk_backend *be = executor_backend_open(reg, why, sizeof why);
+    if (!be)
         return NULL;
-    }
-    reg->be = be;
-    str_printf(reg->be_name, sizeof reg->be_name, "%s", be->ops->name);
-    str_printf(reg->be_device, sizeof reg->be_device, "%s", be->device);
+    reg_lock(reg);
     reg->worker_ready = true;
     pthread_cond_broadcast(&reg->start_cond);
     reg_unlock(reg);
@@ -627,6 +619,31 @@ static void *worker_main(void *arg)
     reg_unlock(reg);
     if (lost)
         log_err("worker: the backend cannot be reopened (%s); training stops", why);
+    executor_backend_close(reg);
+    return NULL;
+}
+
+/* ---- what every executor's thread does ------------------------------------ */
+
+gk_backend *executor_backend_open(gand_registry *reg, char *why, size_t len)
+{
+    gk_backend *be = gk_backend_open(reg->device_req, why, len);
+    reg_lock(reg);
+    str_printf(reg->be_why, sizeof reg->be_why, "%s", why);
+    if (!be) {
+        reg->worker_failed = true; /* registry_start says why */
+        pthread_cond_broadcast(&reg->start_cond);
+    } else {
+        reg->be = be;
+        str_printf(reg->be_name, sizeof reg->be_name, "%s", be->ops->name);
+        str_printf(reg->be_device, sizeof reg->be_device, "%s", be->device);
+    }
+    reg_unlock(reg);
+    return be;
+}
+
+void executor_backend_close(gand_registry *reg)
+{
     for (int i = 0; i < reg->ndatasets; i++) {
         if (reg->datasets[i].is_loaded) {
             gan_dataset_free(&reg->datasets[i].loaded);
@@ -642,7 +659,6 @@ static void *worker_main(void *arg)
     if (reg->be_alt)
         gk_backend_close(reg->be_alt);
     reg->be = reg->be_alt = NULL;
-    return NULL;
 }
 
 /* ---- the executor interface (executor.h) ---------------------------------- */
@@ -688,18 +704,24 @@ static void local_wake_locked(gand_registry *r)
 }
 
 /* reg->shutdown is set: the worker checkpoints its run and exits. */
-static void local_stop(gand_registry *r)
+bool executor_thread_join(gand_registry *r)
 {
     reg_lock(r);
     bool started = r->worker_started;
     reg_unlock(r);
     if (!started)
-        return;
+        return false;
     pthread_join(r->worker, NULL);
     reg_lock(r);
     r->worker_started = false;
     reg_unlock(r);
-    log_info("registry: worker stopped");
+    return true;
+}
+
+static void local_stop(gand_registry *r)
+{
+    if (executor_thread_join(r))
+        log_info("registry: worker stopped");
 }
 
 const gand_executor_ops gand_executor_local = {

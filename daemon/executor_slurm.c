@@ -956,18 +956,10 @@ static void *slurm_main(void *arg)
     gand_registry *reg = arg;
     char why[512];
     /* evaluations and renders of the jobs' generators run here, on the daemon's device */
-    gk_backend *be = gk_backend_open(reg->device_req, why, sizeof why);
-    reg_lock(reg);
-    str_printf(reg->be_why, sizeof reg->be_why, "%s", why);
-    if (!be) {
-        reg->worker_failed = true;
-        pthread_cond_broadcast(&reg->start_cond);
-        reg_unlock(reg);
+    gk_backend *be = executor_backend_open(reg, why, sizeof why);
+    if (!be)
         return NULL;
-    }
-    reg->be = be;
-    str_printf(reg->be_name, sizeof reg->be_name, "%s", be->ops->name);
-    str_printf(reg->be_device, sizeof reg->be_device, "%s", be->device);
+    reg_lock(reg);
     /* runs whose job may still be in Slurm are followed again; none is submitted twice */
     int adopted = 0;
     for (int i = 0; i < reg->nruns; i++) {
@@ -1012,6 +1004,7 @@ static void *slurm_main(void *arg)
         reg_unlock(reg);
         for (int i = 0; i < n; i++) {
             run *r = todo[i];
+            atomic_fetch_add(&reg->heartbeat, 1); /* each Slurm command is bounded */
             reg_lock(reg);
             bool active = r->active, queued = r->state == RUN_QUEUED && !r->removed,
                  stop = reg->shutdown;
@@ -1042,21 +1035,7 @@ static void *slurm_main(void *arg)
     }
     reg->worker_exited = true;
     reg_unlock(reg);
-    for (int i = 0; i < reg->ndatasets; i++) {
-        if (reg->datasets[i].is_loaded) {
-            gan_dataset_free(&reg->datasets[i].loaded);
-            reg->datasets[i].is_loaded = false;
-        }
-        if (reg->datasets[i].test_is_loaded) {
-            gan_dataset_free(&reg->datasets[i].test_loaded);
-            reg->datasets[i].test_is_loaded = false;
-        }
-    }
-    if (reg->be)
-        gk_backend_close(reg->be);
-    if (reg->be_alt)
-        gk_backend_close(reg->be_alt);
-    reg->be = reg->be_alt = NULL;
+    executor_backend_close(reg);
     return NULL;
 }
 
@@ -1111,17 +1090,10 @@ static void slurm_wake_locked(gand_registry *reg)
 /* Shutdown: the jobs go on in Slurm; a restarted daemon follows them again. */
 static void slurm_stop(gand_registry *reg)
 {
-    reg_lock(reg);
-    bool started = reg->worker_started;
-    reg_unlock(reg);
-    if (!started)
-        return;
-    pthread_join(reg->worker, NULL);
-    reg_lock(reg);
-    reg->worker_started = false;
-    reg_unlock(reg);
-    log_info("slurm: stopped following; the jobs go on in Slurm and gand follows them again when "
-             "it starts");
+    if (executor_thread_join(reg))
+        log_info(
+            "slurm: stopped following; the jobs go on in Slurm and gand follows them again when "
+            "it starts");
 }
 
 const gand_executor_ops gand_executor_slurm = {

@@ -494,6 +494,12 @@ gk_backend *run_backend(gand_registry *reg, const gan_config *cfg, gan_error *er
  * backend (reg->worker_ready) or failed to (reg->worker_failed, be_why says why).
  */
 int executor_thread_start(gand_registry *reg, void *(*main_fn)(void *), gan_error *err);
+/* Wait for the executor's thread to end (reg->shutdown set); false when none was started. */
+bool executor_thread_join(gand_registry *reg);
+/* An executor thread's backend for device_req, in reg->be (NULL: failed, and start is told). */
+gk_backend *executor_backend_open(gand_registry *reg, char *why, size_t len);
+/* At its thread's end: the data sets it loaded freed, its backends closed. */
+void executor_backend_close(gand_registry *reg);
 
 /* ---- the façade (registry.c) ---- */
 
