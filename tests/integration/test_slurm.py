@@ -7,6 +7,7 @@ one (-c 1), so two runs train at once.
 """
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -59,7 +60,7 @@ class SlurmExecutorTest(DaemonTest):
             time.sleep(0.2)
         super().tearDown()
 
-    def gand(self, name="state", partition="", extra=""):
+    def gand(self, name="state", partition="", extra="", datasets=""):
         conf = self.conf("\n".join([
             "[executor]",
             "kind = slurm",
@@ -69,7 +70,7 @@ class SlurmExecutorTest(DaemonTest):
             "command_timeout_s = 20",
             # one CPU per job, and the same threads in every job: bit-identical runs
             "sbatch_args = -c 1 --export=ALL,OPENBLAS_NUM_THREADS=1,OMP_NUM_THREADS=1",
-            extra, ""]), name=name + ".conf")
+            extra, datasets, ""]), name=name + ".conf")
         d = self.daemon(name, config=conf, env=self.slurm.env())
         d.start()
         return d
@@ -175,6 +176,36 @@ class SlurmExecutorTest(DaemonTest):
         self.assertEqual(r["config"]["lr_d"], 0.0004)
         self.assertEqual(self.epochs_seen(d, rid), list(range(1, EPOCHS + 1)))
 
+    def test_evaluations_alerts_and_metrics_follow_the_job(self):
+        # held-out images, so that the daemon evaluates what the job publishes
+        d = self.gand(datasets="[datasets]\nsmall.holdout = 200")
+        rule = {"kind": "d_wins", "d_g_z_below": 0.99, "epochs": 2, "action": "pause"}
+        rid = d.create_run(tiny_config(epochs=EPOCHS, evaluate_every=2, watch=[rule]))
+        r = self.wait_run(d, rid, lambda r: r["state"] == "paused" and r["slurm_state"] in
+                          ("COMPLETED", "CANCELLED"), timeout=90,
+                          what="the watch rule's pause to end the job")
+        self.assertTrue(r["reason"].startswith("watch rule 0 (d_wins)"), r["reason"])
+        self.assertEqual(r["alerts"][0]["epoch"], 2)
+        self.assertLess(r["epoch"], EPOCHS)
+        evals = d.wait_for(rid, lambda r: r["last_evaluation"] is not None, timeout=60,
+                           what="an evaluation done")["last_evaluation"]
+        self.assertEqual(evals["state"], "done")
+        self.assertEqual(evals["trigger"], "evaluate_every")
+        self.assertEqual(evals["result"]["epoch"] % 2, 0)
+        # the stream of the paused run, up to the evaluation's event (it stays open)
+        kinds = []
+        stream = d.events(rid, timeout=30)
+        for _, kind, data in stream:
+            kinds.append(kind)
+            if kind == "evaluation" and data.get("state") == "done":
+                break
+        stream.close()
+        self.assertIn("epoch", kinds)
+        self.assertIn("alert", kinds)
+        text = d.request("GET", "/metrics").body.decode()
+        self.assertRegex(text, r'(?m)^gand_run_alerts_total\{run="%s",kind="d_wins"\} 1$'
+                         % re.escape(rid))
+
     def test_a_job_slurm_ends_fails_the_run_with_slurms_reason(self):
         d = self.gand()
         rid = d.create_run(tiny_config(epochs=10000))
@@ -218,6 +249,7 @@ class SlurmExecutorTest(DaemonTest):
                           what="the run completed after the restart")
         self.assertEqual(r["slurm_job_id"], job)
         self.assertIn("following 1 runs", d.log())
+        self.assertIn("the nodes share it", d.log())  # the start-up check of the state dir
         self.assertEqual(self.epochs_seen(d, rid), list(range(1, EPOCHS + 1)))
         mine = [j for j in self.slurm.jobcomp_records() if rid in j.get("Name", j.get("JobName", ""))]
         self.assertEqual([j["JobId"] for j in mine], [str(job)], mine)
