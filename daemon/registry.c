@@ -212,11 +212,16 @@ uint64_t registry_heartbeat(gand_registry *r)
 void registry_status_line(gand_registry *r, char *buf, size_t len)
 {
     reg_lock(r);
-    int queued = 0;
-    for (int i = 0; i < r->nruns; i++)
+    int queued = 0, in_slurm = 0;
+    for (int i = 0; i < r->nruns; i++) {
         queued += r->runs[i]->state == RUN_QUEUED;
+        in_slurm += r->runs[i]->active && r->exec == &gand_executor_slurm;
+    }
     const run *c = r->current;
-    if (c)
+    if (r->exec == &gand_executor_slurm && !(r->worker_exited && !r->shutdown))
+        str_printf(buf, len, "following %d Slurm jobs, %d runs, %d queued", in_slurm, r->nruns,
+                   queued);
+    else if (c)
         str_printf(buf, len, "training run %s epoch %d/%d (iteration %d/%d), %d queued", c->id,
                    run_epochs_locked(c), c->cfg.epochs, c->iteration, c->iterations_per_epoch,
                    queued);

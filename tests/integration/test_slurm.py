@@ -82,7 +82,21 @@ class SlurmExecutorTest(DaemonTest):
                 raise AssertionError("run %s failed waiting for %s: %s\n%s"
                                      % (rid, what, r["reason"], d.log()[-3000:]))
             return predicate(r)
-        return d.wait_for(rid, check, timeout=timeout, what=what)
+        try:
+            return d.wait_for(rid, check, timeout=timeout, what=what)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.job_files(d, rid))) from None
+
+    def job_files(self, d, rid):
+        """What the run's jobs wrote (job/state.json, their output), for a failure message."""
+        job = os.path.join(d.state_dir, "runs", rid, "job")
+        out = []
+        for name in sorted(os.listdir(job)) if os.path.isdir(job) else []:
+            if name == "state.json" or name.startswith("slurm-"):
+                with open(os.path.join(job, name), errors="replace") as f:
+                    out.append("---- %s ----\n%s" % (name, f.read()[-3000:]))
+        out.append("---- squeue ----\n" + self.slurm.run("squeue", check=False).stdout)
+        return "\n".join(out)
 
     def epochs_seen(self, d, rid):
         """The epochs of a finished run's epoch events, in stream order."""
