@@ -550,6 +550,22 @@ static g_snapshot *published_generator(run *r, const gan_config *cfg, int epoch)
     return s;
 }
 
+/* The epoch of the newest checkpoint the job has published (-1: none). */
+static int newest_published(const run *r)
+{
+    char dir[PATH_MAX];
+    job_path(r, "published", dir, sizeof dir);
+    DIR *d = opendir(dir);
+    int newest = -1, ep;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (sscanf(e->d_name, "epoch-%d.safetensors", &ep) == 1 && ep > newest)
+            newest = ep;
+    if (d)
+        closedir(d);
+    return newest;
+}
+
 /* Published checkpoints of epochs ≤ upto are no longer needed. */
 static void prune_published(run *r, int upto)
 {
@@ -582,8 +598,18 @@ static void take_epoch(gand_registry *reg, run *r, const gan_epoch_metrics *m)
     reg_unlock(reg);
     epoch_watch(reg, r, &live);
     g_snapshot *s = published_generator(r, &live, m->epoch);
-    if (!s)
+    if (!s) {
+        /* gand fell more than PUBLISHED_KEEP epochs behind the job: no grid or evaluation
+         * of this epoch, but samples.png and generate show the newest G there is */
+        int newest = newest_published(r);
+        g_snapshot *latest = newest > m->epoch ? published_generator(r, &live, newest) : NULL;
+        if (latest)
+            snapshot_publish(reg, r, latest);
+        log_debug("run %s: epoch %d's checkpoint is no longer published: no grid or "
+                  "evaluation of it",
+                  r->id, m->epoch);
         return;
+    }
     const gan_epoch_plan plan = gan_epoch_plan_for(&live, m->epoch);
     if (plan.grid && epoch_grid(reg, r, s, &err) != 0)
         log_warning("run %s: sample grid of epoch %d: %s", r->id, m->epoch, err.message);
@@ -599,9 +625,12 @@ static void take_epoch(gand_registry *reg, run *r, const gan_epoch_metrics *m)
  * The new complete lines of job/epochs.jsonl, each epoch past those recorded
  * taken. The job appends an epoch's record before it checkpoints (so that no
  * checkpoint is ever ahead of the records); while it runs, a record is taken
- * once that epoch's checkpoint is published, so that G is there too.
+ * once that epoch's checkpoint is published, so that G is there too, or once
+ * the job has checkpointed past it (`job_checkpoint`, from its state.json):
+ * a daemon more than PUBLISHED_KEEP epochs behind finds that epoch's G gone,
+ * and takes the record without it.
  */
-static void take_epochs(gand_registry *reg, run *r, bool job_over)
+static void take_epochs(gand_registry *reg, run *r, bool job_over, int job_checkpoint)
 {
     char path[PATH_MAX];
     job_path(r, "epochs.jsonl", path, sizeof path);
@@ -634,7 +663,8 @@ static void take_epochs(gand_registry *reg, run *r, bool job_over)
         reg_lock(reg);
         int have = run_epochs_locked(r);
         reg_unlock(reg);
-        if (ok == 0 && m.epoch > have && !job_over && !published(r, m.epoch)) {
+        if (ok == 0 && m.epoch > have && !job_over && job_checkpoint < m.epoch &&
+            !published(r, m.epoch)) {
             *nl = '\n';
             break; /* its checkpoint is being written: next time */
         }
@@ -793,7 +823,9 @@ static void follow(gand_registry *reg, run *r)
         reg_lock(reg);
         str_printf(r->slurm_state, sizeof r->slurm_state, "UNKNOWN");
         reg_unlock(reg);
-        take_epochs(reg, r, false);
+        job_report rep;
+        job_report_read(r, id, &rep);
+        take_epochs(reg, r, false, rep.present ? rep.checkpoint_epoch : -1);
         return;
     }
     if (r->follow.slurm_down_logged)
@@ -812,7 +844,7 @@ static void follow(gand_registry *reg, run *r)
     job_report rep;
     job_report_read(r, id, &rep); /* after asking Slurm: a job that has ended has said all */
     bool over = !j.known || job_state_final(j.state);
-    take_epochs(reg, r, over);
+    take_epochs(reg, r, over, rep.present ? rep.checkpoint_epoch : -1);
 
     if (over) {
         job_ended(reg, r, &j, &rep);

@@ -60,13 +60,13 @@ class SlurmExecutorTest(DaemonTest):
             time.sleep(0.2)
         super().tearDown()
 
-    def gand(self, name="state", partition="", extra="", datasets=""):
+    def gand(self, name="state", partition="", extra="", datasets="", poll_ms=200):
         conf = self.conf("\n".join([
             "[executor]",
             "kind = slurm",
             "gres =",
             "partition = %s" % partition,
-            "poll_ms = 200",
+            "poll_ms = %d" % poll_ms,
             "command_timeout_s = 20",
             # one CPU per job, and the same threads in every job: bit-identical runs
             "sbatch_args = -c 1 --export=ALL,OPENBLAS_NUM_THREADS=1,OMP_NUM_THREADS=1",
@@ -219,6 +219,18 @@ class SlurmExecutorTest(DaemonTest):
         text = d.request("GET", "/metrics").body.decode()
         self.assertRegex(text, r'(?m)^gand_run_alerts_total\{run="%s",kind="d_wins"\} 1$'
                          % re.escape(rid))
+
+    def test_a_daemon_behind_its_job_takes_every_epoch(self):
+        # epochs of milliseconds, looked at every 1.5 s: the job has long dropped the
+        # published checkpoints of the first epochs when the daemon first reads them
+        d = self.gand(poll_ms=1500)
+        rid = d.create_run(tiny_config(epochs=10000))
+        r = self.wait_run(d, rid, lambda r: r["state"] == "running" and r["epoch"] >= 20,
+                          timeout=60, what="20 epochs taken while the job runs")
+        got = [e["epoch"] for e in d.get_json("/api/v1/runs/%s/metrics" % rid)["epochs"]]
+        self.assertEqual(got, list(range(1, len(got) + 1)))
+        # no grid of an epoch whose G the job no longer published; samples.png shows the newest
+        self.assertEqual(d.request("GET", "/api/v1/runs/%s/samples.png?n=4" % rid).status, 200)
 
     def test_a_job_slurm_ends_fails_the_run_with_slurms_reason(self):
         d = self.gand()
