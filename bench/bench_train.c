@@ -6,8 +6,11 @@
  * shapes, then forwards), replays just those products to measure the rate
  * sgemm reaches at the model's shapes — the ceiling — and then times real
  * training epochs. It prints samples/s, the achieved rate over the minimal
- * FLOP count (gan_flops_per_sample), the ratio of the two rates, and the
- * process's resident memory once the epochs are trained.
+ * FLOP count (gan_flops_per_sample), the ratio of the two rates, the
+ * process's resident memory once the epochs are trained, and its peak resident
+ * memory so far (getrusage's ru_maxrss: with batch sizes in increasing order,
+ * the last row's peak is that of the largest batch; run --batches 1024 alone
+ * for that batch's own peak).
  *
  * On a backend with graphs (CUDA) the iterations run as a replayed CUDA graph;
  * when batch 64 is measured, a second row times it with graphs off (a second
@@ -26,6 +29,7 @@
  */
 #include <getopt.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +222,15 @@ static double resident_mib(void)
     return (double)resident * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
 }
 
+/* The process's peak resident memory so far, in MiB (ru_maxrss is in KiB on Linux). */
+static double peak_mib(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
 static double gemm_flops(void)
 {
     double f = 0;
@@ -355,8 +368,9 @@ static int bench_batch(gk_backend *be, const char *preset, int batch, int tf32, 
     }
     double sps = (double)iterations * cfg.batch_size / train_time;
     double achieved = sps * flops_sample;
-    printf("| %d%s | %ld | %.0f | %.1f | %.1f | %.2f | %.0f |\n", cfg.batch_size, label, iterations,
-           sps, achieved / 1e9, sgemm_rate / 1e9, achieved / sgemm_rate, resident_mib());
+    printf("| %d%s | %ld | %.0f | %.1f | %.1f | %.2f | %.0f | %.0f |\n", cfg.batch_size, label,
+           iterations, sps, achieved / 1e9, sgemm_rate / 1e9, achieved / sgemm_rate, resident_mib(),
+           peak_mib());
     if (cfg.batch_size == 1024 && iterations > 0) {
         double epoch_s = (double)(ds->count / 1024) * 1024 / sps;
         printf("#   reference run (500 epochs at batch 1024 on %d images) extrapolated: "
@@ -443,7 +457,8 @@ int main(int argc, char **argv)
                                           ? "off (GAND_CUDA_GRAPHS=0)"
                                           : "on: one captured iteration replayed per step");
     printf("| batch | iterations timed | samples/s | achieved GFLOP/s | sgemm GFLOP/s at these "
-           "shapes | ratio | resident MiB |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+           "shapes | ratio | resident MiB | peak MiB so far |\n"
+           "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     bool has_64 = false;
     for (char *tok = strtok(batches_arg, ","); tok; tok = strtok(NULL, ",")) {
         int batch = atoi(tok);
