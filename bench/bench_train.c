@@ -4,7 +4,8 @@
  * For each batch size the benchmark first records the exact matrix products
  * one training iteration issues (a backend whose sgemm entry records the
  * shapes, then forwards), replays just those products to measure the rate
- * sgemm reaches at the model's shapes — the ceiling — and then times real
+ * sgemm reaches at the model's shapes — the ceiling, the fastest of five
+ * rounds of 0.4 s — and then times real
  * training epochs. It prints samples/s, the achieved rate over the minimal
  * FLOP count (gan_flops_per_sample), the ratio of the two rates, the
  * process's resident memory once the epochs are trained, and its peak resident
@@ -170,8 +171,12 @@ static void timed_ops_init(void)
     TIMED_OPS(OP_SET)
 }
 
-/* Replay the recorded products until at least min_seconds pass; seconds per iteration. */
-static double time_gemms(gk_backend *be, double min_seconds)
+/*
+ * Replay the recorded products in rounds of at least round_seconds (and 3 replays), `rounds`
+ * times; seconds per iteration of the fastest round. The fastest, not the mean: this is the
+ * ceiling, and on a shared machine another job's burst only ever slows a round down.
+ */
+static double time_gemms(gk_backend *be, double round_seconds, int rounds)
 {
     size_t biggest = 0;
     for (int i = 0; i < ncalls; i++) {
@@ -186,23 +191,28 @@ static double time_gemms(gk_backend *be, double min_seconds)
     gk_rng r = {1, 99, gk_step_value(0)};
     be->ops->fill_uniform(be, A, biggest, r, -1, 1);
     be->ops->fill_uniform(be, B, biggest, r, -1, 1);
-    int reps = 0;
-    double t0 = now(), t;
-    do {
-        for (int i = 0; i < ncalls; i++) {
-            const gemm_call *g = &calls[i];
-            int lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
-            real_ops->sgemm(be, g->ta, g->tb, g->m, g->n, g->k, 1.0f, A, lda, B, ldb, 0.0f, C,
-                            g->n);
-        }
-        be->ops->synchronize(be);
-        reps++;
-        t = now() - t0;
-    } while (t < min_seconds || reps < 3);
+    double best = 0;
+    for (int round = 0; round < rounds; round++) {
+        int reps = 0;
+        double t0 = now(), t;
+        do {
+            for (int i = 0; i < ncalls; i++) {
+                const gemm_call *g = &calls[i];
+                int lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
+                real_ops->sgemm(be, g->ta, g->tb, g->m, g->n, g->k, 1.0f, A, lda, B, ldb, 0.0f, C,
+                                g->n);
+            }
+            be->ops->synchronize(be);
+            reps++;
+            t = now() - t0;
+        } while (t < round_seconds || reps < 3);
+        if (round == 0 || t / reps < best)
+            best = t / reps;
+    }
     be->ops->free(be, A);
     be->ops->free(be, B);
     be->ops->free(be, C);
-    return t / reps;
+    return best;
 }
 
 /*
@@ -344,7 +354,7 @@ static int bench_batch(gk_backend *be, const char *preset, int batch, int tf32, 
         return -1;
     }
     double flops_sample = 2.0 * gan_flops_per_sample(&cfg).total;
-    double gemm_time = time_gemms(be, 2.0);
+    double gemm_time = time_gemms(be, 0.4, 5);
     double sgemm_rate = gemm_flops() / gemm_time;
 
     double train_time = 0;
