@@ -119,12 +119,11 @@ static double now(void)
        float grad_scale),                                                                          \
       (be, dlogit, acc, logit, n, target, grad_scale))                                             \
     X(adam,                                                                                        \
-      (gk_backend * be, float *param, const float *grad, float *m, float *v, size_t n,             \
-       gk_adam hp),                                                                                \
+      (gk_backend * be, float *param, float *grad, float *m, float *v, size_t n, gk_adam hp),      \
       (be, param, grad, m, v, n, hp))                                                              \
     X(sgd_momentum,                                                                                \
-      (gk_backend * be, float *param, const float *grad, float *vel, size_t n, gk_lr lr,           \
-       gk_step step, gk_momentum momentum, gk_step epoch),                                         \
+      (gk_backend * be, float *param, float *grad, float *vel, size_t n, gk_lr lr, gk_step step,   \
+       gk_momentum momentum, gk_step epoch),                                                       \
       (be, param, grad, vel, n, lr, step, momentum, epoch))                                        \
     X(fill_normal, (gk_backend * be, float *x, size_t n, gk_rng rng, float mean, float std),       \
       (be, x, n, rng, mean, std))                                                                  \

@@ -230,16 +230,23 @@ typedef struct gk_backend_ops {
 
     /*
      * p −= lr_t/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps), torch.optim.Adam,
-     * with t = hp.t's value and lr_t = hp.lr at step t
+     * with t = hp.t's value and lr_t = hp.lr at step t; then grad = 0.
+     *
+     * Both optimisers zero the gradient in the same pass that reads it, so the
+     * next backward pass accumulates into it (sgemm beta = 1, bias_grad and
+     * maxout_backward accumulating) with no pass of its own to clear it: at
+     * small batches OpenBLAS's weight-gradient products (k = the batch) ran at
+     * half the speed with beta = 0 than with beta = 1 (bench_train).
      */
-    void (*adam)(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
+    void (*adam)(gk_backend *be, float *param, float *grad, float *m, float *v, size_t n,
                  gk_adam hp);
     /*
      * SGD with momentum, pylearn2 style: vel = mom_e·vel − lr_t·g; p += vel
-     * (lr_t: lr at `step`; mom_e: the momentum of the 0-based `epoch`)
+     * (lr_t: lr at `step`; mom_e: the momentum of the 0-based `epoch`); then
+     * grad = 0, as adam
      */
-    void (*sgd_momentum)(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
-                         gk_lr lr, gk_step step, gk_momentum momentum, gk_step epoch);
+    void (*sgd_momentum)(gk_backend *be, float *param, float *grad, float *vel, size_t n, gk_lr lr,
+                         gk_step step, gk_momentum momentum, gk_step epoch);
 
     /* x[i] = mean + std · N(0,1) from philox(rng, i) (Box–Muller) */
     void (*fill_normal)(gk_backend *be, float *x, size_t n, gk_rng rng, float mean, float std);

@@ -428,7 +428,7 @@ static void cpu_softmax_ce(gk_backend *be, float *dlogit, float *acc, const floa
     acc[1] += (float)(correct / rows);
 }
 
-static void cpu_adam(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
+static void cpu_adam(gk_backend *be, float *param, float *grad, float *m, float *v, size_t n,
                      gk_adam hp)
 {
     (void)be;
@@ -437,22 +437,27 @@ static void cpu_adam(gk_backend *be, float *param, const float *grad, float *m, 
     float c1, c2;
     gk_adam_corrections(hp.beta1, hp.beta2, t, &c1, &c2);
     const float bias_c1 = c1, bias_c2_sqrt = c2; /* not address-taken: kept in registers */
-    /* one pass over the four arrays; the weight-decay test is out of the loop so the
-     * loop vectorises (its square root and two divisions are most of its cost) */
+    /* one pass over the four arrays, zeroing the gradient as it goes; the weight-decay
+     * test is out of the loop so the loop vectorises (its square root and two divisions
+     * are most of its cost) */
     if (hp.weight_decay != 0.0f) {
         GK_PARALLEL_FOR_HEAVY(n)
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps,
                            hp.weight_decay, bias_c1, bias_c2_sqrt);
+            grad[i] = 0.0f;
+        }
     } else {
         GK_PARALLEL_FOR_HEAVY(n)
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps, 0.0f,
                            bias_c1, bias_c2_sqrt);
+            grad[i] = 0.0f;
+        }
     }
 }
 
-static void cpu_sgd_momentum(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
+static void cpu_sgd_momentum(gk_backend *be, float *param, float *grad, float *vel, size_t n,
                              gk_lr lr_sched, gk_step step, gk_momentum mom, gk_step epoch)
 {
     (void)be;
@@ -462,6 +467,7 @@ static void cpu_sgd_momentum(gk_backend *be, float *param, const float *grad, fl
     for (size_t i = 0; i < n; i++) {
         vel[i] = momentum * vel[i] - lr * grad[i];
         param[i] += vel[i];
+        grad[i] = 0.0f;
     }
 }
 

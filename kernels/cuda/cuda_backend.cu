@@ -531,7 +531,7 @@ static __global__ void reduce_finish_kernel(float *acc, const double *partials, 
 }
 
 /* t, lr_t and the bias corrections from the step counter, once per thread, in double */
-static __global__ void adam_kernel(float *param, const float *grad, float *m, float *v, size_t n,
+static __global__ void adam_kernel(float *param, float *grad, float *m, float *v, size_t n,
                                    gk_adam hp)
 {
     const int64_t t = step_value(hp.t);
@@ -539,11 +539,14 @@ static __global__ void adam_kernel(float *param, const float *grad, float *m, fl
     float bias_c1, bias_c2_sqrt;
     gk_adam_corrections(hp.beta1, hp.beta2, t, &bias_c1, &bias_c2_sqrt);
     GRID_STRIDE(i, n)
-    gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps,
-                   hp.weight_decay, bias_c1, bias_c2_sqrt);
+    {
+        gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps,
+                       hp.weight_decay, bias_c1, bias_c2_sqrt);
+        grad[i] = 0.0f; /* backend.h: the next backward pass accumulates */
+    }
 }
 
-static __global__ void sgd_momentum_kernel(float *param, const float *grad, float *vel, size_t n,
+static __global__ void sgd_momentum_kernel(float *param, float *grad, float *vel, size_t n,
                                            gk_lr sched, gk_step step, gk_momentum mom,
                                            gk_step epoch)
 {
@@ -554,6 +557,7 @@ static __global__ void sgd_momentum_kernel(float *param, const float *grad, floa
         const float v = momentum * vel[i] - lr * grad[i];
         vel[i] = v;
         param[i] += v;
+        grad[i] = 0.0f;
     }
 }
 
@@ -956,7 +960,7 @@ static void cuda_softmax_ce(gk_backend *be, float *dlogit, float *acc, const flo
     LAUNCH_CHECK(be, "reduce_finish_kernel");
 }
 
-static void cuda_adam(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
+static void cuda_adam(gk_backend *be, float *param, float *grad, float *m, float *v, size_t n,
                       gk_adam hp)
 {
     cuda_ctx *c = live_ctx(be);
@@ -966,7 +970,7 @@ static void cuda_adam(gk_backend *be, float *param, const float *grad, float *m,
     LAUNCH_CHECK(be, "adam_kernel");
 }
 
-static void cuda_sgd_momentum(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
+static void cuda_sgd_momentum(gk_backend *be, float *param, float *grad, float *vel, size_t n,
                               gk_lr lr, gk_step step, gk_momentum momentum, gk_step epoch)
 {
     cuda_ctx *c = live_ctx(be);

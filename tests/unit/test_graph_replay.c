@@ -211,16 +211,15 @@ static void f_sigmoid_bce(gk_backend *b, float *dlogit, float *acc, const float 
     r->f[1] = scale;
 }
 
-static void f_adam(gk_backend *b, float *p, const float *g, float *m, float *v, size_t n,
-                   gk_adam hp)
+static void f_adam(gk_backend *b, float *p, float *g, float *m, float *v, size_t n, gk_adam hp)
 {
     EAGER(adam(b, p, g, m, v, n, hp));
     fcall *r = fake_push(F_ADAM);
     r->p[0] = p, r->p[1] = g, r->p[2] = m, r->p[3] = v, r->n = n, r->adam = hp;
 }
 
-static void f_sgd(gk_backend *b, float *p, const float *g, float *vel, size_t n, gk_lr lr,
-                  gk_step step, gk_momentum mom, gk_step epoch)
+static void f_sgd(gk_backend *b, float *p, float *g, float *vel, size_t n, gk_lr lr, gk_step step,
+                  gk_momentum mom, gk_step epoch)
 {
     EAGER(sgd_momentum(b, p, g, vel, n, lr, step, mom, epoch));
     fcall *r = fake_push(F_SGD);
@@ -323,10 +322,11 @@ static void fake_run(gk_backend *b, const fcall *c)
         o->sigmoid_bce(b, MUT(c->p[0]), MUT(c->p[1]), c->p[2], c->i[0], c->f[0], c->f[1]);
         break;
     case F_ADAM:
-        o->adam(b, MUT(c->p[0]), c->p[1], MUT(c->p[2]), MUT(c->p[3]), c->n, c->adam);
+        o->adam(b, MUT(c->p[0]), MUT(c->p[1]), MUT(c->p[2]), MUT(c->p[3]), c->n, c->adam);
         break;
     case F_SGD:
-        o->sgd_momentum(b, MUT(c->p[0]), c->p[1], MUT(c->p[2]), c->n, c->lr, c->st, c->mom, c->st2);
+        o->sgd_momentum(b, MUT(c->p[0]), MUT(c->p[1]), MUT(c->p[2]), c->n, c->lr, c->st, c->mom,
+                        c->st2);
         break;
     case F_FILL_NORMAL:
         o->fill_normal(b, MUT(c->p[0]), c->n, c->rng, c->f[0], c->f[1]);
@@ -627,8 +627,8 @@ static float seen_momentum[8];
 static int seen_calls[8];
 static const gk_backend_ops *cpu_ops;
 
-static void spy_sgd(gk_backend *b, float *p, const float *g, float *vel, size_t n, gk_lr lr,
-                    gk_step step, gk_momentum mom, gk_step epoch)
+static void spy_sgd(gk_backend *b, float *p, float *g, float *vel, size_t n, gk_lr lr, gk_step step,
+                    gk_momentum mom, gk_step epoch)
 {
     int64_t e = (epoch.at ? *epoch.at : 0) + epoch.offset;
     if (e >= 0 && e < 8) {

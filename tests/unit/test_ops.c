@@ -466,6 +466,7 @@ static void test_adam(void **state)
         float *dg = dev_from(g, n * 4);
         gk_adam hp = {{1e-3, 1.0, 0.0}, 0.9f, 0.999f, 1e-8f, 0.0f, gk_step_value(t)};
         be->ops->adam(be, dp, dg, dm, dv, n, hp);
+        expect_zero("adam's gradient after the update", dg, n);
         for (size_t i = 0; i < n; i++) {
             rm[i] = 0.9 * rm[i] + 0.1 * g[i];
             rv[i] = 0.999 * rv[i] + 0.001 * (double)g[i] * g[i];
@@ -503,6 +504,7 @@ static void test_sgd_momentum(void **state)
     be->ops->sgd_momentum(be, dp, dg, dv, n, lr, gk_step_value(1), mom, gk_step_value(9));
     float *got = host_from(dp, n * 4);
     expect_close("sgd_momentum", got, ref, n, TOL);
+    expect_zero("sgd_momentum's gradient after the update", dg, n);
     be->ops->free(be, dp);
     be->ops->free(be, dv);
     be->ops->free(be, dg);
