@@ -105,9 +105,9 @@ static double now(void)
        int units, int pieces),                                                                     \
       (be, y, argmax, x, bias, rows, units, pieces))                                               \
     X(maxout_backward,                                                                             \
-      (gk_backend * be, float *dx, const float *dy, const int32_t *argmax, int rows, int units,    \
-       int pieces),                                                                                \
-      (be, dx, dy, argmax, rows, units, pieces))                                                   \
+      (gk_backend * be, float *dx, float *db, const float *dy, const float *mask,                  \
+       const int32_t *argmax, int rows, int units, int pieces, bool accumulate),                   \
+      (be, dx, db, dy, mask, argmax, rows, units, pieces, accumulate))                             \
     X(dropout_forward,                                                                             \
       (gk_backend * be, float *y, float *mask, const float *x, size_t n, float p, gk_rng rng),     \
       (be, y, mask, x, n, p, rng))                                                                 \

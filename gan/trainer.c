@@ -339,14 +339,16 @@ static void discriminator_backward(gan_trainer *t, const float *in, int B, bool 
     int U = t->cfg.d_units, K = t->cfg.d_pieces, UK = U * K, P = GAN_IMAGE_PIXELS;
     gan_linear_backward(be, b->d_dm, weight_grads ? DG(4) : NULL, DG(5), b->d_dlogit, b->d_m2,
                         DP(4), B, U, 1, accumulate);
-    if (t->cfg.d_final_dropout > 0)
-        be->ops->dropout_backward(be, b->d_dm, b->d_dm, b->d_mask2, (size_t)B * U);
-    be->ops->maxout_backward(be, b->d_pre, b->d_dm, b->d_arg2, B, U, K);
-    gan_linear_backward(be, b->d_dm, weight_grads ? DG(2) : NULL, DG(3), b->d_pre, b->d_m1, DP(2),
-                        B, U, UK, accumulate);
-    be->ops->dropout_backward(be, b->d_dm, b->d_dm, b->d_mask, (size_t)B * U);
-    be->ops->maxout_backward(be, b->d_pre, b->d_dm, b->d_arg1, B, U, K);
-    gan_linear_backward(be, dx, weight_grads ? DG(0) : NULL, DG(1), b->d_pre, in, DP(0), B, P, UK,
+    /* each maxout's backward op also applies the dropout mask of its output and forms the
+     * bias gradient of the layer below it, in its one pass over d_pre */
+    be->ops->maxout_backward(be, b->d_pre, weight_grads ? DG(3) : NULL, b->d_dm,
+                             t->cfg.d_final_dropout > 0 ? b->d_mask2 : NULL, b->d_arg2, B, U, K,
+                             accumulate);
+    gan_linear_backward(be, b->d_dm, weight_grads ? DG(2) : NULL, NULL, b->d_pre, b->d_m1, DP(2), B,
+                        U, UK, accumulate);
+    be->ops->maxout_backward(be, b->d_pre, weight_grads ? DG(1) : NULL, b->d_dm, b->d_mask,
+                             b->d_arg1, B, U, K, accumulate);
+    gan_linear_backward(be, dx, weight_grads ? DG(0) : NULL, NULL, b->d_pre, in, DP(0), B, P, UK,
                         accumulate);
     if (dx && t->cfg.d_input_dropout > 0)
         be->ops->dropout_backward(be, dx, dx, b->d_in_mask, (size_t)B * P);

@@ -174,9 +174,19 @@ typedef struct gk_backend_ops {
      */
     void (*bias_maxout)(gk_backend *be, float *y, int32_t *argmax, const float *x,
                         const float *bias, int rows, int units, int pieces);
-    /* dx[r][j·pieces + p] = p == argmax[r][j] ? dy[r][j] : 0 (dx fully written) */
-    void (*maxout_backward)(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
-                            int rows, int units, int pieces);
+    /*
+     * Maxout backward, fused with the dropout mask before it and the bias
+     * gradient after it: with g = dy[r][j]·mask[r][j] (dropout_backward's
+     * product; mask optional, NULL: g = dy[r][j]),
+     *   dx[r][j·pieces + p] = p == argmax[r][j] ? g : 0   (dx fully written)
+     * and when db is non-NULL, db (+)= the column sums of dx, bit for bit
+     * bias_grad(db, dx, rows, units·pieces, accumulate): so one pass over dx
+     * replaces dropout_backward, maxout_backward and bias_grad. With 0 rows
+     * it sets db = 0 unless accumulating, as bias_grad does.
+     */
+    void (*maxout_backward)(gk_backend *be, float *dx, float *db, const float *dy,
+                            const float *mask, const int32_t *argmax, int rows, int units,
+                            int pieces, bool accumulate);
 
     /*
      * Dropout, PyTorch semantics: p = probability of dropping. mask[i] =

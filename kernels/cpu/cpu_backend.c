@@ -288,17 +288,56 @@ static void cpu_bias_maxout(gk_backend *be, float *y, int32_t *argmax, const flo
     }
 }
 
-static void cpu_maxout_backward(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
-                                int rows, int units, int pieces)
+/* The columns of one thread's share of maxout_backward's bias sums (bias_grad's 64, or more). */
+enum { MAXOUT_BG_COLS = 320 };
+
+static void cpu_maxout_backward(gk_backend *be, float *dx, float *db, const float *dy,
+                                const float *mask, const int32_t *argmax, int rows, int units,
+                                int pieces, bool accumulate)
 {
-    (void)be;
-    size_t total = (size_t)rows * (size_t)units;
-    GK_PARALLEL_FOR_PLAIN(total * (size_t)pieces)
-    for (size_t o = 0; o < total; o++) {
-        float *out = dx + o * (size_t)pieces;
-        for (int p = 0; p < pieces; p++)
-            out[p] = 0.0f;
-        out[argmax[o]] = dy[o];
+    if (units <= 0 || pieces <= 0)
+        return;
+    const size_t cols = (size_t)units * (size_t)pieces;
+    if (rows <= 0) {
+        if (db && !accumulate)
+            memset(db, 0, cols * sizeof(float)); /* bias_grad's sum of nothing */
+        return;
+    }
+    /* Blocks of whole units, each written and summed over every row, in row order, by
+     * one thread: each column's sum is bias_grad's, whatever the thread count. */
+    const int per_block = pieces <= MAXOUT_BG_COLS ? MAXOUT_BG_COLS / pieces : 1;
+    const int blocks = (units + per_block - 1) / per_block;
+    if (db && pieces > MAXOUT_BG_COLS) { /* a unit wider than the sums: two passes */
+        cpu_maxout_backward(be, dx, NULL, dy, mask, argmax, rows, units, pieces, false);
+        cpu_bias_grad(be, db, dx, rows, (int)cols, accumulate);
+        return;
+    }
+    size_t total = (size_t)rows * cols;
+    (void)total;
+    GK_PARALLEL_FOR_PLAIN(total)
+    for (int blk = 0; blk < blocks; blk++) {
+        const int j0 = blk * per_block, j1 = j0 + per_block < units ? j0 + per_block : units;
+        const size_t c0 = (size_t)j0 * (size_t)pieces, nc = (size_t)(j1 - j0) * (size_t)pieces;
+        float acc[MAXOUT_BG_COLS];
+        for (size_t c = 0; c < nc && db; c++)
+            acc[c] = 0.0f;
+        for (int r = 0; r < rows; r++) {
+            const size_t o = (size_t)r * (size_t)units;
+            float *out = dx + (size_t)r * cols + c0;
+            for (int j = j0; j < j1; j++) {
+                const float g = mask ? dy[o + (size_t)j] * mask[o + (size_t)j] : dy[o + (size_t)j];
+                const int32_t a = argmax[o + (size_t)j];
+                float *u = out + (size_t)(j - j0) * (size_t)pieces;
+                for (int p = 0; p < pieces; p++)
+                    u[p] = p == a ? g : 0.0f;
+            }
+            if (db)
+                for (size_t c = 0; c < nc; c++) /* bias_grad's sum: every element, zeros too */
+                    acc[c] += out[c];
+        }
+        if (db)
+            for (size_t c = 0; c < nc; c++)
+                db[c0 + c] = accumulate ? db[c0 + c] + acc[c] : acc[c];
     }
 }
 

@@ -366,16 +366,17 @@ static __global__ void bias_maxout_kernel(float *y, int32_t *argmax, const float
     }
 }
 
-/* One thread per input element, so dx is written in full and coalesced. */
-static __global__ void maxout_backward_kernel(float *dx, const float *dy, const int32_t *argmax,
-                                              size_t outs, int pieces)
+/* One thread per input element, so dx is written in full and coalesced; mask may be NULL. */
+static __global__ void maxout_backward_kernel(float *dx, const float *dy, const float *mask,
+                                              const int32_t *argmax, size_t outs, int pieces)
 {
     const size_t n = outs * (size_t)pieces;
     GRID_STRIDE(i, n)
     {
         const size_t o = i / (size_t)pieces;
         const int p = (int)(i - o * (size_t)pieces);
-        dx[i] = p == argmax[o] ? dy[o] : 0.0f;
+        const float g = mask ? dy[o] * mask[o] : dy[o]; /* dropout_backward's product */
+        dx[i] = p == argmax[o] ? g : 0.0f;
     }
 }
 
@@ -871,16 +872,22 @@ static void cuda_bias_maxout(gk_backend *be, float *y, int32_t *argmax, const fl
     LAUNCH_CHECK(be, "bias_maxout_kernel");
 }
 
-static void cuda_maxout_backward(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
-                                 int rows, int units, int pieces)
+/* backend.h: dx as the kernel writes it, then db as bias_grad sums dx (bit for bit, here too) */
+static void cuda_maxout_backward(gk_backend *be, float *dx, float *db, const float *dy,
+                                 const float *mask, const int32_t *argmax, int rows, int units,
+                                 int pieces, bool accumulate)
 {
     cuda_ctx *c = live_ctx(be);
-    if (!c || rows <= 0 || units <= 0 || pieces <= 0)
+    if (!c || units <= 0 || pieces <= 0)
         return;
-    const size_t outs = (size_t)rows * (size_t)units;
-    maxout_backward_kernel<<<grid_for(c, outs * (size_t)pieces), GKC_THREADS, 0, c->stream>>>(
-        dx, dy, argmax, outs, pieces);
-    LAUNCH_CHECK(be, "maxout_backward_kernel");
+    if (rows > 0) {
+        const size_t outs = (size_t)rows * (size_t)units;
+        maxout_backward_kernel<<<grid_for(c, outs * (size_t)pieces), GKC_THREADS, 0,
+                                 c->stream>>>(dx, dy, mask, argmax, outs, pieces);
+        LAUNCH_CHECK(be, "maxout_backward_kernel");
+    }
+    if (db)
+        cuda_bias_grad(be, db, dx, rows, units * pieces, accumulate);
 }
 
 static void cuda_dropout_forward(gk_backend *be, float *y, float *mask, const float *x, size_t n,

@@ -179,12 +179,13 @@ static void f_bias_maxout(gk_backend *b, float *y, int32_t *arg, const float *x,
     r->i[0] = rows, r->i[1] = units, r->i[2] = pieces;
 }
 
-static void f_maxout_bwd(gk_backend *b, float *dx, const float *dy, const int32_t *arg, int rows,
-                         int units, int pieces)
+static void f_maxout_bwd(gk_backend *b, float *dx, float *db, const float *dy, const float *mask,
+                         const int32_t *arg, int rows, int units, int pieces, bool acc)
 {
-    EAGER(maxout_backward(b, dx, dy, arg, rows, units, pieces));
+    EAGER(maxout_backward(b, dx, db, dy, mask, arg, rows, units, pieces, acc));
     fcall *r = fake_push(F_MAXOUT_BWD);
-    r->p[0] = dx, r->p[1] = dy, r->p[2] = arg, r->i[0] = rows, r->i[1] = units, r->i[2] = pieces;
+    r->p[0] = dx, r->p[1] = db, r->p[2] = dy, r->p[3] = mask, r->p[4] = arg;
+    r->i[0] = rows, r->i[1] = units, r->i[2] = pieces, r->b0 = acc;
 }
 
 static void f_dropout_fwd(gk_backend *b, float *y, float *mask, const float *x, size_t n, float p,
@@ -310,7 +311,8 @@ static void fake_run(gk_backend *b, const fcall *c)
         o->bias_maxout(b, MUT(c->p[0]), MUT(c->p[1]), c->p[2], c->p[3], c->i[0], c->i[1], c->i[2]);
         break;
     case F_MAXOUT_BWD:
-        o->maxout_backward(b, MUT(c->p[0]), c->p[1], c->p[2], c->i[0], c->i[1], c->i[2]);
+        o->maxout_backward(b, MUT(c->p[0]), MUT(c->p[1]), c->p[2], c->p[3], c->p[4], c->i[0],
+                           c->i[1], c->i[2], c->b0);
         break;
     case F_DROPOUT_FWD:
         o->dropout_forward(b, MUT(c->p[0]), MUT(c->p[1]), c->p[2], c->n, c->f[0], c->rng);

@@ -333,11 +333,47 @@ static void test_maxout(void **state)
     assert_memory_equal(arg, want_arg, nout * 4);
 
     float *ddy = dev_from(dy, nout * 4), *dgrad = dev_from(x, nin * 4); /* garbage to overwrite */
-    be->ops->maxout_backward(be, dgrad, ddy, darg, rows, units, pieces);
+    be->ops->maxout_backward(be, dgrad, NULL, ddy, NULL, darg, rows, units, pieces, false);
     float *g = host_from(dgrad, nin * 4);
     for (size_t i = 0; i < nin; i++)
         ref[i] = (int)(i % pieces) == want_arg[i / pieces] ? dy[i / pieces] : 0.0;
     expect_close("maxout_backward", g, ref, nin, 0);
+
+    /* fused with a dropout mask and the bias gradient: dx exactly dy·mask at the arg-max,
+     * db exactly what this backend's bias_grad makes of that dx, set or accumulated */
+    float *mask = rand_vec(nout, 0, 1), *db0 = rand_vec(nin / rows, -1, 1);
+    for (size_t o = 0; o < nout; o++)
+        mask[o] = mask[o] < 0.5f ? 0.0f : 2.0f;
+    float *want_dx = malloc(nin * 4);
+    for (size_t i = 0; i < nin; i++)
+        want_dx[i] =
+            (int)(i % pieces) == want_arg[i / pieces] ? dy[i / pieces] * mask[i / pieces] : 0.0f;
+    size_t cols = nin / rows;
+    float *dmask = dev_from(mask, nout * 4);
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        float *ddb = dev_from(db0, cols * 4), *dref = dev_from(db0, cols * 4);
+        be->ops->maxout_backward(be, dgrad, ddb, ddy, dmask, darg, rows, units, pieces, accumulate);
+        float *gx = host_from(dgrad, nin * 4);
+        expect_exact("maxout_backward(mask)", gx, want_dx, nin);
+        be->ops->bias_grad(be, dref, dgrad, rows, (int)cols, accumulate);
+        float *gdb = host_from(ddb, cols * 4), *wdb = host_from(dref, cols * 4);
+        expect_exact(accumulate ? "maxout_backward's db(+=)" : "maxout_backward's db", gdb, wdb,
+                     cols);
+        free(gx);
+        free(gdb);
+        free(wdb);
+        be->ops->free(be, ddb);
+        be->ops->free(be, dref);
+    }
+    /* no rows: db = 0 unless accumulating, as bias_grad */
+    float *ddb = dev_from(db0, cols * 4);
+    be->ops->maxout_backward(be, dgrad, ddb, ddy, dmask, darg, 0, units, pieces, false);
+    expect_zero("maxout_backward's db over no rows", ddb, cols);
+    be->ops->free(be, ddb);
+    be->ops->free(be, dmask);
+    free(mask);
+    free(db0);
+    free(want_dx);
 
     be->ops->free(be, dx);
     be->ops->free(be, dyv);
@@ -722,7 +758,7 @@ static void test_empty_shapes(void **state)
     o->sigmoid_backward(be, c, a, b, 0);
     o->maxout_forward(be, c, arg, a, 0, 4, 2);
     o->bias_maxout(be, c, arg, a, b, 0, 4, 2);
-    o->maxout_backward(be, c, a, arg, 0, 4, 2);
+    o->maxout_backward(be, c, NULL, a, b, arg, 0, 4, 2, false);
     o->dropout_forward(be, c, d, a, 0, 0.5f, rng);
     o->dropout_backward(be, c, a, b, 0);
     o->sigmoid_bce(be, c, d, a, 0, 1.0f, 1.0f); /* acc (d) must not turn NaN */

@@ -201,7 +201,7 @@ static float *layer_grad(const char *layer, const float *x, size_t n, const floa
         float *y = be->ops->alloc(be, outs * 4), *dw = dev_from(w, outs * 4);
         int32_t *arg = be->ops->alloc(be, outs * 4);
         be->ops->maxout_forward(be, y, arg, dx, 1, (int)outs, (int)fd_pieces);
-        be->ops->maxout_backward(be, g, dw, arg, 1, (int)outs, (int)fd_pieces);
+        be->ops->maxout_backward(be, g, NULL, dw, NULL, arg, 1, (int)outs, (int)fd_pieces, false);
         be->ops->free(be, y);
         be->ops->free(be, dw);
         be->ops->free(be, arg);
