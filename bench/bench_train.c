@@ -4,14 +4,14 @@
  * For each batch size the benchmark first records the exact matrix products
  * one training iteration issues (a backend whose sgemm entry records the
  * shapes, then forwards), replays just those products to measure the rate
- * sgemm reaches at the model's shapes — the ceiling, the fastest of five
- * rounds of 0.4 s — and then times real
- * training epochs. It prints samples/s, the achieved rate over the minimal
- * FLOP count (gan_flops_per_sample), the ratio of the two rates, the
- * process's resident memory once the epochs are trained, and its peak resident
- * memory so far (getrusage's ru_maxrss: with batch sizes in increasing order,
- * the last row's peak is that of the largest batch; run --batches 1024 alone
- * for that batch's own peak).
+ * sgemm reaches at the model's shapes (and betas) — the ceiling, the fastest
+ * of five rounds of 0.4 s — and then times real training epochs. It prints
+ * samples/s, the achieved rate over the minimal FLOP count
+ * (gan_flops_per_sample), the ratio of the two rates, the process's resident
+ * memory once the epochs are trained, and its peak resident memory so far
+ * (getrusage's ru_maxrss: with batch sizes in increasing order, the last
+ * row's peak is that of the largest batch; run --batches 1024 alone for that
+ * batch's own peak).
  *
  * On a backend with graphs (CUDA) the iterations run as a replayed CUDA graph;
  * when batch 64 is measured, a second row times it with graphs off (a second
@@ -45,6 +45,7 @@
 typedef struct gemm_call {
     bool ta, tb;
     int m, n, k;
+    float beta; /* 0 or 1: OpenBLAS runs some shapes at different speeds with either */
 } gemm_call;
 
 static gemm_call calls[256];
@@ -58,7 +59,7 @@ static void recording_sgemm(gk_backend *be, bool ta, bool tb, int m, int n, int 
                             int ldc)
 {
     if (recording && ncalls < (int)(sizeof calls / sizeof calls[0]))
-        calls[ncalls++] = (gemm_call){ta, tb, m, n, k};
+        calls[ncalls++] = (gemm_call){ta, tb, m, n, k, beta};
     real_ops->sgemm(be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
@@ -198,8 +199,8 @@ static double time_gemms(gk_backend *be, double round_seconds, int rounds)
             for (int i = 0; i < ncalls; i++) {
                 const gemm_call *g = &calls[i];
                 int lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
-                real_ops->sgemm(be, g->ta, g->tb, g->m, g->n, g->k, 1.0f, A, lda, B, ldb, 0.0f, C,
-                                g->n);
+                real_ops->sgemm(be, g->ta, g->tb, g->m, g->n, g->k, 1.0f, A, lda, B, ldb, g->beta,
+                                C, g->n);
             }
             be->ops->synchronize(be);
             reps++;
