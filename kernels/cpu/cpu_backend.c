@@ -324,12 +324,11 @@ static void cpu_maxout_backward(gk_backend *be, float *dx, float *db, const floa
         for (int r = 0; r < rows; r++) {
             const size_t o = (size_t)r * (size_t)units;
             float *out = dx + (size_t)r * cols + c0;
+            /* the row's share zeroed (vectorised), then each unit's winner written */
+            memset(out, 0, nc * sizeof(float));
             for (int j = j0; j < j1; j++) {
                 const float g = mask ? dy[o + (size_t)j] * mask[o + (size_t)j] : dy[o + (size_t)j];
-                const int32_t a = argmax[o + (size_t)j];
-                float *u = out + (size_t)(j - j0) * (size_t)pieces;
-                for (int p = 0; p < pieces; p++)
-                    u[p] = p == a ? g : 0.0f;
+                out[(size_t)(j - j0) * (size_t)pieces + (size_t)argmax[o + (size_t)j]] = g;
             }
             if (db)
                 for (size_t c = 0; c < nc; c++) /* bias_grad's sum: every element, zeros too */
