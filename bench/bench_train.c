@@ -89,6 +89,10 @@ static double now(void)
     X(bias_grad,                                                                                   \
       (gk_backend * be, float *db, const float *dy, int rows, int cols, bool accumulate),          \
       (be, db, dy, rows, cols, accumulate))                                                        \
+    X(linear1_backward,                                                                            \
+      (gk_backend * be, float *dx, float *dw, float *db, const float *dy, const float *x,          \
+       const float *w, int rows, int cols, bool accumulate),                                       \
+      (be, dx, dw, db, dy, x, w, rows, cols, accumulate))                                          \
     X(relu_forward, (gk_backend * be, float *y, const float *x, size_t n, float slope),            \
       (be, y, x, n, slope))                                                                        \
     X(relu_backward,                                                                               \

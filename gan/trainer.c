@@ -337,8 +337,8 @@ static void discriminator_backward(gan_trainer *t, const float *in, int B, bool 
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
     int U = t->cfg.d_units, K = t->cfg.d_pieces, UK = U * K, P = GAN_IMAGE_PIXELS;
-    gan_linear_backward(be, b->d_dm, weight_grads ? DG(4) : NULL, DG(5), b->d_dlogit, b->d_m2,
-                        DP(4), B, U, 1, accumulate);
+    be->ops->linear1_backward(be, b->d_dm, weight_grads ? DG(4) : NULL, weight_grads ? DG(5) : NULL,
+                              b->d_dlogit, b->d_m2, DP(4), B, U, accumulate);
     /* each maxout's backward op also applies the dropout mask of its output and forms the
      * bias gradient of the layer below it, in its one pass over d_pre */
     be->ops->maxout_backward(be, b->d_pre, weight_grads ? DG(3) : NULL, b->d_dm,

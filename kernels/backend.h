@@ -149,6 +149,20 @@ typedef struct gk_backend_ops {
     /* db[c] (+)= sum_r dy[r][c]; accumulate selects += over = */
     void (*bias_grad)(gk_backend *be, float *db, const float *dy, int rows, int cols,
                       bool accumulate);
+    /*
+     * The backward pass of a linear layer with one output (D's last), in one
+     * pass over x and dx: dy holds one gradient per row, x is rows × cols, w
+     * the cols weights, and
+     *   dw[c] (+)= Σ_r dy[r]·x[r][c],  db[0] (+)= Σ_r dy[r]  (bias_grad's sum)
+     * when dw and db are non-NULL (both or neither; accumulate selects +=),
+     *   dx[r][c] = dy[r]·w[c]  when dx is non-NULL (dx must not overlap x).
+     * As sgemm calls these have k or m = 1, which OpenBLAS 0.3.21 runs slowly
+     * (the outer product dx of 2048 × 240 at 1 GFLOP/s). With 0 rows the sums
+     * are of nothing (dw, db = 0 unless accumulating); with 0 cols db is still
+     * Σ dy.
+     */
+    void (*linear1_backward)(gk_backend *be, float *dx, float *dw, float *db, const float *dy,
+                             const float *x, const float *w, int rows, int cols, bool accumulate);
 
     /* y = x > 0 ? x : slope·x (slope 0: ReLU, else leaky ReLU); in place allowed */
     void (*relu_forward)(gk_backend *be, float *y, const float *x, size_t n, float slope);

@@ -210,6 +210,49 @@ static void cpu_bias_grad(gk_backend *be, float *db, const float *dy, int rows, 
     }
 }
 
+/* Columns of dw one thread sums (each in row order, so the bits are the thread count's). */
+enum { LINEAR1_COLS = 256 };
+
+static void cpu_linear1_backward(gk_backend *be, float *dx, float *dw, float *db, const float *dy,
+                                 const float *x, const float *w, int rows, int cols,
+                                 bool accumulate)
+{
+    if (db) /* bias_grad's sum over one column */
+        cpu_bias_grad(be, db, dy, rows, 1, accumulate);
+    if (cols <= 0 || (!dw && !dx))
+        return;
+    if (rows <= 0) {
+        if (dw && !accumulate)
+            memset(dw, 0, (size_t)cols * sizeof(float));
+        return;
+    }
+    const int blocks = (cols + LINEAR1_COLS - 1) / LINEAR1_COLS;
+    size_t total = (size_t)rows * (size_t)cols;
+    (void)total;
+    GK_PARALLEL_FOR_PLAIN(total)
+    for (int blk = 0; blk < blocks; blk++) {
+        const int c0 = blk * LINEAR1_COLS, nc = cols - c0 < LINEAR1_COLS ? cols - c0 : LINEAR1_COLS;
+        float acc[LINEAR1_COLS];
+        for (int c = 0; c < nc; c++)
+            acc[c] = 0.0f;
+        for (int r = 0; r < rows; r++) {
+            const float g = dy[r];
+            const float *in = x + (size_t)r * (size_t)cols + c0;
+            if (dw)
+                for (int c = 0; c < nc; c++)
+                    acc[c] += g * in[c];
+            if (dx) {
+                float *out = dx + (size_t)r * (size_t)cols + c0;
+                for (int c = 0; c < nc; c++)
+                    out[c] = g * w[c0 + c];
+            }
+        }
+        if (dw)
+            for (int c = 0; c < nc; c++)
+                dw[c0 + c] = accumulate ? dw[c0 + c] + acc[c] : acc[c];
+    }
+}
+
 static void cpu_relu_forward(gk_backend *be, float *y, const float *x, size_t n, float slope)
 {
     (void)be;
@@ -659,6 +702,7 @@ static const gk_backend_ops cpu_ops = {
     .bias_add = cpu_bias_add,
     .bias_relu = cpu_bias_relu,
     .bias_grad = cpu_bias_grad,
+    .linear1_backward = cpu_linear1_backward,
     .relu_forward = cpu_relu_forward,
     .relu_backward = cpu_relu_backward,
     .sigmoid_forward = cpu_sigmoid_forward,

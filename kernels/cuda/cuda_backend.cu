@@ -300,6 +300,39 @@ static __global__ void bias_grad_kernel(float *db, const float *dy, int rows, in
         db[col] = accumulate ? db[col] + part[0][threadIdx.x] : part[0][threadIdx.x];
 }
 
+/* linear1_backward's dw: bias_grad_kernel's blocks and reduction over dy[r]·x[r][col] */
+static __global__ void linear1_dw_kernel(float *dw, const float *dy, const float *x, int rows,
+                                         int cols, bool accumulate)
+{
+    __shared__ float part[GKC_BG_ROWS][GKC_BG_COLS + 1];
+    const int col = blockIdx.x * GKC_BG_COLS + threadIdx.x;
+    float s = 0.0f;
+    if (col < cols)
+        for (int r = threadIdx.y; r < rows; r += GKC_BG_ROWS)
+            s += dy[r] * x[(size_t)r * (size_t)cols + col];
+    part[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    for (int half = GKC_BG_ROWS / 2; half > 0; half >>= 1) {
+        if ((int)threadIdx.y < half)
+            part[threadIdx.y][threadIdx.x] += part[threadIdx.y + half][threadIdx.x];
+        __syncthreads();
+    }
+    if (threadIdx.y == 0 && col < cols)
+        dw[col] = accumulate ? dw[col] + part[0][threadIdx.x] : part[0][threadIdx.x];
+}
+
+/* linear1_backward's dx: the outer product dy ⊗ w */
+static __global__ void linear1_dx_kernel(float *dx, const float *dy, const float *w, int rows,
+                                         int cols)
+{
+    const size_t n = (size_t)rows * (size_t)cols;
+    GRID_STRIDE(i, n)
+    {
+        const size_t r = i / (size_t)cols;
+        dx[i] = dy[r] * w[i - r * (size_t)cols];
+    }
+}
+
 static __global__ void relu_forward_kernel(float *y, const float *x, size_t n, float slope)
 {
     GRID_STRIDE(i, n)
@@ -810,6 +843,32 @@ static void cuda_bias_grad(gk_backend *be, float *db, const float *dy, int rows,
     LAUNCH_CHECK(be, "bias_grad_kernel");
 }
 
+static void cuda_linear1_backward(gk_backend *be, float *dx, float *dw, float *db, const float *dy,
+                                  const float *x, const float *w, int rows, int cols,
+                                  bool accumulate)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c)
+        return;
+    if (db)
+        cuda_bias_grad(be, db, dy, rows, 1, accumulate);
+    if (cols <= 0)
+        return;
+    if (rows < 0)
+        rows = 0; /* the CPU's meaning: sums of nothing */
+    if (dw) {
+        const unsigned blocks = (unsigned)((cols + GKC_BG_COLS - 1) / GKC_BG_COLS);
+        linear1_dw_kernel<<<blocks, dim3(GKC_BG_COLS, GKC_BG_ROWS), 0, c->stream>>>(
+            dw, dy, x, rows, cols, accumulate);
+        LAUNCH_CHECK(be, "linear1_dw_kernel");
+    }
+    if (dx && rows > 0) {
+        linear1_dx_kernel<<<grid_for(c, (size_t)rows * (size_t)cols), GKC_THREADS, 0,
+                            c->stream>>>(dx, dy, w, rows, cols);
+        LAUNCH_CHECK(be, "linear1_dx_kernel");
+    }
+}
+
 static void cuda_relu_forward(gk_backend *be, float *y, const float *x, size_t n, float slope)
 {
     cuda_ctx *c = live_ctx(be);
@@ -1185,6 +1244,7 @@ static const gk_backend_ops cuda_ops = {
     .bias_add = cuda_bias_add,
     .bias_relu = cuda_bias_relu,
     .bias_grad = cuda_bias_grad,
+    .linear1_backward = cuda_linear1_backward,
     .relu_forward = cuda_relu_forward,
     .relu_backward = cuda_relu_backward,
     .sigmoid_forward = cuda_sigmoid_forward,

@@ -47,6 +47,7 @@ enum fop {
     F_SIGMOID_BWD,
     F_BIAS_MAXOUT,
     F_MAXOUT_BWD,
+    F_LINEAR1_BWD,
     F_DROPOUT_FWD,
     F_DROPOUT_BWD,
     F_SIGMOID_BCE,
@@ -68,7 +69,7 @@ typedef struct fcall {
     size_t n;
     float f[3];
     double d;
-    const void *p[5];
+    const void *p[6];
     gk_rng rng;
     gk_adam adam;
     gk_lr lr;
@@ -186,6 +187,15 @@ static void f_maxout_bwd(gk_backend *b, float *dx, float *db, const float *dy, c
     fcall *r = fake_push(F_MAXOUT_BWD);
     r->p[0] = dx, r->p[1] = db, r->p[2] = dy, r->p[3] = mask, r->p[4] = arg;
     r->i[0] = rows, r->i[1] = units, r->i[2] = pieces, r->b0 = acc;
+}
+
+static void f_linear1_bwd(gk_backend *b, float *dx, float *dw, float *db, const float *dy,
+                          const float *x, const float *w, int rows, int cols, bool acc)
+{
+    EAGER(linear1_backward(b, dx, dw, db, dy, x, w, rows, cols, acc));
+    fcall *r = fake_push(F_LINEAR1_BWD);
+    r->p[0] = dx, r->p[1] = dw, r->p[2] = db, r->p[3] = dy, r->p[4] = x, r->p[5] = w;
+    r->i[0] = rows, r->i[1] = cols, r->b0 = acc;
 }
 
 static void f_dropout_fwd(gk_backend *b, float *y, float *mask, const float *x, size_t n, float p,
@@ -313,6 +323,10 @@ static void fake_run(gk_backend *b, const fcall *c)
     case F_MAXOUT_BWD:
         o->maxout_backward(b, MUT(c->p[0]), MUT(c->p[1]), c->p[2], c->p[3], c->p[4], c->i[0],
                            c->i[1], c->i[2], c->b0);
+        break;
+    case F_LINEAR1_BWD:
+        o->linear1_backward(b, MUT(c->p[0]), MUT(c->p[1]), MUT(c->p[2]), c->p[3], c->p[4], c->p[5],
+                            c->i[0], c->i[1], c->b0);
         break;
     case F_DROPOUT_FWD:
         o->dropout_forward(b, MUT(c->p[0]), MUT(c->p[1]), c->p[2], c->n, c->f[0], c->rng);
@@ -475,6 +489,7 @@ static gk_backend *fake_graph_backend(void)
         .maxout_forward = f_maxout_fwd,
         .bias_maxout = f_bias_maxout,
         .maxout_backward = f_maxout_bwd,
+        .linear1_backward = f_linear1_bwd,
         .dropout_forward = f_dropout_fwd,
         .dropout_backward = f_dropout_bwd,
         .sigmoid_bce = f_sigmoid_bce,

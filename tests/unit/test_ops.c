@@ -299,6 +299,73 @@ static void test_relu_sigmoid(void **state)
     free(ref);
 }
 
+/* ---- the one-output layer's backward ---------------------------------------- */
+
+static void test_linear1_backward(void **state)
+{
+    (void)state;
+    const int rows = 37;
+    for (int cols = 130; cols <= 300; cols += 170) { /* one block of dw's columns, and two */
+        size_t n = (size_t)rows * cols;
+        float *dy = rand_vec(rows, -1, 1), *x = rand_vec(n, -1, 1), *w = rand_vec(cols, -1, 1),
+              *dw0 = rand_vec(cols, -1, 1), db0 = 0.25f;
+        float *ddy = dev_from(dy, rows * 4), *dxin = dev_from(x, n * 4),
+              *dwt = dev_from(w, cols * 4);
+        float *ddx = be->ops->alloc(be, n * 4), *want_dx = malloc(n * 4);
+        double *rw = malloc(cols * sizeof(double));
+        for (size_t i = 0; i < n; i++)
+            want_dx[i] = dy[i / cols] * w[i % cols];
+        for (int accumulate = 0; accumulate < 2; accumulate++) {
+            float *ddw = dev_from(dw0, cols * 4), *ddb = dev_from(&db0, 4),
+                  *dref = dev_from(&db0, 4);
+            be->ops->linear1_backward(be, ddx, ddw, ddb, ddy, dxin, dwt, rows, cols, accumulate);
+            for (int c = 0; c < cols; c++) {
+                double sum = accumulate ? dw0[c] : 0.0;
+                for (int r = 0; r < rows; r++)
+                    sum += (double)dy[r] * x[(size_t)r * cols + c];
+                rw[c] = sum;
+            }
+            float *gw = host_from(ddw, cols * 4), *gx = host_from(ddx, n * 4);
+            expect_close(accumulate ? "linear1_backward dw(+=)" : "linear1_backward dw", gw, rw,
+                         cols, TOL);
+            expect_exact("linear1_backward dx", gx, want_dx, n);
+            be->ops->bias_grad(be, dref, ddy, rows, 1, accumulate);
+            float *gb = host_from(ddb, 4), *wb = host_from(dref, 4);
+            expect_exact("linear1_backward db", gb, wb, 1);
+            free(gw);
+            free(gx);
+            free(gb);
+            free(wb);
+            be->ops->free(be, ddw);
+            be->ops->free(be, ddb);
+            be->ops->free(be, dref);
+        }
+        /* dx alone (the G step): dx written, nothing else read or written */
+        be->ops->fill(be, ddx, n, 7.0f);
+        be->ops->linear1_backward(be, ddx, NULL, NULL, ddy, dxin, dwt, rows, cols, false);
+        float *gx = host_from(ddx, n * 4);
+        expect_exact("linear1_backward dx alone", gx, want_dx, n);
+        /* no rows: sums of nothing */
+        float *ddw = dev_from(dw0, cols * 4), *ddb = dev_from(&db0, 4);
+        be->ops->linear1_backward(be, ddx, ddw, ddb, ddy, dxin, dwt, 0, cols, false);
+        expect_zero("linear1_backward dw over no rows", ddw, cols);
+        expect_zero("linear1_backward db over no rows", ddb, 1);
+        be->ops->free(be, ddw);
+        be->ops->free(be, ddb);
+        free(gx);
+        be->ops->free(be, ddy);
+        be->ops->free(be, dxin);
+        be->ops->free(be, dwt);
+        be->ops->free(be, ddx);
+        free(dy);
+        free(x);
+        free(w);
+        free(dw0);
+        free(want_dx);
+        free(rw);
+    }
+}
+
 /* ---- maxout ------------------------------------------------------------- */
 
 static void test_maxout(void **state)
@@ -759,6 +826,8 @@ static void test_empty_shapes(void **state)
     o->maxout_forward(be, c, arg, a, 0, 4, 2);
     o->bias_maxout(be, c, arg, a, b, 0, 4, 2);
     o->maxout_backward(be, c, NULL, a, b, arg, 0, 4, 2, false);
+    o->linear1_backward(be, c, NULL, NULL, a, b, d, 0, 4, false);
+    o->linear1_backward(be, c, NULL, NULL, a, b, d, 4, 0, false);
     o->dropout_forward(be, c, d, a, 0, 0.5f, rng);
     o->dropout_backward(be, c, a, b, 0);
     o->sigmoid_bce(be, c, d, a, 0, 1.0f, 1.0f); /* acc (d) must not turn NaN */
@@ -805,6 +874,7 @@ int main(void)
     const struct CMUnitTest backend_tests[] = {
         cmocka_unit_test(test_sgemm),
         cmocka_unit_test(test_bias),
+        cmocka_unit_test(test_linear1_backward),
         cmocka_unit_test(test_bias_relu),
         cmocka_unit_test(test_bias_maxout),
         cmocka_unit_test(test_relu_sigmoid),
