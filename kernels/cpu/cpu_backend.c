@@ -112,6 +112,24 @@ static inline void philox_group(uint64_t seed, uint32_t purpose, uint32_t step, 
     }
 }
 
+/* Groups of PHILOX_LANES blocks that n elements span. */
+static size_t philox_groups(size_t n)
+{
+    return (n + 4 * PHILOX_LANES - 1) / (4 * PHILOX_LANES);
+}
+
+/* The uniforms [0, 1) of group g's elements (of n): returns how many of the group's exist. */
+static size_t philox_uniform_group(gk_rng rng, uint32_t step, size_t g, size_t n,
+                                   float u[4 * PHILOX_LANES])
+{
+    uint32_t w[4 * PHILOX_LANES];
+    philox_group(rng.seed, rng.purpose, step, g * PHILOX_LANES, w);
+    size_t i0 = g * 4 * PHILOX_LANES, end = n - i0 < 4 * PHILOX_LANES ? n - i0 : 4 * PHILOX_LANES;
+    for (size_t j = 0; j < 4 * PHILOX_LANES; j++)
+        u[j] = gk_u01(w[j]);
+    return end;
+}
+
 static void *cpu_alloc(gk_backend *be, size_t bytes)
 {
     void *p = NULL;
@@ -399,15 +417,13 @@ static void cpu_dropout_forward(gk_backend *be, float *y, float *mask, const flo
     const uint32_t step = (uint32_t)step_of(rng.step);
     /* One Philox block gives the uniforms of four consecutive elements; a group of
      * PHILOX_LANES blocks is computed side by side. */
-    size_t groups = (n + 4 * PHILOX_LANES - 1) / (4 * PHILOX_LANES);
+    size_t groups = philox_groups(n);
     GK_PARALLEL_FOR_HEAVY(n)
     for (size_t g = 0; g < groups; g++) {
-        uint32_t w[4 * PHILOX_LANES];
-        philox_group(rng.seed, rng.purpose, step, g * PHILOX_LANES, w);
-        size_t i0 = g * 4 * PHILOX_LANES,
-               end = n - i0 < 4 * PHILOX_LANES ? n - i0 : 4 * PHILOX_LANES;
+        float u[4 * PHILOX_LANES];
+        size_t i0 = g * 4 * PHILOX_LANES, end = philox_uniform_group(rng, step, g, n, u);
         for (size_t j = 0; j < end; j++) {
-            float m = gk_u01(w[j]) >= p ? keep_scale : 0.0f;
+            float m = u[j] >= p ? keep_scale : 0.0f;
             mask[i0 + j] = m;
             y[i0 + j] = x[i0 + j] * m;
         }
@@ -573,15 +589,13 @@ static void cpu_fill_uniform(gk_backend *be, float *x, size_t n, gk_rng rng, flo
     (void)be;
     const uint32_t step = (uint32_t)step_of(rng.step);
     const float span = hi - lo;
-    size_t groups = (n + 4 * PHILOX_LANES - 1) / (4 * PHILOX_LANES);
+    size_t groups = philox_groups(n);
     GK_PARALLEL_FOR_HEAVY(n)
     for (size_t g = 0; g < groups; g++) {
-        uint32_t w[4 * PHILOX_LANES];
-        philox_group(rng.seed, rng.purpose, step, g * PHILOX_LANES, w);
-        size_t i0 = g * 4 * PHILOX_LANES,
-               end = n - i0 < 4 * PHILOX_LANES ? n - i0 : 4 * PHILOX_LANES;
+        float u[4 * PHILOX_LANES];
+        size_t i0 = g * 4 * PHILOX_LANES, end = philox_uniform_group(rng, step, g, n, u);
         for (size_t j = 0; j < end; j++)
-            x[i0 + j] = lo + span * gk_u01(w[j]);
+            x[i0 + j] = lo + span * u[j];
     }
 }
 

@@ -278,17 +278,22 @@ static __global__ void bias_relu_kernel(float *y, const float *x, const float *b
 
 /*
  * One block per GKC_BG_COLS columns: lane (x, y) sums rows y, y + 32, ... of
- * column x (coalesced across x), then a fixed tree over y.
+ * column x (coalesced across x), then a fixed tree over y. out[col] (+)= the
+ * column sums of a (bias_grad), or with Weighted of w[r]·a[r][col]
+ * (linear1_backward's dw, w = dy).
  */
-static __global__ void bias_grad_kernel(float *db, const float *dy, int rows, int cols,
-                                        bool accumulate)
+template <bool Weighted>
+static __global__ void column_sums_kernel(float *out, const float *a, const float *w, int rows,
+                                          int cols, bool accumulate)
 {
     __shared__ float part[GKC_BG_ROWS][GKC_BG_COLS + 1];
     const int col = blockIdx.x * GKC_BG_COLS + threadIdx.x;
     float s = 0.0f;
     if (col < cols)
-        for (int r = threadIdx.y; r < rows; r += GKC_BG_ROWS)
-            s += dy[(size_t)r * (size_t)cols + col];
+        for (int r = threadIdx.y; r < rows; r += GKC_BG_ROWS) {
+            const float v = a[(size_t)r * (size_t)cols + col];
+            s += Weighted ? __fmul_rn(w[r], v) : v;
+        }
     part[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     for (int half = GKC_BG_ROWS / 2; half > 0; half >>= 1) {
@@ -297,28 +302,7 @@ static __global__ void bias_grad_kernel(float *db, const float *dy, int rows, in
         __syncthreads();
     }
     if (threadIdx.y == 0 && col < cols)
-        db[col] = accumulate ? db[col] + part[0][threadIdx.x] : part[0][threadIdx.x];
-}
-
-/* linear1_backward's dw: bias_grad_kernel's blocks and reduction over dy[r]·x[r][col] */
-static __global__ void linear1_dw_kernel(float *dw, const float *dy, const float *x, int rows,
-                                         int cols, bool accumulate)
-{
-    __shared__ float part[GKC_BG_ROWS][GKC_BG_COLS + 1];
-    const int col = blockIdx.x * GKC_BG_COLS + threadIdx.x;
-    float s = 0.0f;
-    if (col < cols)
-        for (int r = threadIdx.y; r < rows; r += GKC_BG_ROWS)
-            s += dy[r] * x[(size_t)r * (size_t)cols + col];
-    part[threadIdx.y][threadIdx.x] = s;
-    __syncthreads();
-    for (int half = GKC_BG_ROWS / 2; half > 0; half >>= 1) {
-        if ((int)threadIdx.y < half)
-            part[threadIdx.y][threadIdx.x] += part[threadIdx.y + half][threadIdx.x];
-        __syncthreads();
-    }
-    if (threadIdx.y == 0 && col < cols)
-        dw[col] = accumulate ? dw[col] + part[0][threadIdx.x] : part[0][threadIdx.x];
+        out[col] = accumulate ? out[col] + part[0][threadIdx.x] : part[0][threadIdx.x];
 }
 
 /* linear1_backward's dx: the outer product dy ⊗ w */
@@ -329,7 +313,7 @@ static __global__ void linear1_dx_kernel(float *dx, const float *dy, const float
     GRID_STRIDE(i, n)
     {
         const size_t r = i / (size_t)cols;
-        dx[i] = dy[r] * w[i - r * (size_t)cols];
+        dx[i] = __fmul_rn(dy[r], w[i - r * (size_t)cols]);
     }
 }
 
@@ -838,9 +822,9 @@ static void cuda_bias_grad(gk_backend *be, float *db, const float *dy, int rows,
     if (rows < 0)
         rows = 0; /* CPU meaning: an empty sum, so db = 0 (or unchanged when accumulating) */
     const unsigned blocks = (unsigned)((cols + GKC_BG_COLS - 1) / GKC_BG_COLS);
-    bias_grad_kernel<<<blocks, dim3(GKC_BG_COLS, GKC_BG_ROWS), 0, c->stream>>>(db, dy, rows, cols,
-                                                                               accumulate);
-    LAUNCH_CHECK(be, "bias_grad_kernel");
+    column_sums_kernel<false><<<blocks, dim3(GKC_BG_COLS, GKC_BG_ROWS), 0, c->stream>>>(
+        db, dy, nullptr, rows, cols, accumulate);
+    LAUNCH_CHECK(be, "column_sums_kernel (bias_grad)");
 }
 
 static void cuda_linear1_backward(gk_backend *be, float *dx, float *dw, float *db, const float *dy,
@@ -858,9 +842,9 @@ static void cuda_linear1_backward(gk_backend *be, float *dx, float *dw, float *d
         rows = 0; /* the CPU's meaning: sums of nothing */
     if (dw) {
         const unsigned blocks = (unsigned)((cols + GKC_BG_COLS - 1) / GKC_BG_COLS);
-        linear1_dw_kernel<<<blocks, dim3(GKC_BG_COLS, GKC_BG_ROWS), 0, c->stream>>>(
-            dw, dy, x, rows, cols, accumulate);
-        LAUNCH_CHECK(be, "linear1_dw_kernel");
+        column_sums_kernel<true><<<blocks, dim3(GKC_BG_COLS, GKC_BG_ROWS), 0, c->stream>>>(
+            dw, x, dy, rows, cols, accumulate);
+        LAUNCH_CHECK(be, "column_sums_kernel (linear1_backward)");
     }
     if (dx && rows > 0) {
         linear1_dx_kernel<<<grid_for(c, (size_t)rows * (size_t)cols), GKC_THREADS, 0,
