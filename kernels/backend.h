@@ -32,8 +32,9 @@
  *
  * Empty shapes: every op given a count of 0, or 0 rows or columns (sgemm: m,
  * n or k of 0), returns without touching memory or failing, on every
- * backend, except the sums, which add the sum of nothing: bias_grad sets
- * db = 0 (unless accumulating) and sum adds 0. The losses, which add means,
+ * backend, except the sums, which add the sum of nothing: bias_grad (and
+ * the db of maxout_backward, the dw and db of linear1_backward) sets it to 0
+ * (unless accumulating) and sum adds 0. The losses, which add means,
  * add nothing over nothing: sigmoid_bce with n = 0 and softmax_ce with 0 rows
  * or 0 columns leave acc as it was (and check no labels).
  */
