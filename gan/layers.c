@@ -23,7 +23,8 @@ void gan_linear_backward(gk_backend *be, float *dx, float *dW, float *db, const 
     if (dW) {
         be->ops->sgemm(be, true, false, out, in, B, 1.0f, dy, out, x, in, accumulate ? 1.0f : 0.0f,
                        dW, in);
-        be->ops->bias_grad(be, db, dy, B, out, accumulate);
+        if (db)
+            be->ops->bias_grad(be, db, dy, B, out, accumulate);
     }
     if (dx)
         be->ops->sgemm(be, false, false, B, in, out, 1.0f, dy, out, W, in, 0.0f, dx, in);

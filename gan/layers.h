@@ -25,7 +25,8 @@ void gan_linear_forward(gk_backend *be, float *y, const float *x, const float *W
 
 /*
  * The backward pass of a linear layer from dy (B × out): dW (+)= dyᵀ · x and
- * db (+)= Σ_rows dy when dW is non-NULL (accumulate selects +=), and
+ * db (+)= Σ_rows dy when dW is non-NULL (accumulate selects +=; db NULL: the
+ * caller forms the bias gradient itself, e.g. fused into maxout_backward), and
  * dx = dy · W when dx is non-NULL.
  */
 void gan_linear_backward(gk_backend *be, float *dx, float *dW, float *db, const float *dy,

@@ -6,11 +6,17 @@
  * network's parameters live in one flat buffer, gradients in another, Adam's
  * moments in two more: one Adam call per network per step.
  *
- * The D step back-propagates D(x) and D(G(z)) one after the other into the
- * same gradient buffer (the second pass accumulates, sgemm beta = 1), so D
- * needs activation buffers for one pass only; G's forward output is used as
- * D's input and nothing flows back into G. The G step runs D forward and
- * back-propagates to D's input only: no D weight gradients are formed.
+ * The D step runs D once over 2B rows, the real batch and G's output
+ * together; G's forward output is used as D's input and nothing flows back
+ * into G. The G step runs D forward and back-propagates to D's input only: no
+ * D weight gradients are formed.
+ *
+ * Gradients are zero between steps: the optimiser op zeroes each gradient in
+ * the pass that reads it (backend.h), a new trainer's buffers are allocated
+ * zeroed, and the gradient-check hooks clear what they formed. So every
+ * backward pass accumulates (sgemm beta = 1), which OpenBLAS runs up to twice
+ * as fast as beta = 0 for the weight gradients of small batches, with no pass
+ * of its own to clear them. Adding to zeros gives the bits of overwriting.
  *
  * Losses and D outputs go into a small accumulator buffer on the backend and
  * are read once per epoch (gan_trainer_finish_epoch): no host sync inside an
@@ -265,7 +271,7 @@ static void generator_forward(gan_trainer *t, int B)
     generator_layers(t->be, &t->cfg, t->g_p, t->g_t, b->z, b->g_h1, b->g_h2, g_out(t, B), B);
 }
 
-/* G backward from b->g_dout (dLoss/dG(z)); writes G's gradients. */
+/* G backward from b->g_dout (dLoss/dG(z)); adds G's gradients to g_g (zero: see the top). */
 static void generator_backward(gan_trainer *t, int B)
 {
     const float slope = gan_config_g_slope(&t->cfg);
@@ -277,11 +283,11 @@ static void generator_backward(gan_trainer *t, int B)
         be->ops->sigmoid_backward(be, b->g_dout, b->g_dout, out, (size_t)B * P);
     else
         be->ops->relu_backward(be, b->g_dout, b->g_dout, out, (size_t)B * P, 0.0f);
-    gan_linear_backward(be, b->g_dh2, GG(4), GG(5), b->g_dout, b->g_h2, GP(4), B, H, P, false);
+    gan_linear_backward(be, b->g_dh2, GG(4), GG(5), b->g_dout, b->g_h2, GP(4), B, H, P, true);
     be->ops->relu_backward(be, b->g_dh2, b->g_dh2, b->g_h2, (size_t)B * H, slope);
-    gan_linear_backward(be, b->g_dh1, GG(2), GG(3), b->g_dh2, b->g_h1, GP(2), B, H, H, false);
+    gan_linear_backward(be, b->g_dh1, GG(2), GG(3), b->g_dh2, b->g_h1, GP(2), B, H, H, true);
     be->ops->relu_backward(be, b->g_dh1, b->g_dh1, b->g_h1, (size_t)B * H, slope);
-    gan_linear_backward(be, NULL, GG(0), GG(1), b->g_dh1, b->z, GP(0), B, L, H, false);
+    gan_linear_backward(be, NULL, GG(0), GG(1), b->g_dh1, b->z, GP(0), B, L, H, true);
 }
 
 /*
@@ -331,16 +337,18 @@ static void discriminator_backward(gan_trainer *t, const float *in, int B, bool 
     gk_backend *be = t->be;
     batch_buffers *b = &t->b;
     int U = t->cfg.d_units, K = t->cfg.d_pieces, UK = U * K, P = GAN_IMAGE_PIXELS;
-    gan_linear_backward(be, b->d_dm, weight_grads ? DG(4) : NULL, DG(5), b->d_dlogit, b->d_m2,
-                        DP(4), B, U, 1, accumulate);
-    if (t->cfg.d_final_dropout > 0)
-        be->ops->dropout_backward(be, b->d_dm, b->d_dm, b->d_mask2, (size_t)B * U);
-    be->ops->maxout_backward(be, b->d_pre, b->d_dm, b->d_arg2, B, U, K);
-    gan_linear_backward(be, b->d_dm, weight_grads ? DG(2) : NULL, DG(3), b->d_pre, b->d_m1, DP(2),
-                        B, U, UK, accumulate);
-    be->ops->dropout_backward(be, b->d_dm, b->d_dm, b->d_mask, (size_t)B * U);
-    be->ops->maxout_backward(be, b->d_pre, b->d_dm, b->d_arg1, B, U, K);
-    gan_linear_backward(be, dx, weight_grads ? DG(0) : NULL, DG(1), b->d_pre, in, DP(0), B, P, UK,
+    be->ops->linear1_backward(be, b->d_dm, weight_grads ? DG(4) : NULL, weight_grads ? DG(5) : NULL,
+                              b->d_dlogit, b->d_m2, DP(4), B, U, accumulate);
+    /* each maxout's backward op also applies the dropout mask of its output and forms the
+     * bias gradient of the layer below it, in its one pass over d_pre */
+    be->ops->maxout_backward(be, b->d_pre, weight_grads ? DG(3) : NULL, b->d_dm,
+                             t->cfg.d_final_dropout > 0 ? b->d_mask2 : NULL, b->d_arg2, B, U, K,
+                             accumulate);
+    gan_linear_backward(be, b->d_dm, weight_grads ? DG(2) : NULL, NULL, b->d_pre, b->d_m1, DP(2), B,
+                        U, UK, accumulate);
+    be->ops->maxout_backward(be, b->d_pre, weight_grads ? DG(1) : NULL, b->d_dm, b->d_mask,
+                             b->d_arg1, B, U, K, accumulate);
+    gan_linear_backward(be, dx, weight_grads ? DG(0) : NULL, NULL, b->d_pre, in, DP(0), B, P, UK,
                         accumulate);
     if (dx && t->cfg.d_input_dropout > 0)
         be->ops->dropout_backward(be, dx, dx, b->d_in_mask, (size_t)B * P);
@@ -380,7 +388,7 @@ static void discriminator_loss_grad(gan_trainer *t, int B, gk_step batch, int64_
     const float *in = discriminator_forward(t, b->x, 2 * B);
     be->ops->sigmoid_bce(be, b->d_dlogit, t->acc + ACC_D_REAL, b->d_logit, B, real_target, 1.0f);
     be->ops->sigmoid_bce(be, b->d_dlogit + B, t->acc + ACC_D_FAKE, b->d_logit + B, B, 0.0f, 1.0f);
-    discriminator_backward(t, in, 2 * B, true, false, NULL);
+    discriminator_backward(t, in, 2 * B, true, true, NULL);
 }
 
 /*
@@ -406,7 +414,7 @@ static void generator_loss_grad(gan_trainer *t, int B)
  * One optimiser update of a network; step (from 1) is Adam's t and steps the
  * learning rate (gan_config_lr_at, evaluated by the op as gk_lr_at).
  */
-static void optimizer_update(gan_trainer *t, float *p, const float *g, float *m, float *v, size_t n,
+static void optimizer_update(gan_trainer *t, float *p, float *g, float *m, float *v, size_t n,
                              double lr, gk_step step)
 {
     gk_backend *be = t->be;
@@ -919,6 +927,7 @@ int gan_trainer_eval_d_loss(gan_trainer *t, double *loss, float *grad_host, gan_
     *loss = (double)acc[ACC_D_REAL] + (double)acc[ACC_D_FAKE];
     if (grad_host)
         t->be->ops->download(t->be, grad_host, t->d_g, t->d_n * sizeof(float));
+    t->be->ops->fill(t->be, t->d_g, t->d_n, 0.0f); /* the next backward pass adds to it */
     return check(t, err);
 }
 
@@ -932,6 +941,7 @@ int gan_trainer_eval_g_loss(gan_trainer *t, double *loss, float *grad_host, gan_
     *loss = t->cfg.g_loss == GAN_G_LOSS_NONSATURATING ? (double)acc[ACC_G] : -(double)acc[ACC_G];
     if (grad_host)
         t->be->ops->download(t->be, grad_host, t->g_g, t->g_n * sizeof(float));
+    t->be->ops->fill(t->be, t->g_g, t->g_n, 0.0f); /* the next backward pass adds to it */
     return check(t, err);
 }
 

@@ -32,8 +32,9 @@
  *
  * Empty shapes: every op given a count of 0, or 0 rows or columns (sgemm: m,
  * n or k of 0), returns without touching memory or failing, on every
- * backend, except the sums, which add the sum of nothing: bias_grad sets
- * db = 0 (unless accumulating) and sum adds 0. The losses, which add means,
+ * backend, except the sums, which add the sum of nothing: bias_grad (and
+ * the db of maxout_backward, the dw and db of linear1_backward) sets it to 0
+ * (unless accumulating) and sum adds 0. The losses, which add means,
  * add nothing over nothing: sigmoid_bce with n = 0 and softmax_ce with 0 rows
  * or 0 columns leave acc as it was (and check no labels).
  */
@@ -149,6 +150,20 @@ typedef struct gk_backend_ops {
     /* db[c] (+)= sum_r dy[r][c]; accumulate selects += over = */
     void (*bias_grad)(gk_backend *be, float *db, const float *dy, int rows, int cols,
                       bool accumulate);
+    /*
+     * The backward pass of a linear layer with one output (D's last), in one
+     * pass over x and dx: dy holds one gradient per row, x is rows × cols, w
+     * the cols weights, and
+     *   dw[c] (+)= Σ_r dy[r]·x[r][c],  db[0] (+)= Σ_r dy[r]  (bias_grad's sum)
+     * when dw and db are non-NULL (both or neither; accumulate selects +=),
+     *   dx[r][c] = dy[r]·w[c]  when dx is non-NULL (dx must not overlap x).
+     * As sgemm calls these have k or m = 1, which OpenBLAS 0.3.21 runs slowly
+     * (the outer product dx of 2048 × 240 at 1 GFLOP/s). With 0 rows the sums
+     * are of nothing (dw, db = 0 unless accumulating); with 0 cols db is still
+     * Σ dy.
+     */
+    void (*linear1_backward)(gk_backend *be, float *dx, float *dw, float *db, const float *dy,
+                             const float *x, const float *w, int rows, int cols, bool accumulate);
 
     /* y = x > 0 ? x : slope·x (slope 0: ReLU, else leaky ReLU); in place allowed */
     void (*relu_forward)(gk_backend *be, float *y, const float *x, size_t n, float slope);
@@ -174,9 +189,19 @@ typedef struct gk_backend_ops {
      */
     void (*bias_maxout)(gk_backend *be, float *y, int32_t *argmax, const float *x,
                         const float *bias, int rows, int units, int pieces);
-    /* dx[r][j·pieces + p] = p == argmax[r][j] ? dy[r][j] : 0 (dx fully written) */
-    void (*maxout_backward)(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
-                            int rows, int units, int pieces);
+    /*
+     * Maxout backward, fused with the dropout mask before it and the bias
+     * gradient after it: with g = dy[r][j]·mask[r][j] (dropout_backward's
+     * product; mask optional, NULL: g = dy[r][j]),
+     *   dx[r][j·pieces + p] = p == argmax[r][j] ? g : 0   (dx fully written)
+     * and when db is non-NULL, db (+)= the column sums of dx, bit for bit
+     * bias_grad(db, dx, rows, units·pieces, accumulate): so one pass over dx
+     * replaces dropout_backward, maxout_backward and bias_grad. With 0 rows
+     * it sets db = 0 unless accumulating, as bias_grad does.
+     */
+    void (*maxout_backward)(gk_backend *be, float *dx, float *db, const float *dy,
+                            const float *mask, const int32_t *argmax, int rows, int units,
+                            int pieces, bool accumulate);
 
     /*
      * Dropout, PyTorch semantics: p = probability of dropping. mask[i] =
@@ -230,16 +255,23 @@ typedef struct gk_backend_ops {
 
     /*
      * p −= lr_t/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps), torch.optim.Adam,
-     * with t = hp.t's value and lr_t = hp.lr at step t
+     * with t = hp.t's value and lr_t = hp.lr at step t; then grad = 0.
+     *
+     * Both optimisers zero the gradient in the same pass that reads it, so the
+     * next backward pass accumulates into it (sgemm beta = 1, bias_grad and
+     * maxout_backward accumulating) with no pass of its own to clear it: at
+     * small batches OpenBLAS's weight-gradient products (k = the batch) ran at
+     * half the speed with beta = 0 than with beta = 1 (bench_train).
      */
-    void (*adam)(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
+    void (*adam)(gk_backend *be, float *param, float *grad, float *m, float *v, size_t n,
                  gk_adam hp);
     /*
      * SGD with momentum, pylearn2 style: vel = mom_e·vel − lr_t·g; p += vel
-     * (lr_t: lr at `step`; mom_e: the momentum of the 0-based `epoch`)
+     * (lr_t: lr at `step`; mom_e: the momentum of the 0-based `epoch`); then
+     * grad = 0, as adam
      */
-    void (*sgd_momentum)(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
-                         gk_lr lr, gk_step step, gk_momentum momentum, gk_step epoch);
+    void (*sgd_momentum)(gk_backend *be, float *param, float *grad, float *vel, size_t n, gk_lr lr,
+                         gk_step step, gk_momentum momentum, gk_step epoch);
 
     /* x[i] = mean + std · N(0,1) from philox(rng, i) (Box–Muller) */
     void (*fill_normal)(gk_backend *be, float *x, size_t n, gk_rng rng, float mean, float std);

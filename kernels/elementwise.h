@@ -78,6 +78,18 @@ GK_HD float gk_philox_uniform(uint64_t seed, uint32_t purpose, uint32_t step, ui
 }
 
 /*
+ * Box–Muller's radius and angle from two words: u1 in (0, 1] so the log is
+ * finite, u2 in [0, 1); the pair is (r·cos θ, r·sin θ).
+ */
+GK_HD void gk_box_muller_polar(uint32_t w1, uint32_t w2, double *r, double *theta)
+{
+    double u1 = ((double)(w1 >> 8) + 1.0) * (1.0 / 16777216.0);
+    double u2 = (double)(w2 >> 8) * (1.0 / 16777216.0);
+    *r = sqrt(-2.0 * log(u1));
+    *theta = 6.283185307179586476925286766559 * u2;
+}
+
+/*
  * Standard normal number i of the stream. Words (0,1) and (2,3) of a block
  * each make one Box–Muller pair: cos for the even word, sin for the odd.
  */
@@ -85,12 +97,26 @@ GK_HD float gk_philox_normal(uint64_t seed, uint32_t purpose, uint32_t step, uin
 {
     gk_philox4 b = gk_philox_block(seed, purpose, step, i >> 2);
     unsigned pair = (unsigned)(i & 2);
-    /* u1 in (0, 1] so the log is finite; u2 in [0, 1) */
-    double u1 = ((double)(b.v[pair] >> 8) + 1.0) * (1.0 / 16777216.0);
-    double u2 = (double)(b.v[pair + 1] >> 8) * (1.0 / 16777216.0);
-    double r = sqrt(-2.0 * log(u1));
-    double theta = 6.283185307179586476925286766559 * u2;
+    double r, theta;
+    gk_box_muller_polar(b.v[pair], b.v[pair + 1], &r, &theta);
     return (float)((i & 1) ? r * sin(theta) : r * cos(theta));
+}
+
+/*
+ * The four standard normal numbers of block `block` (elements 4·block ..
+ * 4·block + 3), bit for bit gk_philox_normal of each: one Philox block, one
+ * log and square root per pair, sin and cos of the same angle.
+ */
+GK_HD void gk_philox_normal4(uint64_t seed, uint32_t purpose, uint32_t step, uint64_t block,
+                             float out[4])
+{
+    gk_philox4 b = gk_philox_block(seed, purpose, step, block);
+    for (unsigned pair = 0; pair < 4; pair += 2) {
+        double r, theta;
+        gk_box_muller_polar(b.v[pair], b.v[pair + 1], &r, &theta);
+        out[pair] = (float)(r * cos(theta));
+        out[pair + 1] = (float)(r * sin(theta));
+    }
 }
 
 GK_HD float gk_sigmoid(float x)

@@ -10,11 +10,23 @@
  *    whatever OMP_NUM_THREADS says; OpenBLAS's sgemm does not (its sums
  *    depend on its thread count), so a resume is bit-identical under the
  *    same thread count, which the resume test keeps.
- *  - Only large loops are threaded (GK_PAR_MIN, a million elements): OpenMP's
- *    threads spin for a while after each parallel region, and on a small
- *    machine they then steal the cores OpenBLAS's own threads need for the
- *    next sgemm. With a threshold of 32 K elements batch-64 training ran 7×
- *    slower on 2 cores than with element-wise loops on one thread.
+ *  - Only loops with enough work are threaded. A loop that streams memory
+ *    (a few cheap operations per element) is threaded from GK_PAR_MIN, a
+ *    million elements: OpenMP's threads spin for a while after each parallel
+ *    region, and with the pthread build of OpenBLAS they then steal the cores
+ *    its own threads need for the next sgemm (with a threshold of 32 K
+ *    elements batch-64 training ran 7× slower on 2 cores than with
+ *    element-wise loops on one thread). A loop that computes per element
+ *    (Philox, Box–Muller, Adam's square root and divisions) is threaded from
+ *    GK_PAR_MIN_HEAVY: those cost 2–50 ns an element, so 64 K elements are
+ *    worth a fork and join. Threads split only the iterations: every element
+ *    is computed the same way whatever the thread count.
+ *  - The loops are written to vectorise (no branches around floating-point
+ *    operations; the library is compiled with -fno-math-errno and
+ *    -fno-trapping-math, so sqrtf is an instruction and a select of two
+ *    values is not a branch): Adam, the (leaky) ReLUs and the Philox fills ran scalar
+ *    before, several times slower than memory allows. Every lane computes
+ *    exactly what the scalar code did, so the bits are the same.
  *
  * Ops keep no state beyond the backend's sticky error.
  * A gk_step's counter lives in host memory here and is read when the op is
@@ -32,6 +44,7 @@
 #include "kernels/elementwise.h"
 
 #define GK_PAR_MIN (1 << 20)
+#define GK_PAR_MIN_HEAVY (1 << 16)
 #define GK_SUM_CHUNK 4096
 
 #if defined(_OPENMP)
@@ -39,15 +52,82 @@
 #define GK_PARALLEL_FOR(n) GK_PRAGMA(omp parallel for simd schedule(static) if ((n) >= GK_PAR_MIN))
 #define GK_PARALLEL_FOR_PLAIN(n)                                                                   \
     GK_PRAGMA(omp parallel for schedule(static) if ((n) >= GK_PAR_MIN))
+/* n counts elements of per-element computation (see GK_PAR_MIN_HEAVY) */
+#define GK_PARALLEL_FOR_HEAVY(n)                                                                   \
+    GK_PRAGMA(omp parallel for schedule(static) if ((n) >= GK_PAR_MIN_HEAVY))
 #else
 #define GK_PARALLEL_FOR(n)
 #define GK_PARALLEL_FOR_PLAIN(n)
+#define GK_PARALLEL_FOR_HEAVY(n)
 #endif
+
+/* The (leaky) ReLU's factor for an input or output v: v > 0 ? 1 : slope. x · factor is bit
+ * for bit `v > 0 ? x : slope·x` (x·1 is x), and a select of constants vectorises. */
+static inline float relu_factor(float v, float slope)
+{
+    return v > 0.0f ? 1.0f : slope;
+}
 
 /* The value of a step: the counter it points at (host memory here) plus its offset. */
 static int64_t step_of(gk_step s)
 {
     return s.at ? *s.at + s.offset : s.offset;
+}
+
+/*
+ * Philox blocks first .. first + PHILOX_LANES − 1 of (seed, purpose, step), words in
+ * element order (w[4·k + j] is word j of block first + k): gk_philox_block's rounds on
+ * PHILOX_LANES counters side by side, so that the compiler keeps them in vector lanes.
+ */
+enum { PHILOX_LANES = 8 };
+static inline void philox_group(uint64_t seed, uint32_t purpose, uint32_t step, uint64_t first,
+                                uint32_t w[4 * PHILOX_LANES])
+{
+    uint32_t c0[PHILOX_LANES], c1[PHILOX_LANES], c2[PHILOX_LANES], c3[PHILOX_LANES];
+    for (int l = 0; l < PHILOX_LANES; l++) {
+        uint64_t block = first + (uint64_t)l;
+        c0[l] = (uint32_t)block;
+        c1[l] = (uint32_t)(block >> 32);
+        c2[l] = step;
+        c3[l] = purpose;
+    }
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        for (int l = 0; l < PHILOX_LANES; l++) {
+            uint64_t p0 = (uint64_t)0xD2511F53u * c0[l], p1 = (uint64_t)0xCD9E8D57u * c2[l];
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
+            c1[l] = (uint32_t)p1;
+            c3[l] = (uint32_t)p0;
+            c0[l] = n0;
+            c2[l] = n2;
+        }
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    for (int l = 0; l < PHILOX_LANES; l++) {
+        w[4 * l] = c0[l];
+        w[4 * l + 1] = c1[l];
+        w[4 * l + 2] = c2[l];
+        w[4 * l + 3] = c3[l];
+    }
+}
+
+/* Groups of PHILOX_LANES blocks that n elements span. */
+static size_t philox_groups(size_t n)
+{
+    return (n + 4 * PHILOX_LANES - 1) / (4 * PHILOX_LANES);
+}
+
+/* The uniforms [0, 1) of group g's elements (of n): returns how many of the group's exist. */
+static size_t philox_uniform_group(gk_rng rng, uint32_t step, size_t g, size_t n,
+                                   float u[4 * PHILOX_LANES])
+{
+    uint32_t w[4 * PHILOX_LANES];
+    philox_group(rng.seed, rng.purpose, step, g * PHILOX_LANES, w);
+    size_t i0 = g * 4 * PHILOX_LANES, end = n - i0 < 4 * PHILOX_LANES ? n - i0 : 4 * PHILOX_LANES;
+    for (size_t j = 0; j < 4 * PHILOX_LANES; j++)
+        u[j] = gk_u01(w[j]);
+    return end;
 }
 
 static void *cpu_alloc(gk_backend *be, size_t bytes)
@@ -118,7 +198,7 @@ static void cpu_bias_relu(gk_backend *be, float *y, const float *x, const float 
         float *out = y + (size_t)r * (size_t)cols;
         for (int c = 0; c < cols; c++) {
             float v = in[c] + bias[c]; /* bias_add's sum, then relu_forward's select */
-            out[c] = v > 0.0f ? v : slope * v;
+            out[c] = v * relu_factor(v, slope);
         }
     }
 }
@@ -148,12 +228,55 @@ static void cpu_bias_grad(gk_backend *be, float *db, const float *dy, int rows, 
     }
 }
 
+/* Columns of dw one thread sums (each in row order, so the bits are the thread count's). */
+enum { LINEAR1_COLS = 256 };
+
+static void cpu_linear1_backward(gk_backend *be, float *dx, float *dw, float *db, const float *dy,
+                                 const float *x, const float *w, int rows, int cols,
+                                 bool accumulate)
+{
+    if (db) /* bias_grad's sum over one column */
+        cpu_bias_grad(be, db, dy, rows, 1, accumulate);
+    if (cols <= 0 || (!dw && !dx))
+        return;
+    if (rows <= 0) {
+        if (dw && !accumulate)
+            memset(dw, 0, (size_t)cols * sizeof(float));
+        return;
+    }
+    const int blocks = (cols + LINEAR1_COLS - 1) / LINEAR1_COLS;
+    size_t total = (size_t)rows * (size_t)cols;
+    (void)total;
+    GK_PARALLEL_FOR_PLAIN(total)
+    for (int blk = 0; blk < blocks; blk++) {
+        const int c0 = blk * LINEAR1_COLS, nc = cols - c0 < LINEAR1_COLS ? cols - c0 : LINEAR1_COLS;
+        float acc[LINEAR1_COLS];
+        for (int c = 0; c < nc; c++)
+            acc[c] = 0.0f;
+        for (int r = 0; r < rows; r++) {
+            const float g = dy[r];
+            const float *in = x + (size_t)r * (size_t)cols + c0;
+            if (dw)
+                for (int c = 0; c < nc; c++)
+                    acc[c] += g * in[c];
+            if (dx) {
+                float *out = dx + (size_t)r * (size_t)cols + c0;
+                for (int c = 0; c < nc; c++)
+                    out[c] = g * w[c0 + c];
+            }
+        }
+        if (dw)
+            for (int c = 0; c < nc; c++)
+                dw[c0 + c] = accumulate ? dw[c0 + c] + acc[c] : acc[c];
+    }
+}
+
 static void cpu_relu_forward(gk_backend *be, float *y, const float *x, size_t n, float slope)
 {
     (void)be;
     GK_PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+        y[i] = x[i] * relu_factor(x[i], slope);
 }
 
 static void cpu_relu_backward(gk_backend *be, float *dx, const float *dy, const float *y, size_t n,
@@ -162,13 +285,13 @@ static void cpu_relu_backward(gk_backend *be, float *dx, const float *dy, const 
     (void)be;
     GK_PARALLEL_FOR(n)
     for (size_t i = 0; i < n; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : slope * dy[i];
+        dx[i] = dy[i] * relu_factor(y[i], slope);
 }
 
 static void cpu_sigmoid_forward(gk_backend *be, float *y, const float *x, size_t n)
 {
     (void)be;
-    GK_PARALLEL_FOR_PLAIN(n)
+    GK_PARALLEL_FOR_HEAVY(n)
     for (size_t i = 0; i < n; i++)
         y[i] = gk_sigmoid(x[i]);
 }
@@ -193,10 +316,8 @@ static void cpu_maxout_forward(gk_backend *be, float *y, int32_t *argmax, const 
         float best = in[0];
         int32_t arg = 0;
         for (int p = 1; p < pieces; p++) {
-            if (in[p] > best) { /* strict: ties keep the lowest index */
-                best = in[p];
-                arg = p;
-            }
+            arg = in[p] > best ? p : arg; /* strict: ties keep the lowest index */
+            best = in[p] > best ? in[p] : best;
         }
         y[o] = best;
         argmax[o] = arg;
@@ -207,36 +328,76 @@ static void cpu_bias_maxout(gk_backend *be, float *y, int32_t *argmax, const flo
                             const float *bias, int rows, int units, int pieces)
 {
     (void)be;
-    size_t total = (size_t)rows * (size_t)units;
-    GK_PARALLEL_FOR_PLAIN(total * (size_t)pieces)
-    for (size_t o = 0; o < total; o++) {
-        const float *in = x + o * (size_t)pieces;
-        const float *b = bias + (o % (size_t)units) * (size_t)pieces;
-        float best = in[0] + b[0];
-        int32_t arg = 0;
-        for (int p = 1; p < pieces; p++) {
-            float v = in[p] + b[p];
-            if (v > best) { /* strict: ties keep the lowest index */
-                best = v;
-                arg = p;
+    size_t total = (size_t)rows * (size_t)units * (size_t)pieces;
+    (void)total;
+    GK_PARALLEL_FOR_PLAIN(total)
+    for (int r = 0; r < rows; r++) {
+        size_t o0 = (size_t)r * (size_t)units;
+        for (int j = 0; j < units; j++) {
+            const float *in = x + (o0 + (size_t)j) * (size_t)pieces;
+            const float *b = bias + (size_t)j * (size_t)pieces;
+            float best = in[0] + b[0];
+            int32_t arg = 0;
+            for (int p = 1; p < pieces; p++) {
+                float v = in[p] + b[p];
+                arg = v > best ? p : arg; /* strict: ties keep the lowest index */
+                best = v > best ? v : best;
             }
+            y[o0 + (size_t)j] = best;
+            argmax[o0 + (size_t)j] = arg;
         }
-        y[o] = best;
-        argmax[o] = arg;
     }
 }
 
-static void cpu_maxout_backward(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
-                                int rows, int units, int pieces)
+/* The columns of one thread's share of maxout_backward's bias sums (bias_grad's 64, or more). */
+enum { MAXOUT_BG_COLS = 320 };
+
+static void cpu_maxout_backward(gk_backend *be, float *dx, float *db, const float *dy,
+                                const float *mask, const int32_t *argmax, int rows, int units,
+                                int pieces, bool accumulate)
 {
-    (void)be;
-    size_t total = (size_t)rows * (size_t)units;
-    GK_PARALLEL_FOR_PLAIN(total * (size_t)pieces)
-    for (size_t o = 0; o < total; o++) {
-        float *out = dx + o * (size_t)pieces;
-        for (int p = 0; p < pieces; p++)
-            out[p] = 0.0f;
-        out[argmax[o]] = dy[o];
+    if (units <= 0 || pieces <= 0)
+        return;
+    const size_t cols = (size_t)units * (size_t)pieces;
+    if (rows <= 0) {
+        if (db && !accumulate)
+            memset(db, 0, cols * sizeof(float)); /* bias_grad's sum of nothing */
+        return;
+    }
+    /* Blocks of whole units, each written and summed over every row, in row order, by
+     * one thread: each column's sum is bias_grad's, whatever the thread count. */
+    const int per_block = pieces <= MAXOUT_BG_COLS ? MAXOUT_BG_COLS / pieces : 1;
+    const int blocks = (units + per_block - 1) / per_block;
+    if (db && pieces > MAXOUT_BG_COLS) { /* a unit wider than the sums: two passes */
+        cpu_maxout_backward(be, dx, NULL, dy, mask, argmax, rows, units, pieces, false);
+        cpu_bias_grad(be, db, dx, rows, (int)cols, accumulate);
+        return;
+    }
+    size_t total = (size_t)rows * cols;
+    (void)total;
+    GK_PARALLEL_FOR_PLAIN(total)
+    for (int blk = 0; blk < blocks; blk++) {
+        const int j0 = blk * per_block, j1 = j0 + per_block < units ? j0 + per_block : units;
+        const size_t c0 = (size_t)j0 * (size_t)pieces, nc = (size_t)(j1 - j0) * (size_t)pieces;
+        float acc[MAXOUT_BG_COLS];
+        for (size_t c = 0; c < nc && db; c++)
+            acc[c] = 0.0f;
+        for (int r = 0; r < rows; r++) {
+            const size_t o = (size_t)r * (size_t)units;
+            float *out = dx + (size_t)r * cols + c0;
+            /* the row's share zeroed (vectorised), then each unit's winner written */
+            memset(out, 0, nc * sizeof(float));
+            for (int j = j0; j < j1; j++) {
+                const float g = mask ? dy[o + (size_t)j] * mask[o + (size_t)j] : dy[o + (size_t)j];
+                out[(size_t)(j - j0) * (size_t)pieces + (size_t)argmax[o + (size_t)j]] = g;
+            }
+            if (db)
+                for (size_t c = 0; c < nc; c++) /* bias_grad's sum: every element, zeros too */
+                    acc[c] += out[c];
+        }
+        if (db)
+            for (size_t c = 0; c < nc; c++)
+                db[c0 + c] = accumulate ? db[c0 + c] + acc[c] : acc[c];
     }
 }
 
@@ -254,18 +415,17 @@ static void cpu_dropout_forward(gk_backend *be, float *y, float *mask, const flo
     }
     const float keep_scale = 1.0f / (1.0f - p);
     const uint32_t step = (uint32_t)step_of(rng.step);
-    /* One Philox block gives the uniforms of four consecutive elements. */
-    size_t blocks = (n + 3) / 4;
-    GK_PARALLEL_FOR_PLAIN(n)
-    for (size_t b = 0; b < blocks; b++) {
-        gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, step, b);
-        for (size_t j = 0; j < 4; j++) {
-            size_t i = b * 4 + j;
-            if (i >= n)
-                break;
-            float m = gk_u01(r.v[j]) >= p ? keep_scale : 0.0f;
-            mask[i] = m;
-            y[i] = x[i] * m;
+    /* One Philox block gives the uniforms of four consecutive elements; a group of
+     * PHILOX_LANES blocks is computed side by side. */
+    size_t groups = philox_groups(n);
+    GK_PARALLEL_FOR_HEAVY(n)
+    for (size_t g = 0; g < groups; g++) {
+        float u[4 * PHILOX_LANES];
+        size_t i0 = g * 4 * PHILOX_LANES, end = philox_uniform_group(rng, step, g, n, u);
+        for (size_t j = 0; j < end; j++) {
+            float m = u[j] >= p ? keep_scale : 0.0f;
+            mask[i0 + j] = m;
+            y[i0 + j] = x[i0 + j] * m;
         }
     }
 }
@@ -365,21 +525,36 @@ static void cpu_softmax_ce(gk_backend *be, float *dlogit, float *acc, const floa
     acc[1] += (float)(correct / rows);
 }
 
-static void cpu_adam(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
+static void cpu_adam(gk_backend *be, float *param, float *grad, float *m, float *v, size_t n,
                      gk_adam hp)
 {
     (void)be;
     const int64_t t = step_of(hp.t);
     const float lr = gk_lr_at(hp.lr.lr, hp.lr.decay, hp.lr.min, t);
-    float bias_c1, bias_c2_sqrt;
-    gk_adam_corrections(hp.beta1, hp.beta2, t, &bias_c1, &bias_c2_sqrt);
-    GK_PARALLEL_FOR(n)
-    for (size_t i = 0; i < n; i++)
-        gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps,
-                       hp.weight_decay, bias_c1, bias_c2_sqrt);
+    float c1, c2;
+    gk_adam_corrections(hp.beta1, hp.beta2, t, &c1, &c2);
+    const float bias_c1 = c1, bias_c2_sqrt = c2; /* not address-taken: kept in registers */
+    /* one pass over the four arrays, zeroing the gradient as it goes; the weight-decay
+     * test is out of the loop so the loop vectorises (its square root and two divisions
+     * are most of its cost) */
+    if (hp.weight_decay != 0.0f) {
+        GK_PARALLEL_FOR_HEAVY(n)
+        for (size_t i = 0; i < n; i++) {
+            gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps,
+                           hp.weight_decay, bias_c1, bias_c2_sqrt);
+            grad[i] = 0.0f;
+        }
+    } else {
+        GK_PARALLEL_FOR_HEAVY(n)
+        for (size_t i = 0; i < n; i++) {
+            gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps, 0.0f,
+                           bias_c1, bias_c2_sqrt);
+            grad[i] = 0.0f;
+        }
+    }
 }
 
-static void cpu_sgd_momentum(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
+static void cpu_sgd_momentum(gk_backend *be, float *param, float *grad, float *vel, size_t n,
                              gk_lr lr_sched, gk_step step, gk_momentum mom, gk_step epoch)
 {
     (void)be;
@@ -389,6 +564,7 @@ static void cpu_sgd_momentum(gk_backend *be, float *param, const float *grad, fl
     for (size_t i = 0; i < n; i++) {
         vel[i] = momentum * vel[i] - lr * grad[i];
         param[i] += vel[i];
+        grad[i] = 0.0f;
     }
 }
 
@@ -397,12 +573,14 @@ static void cpu_fill_normal(gk_backend *be, float *x, size_t n, gk_rng rng, floa
     (void)be;
     const uint32_t step = (uint32_t)step_of(rng.step);
     size_t blocks = (n + 3) / 4;
-    GK_PARALLEL_FOR_PLAIN(n)
+    /* a block's four numbers at once: one Philox block and two Box–Muller pairs for four
+     * elements, where gk_philox_normal computes a block and a pair for each */
+    GK_PARALLEL_FOR_HEAVY(n)
     for (size_t b = 0; b < blocks; b++) {
-        for (size_t j = 0; j < 4 && b * 4 + j < n; j++) {
-            size_t i = b * 4 + j;
-            x[i] = mean + std * gk_philox_normal(rng.seed, rng.purpose, step, i);
-        }
+        float z[4];
+        gk_philox_normal4(rng.seed, rng.purpose, step, b, z);
+        for (size_t j = 0; j < 4 && b * 4 + j < n; j++)
+            x[b * 4 + j] = mean + std * z[j];
     }
 }
 
@@ -410,13 +588,14 @@ static void cpu_fill_uniform(gk_backend *be, float *x, size_t n, gk_rng rng, flo
 {
     (void)be;
     const uint32_t step = (uint32_t)step_of(rng.step);
-    size_t blocks = (n + 3) / 4;
     const float span = hi - lo;
-    GK_PARALLEL_FOR_PLAIN(n)
-    for (size_t b = 0; b < blocks; b++) {
-        gk_philox4 r = gk_philox_block(rng.seed, rng.purpose, step, b);
-        for (size_t j = 0; j < 4 && b * 4 + j < n; j++)
-            x[b * 4 + j] = lo + span * gk_u01(r.v[j]);
+    size_t groups = philox_groups(n);
+    GK_PARALLEL_FOR_HEAVY(n)
+    for (size_t g = 0; g < groups; g++) {
+        float u[4 * PHILOX_LANES];
+        size_t i0 = g * 4 * PHILOX_LANES, end = philox_uniform_group(rng, step, g, n, u);
+        for (size_t j = 0; j < end; j++)
+            x[i0 + j] = lo + span * u[j];
     }
 }
 
@@ -537,6 +716,7 @@ static const gk_backend_ops cpu_ops = {
     .bias_add = cpu_bias_add,
     .bias_relu = cpu_bias_relu,
     .bias_grad = cpu_bias_grad,
+    .linear1_backward = cpu_linear1_backward,
     .relu_forward = cpu_relu_forward,
     .relu_backward = cpu_relu_backward,
     .sigmoid_forward = cpu_sigmoid_forward,

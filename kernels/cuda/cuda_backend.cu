@@ -278,17 +278,22 @@ static __global__ void bias_relu_kernel(float *y, const float *x, const float *b
 
 /*
  * One block per GKC_BG_COLS columns: lane (x, y) sums rows y, y + 32, ... of
- * column x (coalesced across x), then a fixed tree over y.
+ * column x (coalesced across x), then a fixed tree over y. out[col] (+)= the
+ * column sums of a (bias_grad), or with Weighted of w[r]·a[r][col]
+ * (linear1_backward's dw, w = dy).
  */
-static __global__ void bias_grad_kernel(float *db, const float *dy, int rows, int cols,
-                                        bool accumulate)
+template <bool Weighted>
+static __global__ void column_sums_kernel(float *out, const float *a, const float *w, int rows,
+                                          int cols, bool accumulate)
 {
     __shared__ float part[GKC_BG_ROWS][GKC_BG_COLS + 1];
     const int col = blockIdx.x * GKC_BG_COLS + threadIdx.x;
     float s = 0.0f;
     if (col < cols)
-        for (int r = threadIdx.y; r < rows; r += GKC_BG_ROWS)
-            s += dy[(size_t)r * (size_t)cols + col];
+        for (int r = threadIdx.y; r < rows; r += GKC_BG_ROWS) {
+            const float v = a[(size_t)r * (size_t)cols + col];
+            s += Weighted ? __fmul_rn(w[r], v) : v;
+        }
     part[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     for (int half = GKC_BG_ROWS / 2; half > 0; half >>= 1) {
@@ -297,7 +302,19 @@ static __global__ void bias_grad_kernel(float *db, const float *dy, int rows, in
         __syncthreads();
     }
     if (threadIdx.y == 0 && col < cols)
-        db[col] = accumulate ? db[col] + part[0][threadIdx.x] : part[0][threadIdx.x];
+        out[col] = accumulate ? out[col] + part[0][threadIdx.x] : part[0][threadIdx.x];
+}
+
+/* linear1_backward's dx: the outer product dy ⊗ w */
+static __global__ void linear1_dx_kernel(float *dx, const float *dy, const float *w, int rows,
+                                         int cols)
+{
+    const size_t n = (size_t)rows * (size_t)cols;
+    GRID_STRIDE(i, n)
+    {
+        const size_t r = i / (size_t)cols;
+        dx[i] = __fmul_rn(dy[r], w[i - r * (size_t)cols]);
+    }
 }
 
 static __global__ void relu_forward_kernel(float *y, const float *x, size_t n, float slope)
@@ -366,16 +383,17 @@ static __global__ void bias_maxout_kernel(float *y, int32_t *argmax, const float
     }
 }
 
-/* One thread per input element, so dx is written in full and coalesced. */
-static __global__ void maxout_backward_kernel(float *dx, const float *dy, const int32_t *argmax,
-                                              size_t outs, int pieces)
+/* One thread per input element, so dx is written in full and coalesced; mask may be NULL. */
+static __global__ void maxout_backward_kernel(float *dx, const float *dy, const float *mask,
+                                              const int32_t *argmax, size_t outs, int pieces)
 {
     const size_t n = outs * (size_t)pieces;
     GRID_STRIDE(i, n)
     {
         const size_t o = i / (size_t)pieces;
         const int p = (int)(i - o * (size_t)pieces);
-        dx[i] = p == argmax[o] ? dy[o] : 0.0f;
+        const float g = mask ? dy[o] * mask[o] : dy[o]; /* dropout_backward's product */
+        dx[i] = p == argmax[o] ? g : 0.0f;
     }
 }
 
@@ -531,7 +549,7 @@ static __global__ void reduce_finish_kernel(float *acc, const double *partials, 
 }
 
 /* t, lr_t and the bias corrections from the step counter, once per thread, in double */
-static __global__ void adam_kernel(float *param, const float *grad, float *m, float *v, size_t n,
+static __global__ void adam_kernel(float *param, float *grad, float *m, float *v, size_t n,
                                    gk_adam hp)
 {
     const int64_t t = step_value(hp.t);
@@ -539,11 +557,14 @@ static __global__ void adam_kernel(float *param, const float *grad, float *m, fl
     float bias_c1, bias_c2_sqrt;
     gk_adam_corrections(hp.beta1, hp.beta2, t, &bias_c1, &bias_c2_sqrt);
     GRID_STRIDE(i, n)
-    gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps,
-                   hp.weight_decay, bias_c1, bias_c2_sqrt);
+    {
+        gk_adam_update(&param[i], grad[i], &m[i], &v[i], lr, hp.beta1, hp.beta2, hp.eps,
+                       hp.weight_decay, bias_c1, bias_c2_sqrt);
+        grad[i] = 0.0f; /* backend.h: the next backward pass accumulates */
+    }
 }
 
-static __global__ void sgd_momentum_kernel(float *param, const float *grad, float *vel, size_t n,
+static __global__ void sgd_momentum_kernel(float *param, float *grad, float *vel, size_t n,
                                            gk_lr sched, gk_step step, gk_momentum mom,
                                            gk_step epoch)
 {
@@ -554,6 +575,7 @@ static __global__ void sgd_momentum_kernel(float *param, const float *grad, floa
         const float v = momentum * vel[i] - lr * grad[i];
         vel[i] = v;
         param[i] += v;
+        grad[i] = 0.0f;
     }
 }
 
@@ -800,9 +822,35 @@ static void cuda_bias_grad(gk_backend *be, float *db, const float *dy, int rows,
     if (rows < 0)
         rows = 0; /* CPU meaning: an empty sum, so db = 0 (or unchanged when accumulating) */
     const unsigned blocks = (unsigned)((cols + GKC_BG_COLS - 1) / GKC_BG_COLS);
-    bias_grad_kernel<<<blocks, dim3(GKC_BG_COLS, GKC_BG_ROWS), 0, c->stream>>>(db, dy, rows, cols,
-                                                                               accumulate);
-    LAUNCH_CHECK(be, "bias_grad_kernel");
+    column_sums_kernel<false><<<blocks, dim3(GKC_BG_COLS, GKC_BG_ROWS), 0, c->stream>>>(
+        db, dy, nullptr, rows, cols, accumulate);
+    LAUNCH_CHECK(be, "column_sums_kernel (bias_grad)");
+}
+
+static void cuda_linear1_backward(gk_backend *be, float *dx, float *dw, float *db, const float *dy,
+                                  const float *x, const float *w, int rows, int cols,
+                                  bool accumulate)
+{
+    cuda_ctx *c = live_ctx(be);
+    if (!c)
+        return;
+    if (db)
+        cuda_bias_grad(be, db, dy, rows, 1, accumulate);
+    if (cols <= 0)
+        return;
+    if (rows < 0)
+        rows = 0; /* the CPU's meaning: sums of nothing */
+    if (dw) {
+        const unsigned blocks = (unsigned)((cols + GKC_BG_COLS - 1) / GKC_BG_COLS);
+        column_sums_kernel<true><<<blocks, dim3(GKC_BG_COLS, GKC_BG_ROWS), 0, c->stream>>>(
+            dw, x, dy, rows, cols, accumulate);
+        LAUNCH_CHECK(be, "column_sums_kernel (linear1_backward)");
+    }
+    if (dx && rows > 0) {
+        linear1_dx_kernel<<<grid_for(c, (size_t)rows * (size_t)cols), GKC_THREADS, 0,
+                            c->stream>>>(dx, dy, w, rows, cols);
+        LAUNCH_CHECK(be, "linear1_dx_kernel");
+    }
 }
 
 static void cuda_relu_forward(gk_backend *be, float *y, const float *x, size_t n, float slope)
@@ -867,16 +915,22 @@ static void cuda_bias_maxout(gk_backend *be, float *y, int32_t *argmax, const fl
     LAUNCH_CHECK(be, "bias_maxout_kernel");
 }
 
-static void cuda_maxout_backward(gk_backend *be, float *dx, const float *dy, const int32_t *argmax,
-                                 int rows, int units, int pieces)
+/* backend.h: dx as the kernel writes it, then db as bias_grad sums dx (bit for bit, here too) */
+static void cuda_maxout_backward(gk_backend *be, float *dx, float *db, const float *dy,
+                                 const float *mask, const int32_t *argmax, int rows, int units,
+                                 int pieces, bool accumulate)
 {
     cuda_ctx *c = live_ctx(be);
-    if (!c || rows <= 0 || units <= 0 || pieces <= 0)
+    if (!c || units <= 0 || pieces <= 0)
         return;
-    const size_t outs = (size_t)rows * (size_t)units;
-    maxout_backward_kernel<<<grid_for(c, outs * (size_t)pieces), GKC_THREADS, 0, c->stream>>>(
-        dx, dy, argmax, outs, pieces);
-    LAUNCH_CHECK(be, "maxout_backward_kernel");
+    if (rows > 0) {
+        const size_t outs = (size_t)rows * (size_t)units;
+        maxout_backward_kernel<<<grid_for(c, outs * (size_t)pieces), GKC_THREADS, 0,
+                                 c->stream>>>(dx, dy, mask, argmax, outs, pieces);
+        LAUNCH_CHECK(be, "maxout_backward_kernel");
+    }
+    if (db)
+        cuda_bias_grad(be, db, dx, rows, units * pieces, accumulate);
 }
 
 static void cuda_dropout_forward(gk_backend *be, float *y, float *mask, const float *x, size_t n,
@@ -956,7 +1010,7 @@ static void cuda_softmax_ce(gk_backend *be, float *dlogit, float *acc, const flo
     LAUNCH_CHECK(be, "reduce_finish_kernel");
 }
 
-static void cuda_adam(gk_backend *be, float *param, const float *grad, float *m, float *v, size_t n,
+static void cuda_adam(gk_backend *be, float *param, float *grad, float *m, float *v, size_t n,
                       gk_adam hp)
 {
     cuda_ctx *c = live_ctx(be);
@@ -966,7 +1020,7 @@ static void cuda_adam(gk_backend *be, float *param, const float *grad, float *m,
     LAUNCH_CHECK(be, "adam_kernel");
 }
 
-static void cuda_sgd_momentum(gk_backend *be, float *param, const float *grad, float *vel, size_t n,
+static void cuda_sgd_momentum(gk_backend *be, float *param, float *grad, float *vel, size_t n,
                               gk_lr lr, gk_step step, gk_momentum momentum, gk_step epoch)
 {
     cuda_ctx *c = live_ctx(be);
@@ -1174,6 +1228,7 @@ static const gk_backend_ops cuda_ops = {
     .bias_add = cuda_bias_add,
     .bias_relu = cuda_bias_relu,
     .bias_grad = cuda_bias_grad,
+    .linear1_backward = cuda_linear1_backward,
     .relu_forward = cuda_relu_forward,
     .relu_backward = cuda_relu_backward,
     .sigmoid_forward = cuda_sigmoid_forward,

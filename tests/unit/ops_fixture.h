@@ -85,6 +85,19 @@ static inline void expect_exact(const char *what, const float *got, const float 
     }
 }
 
+/* every one of the n floats at dev (backend memory) is +0 or −0 */
+static inline void expect_zero(const char *what, const float *dev, size_t n)
+{
+    float *got = host_from(dev, n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != 0.0f) {
+            print_error("%s on %s: element %zu is %.9g, want 0\n", what, be->ops->name, i, got[i]);
+            free(got);
+            fail();
+        }
+    free(got);
+}
+
 /* Whether the backend under test is a GPU (tests then use sizes beyond one wave of its grid). */
 static inline bool on_gpu(void)
 {

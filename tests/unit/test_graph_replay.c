@@ -47,6 +47,7 @@ enum fop {
     F_SIGMOID_BWD,
     F_BIAS_MAXOUT,
     F_MAXOUT_BWD,
+    F_LINEAR1_BWD,
     F_DROPOUT_FWD,
     F_DROPOUT_BWD,
     F_SIGMOID_BCE,
@@ -68,7 +69,7 @@ typedef struct fcall {
     size_t n;
     float f[3];
     double d;
-    const void *p[5];
+    const void *p[6];
     gk_rng rng;
     gk_adam adam;
     gk_lr lr;
@@ -179,12 +180,22 @@ static void f_bias_maxout(gk_backend *b, float *y, int32_t *arg, const float *x,
     r->i[0] = rows, r->i[1] = units, r->i[2] = pieces;
 }
 
-static void f_maxout_bwd(gk_backend *b, float *dx, const float *dy, const int32_t *arg, int rows,
-                         int units, int pieces)
+static void f_maxout_bwd(gk_backend *b, float *dx, float *db, const float *dy, const float *mask,
+                         const int32_t *arg, int rows, int units, int pieces, bool acc)
 {
-    EAGER(maxout_backward(b, dx, dy, arg, rows, units, pieces));
+    EAGER(maxout_backward(b, dx, db, dy, mask, arg, rows, units, pieces, acc));
     fcall *r = fake_push(F_MAXOUT_BWD);
-    r->p[0] = dx, r->p[1] = dy, r->p[2] = arg, r->i[0] = rows, r->i[1] = units, r->i[2] = pieces;
+    r->p[0] = dx, r->p[1] = db, r->p[2] = dy, r->p[3] = mask, r->p[4] = arg;
+    r->i[0] = rows, r->i[1] = units, r->i[2] = pieces, r->b0 = acc;
+}
+
+static void f_linear1_bwd(gk_backend *b, float *dx, float *dw, float *db, const float *dy,
+                          const float *x, const float *w, int rows, int cols, bool acc)
+{
+    EAGER(linear1_backward(b, dx, dw, db, dy, x, w, rows, cols, acc));
+    fcall *r = fake_push(F_LINEAR1_BWD);
+    r->p[0] = dx, r->p[1] = dw, r->p[2] = db, r->p[3] = dy, r->p[4] = x, r->p[5] = w;
+    r->i[0] = rows, r->i[1] = cols, r->b0 = acc;
 }
 
 static void f_dropout_fwd(gk_backend *b, float *y, float *mask, const float *x, size_t n, float p,
@@ -211,16 +222,15 @@ static void f_sigmoid_bce(gk_backend *b, float *dlogit, float *acc, const float 
     r->f[1] = scale;
 }
 
-static void f_adam(gk_backend *b, float *p, const float *g, float *m, float *v, size_t n,
-                   gk_adam hp)
+static void f_adam(gk_backend *b, float *p, float *g, float *m, float *v, size_t n, gk_adam hp)
 {
     EAGER(adam(b, p, g, m, v, n, hp));
     fcall *r = fake_push(F_ADAM);
     r->p[0] = p, r->p[1] = g, r->p[2] = m, r->p[3] = v, r->n = n, r->adam = hp;
 }
 
-static void f_sgd(gk_backend *b, float *p, const float *g, float *vel, size_t n, gk_lr lr,
-                  gk_step step, gk_momentum mom, gk_step epoch)
+static void f_sgd(gk_backend *b, float *p, float *g, float *vel, size_t n, gk_lr lr, gk_step step,
+                  gk_momentum mom, gk_step epoch)
 {
     EAGER(sgd_momentum(b, p, g, vel, n, lr, step, mom, epoch));
     fcall *r = fake_push(F_SGD);
@@ -311,7 +321,12 @@ static void fake_run(gk_backend *b, const fcall *c)
         o->bias_maxout(b, MUT(c->p[0]), MUT(c->p[1]), c->p[2], c->p[3], c->i[0], c->i[1], c->i[2]);
         break;
     case F_MAXOUT_BWD:
-        o->maxout_backward(b, MUT(c->p[0]), c->p[1], c->p[2], c->i[0], c->i[1], c->i[2]);
+        o->maxout_backward(b, MUT(c->p[0]), MUT(c->p[1]), c->p[2], c->p[3], c->p[4], c->i[0],
+                           c->i[1], c->i[2], c->b0);
+        break;
+    case F_LINEAR1_BWD:
+        o->linear1_backward(b, MUT(c->p[0]), MUT(c->p[1]), MUT(c->p[2]), c->p[3], c->p[4], c->p[5],
+                            c->i[0], c->i[1], c->b0);
         break;
     case F_DROPOUT_FWD:
         o->dropout_forward(b, MUT(c->p[0]), MUT(c->p[1]), c->p[2], c->n, c->f[0], c->rng);
@@ -323,10 +338,11 @@ static void fake_run(gk_backend *b, const fcall *c)
         o->sigmoid_bce(b, MUT(c->p[0]), MUT(c->p[1]), c->p[2], c->i[0], c->f[0], c->f[1]);
         break;
     case F_ADAM:
-        o->adam(b, MUT(c->p[0]), c->p[1], MUT(c->p[2]), MUT(c->p[3]), c->n, c->adam);
+        o->adam(b, MUT(c->p[0]), MUT(c->p[1]), MUT(c->p[2]), MUT(c->p[3]), c->n, c->adam);
         break;
     case F_SGD:
-        o->sgd_momentum(b, MUT(c->p[0]), c->p[1], MUT(c->p[2]), c->n, c->lr, c->st, c->mom, c->st2);
+        o->sgd_momentum(b, MUT(c->p[0]), MUT(c->p[1]), MUT(c->p[2]), c->n, c->lr, c->st, c->mom,
+                        c->st2);
         break;
     case F_FILL_NORMAL:
         o->fill_normal(b, MUT(c->p[0]), c->n, c->rng, c->f[0], c->f[1]);
@@ -473,6 +489,7 @@ static gk_backend *fake_graph_backend(void)
         .maxout_forward = f_maxout_fwd,
         .bias_maxout = f_bias_maxout,
         .maxout_backward = f_maxout_bwd,
+        .linear1_backward = f_linear1_bwd,
         .dropout_forward = f_dropout_fwd,
         .dropout_backward = f_dropout_bwd,
         .sigmoid_bce = f_sigmoid_bce,
@@ -627,8 +644,8 @@ static float seen_momentum[8];
 static int seen_calls[8];
 static const gk_backend_ops *cpu_ops;
 
-static void spy_sgd(gk_backend *b, float *p, const float *g, float *vel, size_t n, gk_lr lr,
-                    gk_step step, gk_momentum mom, gk_step epoch)
+static void spy_sgd(gk_backend *b, float *p, float *g, float *vel, size_t n, gk_lr lr, gk_step step,
+                    gk_momentum mom, gk_step epoch)
 {
     int64_t e = (epoch.at ? *epoch.at : 0) + epoch.offset;
     if (e >= 0 && e < 8) {

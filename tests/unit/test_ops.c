@@ -299,6 +299,73 @@ static void test_relu_sigmoid(void **state)
     free(ref);
 }
 
+/* ---- the one-output layer's backward ---------------------------------------- */
+
+static void test_linear1_backward(void **state)
+{
+    (void)state;
+    const int rows = 37;
+    for (int cols = 130; cols <= 300; cols += 170) { /* one block of dw's columns, and two */
+        size_t n = (size_t)rows * cols;
+        float *dy = rand_vec(rows, -1, 1), *x = rand_vec(n, -1, 1), *w = rand_vec(cols, -1, 1),
+              *dw0 = rand_vec(cols, -1, 1), db0 = 0.25f;
+        float *ddy = dev_from(dy, rows * 4), *dxin = dev_from(x, n * 4),
+              *dwt = dev_from(w, cols * 4);
+        float *ddx = be->ops->alloc(be, n * 4), *want_dx = malloc(n * 4);
+        double *rw = malloc(cols * sizeof(double));
+        for (size_t i = 0; i < n; i++)
+            want_dx[i] = dy[i / cols] * w[i % cols];
+        for (int accumulate = 0; accumulate < 2; accumulate++) {
+            float *ddw = dev_from(dw0, cols * 4), *ddb = dev_from(&db0, 4),
+                  *dref = dev_from(&db0, 4);
+            be->ops->linear1_backward(be, ddx, ddw, ddb, ddy, dxin, dwt, rows, cols, accumulate);
+            for (int c = 0; c < cols; c++) {
+                double sum = accumulate ? dw0[c] : 0.0;
+                for (int r = 0; r < rows; r++)
+                    sum += (double)dy[r] * x[(size_t)r * cols + c];
+                rw[c] = sum;
+            }
+            float *gw = host_from(ddw, cols * 4), *gx = host_from(ddx, n * 4);
+            expect_close(accumulate ? "linear1_backward dw(+=)" : "linear1_backward dw", gw, rw,
+                         cols, TOL);
+            expect_exact("linear1_backward dx", gx, want_dx, n);
+            be->ops->bias_grad(be, dref, ddy, rows, 1, accumulate);
+            float *gb = host_from(ddb, 4), *wb = host_from(dref, 4);
+            expect_exact("linear1_backward db", gb, wb, 1);
+            free(gw);
+            free(gx);
+            free(gb);
+            free(wb);
+            be->ops->free(be, ddw);
+            be->ops->free(be, ddb);
+            be->ops->free(be, dref);
+        }
+        /* dx alone (the G step): dx written, nothing else read or written */
+        be->ops->fill(be, ddx, n, 7.0f);
+        be->ops->linear1_backward(be, ddx, NULL, NULL, ddy, dxin, dwt, rows, cols, false);
+        float *gx = host_from(ddx, n * 4);
+        expect_exact("linear1_backward dx alone", gx, want_dx, n);
+        /* no rows: sums of nothing */
+        float *ddw = dev_from(dw0, cols * 4), *ddb = dev_from(&db0, 4);
+        be->ops->linear1_backward(be, ddx, ddw, ddb, ddy, dxin, dwt, 0, cols, false);
+        expect_zero("linear1_backward dw over no rows", ddw, cols);
+        expect_zero("linear1_backward db over no rows", ddb, 1);
+        be->ops->free(be, ddw);
+        be->ops->free(be, ddb);
+        free(gx);
+        be->ops->free(be, ddy);
+        be->ops->free(be, dxin);
+        be->ops->free(be, dwt);
+        be->ops->free(be, ddx);
+        free(dy);
+        free(x);
+        free(w);
+        free(dw0);
+        free(want_dx);
+        free(rw);
+    }
+}
+
 /* ---- maxout ------------------------------------------------------------- */
 
 static void test_maxout(void **state)
@@ -333,11 +400,47 @@ static void test_maxout(void **state)
     assert_memory_equal(arg, want_arg, nout * 4);
 
     float *ddy = dev_from(dy, nout * 4), *dgrad = dev_from(x, nin * 4); /* garbage to overwrite */
-    be->ops->maxout_backward(be, dgrad, ddy, darg, rows, units, pieces);
+    be->ops->maxout_backward(be, dgrad, NULL, ddy, NULL, darg, rows, units, pieces, false);
     float *g = host_from(dgrad, nin * 4);
     for (size_t i = 0; i < nin; i++)
         ref[i] = (int)(i % pieces) == want_arg[i / pieces] ? dy[i / pieces] : 0.0;
     expect_close("maxout_backward", g, ref, nin, 0);
+
+    /* fused with a dropout mask and the bias gradient: dx exactly dy·mask at the arg-max,
+     * db exactly what this backend's bias_grad makes of that dx, set or accumulated */
+    float *mask = rand_vec(nout, 0, 1), *db0 = rand_vec(nin / rows, -1, 1);
+    for (size_t o = 0; o < nout; o++)
+        mask[o] = mask[o] < 0.5f ? 0.0f : 2.0f;
+    float *want_dx = malloc(nin * 4);
+    for (size_t i = 0; i < nin; i++)
+        want_dx[i] =
+            (int)(i % pieces) == want_arg[i / pieces] ? dy[i / pieces] * mask[i / pieces] : 0.0f;
+    size_t cols = nin / rows;
+    float *dmask = dev_from(mask, nout * 4);
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        float *ddb = dev_from(db0, cols * 4), *dref = dev_from(db0, cols * 4);
+        be->ops->maxout_backward(be, dgrad, ddb, ddy, dmask, darg, rows, units, pieces, accumulate);
+        float *gx = host_from(dgrad, nin * 4);
+        expect_exact("maxout_backward(mask)", gx, want_dx, nin);
+        be->ops->bias_grad(be, dref, dgrad, rows, (int)cols, accumulate);
+        float *gdb = host_from(ddb, cols * 4), *wdb = host_from(dref, cols * 4);
+        expect_exact(accumulate ? "maxout_backward's db(+=)" : "maxout_backward's db", gdb, wdb,
+                     cols);
+        free(gx);
+        free(gdb);
+        free(wdb);
+        be->ops->free(be, ddb);
+        be->ops->free(be, dref);
+    }
+    /* no rows: db = 0 unless accumulating, as bias_grad */
+    float *ddb = dev_from(db0, cols * 4);
+    be->ops->maxout_backward(be, dgrad, ddb, ddy, dmask, darg, 0, units, pieces, false);
+    expect_zero("maxout_backward's db over no rows", ddb, cols);
+    be->ops->free(be, ddb);
+    be->ops->free(be, dmask);
+    free(mask);
+    free(db0);
+    free(want_dx);
 
     be->ops->free(be, dx);
     be->ops->free(be, dyv);
@@ -466,6 +569,7 @@ static void test_adam(void **state)
         float *dg = dev_from(g, n * 4);
         gk_adam hp = {{1e-3, 1.0, 0.0}, 0.9f, 0.999f, 1e-8f, 0.0f, gk_step_value(t)};
         be->ops->adam(be, dp, dg, dm, dv, n, hp);
+        expect_zero("adam's gradient after the update", dg, n);
         for (size_t i = 0; i < n; i++) {
             rm[i] = 0.9 * rm[i] + 0.1 * g[i];
             rv[i] = 0.999 * rv[i] + 0.001 * (double)g[i] * g[i];
@@ -503,6 +607,7 @@ static void test_sgd_momentum(void **state)
     be->ops->sgd_momentum(be, dp, dg, dv, n, lr, gk_step_value(1), mom, gk_step_value(9));
     float *got = host_from(dp, n * 4);
     expect_close("sgd_momentum", got, ref, n, TOL);
+    expect_zero("sgd_momentum's gradient after the update", dg, n);
     be->ops->free(be, dp);
     be->ops->free(be, dv);
     be->ops->free(be, dg);
@@ -720,7 +825,9 @@ static void test_empty_shapes(void **state)
     o->sigmoid_backward(be, c, a, b, 0);
     o->maxout_forward(be, c, arg, a, 0, 4, 2);
     o->bias_maxout(be, c, arg, a, b, 0, 4, 2);
-    o->maxout_backward(be, c, a, arg, 0, 4, 2);
+    o->maxout_backward(be, c, NULL, a, b, arg, 0, 4, 2, false);
+    o->linear1_backward(be, c, NULL, NULL, a, b, d, 0, 4, false);
+    o->linear1_backward(be, c, NULL, NULL, a, b, d, 4, 0, false);
     o->dropout_forward(be, c, d, a, 0, 0.5f, rng);
     o->dropout_backward(be, c, a, b, 0);
     o->sigmoid_bce(be, c, d, a, 0, 1.0f, 1.0f); /* acc (d) must not turn NaN */
@@ -767,6 +874,7 @@ int main(void)
     const struct CMUnitTest backend_tests[] = {
         cmocka_unit_test(test_sgemm),
         cmocka_unit_test(test_bias),
+        cmocka_unit_test(test_linear1_backward),
         cmocka_unit_test(test_bias_relu),
         cmocka_unit_test(test_bias_maxout),
         cmocka_unit_test(test_relu_sigmoid),

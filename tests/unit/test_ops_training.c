@@ -92,6 +92,7 @@ static void test_step_counters(void **state)
     be->ops->upload(be, dp, p0, m * 4);
     be->ops->upload(be, dmm, m0, m * 4);
     be->ops->upload(be, dv, v0, m * 4);
+    be->ops->upload(be, dg, g, m * 4); /* the optimisers zero the gradient they read */
     hp.t = gk_step_value(15);
     be->ops->adam(be, dp, dg, dmm, dv, m, hp);
     float *pb = host_from(dp, m * 4);
@@ -103,6 +104,7 @@ static void test_step_counters(void **state)
      * two-epoch ramp 0.5 → 0.7: momentum 0.6 */
     be->ops->upload(be, dp, p0, m * 4);
     be->ops->upload(be, dmm, m0, m * 4);
+    be->ops->upload(be, dg, g, m * 4);
     gk_lr sched = {0.1, 1.01, 0.0};
     gk_momentum ramp = {0.5, 0.7, 2};
     be->ops->sgd_momentum(be, dp, dg, dmm, m, sched, (gk_step){ctr + 1, -4}, ramp,
@@ -116,6 +118,7 @@ static void test_step_counters(void **state)
     /* past the ramp: final momentum */
     be->ops->upload(be, dp, p0, m * 4);
     be->ops->upload(be, dmm, m0, m * 4);
+    be->ops->upload(be, dg, g, m * 4);
     be->ops->sgd_momentum(be, dp, dg, dmm, m, sched, (gk_step){ctr + 1, -4}, ramp,
                           (gk_step){ctr + 0, -3});
     pa = host_from(dp, m * 4);
@@ -126,6 +129,7 @@ static void test_step_counters(void **state)
 
     /* moving average at step 3: w = 1 − min(0.9, 4/6) */
     be->ops->upload(be, dp, p0, m * 4);
+    be->ops->upload(be, dg, g, m * 4);
     be->ops->ema_update(be, dp, dg, m, 0.9, (gk_step){ctr + 7, 2}); /* 1 + 2 */
     pa = host_from(dp, m * 4);
     for (size_t i = 0; i < m; i++)
@@ -197,7 +201,7 @@ static float *layer_grad(const char *layer, const float *x, size_t n, const floa
         float *y = be->ops->alloc(be, outs * 4), *dw = dev_from(w, outs * 4);
         int32_t *arg = be->ops->alloc(be, outs * 4);
         be->ops->maxout_forward(be, y, arg, dx, 1, (int)outs, (int)fd_pieces);
-        be->ops->maxout_backward(be, g, dw, arg, 1, (int)outs, (int)fd_pieces);
+        be->ops->maxout_backward(be, g, NULL, dw, NULL, arg, 1, (int)outs, (int)fd_pieces, false);
         be->ops->free(be, y);
         be->ops->free(be, dw);
         be->ops->free(be, arg);
