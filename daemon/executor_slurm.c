@@ -35,13 +35,11 @@
  */
 #include "daemon/registry_internal.h"
 
+#include "daemon/slurm_tools.h"
+
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
 
 enum {
-    CMD_OUTPUT_MAX = 16384,
     CONTROL_POLL_S = 2, /* the job also rereads control.json this often */
     PUBLISHED_KEEP = 4, /* published checkpoints a job keeps when the daemon falls behind */
     RETRY_MS = 10000,   /* Slurm did not answer: sbatch again after this */
@@ -50,171 +48,6 @@ enum {
 
 typedef enum job_action { ACTION_NONE = -1, ACTION_RUN, ACTION_PAUSE, ACTION_STOP } job_action;
 static const char *const action_names[] = {"run", "pause", "stop"};
-
-/* ---- running Slurm's commands -------------------------------------------- */
-
-typedef struct cmd_result {
-    int status;               /* exit status; -1: it did not run or was killed */
-    bool timed_out;           /* killed after command_timeout_s */
-    char out[CMD_OUTPUT_MAX]; /* stdout and stderr together, NUL-terminated, trimmed */
-} cmd_result;
-
-/* Run argv (argv[0] looked up in PATH) with a deadline; never hangs. 0 when it exited 0. */
-static int run_cmd(const gand_registry *reg, char *const argv[], cmd_result *res)
-{
-    res->status = -1;
-    res->timed_out = false;
-    res->out[0] = '\0';
-    int fd[2];
-    if (pipe2(fd, O_CLOEXEC) != 0) {
-        str_printf(res->out, sizeof res->out, "cannot run %s: %s", argv[0], strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd[0]);
-        close(fd[1]);
-        str_printf(res->out, sizeof res->out, "cannot run %s: %s", argv[0], strerror(errno));
-        return -1;
-    }
-    if (pid == 0) { /* only async-signal-safe calls from here on */
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0)
-            dup2(devnull, 0);
-        dup2(fd[1], 1);
-        dup2(fd[1], 2);
-        closefrom(3);
-        execvp(argv[0], argv);
-        static const char msg[] = "cannot execute the command: not found or not executable\n";
-        ssize_t w = write(2, msg, sizeof msg - 1);
-        (void)w;
-        _exit(127);
-    }
-    close(fd[1]);
-    size_t used = 0;
-    int64_t deadline = mono_ms() + (int64_t)reg->slurm.command_timeout_s * 1000;
-    for (;;) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0) {
-            res->timed_out = true;
-            kill(pid, SIGKILL);
-            break;
-        }
-        struct pollfd p = {fd[0], POLLIN, 0};
-        int n = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            continue;
-        char buf[4096];
-        ssize_t got = read(fd[0], buf, sizeof buf);
-        if (got <= 0)
-            break;
-        size_t take =
-            (size_t)got < sizeof res->out - 1 - used ? (size_t)got : sizeof res->out - 1 - used;
-        memcpy(res->out + used, buf, take);
-        used += take;
-    }
-    close(fd[0]);
-    res->out[used] = '\0';
-    while (used > 0 && (res->out[used - 1] == '\n' || res->out[used - 1] == ' '))
-        res->out[--used] = '\0';
-    for (char *c = res->out; *c; c++) /* one line for a reason */
-        if (*c == '\n')
-            *c = ' ';
-    int ws;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-        ;
-    if (!res->timed_out && WIFEXITED(ws))
-        res->status = WEXITSTATUS(ws);
-    return res->status == 0 ? 0 : -1;
-}
-
-/* What went wrong with a command, for a reason or a log line. */
-static void cmd_failure(const gand_registry *reg, const char *what, const cmd_result *res,
-                        char *buf, size_t len)
-{
-    if (res->timed_out)
-        str_printf(buf, len, "%s did not answer within %d s (is slurmctld up?)", what,
-                   reg->slurm.command_timeout_s);
-    else
-        str_printf(buf, len, "%s failed (exit status %d): %s", what, res->status,
-                   res->out[0] ? res->out : "no output");
-}
-
-/* ---- how Slurm sees a job ------------------------------------------------ */
-
-typedef struct slurm_job {
-    bool known;     /* scontrol knows the job */
-    bool answered;  /* scontrol answered at all */
-    char state[24]; /* JobState: PENDING, RUNNING, COMPLETED, CANCELLED, ... */
-    char reason[128];
-    char exit_code[16]; /* "status:signal" */
-    char node[64];
-    int restarts;
-    char error[600]; /* when !answered */
-} slurm_job;
-
-static bool job_state_final(const char *s)
-{
-    static const char *const final[] = {"COMPLETED",     "FAILED",    "CANCELLED", "TIMEOUT",
-                                        "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
-                                        "PREEMPTED",     "REVOKED"};
-    for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
-        if (strcmp(s, final[i]) == 0)
-            return true;
-    return false;
-}
-
-/* The value of KEY= in scontrol's one-line output (up to the next space). */
-static void field(const char *out, const char *key, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    size_t k = strlen(key);
-    for (const char *p = out; (p = strstr(p, key)); p += k) {
-        if ((p == out || p[-1] == ' ') && p[k] == '=') {
-            const char *v = p + k + 1;
-            size_t n = strcspn(v, " ");
-            str_printf(buf, len, "%.*s", (int)n, v);
-            return;
-        }
-    }
-}
-
-static void job_query(const gand_registry *reg, long id, slurm_job *j)
-{
-    memset(j, 0, sizeof *j);
-    char ids[24];
-    str_printf(ids, sizeof ids, "%ld", id);
-    char *argv[] = {"scontrol", "-o", "show", "job", ids, NULL};
-    cmd_result *res = malloc(sizeof *res);
-    if (!res) {
-        str_printf(j->error, sizeof j->error, "out of memory");
-        return;
-    }
-    if (run_cmd(reg, argv, res) != 0) {
-        if (!res->timed_out && strstr(res->out, "Invalid job id")) {
-            j->answered = true; /* gone: ended longer ago than MinJobAge */
-        } else {
-            cmd_failure(reg, "scontrol show job", res, j->error, sizeof j->error);
-        }
-        free(res);
-        return;
-    }
-    j->answered = j->known = true;
-    field(res->out, "JobState", j->state, sizeof j->state);
-    field(res->out, "Reason", j->reason, sizeof j->reason);
-    field(res->out, "ExitCode", j->exit_code, sizeof j->exit_code);
-    field(res->out, "BatchHost", j->node, sizeof j->node);
-    if (!j->node[0] || strcmp(j->node, "(null)") == 0)
-        field(res->out, "NodeList", j->node, sizeof j->node);
-    if (strcmp(j->node, "(null)") == 0)
-        j->node[0] = '\0';
-    char rc[16];
-    field(res->out, "Restarts", rc, sizeof rc);
-    j->restarts = atoi(rc);
-    free(res);
-}
 
 /* ---- the job's files ------------------------------------------------------ */
 
@@ -345,18 +178,6 @@ static void job_name(const gand_registry *reg, const run *r, char *buf, size_t l
 
 /* ---- submitting ------------------------------------------------------------- */
 
-/* The job id of a live job named `name` (0: none; -1: Slurm did not answer). */
-static long job_by_name(const gand_registry *reg, const char *name)
-{
-    char *argv[] = {"squeue", "-h", "-n", (char *)name, "-o", "%i", NULL};
-    cmd_result *res = malloc(sizeof *res);
-    if (!res)
-        return -1;
-    long id = run_cmd(reg, argv, res) == 0 ? atol(res->out) : -1;
-    free(res);
-    return id;
-}
-
 static void release_locked(gand_registry *reg, run *r)
 {
     r->active = false;
@@ -401,7 +222,7 @@ static bool submit(gand_registry *reg, run *r)
     r->cfg_dirty = false;
     reg_unlock(reg);
 
-    long found = look_up ? job_by_name(reg, name) : 0;
+    long found = look_up ? job_by_name(reg->slurm.command_timeout_s, name) : 0;
     if (found < 0) {
         reg_lock(reg);
         r->follow.next_submit_ms = mono_ms() + RETRY_MS;
@@ -462,11 +283,11 @@ static bool submit(gand_registry *reg, run *r)
         cmd_result *res = malloc(sizeof *res);
         if (!res)
             return false;
-        int rc = run_cmd(reg, argv, res);
+        int rc = run_cmd(reg->slurm.command_timeout_s, argv, res);
         id = rc == 0 ? atol(res->out) : 0;
         if (rc != 0 || id <= 0) {
             if (res->timed_out || res->status < 0) {
-                cmd_failure(reg, "sbatch", res, reason, sizeof reason);
+                cmd_failure(reg->slurm.command_timeout_s, "sbatch", res, reason, sizeof reason);
                 free(res);
                 reg_lock(reg);
                 r->follow.next_submit_ms = mono_ms() + RETRY_MS;
@@ -676,33 +497,6 @@ static void take_epochs(gand_registry *reg, run *r, bool job_over, int job_check
     free(buf);
 }
 
-/* Tell a running job (its batch shell is gand itself) to read control.json now. */
-static void nudge(const gand_registry *reg, long id)
-{
-    char ids[24];
-    str_printf(ids, sizeof ids, "%ld", id);
-    char *argv[] = {"scancel", "--batch", "--signal=USR1", ids, NULL};
-    cmd_result *res = malloc(sizeof *res);
-    if (res && run_cmd(reg, argv, res) != 0)
-        log_debug("scancel --signal=USR1 %s: %s", ids, res->out);
-    free(res);
-}
-
-static int cancel_job(const gand_registry *reg, long id, char *why, size_t len)
-{
-    char ids[24];
-    str_printf(ids, sizeof ids, "%ld", id);
-    char *argv[] = {"scancel", ids, NULL};
-    cmd_result *res = malloc(sizeof *res);
-    if (!res)
-        return -1;
-    int rc = run_cmd(reg, argv, res);
-    if (rc != 0)
-        cmd_failure(reg, "scancel", res, why, len);
-    free(res);
-    return rc;
-}
-
 /* How Slurm ended a job, in words for the run's reason. */
 static void slurm_reason(const run *r, const slurm_job *j, const job_report *rep, char *buf,
                          size_t len)
@@ -810,12 +604,12 @@ static void follow(gand_registry *reg, run *r)
             r->follow.sent_version = version;
             r->follow.sent_action = want;
             if (was_running)
-                nudge(reg, id);
+                nudge(reg->slurm.command_timeout_s, id);
         }
     }
 
     slurm_job j;
-    job_query(reg, id, &j);
+    job_query(reg->slurm.command_timeout_s, id, &j);
     if (!j.answered) {
         if (!r->follow.slurm_down_logged)
             log_warning("run %s: %s; gand keeps following its job %ld", r->id, j.error, id);
@@ -835,7 +629,7 @@ static void follow(gand_registry *reg, run *r)
     /* a pause or stop of a job still waiting for resources: it is cancelled */
     if (j.known && want != ACTION_RUN && !r->follow.cancelled && strcmp(j.state, "PENDING") == 0) {
         char why[600];
-        if (cancel_job(reg, id, why, sizeof why) == 0)
+        if (cancel_job(reg->slurm.command_timeout_s, id, why, sizeof why) == 0)
             r->follow.cancelled = true;
         else
             log_warning("run %s: %s", r->id, why);
@@ -843,7 +637,7 @@ static void follow(gand_registry *reg, run *r)
 
     job_report rep;
     job_report_read(r, id, &rep); /* after asking Slurm: a job that has ended has said all */
-    bool over = !j.known || job_state_final(j.state);
+    bool over = !j.known || slurm_state_final(j.state);
     take_epochs(reg, r, over, rep.present ? rep.checkpoint_epoch : -1);
 
     if (over) {
@@ -886,7 +680,7 @@ static void follow(gand_registry *reg, run *r)
                  j.node);
     /* a job that has just started may have missed the nudge: control.json is reread anyway */
     if (running && !was_running && r->follow.sent_action != ACTION_RUN)
-        nudge(reg, id);
+        nudge(reg->slurm.command_timeout_s, id);
 }
 
 /* ---- the shared-storage check ------------------------------------------------ */
@@ -946,12 +740,12 @@ static void probe_submit(gand_registry *reg, probe *p)
     cmd_result *res = malloc(sizeof *res);
     if (!res)
         return;
-    if (run_cmd(reg, argv, res) == 0 && atol(res->out) > 0) {
+    if (run_cmd(reg->slurm.command_timeout_s, argv, res) == 0 && atol(res->out) > 0) {
         p->job_id = atol(res->out);
         log_info("slurm: job %ld checks that the nodes can write %s", p->job_id, reg->state_dir);
     } else {
         char why[700];
-        cmd_failure(reg, "sbatch", res, why, sizeof why);
+        cmd_failure(reg->slurm.command_timeout_s, "sbatch", res, why, sizeof why);
         log_err("slurm: cannot submit the job that checks the state directory: %s", why);
     }
     free(res);
@@ -962,8 +756,8 @@ static void probe_check(gand_registry *reg, probe *p)
     if (!p->job_id)
         return;
     slurm_job j;
-    job_query(reg, p->job_id, &j);
-    if (!j.answered || (j.known && !job_state_final(j.state)))
+    job_query(reg->slurm.command_timeout_s, p->job_id, &j);
+    if (!j.answered || (j.known && !slurm_state_final(j.state)))
         return;
     char *who = read_text(p->path, 4096, NULL);
     if (who) {
@@ -1024,18 +818,18 @@ static void *slurm_main(void *arg)
         atomic_fetch_add(&reg->heartbeat, 1);
         /* the runs to look at, each with a reference */
         int n = 0;
-        run **todo = reg->nruns ? malloc((size_t)reg->nruns * sizeof *todo) : NULL;
+        run **due = reg->nruns ? malloc((size_t)reg->nruns * sizeof *due) : NULL;
         int64_t now = mono_ms();
-        for (int i = 0; todo && i < reg->nruns; i++) {
+        for (int i = 0; due && i < reg->nruns; i++) {
             run *r = reg->runs[i];
             if (r->active || (r->state == RUN_QUEUED && now >= r->follow.next_submit_ms)) {
                 r->refs++;
-                todo[n++] = r;
+                due[n++] = r;
             }
         }
         reg_unlock(reg);
         for (int i = 0; i < n; i++) {
-            run *r = todo[i];
+            run *r = due[i];
             atomic_fetch_add(&reg->heartbeat, 1); /* each Slurm command is bounded */
             reg_lock(reg);
             bool active = r->active, queued = r->state == RUN_QUEUED && !r->removed,
@@ -1052,7 +846,7 @@ static void *slurm_main(void *arg)
             }
             run_put(reg, r);
         }
-        free(todo);
+        free(due);
         probe_check(reg, &pr);
         reg_lock(reg);
         bool evaluate = reg->evals_queued > 0 && !reg->shutdown;
@@ -1092,9 +886,9 @@ static int slurm_start(gand_registry *reg, gan_error *err)
     if (!res)
         return gan_fail(err, "", "out of memory");
     char *version[] = {"sbatch", "--version", NULL};
-    if (run_cmd(reg, version, res) != 0) {
+    if (run_cmd(reg->slurm.command_timeout_s, version, res) != 0) {
         char why[700];
-        cmd_failure(reg, "sbatch --version", res, why, sizeof why);
+        cmd_failure(reg->slurm.command_timeout_s, "sbatch --version", res, why, sizeof why);
         free(res);
         return gan_fail(err, "executor",
                         "[executor] kind = slurm needs Slurm's client tools (Debian's "
@@ -1103,9 +897,9 @@ static int slurm_start(gand_registry *reg, gan_error *err)
     }
     log_info("slurm: %s; jobs run %s", res->out, reg->slurm.gand_bin);
     char *ping[] = {"scontrol", "ping", NULL};
-    if (run_cmd(reg, ping, res) != 0 || !strstr(res->out, "UP")) {
+    if (run_cmd(reg->slurm.command_timeout_s, ping, res) != 0 || !strstr(res->out, "UP")) {
         char why[700];
-        cmd_failure(reg, "scontrol ping", res, why, sizeof why);
+        cmd_failure(reg->slurm.command_timeout_s, "scontrol ping", res, why, sizeof why);
         log_err("slurm: the controller does not answer (%s); queued runs wait and are "
                 "submitted once it does",
                 why);
