@@ -41,6 +41,7 @@
 #include "gan/idx.h"
 #include "gan/trainer.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/blas_kernels.h"
 
 typedef struct gemm_call {
     bool ta, tb;
@@ -402,6 +403,9 @@ static int bench_batch(gk_backend *be, const char *preset, int batch, int tf32, 
 
 int main(int argc, char **argv)
 {
+    const char *blas = gk_blas_fit_kernels(); /* the kernels gand itself would run */
+    if (blas[0])
+        printf("# %s\n", blas);
     const char *data = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
     const char *device = "auto", *preset = "seed";
     char batches_arg[256] = "64,256,1024";

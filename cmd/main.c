@@ -9,6 +9,7 @@
 
 #include "cmd/commands.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/blas_kernels.h"
 
 #ifndef GAND_VERSION
 #define GAND_VERSION "0"
@@ -31,6 +32,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    gk_blas_fit_kernels(); /* before any thread; the commands log what it did */
     if (argc < 2)
         return gand_cmd_serve(argc, argv);
     const char *cmd = argv[1];

@@ -43,6 +43,7 @@
 #include "daemon/registry.h"
 #include "daemon/settings.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/blas_kernels.h"
 
 #ifndef GAND_VERSION
 #define GAND_VERSION "0"
@@ -470,6 +471,8 @@ int gand_cmd_serve(int argc, char **argv)
     log_notice("gand %s starting (backends built: %s); config: %s", GAND_VERSION,
                gk_backends_built(),
                settings.config_path[0] ? settings.config_path : "built-in defaults");
+    if (gk_blas_fit_kernels()[0])
+        log_notice("%s", gk_blas_fit_kernels());
 
     int listen_fd = -1;
     bool activated = false;

@@ -28,6 +28,7 @@
 #include "gan/idx.h"
 #include "gan/trainer.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/blas_kernels.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -381,6 +382,8 @@ int gand_cmd_train(int argc, char **argv)
         return 2;
     }
     fprintf(stderr, "gand train: %s (%s)\n", why, be->device);
+    if (gk_blas_fit_kernels()[0])
+        fprintf(stderr, "gand train: %s\n", gk_blas_fit_kernels());
     if (gand_cli_data_judge("train", &data,
                             dataset     ? dataset
                             : data_path ? NULL

@@ -436,5 +436,52 @@ class ServiceEndpoints(gandtest.DaemonTest):
         self.assertEqual(d.stop(), 0)
 
 
+# OpenBLAS's kernels for x86 CPUs from before AVX: its fallbacks for a CPU it does not know
+SSE_ERA_CORES = ("Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Atom", "Core2",
+                 "Penryn", "Dunnington", "Nehalem", "Athlon", "Opteron", "Opteron_SSE3",
+                 "Barcelona", "Nano", "Bobcat")
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+class BlasKernels(gandtest.DaemonTest):
+    """gand has OpenBLAS choose kernels that fit the CPU where OpenBLAS fell back."""
+
+    def test_kernels_fit_the_cpu(self):
+        d = self.daemon()
+        saved = os.environ.pop("OPENBLAS_CORETYPE", None)  # gand's own choice, not the caller's
+        try:
+            d.start()
+        finally:
+            if saved is not None:
+                os.environ["OPENBLAS_CORETYPE"] = saved
+        device = d.get_json("/healthz")["device"]
+        words = set(device.replace("(", " ").replace(")", " ").split())
+        if {"avx2", "fma"} <= cpu_flags() and "DYNAMIC_ARCH" in words:
+            self.assertFalse(words & set(SSE_ERA_CORES),
+                             "OpenBLAS runs SSE kernels on a CPU with AVX2: %s" % device)
+        chose = "had it choose again with OPENBLAS_CORETYPE=" in d.log()
+        self.assertEqual(d.stop(), 0)
+        print("  BLAS: %s%s" % (device, " (corrected by gand)" if chose else ""))
+
+    def test_users_choice_is_kept(self):
+        d = self.daemon(env={"OPENBLAS_CORETYPE": "Prescott"})
+        d.start()
+        device = d.get_json("/healthz")["device"]
+        if "DYNAMIC_ARCH" in device:
+            self.assertIn("Prescott", device)
+        self.assertNotIn("choose again", d.log())
+        self.assertEqual(d.stop(), 0)
+
+
 if __name__ == "__main__":
     gandtest.main()
