@@ -67,7 +67,8 @@ for core in Prescott Sandybridge Haswell Zen SkylakeX; do
 done
 step_done openblas-kernels
 
-# Memcheck over the fast unit tests (not trainer: minutes under valgrind). Definite
+# Memcheck over the fast unit tests (not trainer: minutes under valgrind; not cpu_machine:
+# valgrind does not emulate the flush-to-zero modes that test checks). Definite
 # and indirect leaks fail a test; tests/valgrind.supp holds system-library noise only.
 # With a wrapper, meson names the log after it: testlog-valgrind.json.
 valgrind_tests=(config idx png_grid safetensors parzen ops generate)
