@@ -17,9 +17,10 @@
  *    its own threads need for the next sgemm (with a threshold of 32 K
  *    elements batch-64 training ran 7× slower on 2 cores than with
  *    element-wise loops on one thread). A loop that computes per element
- *    (Philox, Box–Muller, Adam's square root and divisions) is threaded from
- *    GK_PAR_MIN_HEAVY: those cost 2–50 ns an element, so 64 K elements are
- *    worth a fork and join. Threads split only the iterations: every element
+ *    (Philox, Adam's square root and divisions) is threaded from
+ *    GK_PAR_MIN_HEAVY: those cost 2–10 ns an element, so 64 K elements are
+ *    worth a fork and join; Box–Muller in double (some 30 ns a number) from
+ *    GK_PAR_MIN_NORMAL, 4 K. Threads split only the iterations: every element
  *    is computed the same way whatever the thread count.
  *  - The loops are written to vectorise (no branches around floating-point
  *    operations; the library is compiled with -fno-math-errno and
@@ -50,6 +51,7 @@
 
 #define GK_PAR_MIN (1 << 20)
 #define GK_PAR_MIN_HEAVY (1 << 16)
+#define GK_PAR_MIN_NORMAL (1 << 12) /* Box–Muller in double: some 30 ns a number */
 #define GK_SUM_CHUNK 4096
 
 #if defined(_OPENMP)
@@ -60,10 +62,13 @@
 /* n counts elements of per-element computation (see GK_PAR_MIN_HEAVY) */
 #define GK_PARALLEL_FOR_HEAVY(n)                                                                   \
     GK_PRAGMA(omp parallel for schedule(static) if ((n) >= GK_PAR_MIN_HEAVY))
+#define GK_PARALLEL_FOR_NORMAL(n)                                                                  \
+    GK_PRAGMA(omp parallel for schedule(static) if ((n) >= GK_PAR_MIN_NORMAL))
 #else
 #define GK_PARALLEL_FOR(n)
 #define GK_PARALLEL_FOR_PLAIN(n)
 #define GK_PARALLEL_FOR_HEAVY(n)
+#define GK_PARALLEL_FOR_NORMAL(n)
 #endif
 
 /* The loops that vectorise are compiled three times, for AVX-512 (x86-64-v4), AVX2
@@ -644,8 +649,9 @@ static void cpu_fill_normal(gk_backend *be, float *x, size_t n, gk_rng rng, floa
     const uint32_t step = (uint32_t)step_of(rng.step);
     size_t blocks = (n + 3) / 4;
     /* a block's four numbers at once: one Philox block and two Box–Muller pairs for four
-     * elements, where gk_philox_normal computes a block and a pair for each */
-    GK_PARALLEL_FOR_HEAVY(n)
+     * elements, where gk_philox_normal computes a block and a pair for each; threaded from
+     * 4 K numbers (a batch-64 z), as each costs some 30 ns */
+    GK_PARALLEL_FOR_NORMAL(n)
     for (size_t b = 0; b < blocks; b++) {
         float z[4];
         gk_philox_normal4(rng.seed, rng.purpose, step, b, z);
