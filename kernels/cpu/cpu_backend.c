@@ -83,6 +83,10 @@
 #define GK_VECTOR_CLONES
 #endif
 
+/* Inlined into its callers, so that it is compiled as part of each of their clones (a call
+ * would run the baseline code). */
+#define GK_INLINE static inline __attribute__((always_inline))
+
 /*
  * Denormals: numbers below FLT_MIN cost 10-100× a normal operation on many x86 cores (an
  * Adam step over moments that decay towards zero took 27 ms instead of 2.5 on a Xeon).
@@ -139,8 +143,8 @@ static int64_t step_of(gk_step s)
  * PHILOX_LANES counters side by side, so that the compiler keeps them in vector lanes.
  */
 enum { PHILOX_LANES = 8 };
-static inline void philox_group(uint64_t seed, uint32_t purpose, uint32_t step, uint64_t first,
-                                uint32_t w[4 * PHILOX_LANES])
+GK_INLINE void philox_group(uint64_t seed, uint32_t purpose, uint32_t step, uint64_t first,
+                            uint32_t w[4 * PHILOX_LANES])
 {
     uint32_t c0[PHILOX_LANES], c1[PHILOX_LANES], c2[PHILOX_LANES], c3[PHILOX_LANES];
     for (int l = 0; l < PHILOX_LANES; l++) {
@@ -178,8 +182,8 @@ static size_t philox_groups(size_t n)
 }
 
 /* The uniforms [0, 1) of group g's elements (of n): returns how many of the group's exist. */
-static size_t philox_uniform_group(gk_rng rng, uint32_t step, size_t g, size_t n,
-                                   float u[4 * PHILOX_LANES])
+GK_INLINE size_t philox_uniform_group(gk_rng rng, uint32_t step, size_t g, size_t n,
+                                      float u[4 * PHILOX_LANES])
 {
     uint32_t w[4 * PHILOX_LANES];
     philox_group(rng.seed, rng.purpose, step, g * PHILOX_LANES, w);
