@@ -589,10 +589,11 @@ static void *worker_main(void *arg)
         if (reg->be_alt && gk_backend_error(reg->be_alt)) {
             /* reopened when a run next names it; closed and logged with the lock let go */
             gk_backend *alt = reg->be_alt;
+            const char *alt_error = gk_backend_error(alt); /* sticky: set, as tested above */
             reg->be_alt = NULL;
             reg_unlock(reg);
             log_warning("worker: closing the %s backend after: %s", alt->ops->name,
-                        gk_backend_error(alt));
+                        alt_error ? alt_error : "an error");
             gk_backend_close(alt);
             reg_lock(reg);
         }
