@@ -202,6 +202,21 @@ class Daemon:
     def run(self, run_id):
         return self.get_json("/api/v1/runs/" + run_id)
 
+    def settled(self, run_id, timeout=10):
+        """The run once the worker has finished the iteration it was in when a pause or stop
+        changed its state (that iteration may still end, and record, an epoch): two reads
+        0.2 s apart agree on its epoch and iteration."""
+        last, run = None, None
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            run = self.run(run_id)
+            if (run["epoch"], run["iteration"]) == last:
+                return run
+            last = (run["epoch"], run["iteration"])
+            time.sleep(0.2)
+        raise AssertionError("run %s: still training %d s after it left the running state: %s"
+                             % (run_id, timeout, json.dumps(run)[:600]))
+
     def wait_for(self, run_id, predicate, timeout=120, what="a condition"):
         deadline = time.time() + timeout
         last = None

@@ -16,19 +16,6 @@ import gandtest  # noqa: E402
 from gandtest import grid_size, png_size, tiny_config as config  # noqa: E402
 
 
-def settled(d, rid):
-    """The run once the worker has finished the iteration it was in when the state changed
-    (two reads 0.2 s apart agree on its epoch and iteration)."""
-    last, run = None, None
-    for _ in range(50):
-        run = d.run(rid)
-        if (run["epoch"], run["iteration"]) == last:
-            return run
-        last = (run["epoch"], run["iteration"])
-        time.sleep(0.2)
-    return run
-
-
 class LifeOfARun(gandtest.DaemonTest):
     def test_life_of_a_run(self):
         d = self.daemon().start()
@@ -83,7 +70,7 @@ class LifeOfARun(gandtest.DaemonTest):
         r = d.request("POST", "/api/v1/runs/%s/pause" % rid)
         self.assertEqual(r.status, 200, r)
         d.wait_for(rid, lambda x: x["state"] == "paused", what="paused")
-        paused = settled(d, rid)  # the iteration in flight may still end an epoch
+        paused = d.settled(rid)  # the iteration in flight may still end an epoch
         time.sleep(0.7)
         self.assertEqual(d.run(rid)["epoch"], paused["epoch"], "a paused run must not train")
         self.assertProblem(d.request("POST", "/api/v1/runs/%s/pause" % rid), 409)

@@ -197,7 +197,8 @@ class Evaluations(Base):
         d.wait_for(rid, lambda x: x["epoch"] >= e0 + 1, what="training goes on")
         # a paused run (the worker let go of it) is evaluated from its checkpoint's G
         self.assertEqual(d.request("POST", "/api/v1/runs/%s/pause" % rid).status, 200)
-        paused = d.wait_for(rid, lambda x: x["state"] == "paused", what="paused")
+        d.wait_for(rid, lambda x: x["state"] == "paused", what="paused")
+        paused = d.settled(rid)
         r = d.request("POST", "/api/v1/runs/%s/evaluations" % rid, {"samples": 300})
         ev = self.evaluated(d, r.header("Location"))
         self.assertEqual(ev["state"], "done", ev)
