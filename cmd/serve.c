@@ -471,8 +471,9 @@ int gand_cmd_serve(int argc, char **argv)
     log_notice("gand %s starting (backends built: %s); config: %s", GAND_VERSION,
                gk_backends_built(),
                settings.config_path[0] ? settings.config_path : "built-in defaults");
-    if (gk_blas_fit_kernels()[0])
-        log_notice("%s", gk_blas_fit_kernels());
+    const char *blas = gk_blas_fit_kernels(); /* what main's call did */
+    if (blas[0])
+        log_notice("%s", blas);
 
     int listen_fd = -1;
     bool activated = false;

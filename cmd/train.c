@@ -382,8 +382,9 @@ int gand_cmd_train(int argc, char **argv)
         return 2;
     }
     fprintf(stderr, "gand train: %s (%s)\n", why, be->device);
-    if (gk_blas_fit_kernels()[0])
-        fprintf(stderr, "gand train: %s\n", gk_blas_fit_kernels());
+    const char *blas = gk_blas_fit_kernels(); /* what main's call did */
+    if (blas[0])
+        fprintf(stderr, "gand train: %s\n", blas);
     if (gand_cli_data_judge("train", &data,
                             dataset     ? dataset
                             : data_path ? NULL

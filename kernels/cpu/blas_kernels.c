@@ -11,7 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
-gk_isa gk_cpu_isa(void)
+/* The widest vector instructions this CPU and its OS both support. */
+static gk_isa cpu_isa(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     /* libgcc's checks include the OS's (XCR0): registers it does not save count as absent */
@@ -80,21 +81,21 @@ const char *gk_blas_fit_kernels(void)
     if (done)
         return said;
     done = true;
+    const char *config = openblas_get_config();
+    if (getenv("OPENBLAS_CORETYPE") || !config || !strstr(config, "DYNAMIC_ARCH"))
+        return said; /* the user's choice, or a library built for one CPU */
+    char chosen[64];
+    snprintf(chosen, sizeof chosen, "%s", openblas_get_corename());
+    gk_isa isa = cpu_isa();
+    const char *core = gk_blas_core_for(chosen, isa, cpu_is_amd());
+    if (!core)
+        return said;
     /* OpenBLAS's DYNAMIC_ARCH entry points (exported, not in its headers): the first
      * forgets the kernel table, the second chooses one as the library's constructor did,
      * reading OPENBLAS_CORETYPE. Looked up, so a library without them is only not
      * corrected. */
     void (*quit)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit");
     void (*init)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init");
-    const char *config = openblas_get_config();
-    if (getenv("OPENBLAS_CORETYPE") || !config || !strstr(config, "DYNAMIC_ARCH"))
-        return said; /* the user's choice, or a library built for one CPU */
-    char chosen[64];
-    snprintf(chosen, sizeof chosen, "%s", openblas_get_corename());
-    gk_isa isa = gk_cpu_isa();
-    const char *core = gk_blas_core_for(chosen, isa, cpu_is_amd());
-    if (!core)
-        return said;
     if (!quit || !init) {
         snprintf(said, sizeof said,
                  "OpenBLAS did not recognise this CPU and runs its %s kernels, though the CPU "

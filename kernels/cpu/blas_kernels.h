@@ -14,10 +14,8 @@
 
 #include <stdbool.h>
 
-/* The widest vector instructions this CPU and its OS both support. */
+/* The widest vector instructions a CPU and its OS both support. */
 typedef enum { GK_ISA_SSE, GK_ISA_AVX, GK_ISA_AVX2, GK_ISA_AVX512 } gk_isa;
-
-gk_isa gk_cpu_isa(void);
 
 /* The OpenBLAS core to force where OpenBLAS chose `chosen` (its name for a
  * kernel set, any case) on a CPU with `isa` (`amd`: made by AMD), or NULL to
